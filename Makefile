@@ -1,0 +1,50 @@
+# `make dev` runs the whole system locally; `make test` runs the test tiers. Both install first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export AWS_DEFAULT_REGION ?= us-east-1
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: install dev test test-unit test-functional test-e2e test-load lint bench package clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+dev: install
+	$(BIN)/python -m infra.local.dev
+
+test: install
+	$(BIN)/pytest -q tests/unit tests/functional tests/e2e tests/load
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+test-functional: install
+	$(BIN)/pytest -q tests/functional
+
+test-e2e: install
+	$(BIN)/pytest -q tests/e2e
+
+test-load: install
+	$(BIN)/pytest -q tests/load
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy shared functions
+
+bench: install
+	$(BIN)/python -m bench
+
+package: install
+	$(BIN)/python -m infra.package
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""One Chalice Blueprint per folder; `app.py` registers them."""

@@ -1,0 +1,64 @@
+"""`make dev`: the whole system on this machine until Ctrl-C.
+
+API on http://127.0.0.1:8000 (`chalice local --stage local`), the serialised moto server on
+http://127.0.0.1:5100, the event runner in this process. Prints a signed demo token per role.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from infra.local.seed import GUIDES
+from infra.local.stack import LocalStack, PortTaken
+
+
+def demo_tokens(secret: str) -> dict[str, str]:
+    from shared.web.auth import Role, issue_token
+
+    day = 24 * 3600
+    return {
+        "customer (c-demo)": issue_token(secret, "c-demo", Role.CUSTOMER, ttl_s=day),
+        f"guide ({GUIDES[0][0]} of {GUIDES[0][2]})": issue_token(secret, GUIDES[0][0], Role.GUIDE, GUIDES[0][2], ttl_s=day),
+        "store_staff (staff-S001)": issue_token(secret, "staff-S001", Role.STORE_STAFF, "S001", ttl_s=day),
+        "merchant_admin (admin)": issue_token(secret, "admin", Role.MERCHANT_ADMIN, ttl_s=day),
+        "finance (finance)": issue_token(secret, "finance", Role.FINANCE, ttl_s=day),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="run the whole system locally")
+    parser.add_argument("--api-port", type=int, default=8000)
+    parser.add_argument("--moto-port", type=int, default=5100)
+    parser.add_argument("--schedule-every", type=float, default=3.0, help="seconds between schedule runs")
+    args = parser.parse_args()
+    # SIGTERM (e.g. from a supervisor) stops the stack as Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stack = LocalStack(moto_port=args.moto_port, api_port=args.api_port, schedule_every_s=args.schedule_every)
+    started = time.monotonic()
+    try:
+        stack.start()
+    except PortTaken as exc:
+        print(f"make dev: {exc}", file=sys.stderr)
+        return 1
+    try:
+        print(f"\nready in {time.monotonic() - started:.1f}s")
+        print(f"  API       {stack.api_url}   (try: curl {stack.api_url}/products)")
+        print(f"  emulator  {stack.moto_endpoint}   (moto, serialised)")
+        print("  tokens (Authorization: Bearer <token>, valid 24 h):")
+        for role, token in demo_tokens(stack.env["JWT_SECRET"]).items():
+            print(f"    {role}:\n      {token}")
+        print("Ctrl-C stops everything.\n", flush=True)
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Demo data for `make dev`: a dozen products (Chinese and English names), the warehouse `WH`, two
+stores, a dealer and a guide per store. Idempotent: running it twice changes nothing."""
+
+from __future__ import annotations
+
+import time
+
+from shared import bootstrap, catalog
+from shared.catalog import Product
+from shared.data.items import LocationItem, PartyItem
+
+PRODUCTS = [
+    # sku, 中文名, English name, category, price_fen, member_price_fen
+    ("TEA-001", "西湖龙井 250克", "West Lake Longjing tea 250 g", "tea", 16800, 15800),
+    ("TEA-002", "云南普洱茶饼 357克", "Yunnan Pu'er tea cake 357 g", "tea", 12800, None),
+    ("SNK-001", "手工凤梨酥 6枚", "Handmade pineapple cakes, 6", "snacks", 5800, 5200),
+    ("SNK-002", "五香牛肉干 200克", "Five-spice beef jerky 200 g", "snacks", 4500, None),
+    ("BEV-001", "冷萃咖啡 12瓶", "Cold brew coffee, 12 bottles", "drinks", 9900, 8900),
+    ("BEV-002", "椰子水 1升×6", "Coconut water 1 L x 6", "drinks", 5400, None),
+    ("HOM-001", "竹纤维毛巾套装", "Bamboo fibre towel set", "home", 8900, 7900),
+    ("HOM-002", "陶瓷茶具八件套", "Ceramic tea set, 8 pieces", "home", 29900, 26900),
+    ("BTY-001", "玫瑰保湿面膜 10片", "Rose hydrating masks, 10", "beauty", 12900, 11900),
+    ("BTY-002", "草本洗发水 500毫升", "Herbal shampoo 500 ml", "beauty", 6900, None),
+    ("FRS-001", "阳澄湖大闸蟹礼券", "Yangcheng Lake hairy crab voucher", "fresh", 59800, 55800),
+    ("FRS-002", "新疆阿克苏苹果 5公斤", "Aksu apples 5 kg", "fresh", 8800, None),
+]
+
+LOCATIONS = [
+    # id, kind, 中文名, English name, city, lat_e6, lng_e6
+    ("WH", "warehouse", "嘉兴中心仓", "Jiaxing central warehouse", "Jiaxing", 30746000, 120755000),
+    ("S001", "store", "上海静安店", "Shanghai Jing'an store", "Shanghai", 31229000, 121448000),
+    ("S002", "store", "杭州西湖店", "Hangzhou West Lake store", "Hangzhou", 30259000, 120130000),
+]
+
+DEALER = ("D001", "华东经销商", None)
+GUIDES = [("G001", "导购 王芳", "S001"), ("G002", "导购 李明", "S002")]
+
+
+def seed() -> dict[str, int]:
+    now_ms = int(time.time() * 1000)
+    products = bootstrap.products()
+    for sku, name, name_en, category, price, member in PRODUCTS:
+        catalog.upsert_product(
+            Product(sku=sku, name=name, name_en=name_en, category=category, price_fen=price,
+                    member_price_fen=member, low_stock_threshold=10),
+            products,
+            now_ms,
+        )
+    for loc_id, kind, name, name_en, city, lat, lng in LOCATIONS:
+        pk, sk = LocationItem.key(loc_id)
+        LocationItem(
+            pk, sk, location_id=loc_id, kind=kind, name=name, name_en=name_en, city=city,
+            lat_e6=lat, lng_e6=lng, dealer_id=DEALER[0] if kind == "store" else None,
+            gsi1pk="LOCATIONS", gsi1sk=loc_id, created_at=now_ms,
+        ).save()
+    dealer_pk, dealer_sk = PartyItem.key(DEALER[0])
+    PartyItem(dealer_pk, dealer_sk, party_id=DEALER[0], kind="dealer", name=DEALER[1], created_at=now_ms).save()
+    for guide_id, name, store_id in GUIDES:
+        pk, sk = PartyItem.key(guide_id)
+        PartyItem(pk, sk, party_id=guide_id, kind="guide", name=name, store_id=store_id,
+                  dealer_id=DEALER[0], created_at=now_ms).save()
+    return {"products": len(PRODUCTS), "locations": len(LOCATIONS), "parties": 1 + len(GUIDES)}

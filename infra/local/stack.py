@@ -1,0 +1,162 @@
+"""The whole system on one machine: the serialised moto server, the table and queues from
+`infra/template.yaml`, demo data, `chalice local` and the event runner.
+
+`make dev` runs it on the usual ports (`infra.local.dev`); the end-to-end tests start the same
+stack on free ports. Children stay in the caller's process group, so Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_free(port: int, what: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            raise PortTaken(f"port {port} ({what}) is taken: is `make dev` already running?") from exc
+
+
+def stage_environment(stage: str = "local") -> dict[str, str]:
+    """The environment `chalice local --stage <stage>` gives the app, from `.chalice/config.json`."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    env = dict(config.get("environment_variables", {}))
+    env.update(config["stages"][stage].get("environment_variables", {}))
+    return env
+
+
+@dataclass
+class LocalStack:
+    moto_port: int = 5100
+    api_port: int = 8000
+    region: str = "us-east-1"
+    stage: str = "local"
+    seed: bool = True
+    run_events: bool = True
+    schedule_every_s: float = 3.0
+    quiet: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    _children: list[subprocess.Popen] = field(default_factory=list)
+    runner: object | None = None
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://{HOST}:{self.moto_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.api_port}"
+
+    def start(self) -> LocalStack:
+        ensure_free(self.api_port, "API")
+        ensure_free(self.moto_port, "emulator")
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from infra.local import resources
+
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "DYNAMODB_ENDPOINT": self.moto_endpoint,
+            "SQS_ENDPOINT": self.moto_endpoint,
+            **stage_environment(self.stage),
+        }
+        os.environ.update(self.env)
+        self._spawn([sys.executable, "-m", "infra.local.moto_server", "--host", HOST, "--port", str(self.moto_port)])
+        resources.wait_for(self.moto_endpoint)
+        created = resources.create_all(self.moto_endpoint, self.region, self.env["TABLE_NAME"], self.stage)
+        self.env["CONSUMER_QUEUES"] = ",".join(f"{name}={url}" for name, url in created["queues"].items())
+        self.env["TABLE_STREAM_ARN"] = created["stream_arn"] or ""
+        os.environ.update(self.env)
+
+        from shared import bootstrap
+
+        bootstrap.reset()
+        if self.seed:
+            from infra.local.seed import seed
+
+            seed()
+        chalice = str(Path(sys.executable).with_name("chalice"))
+        self._spawn(
+            [chalice, "local", "--no-autoreload", "--stage", self.stage, "--host", HOST, "--port", str(self.api_port)]
+        )
+        self._wait_for_api()
+        if self.run_events:
+            from infra.local.runner import EventRunner
+
+            runner = EventRunner(schedule_every_s=self.schedule_every_s, quiet=self.quiet)
+            runner.start()
+            self.runner = runner
+
+    def _spawn(self, argv: list[str]) -> None:
+        out = subprocess.DEVNULL if self.quiet else None
+        child = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **self.env}, stdout=out, stderr=out)
+        self._children.append(child)
+
+    def _wait_for_api(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for child in self._children:
+                if child.poll() is not None:
+                    raise RuntimeError(f"{child.args[0]} exited with {child.returncode} during start-up")
+            try:
+                urllib.request.urlopen(f"{self.api_url}/products?limit=1", timeout=2).read()
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"chalice local did not answer on {self.api_url}") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()  # type: ignore[attr-defined]
+            self.runner = None
+        for child in reversed(self._children):
+            if child.poll() is None:
+                child.terminate()
+        for child in reversed(self._children):
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        self._children.clear()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,98 @@
+"""Domain exceptions.
+
+Domain and service code raise these; the data-access layer turns SDK errors into them
+(`raise ... from exc`); `shared.web.problems` maps each class to an HTTP status once.
+A `code` is part of the API contract (API.md); `details` carries machine-readable context.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    code = "DOMAIN_ERROR"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+# 400 / 401 / 403 / 404
+class MalformedRequest(DomainError):
+    code = "MALFORMED_REQUEST"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+# 409: the request conflicts with the current state.
+class Conflict(DomainError):
+    code = "CONFLICT"
+
+
+class OutOfStock(Conflict):
+    code = "OUT_OF_STOCK"
+
+
+class SoldOut(Conflict):
+    code = "SOLD_OUT"
+
+
+class NotStarted(Conflict):
+    code = "NOT_STARTED"
+
+
+class Ended(Conflict):
+    code = "ENDED"
+
+
+class InvalidTransition(Conflict):
+    code = "INVALID_TRANSITION"
+
+
+class ConcurrentUpdate(Conflict):
+    """Someone else changed the item between our read and our conditional write."""
+
+    code = "CONCURRENT_UPDATE"
+
+
+class CouponExhausted(Conflict):
+    code = "EXHAUSTED"
+
+
+# 422: well-formed, but breaks a rule.
+class RuleViolation(DomainError):
+    code = "RULE_VIOLATION"
+
+
+class ValidationFailed(RuleViolation):
+    code = "VALIDATION_FAILED"
+
+
+class IdempotencyKeyReused(RuleViolation):
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class AmountMismatch(RuleViolation):
+    code = "AMOUNT_MISMATCH"
+
+
+# 429
+class LimitReached(DomainError):
+    code = "LIMIT_REACHED"
+
+
+# 503: nothing changed; the client may retry.
+class TemporarilyUnavailable(DomainError):
+    code = "TEMPORARILY_UNAVAILABLE"

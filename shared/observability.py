@@ -1,0 +1,45 @@
+"""Structured logs, metrics and tracing names, one set per process (aws-lambda-powertools).
+
+The service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
+(set per stage in `.chalice/config.json`). Personal data is masked before it reaches a log line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+logger = Logger(service="retail", use_rfc3339=True)
+metrics = Metrics(namespace="RetailSuite", service="retail")
+
+__all__ = ["logger", "metrics", "MetricUnit", "mask_pii", "count"]
+
+_PII_KEYS = frozenset({"phone", "mobile", "address", "name", "recipient_name", "email", "id_card"})
+_PHONE = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
+
+
+def mask_pii(value: Any, key: str | None = None) -> Any:
+    """A copy of `value` with phone numbers, addresses and names masked, for logging only."""
+    if isinstance(value, dict):
+        return {k: mask_pii(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_pii(v) for v in value]
+    if isinstance(value, str):
+        if key in _PII_KEYS:
+            return value[:1] + "***" if value else value
+        return _PHONE.sub(r"\1****\2", value)
+    return value
+
+
+def count(name: str, value: float = 1, **dimensions: str) -> None:
+    """Add one metric; dimensions are attached to this metric alone."""
+    if dimensions:
+        # Dimensioned metrics go out in their own EMF blob so they do not tag every other metric.
+        with metrics.single_metric(name=name, unit=MetricUnit.Count, value=value) as metric:
+            for dim, dim_value in dimensions.items():
+                metric.add_dimension(name=dim, value=dim_value)
+        return
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -1,0 +1,64 @@
+"""Settings, validated once at cold start.
+
+One pydantic model per concern; values come from the Lambda environment (set per stage in
+`.chalice/config.json`, and by `infra/local` for the local stack). Logic receives the values as
+arguments and never reads `os.environ` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: Literal["local", "test", "dev", "prod"] = Field(alias="STAGE")
+    table_name: str = Field(alias="TABLE_NAME", min_length=3)
+    region: str = Field(alias="AWS_DEFAULT_REGION", default="ap-east-1")
+    # Only the local stack and tests set an endpoint; in AWS the SDK finds DynamoDB itself.
+    dynamodb_endpoint: str | None = Field(alias="DYNAMODB_ENDPOINT", default=None)
+    sqs_endpoint: str | None = Field(alias="SQS_ENDPOINT", default=None)
+    jwt_secret: SecretStr = Field(alias="JWT_SECRET", min_length=8)
+    payment_webhook_secret: SecretStr = Field(alias="PAYMENT_WEBHOOK_SECRET", min_length=8)
+    order_payment_window_s: int = Field(alias="ORDER_PAYMENT_WINDOW_S", default=900, gt=0)
+    # Queue URLs for the stream relay, "consumer=url,consumer=url".
+    consumer_queues: str = Field(alias="CONSUMER_QUEUES", default="")
+    notification_provider: Literal["sink", "wechat", "sms"] = Field(
+        alias="NOTIFICATION_PROVIDER", default="sink"
+    )
+
+    @model_validator(mode="after")
+    def _deployed_stages_are_safe(self) -> Settings:
+        if self.stage in ("dev", "prod"):
+            for name in ("jwt_secret", "payment_webhook_secret"):
+                if len(getattr(self, name).get_secret_value()) < 32:
+                    raise ValueError(f"{name} must be at least 32 bytes outside local and test stages")
+            if self.dynamodb_endpoint:
+                raise ValueError("DYNAMODB_ENDPOINT is for the local emulator only")
+        elif not self.dynamodb_endpoint:
+            raise ValueError("local and test stages need DYNAMODB_ENDPOINT (the emulator); run `make dev`")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage in ("local", "test")
+
+    def queue_urls(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.consumer_queues.split(",") if "=" in item)
+        return {name.strip(): url.strip() for name, url in pairs}
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings; a missing or bad value fails the cold start with a clear message."""
+    return Settings.model_validate(dict(os.environ))
+
+
+def reset_settings() -> None:
+    """For tests and the local runner, which change the environment between stacks."""
+    settings.cache_clear()

@@ -1,0 +1,1 @@
+"""The web edge: what turns an API Gateway request into a service call and back. Chalice-facing."""
