@@ -1,7 +1,9 @@
 """Every PynamoDB item class of the single table. Importing this package registers them all."""
 
 from shared.data.items.catalog import ProductItem
+from shared.data.items.events import EventItem
 from shared.data.items.idempotency import IdempotencyItem
 from shared.data.items.org import LocationItem, PartyItem
+from shared.data.items.stock import StockItem
 
-__all__ = ["IdempotencyItem", "LocationItem", "PartyItem", "ProductItem"]
+__all__ = ["EventItem", "IdempotencyItem", "LocationItem", "PartyItem", "ProductItem", "StockItem"]

@@ -1,0 +1,61 @@
+"""Domain events: what the suite announces when state changes.
+
+An event is written in the same DynamoDB transaction as the change it announces (the outbox item,
+`shared.data.outbox.emit`); the table's stream carries it to the relay, which sends it to one
+queue per consumer. Delivery is at least once: consumers are idempotent per `event_id`.
+
+Payloads are plain JSON (ids, integer fen, ISO times) and carry what consumers need without a
+read-back: the customer, the fulfilling store, the lines and amounts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class EventType(StrEnum):
+    ORDER_PLACED = "OrderPlaced"
+    ORDER_PAID = "OrderPaid"
+    ORDER_CANCELLED = "OrderCancelled"
+    ORDER_EXPIRED = "OrderExpired"
+    ORDER_FULFILLED = "OrderFulfilled"  # shipped, or ready for pickup: payload["how"]
+    ORDER_COMPLETED = "OrderCompleted"
+    REFUND_ISSUED = "RefundIssued"
+    PAYMENT_NEEDS_REFUND = "PaymentNeedsRefund"
+    LOW_STOCK = "LowStock"
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    type: EventType
+    aggregate_id: str  # the order id, or "<sku>@<location>" for stock
+    payload: dict[str, Any]
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: str = field(default_factory=lambda: now_iso())
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "type": str(self.type),
+            "aggregate_id": self.aggregate_id,
+            "occurred_at": self.occurred_at,
+            "payload": self.payload,
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> DomainEvent:
+        return cls(
+            type=EventType(message["type"]),
+            aggregate_id=message["aggregate_id"],
+            payload=message["payload"],
+            event_id=message["event_id"],
+            occurred_at=message["occurred_at"],
+        )
+
+
+def now_iso() -> str:
+    return datetime.now(tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
