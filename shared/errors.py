@@ -71,6 +71,12 @@ class CouponExhausted(Conflict):
     code = "EXHAUSTED"
 
 
+class OnHandBelowReserved(Conflict):
+    """A stock count below the units already held by orders would break available >= 0."""
+
+    code = "ON_HAND_BELOW_RESERVED"
+
+
 # 422: well-formed, but breaks a rule.
 class RuleViolation(DomainError):
     code = "RULE_VIOLATION"
@@ -88,6 +94,34 @@ class AmountMismatch(RuleViolation):
     code = "AMOUNT_MISMATCH"
 
 
+class UnknownSku(RuleViolation):
+    """A cart names a SKU the catalogue does not have (the SKU is in the body, not the path)."""
+
+    code = "UNKNOWN_SKU"
+
+
+class DuplicateSku(RuleViolation):
+    code = "DUPLICATE_SKU"
+
+
+class UnknownCoupon(RuleViolation):
+    code = "UNKNOWN_COUPON"
+
+
+class UnknownLocation(RuleViolation):
+    code = "UNKNOWN_LOCATION"
+
+
+class UnknownStore(UnknownLocation):
+    code = "UNKNOWN_STORE"
+
+
+class SameCityUnavailable(RuleViolation):
+    """No store delivers same-city to this address."""
+
+    code = "SAME_CITY_UNAVAILABLE"
+
+
 # 429
 class LimitReached(DomainError):
     code = "LIMIT_REACHED"
@@ -96,3 +130,11 @@ class LimitReached(DomainError):
 # 503: nothing changed; the client may retry.
 class TemporarilyUnavailable(DomainError):
     code = "TEMPORARILY_UNAVAILABLE"
+
+
+class BadSignature(Unauthenticated):
+    code = "BAD_SIGNATURE"
+
+
+class WrongPickupCode(RuleViolation):
+    code = "WRONG_PICKUP_CODE"
