@@ -27,3 +27,16 @@ def products():  # type: ignore[no-untyped-def]
 
     ready()
     return DynamoProducts()
+
+
+def orders():  # type: ignore[no-untyped-def]
+    from shared.data import order_store
+
+    ready()
+    return order_store
+
+
+def payment_provider():  # type: ignore[no-untyped-def]
+    from shared.payments import HmacWebhookProvider
+
+    return HmacWebhookProvider(ready().payment_webhook_secret.get_secret_value())

@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+AUTO_PREFIX = "auto:"  # marks keys made by the server for a request that came without one
+
 
 @dataclass(frozen=True)
 class IdempotentRequest:
@@ -21,10 +23,14 @@ class IdempotentRequest:
     key: str
     fingerprint: str
 
+    @property
+    def client_supplied(self) -> bool:
+        return not self.key.startswith(AUTO_PREFIX)
+
     @classmethod
     def of(cls, scope: str, key: str | None, payload: Any) -> IdempotentRequest:
         """`key` None means the client sent none: a fresh key still makes our own retries safe."""
-        return cls(scope=scope, key=key or f"auto-{uuid.uuid4()}", fingerprint=fingerprint(payload))
+        return cls(scope=scope, key=key or f"{AUTO_PREFIX}{uuid.uuid4()}", fingerprint=fingerprint(payload))
 
 
 @dataclass(frozen=True)

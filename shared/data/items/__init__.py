@@ -3,7 +3,18 @@
 from shared.data.items.catalog import ProductItem
 from shared.data.items.events import EventItem
 from shared.data.items.idempotency import IdempotencyItem
+from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
 from shared.data.items.stock import StockItem
 
-__all__ = ["EventItem", "IdempotencyItem", "LocationItem", "PartyItem", "ProductItem", "StockItem"]
+__all__ = [
+    "EventItem",
+    "IdempotencyItem",
+    "LocationItem",
+    "OrderItem",
+    "PaymentItem",
+    "RefundItem",
+    "PartyItem",
+    "ProductItem",
+    "StockItem",
+]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
+
+from shared.data.table import BaseItem
+
+
+class OrderItem(BaseItem, discriminator="Order"):
+    """pk `ORDER#<id>`, sk `ORDER`.
+    gsi1 `CUSTOMER#<sub>` / `<created_at iso>#<id>`: a customer's orders, newest first.
+    gsi2 `DUE#<shard>` / `<expires_at iso>#<id>`: present only while PENDING_PAYMENT, so the expiry
+    sweeper finds due orders with a key condition (gsi2sk <= now) instead of a scan. Sharded over
+    DUE_SHARDS partitions so a flash sale's burst of pending orders does not make one hot GSI partition.
+    Every change is a Put conditional on the status and `version` read."""
+
+    order_id = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    version = NumberAttribute()
+    expires_at = NumberAttribute()  # epoch ms
+    location = UnicodeAttribute()
+    flash_sale_id = UnicodeAttribute(null=True)
+    total_fen = NumberAttribute()
+    body = JSONAttribute()  # the rest of the order (lines, amounts, fulfilment, history, ...)
+
+    @staticmethod
+    def key(order_id: str) -> tuple[str, str]:
+        return f"ORDER#{order_id}", "ORDER"
+
+
+class PaymentItem(BaseItem, discriminator="Payment"):
+    """pk `PAYMENT#<transaction_id>`, sk `PAYMENT`: one per provider transaction, so the same
+    notification twice has no second effect. status APPLIED (the order is paid by it) or
+    NEEDS_REFUND (it arrived for an expired or cancelled order, or paid an order twice)."""
+
+    transaction_id = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    amount_fen = NumberAttribute()
+    paid_at = UnicodeAttribute()
+    status = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(transaction_id: str) -> tuple[str, str]:
+        return f"PAYMENT#{transaction_id}", "PAYMENT"
+
+
+class RefundItem(BaseItem, discriminator="Refund"):
+    """pk `ORDER#<id>`, sk `REFUND#<refund_id>`: beside its order, so one query reads both.
+    gsi1 `REFUNDS#<status>` / `<created iso>#<id>` lets merchant admins list requests to decide."""
+
+    refund_id = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    status = UnicodeAttribute()  # REQUESTED | ISSUED | REJECTED
+    lines = JSONAttribute()  # [{"sku", "qty", "amount_fen"}]
+    amount_fen = NumberAttribute()
+    reason = UnicodeAttribute()
+    restock = UnicodeAttribute(null=True)  # "yes" / "no" once decided
+
+    @staticmethod
+    def key(order_id: str, refund_id: str) -> tuple[str, str]:
+        return f"ORDER#{order_id}", f"REFUND#{refund_id}"
