@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install dev test test-unit test-functional test-e2e test-load lint bench package clean
+.PHONY: install dev test test-unit test-functional test-e2e test-load test-package lint bench package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -20,7 +20,7 @@ dev: install
 	$(BIN)/python -m infra.local.dev
 
 test: install
-	$(BIN)/pytest -q tests/unit tests/functional tests/e2e tests/load
+	$(BIN)/pytest -q tests/unit tests/functional tests/e2e tests/load tests/package
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
@@ -34,6 +34,9 @@ test-e2e: install
 test-load: install
 	$(BIN)/pytest -q tests/load
 
+test-package: install
+	$(BIN)/pytest -q tests/package
+
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
@@ -42,8 +45,9 @@ lint: install
 bench: install
 	$(BIN)/python -m bench
 
+# `make package` builds the dev stage; `make package stage=prod` the other one.
 package: install
-	$(BIN)/python -m infra.package
+	$(BIN)/python -m infra.package --stage $(or $(stage),dev)
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
