@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 
@@ -27,7 +28,7 @@ def join(tx: Transaction, request: IdempotentRequest, response: StoredResponse) 
         status_code=response.status,
         response_body=json.dumps(response.body, ensure_ascii=False),
         created_at=int(now * 1000),
-        ttl=int(now) + RETENTION_S,
+        ttl=timedelta(seconds=RETENTION_S),
     )
     tx.put(item, LABEL, condition=IdempotencyItem.pk.does_not_exist())
 

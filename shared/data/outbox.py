@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 from shared.data.items.events import EventItem
 from shared.data.transactions import Transaction
@@ -23,6 +24,6 @@ def emit(tx: Transaction, event: DomainEvent) -> None:
         occurred_at=event.occurred_at,
         body=json.dumps(event.to_message(), ensure_ascii=False),
         created_at=int(time.time() * 1000),
-        ttl=int(time.time()) + RETENTION_S,
+        ttl=timedelta(seconds=RETENTION_S),
     )
     tx.put(item, f"event:{event.type}", condition=EventItem.pk.does_not_exist())

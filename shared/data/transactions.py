@@ -74,18 +74,15 @@ class Transaction:
         label: str,
         condition: Condition | None = None,
     ) -> None:
-        kwargs = item_cls.get_operation_kwargs_from_class(
-            key[0], range_key=key[1], actions=actions, condition=condition,
-            return_values_on_condition_failure="ALL_OLD",
-        )
+        kwargs = _class_kwargs(item_cls, key, condition, actions=actions, return_values_on_condition_failure="ALL_OLD")
         self._add("Update", kwargs, label)
 
     def delete(self, item_cls: type[BaseItem], key: tuple[str, str], label: str, condition: Condition | None = None) -> None:
-        kwargs = item_cls.get_operation_kwargs_from_class(key[0], range_key=key[1], condition=condition)
+        kwargs = _class_kwargs(item_cls, key, condition)
         self._add("Delete", kwargs, label)
 
     def check(self, item_cls: type[BaseItem], key: tuple[str, str], condition: Condition, label: str) -> None:
-        kwargs = item_cls.get_operation_kwargs_from_class(key[0], range_key=key[1], condition=condition)
+        kwargs = _class_kwargs(item_cls, key, condition)
         self._add("ConditionCheck", kwargs, label)
 
     def _add(self, kind: str, kwargs: dict[str, Any], label: str) -> None:
@@ -136,6 +133,13 @@ class Transaction:
                 # ValidationError and friends: a bug in how we built the transaction, not a conflict.
                 raise RuntimeError(f"transaction part {label} rejected: {code}: {reason.message if reason else ''}")
         return TransactionCancelled(failed, reasons, items)
+
+
+def _class_kwargs(item_cls: type[BaseItem], key: tuple[str, str], condition: Condition | None, **extra: Any) -> dict:
+    hash_key, range_key = item_cls._serialize_keys(key[0], key[1])
+    return item_cls._get_connection().get_operation_kwargs(
+        hash_key=hash_key, range_key=range_key, condition=condition, **extra
+    )
 
 
 def backoff(attempt: int) -> None:

@@ -1,0 +1,51 @@
+"""Set-up for order tests: products and stock on the moto table, and placements priced by the
+real pricing module (no HTTP), so lifecycle tests do not depend on the quote route."""
+
+from __future__ import annotations
+
+import time
+
+from shared import bootstrap, catalog
+from shared.catalog import Product
+from shared.data.items import EventItem, StockItem
+from shared.idempotency import IdempotentRequest
+from shared.ordering import Placement
+from shared.pricing import CartLine, PricingRules, price_cart
+
+PRODUCTS = {
+    "TEA-1": Product(sku="TEA-1", name="龙井", price_fen=10000),
+    "CUP-1": Product(sku="CUP-1", name="杯子", price_fen=3333),
+}
+
+
+def given_catalogue(stock: dict[tuple[str, str], int]) -> None:
+    for product in PRODUCTS.values():
+        catalog.upsert_product(product, bootstrap.products(), int(time.time() * 1000))
+    for (sku, location), on_hand in stock.items():
+        pk, sk = StockItem.key(sku, location)
+        StockItem(pk, sk, sku=sku, location=location, on_hand=on_hand, reserved=0, available=on_hand).save()
+
+
+def stock_of(sku: str, location: str = "WH") -> tuple[int, int, int]:
+    item = StockItem.get(*StockItem.key(sku, location), consistent_read=True)
+    return int(item.on_hand), int(item.reserved), int(item.available)
+
+
+def placement(lines: dict[str, int], fulfilment: dict | None = None, location: str = "WH", window_s: int = 900) -> Placement:
+    fulfilment = fulfilment or {"type": "delivery"}
+    quote = price_cart(
+        [CartLine(sku, qty) for sku, qty in lines.items()],
+        PRODUCTS,
+        is_member=False,
+        fulfilment_type=fulfilment["type"],
+        rules=PricingRules(),
+    )
+    return Placement(quote=quote, location=location, fulfilment=fulfilment, payment_window_s=window_s)
+
+
+def request(customer: str, key: str | None, body: dict) -> IdempotentRequest:
+    return IdempotentRequest.of(f"orders:{customer}", key, body)
+
+
+def events_of(order_id: str) -> list[str]:
+    return sorted(item.event_type for item in EventItem.scan() if item.aggregate_id == order_id)
