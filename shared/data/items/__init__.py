@@ -3,6 +3,7 @@
 from shared.data.items.catalog import ProductItem
 from shared.data.items.events import EventItem
 from shared.data.items.idempotency import IdempotencyItem
+from shared.data.items.member import MemberItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
 from shared.data.items.stock import StockItem
@@ -11,10 +12,11 @@ __all__ = [
     "EventItem",
     "IdempotencyItem",
     "LocationItem",
+    "MemberItem",
     "OrderItem",
-    "PaymentItem",
-    "RefundItem",
     "PartyItem",
+    "PaymentItem",
     "ProductItem",
+    "RefundItem",
     "StockItem",
 ]
