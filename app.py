@@ -2,7 +2,9 @@
 
 from chalice import Chalice
 
-from functions import catalog
+from functions import catalog, checkout, inventory
 
 app = Chalice(app_name="retail-suite")
 app.register_blueprint(catalog.bp)
+app.register_blueprint(checkout.bp)
+app.register_blueprint(inventory.bp)

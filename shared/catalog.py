@@ -3,7 +3,7 @@ repository is passed in (DynamoDB in Lambda, an in-memory fake in unit tests).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from shared.errors import NotFound, RuleViolation
@@ -41,6 +41,7 @@ class Product:
 class Page:
     products: list[Product]
     next_cursor: dict | None
+    available: dict[str, int] = field(default_factory=dict)  # sku -> units available over all locations
 
 
 class ProductRepository(Protocol):
@@ -69,5 +70,18 @@ def get_product(sku: str, repo: ProductRepository) -> Product:
     return product
 
 
-def list_products(repo: ProductRepository, limit: int, cursor: dict | None) -> Page:
-    return repo.list(limit, cursor)
+class AvailabilityReader(Protocol):
+    def available_totals(self, skus: list[str]) -> dict[str, int]:
+        """Units available per SKU, summed over every location."""
+        ...
+
+
+def list_products(
+    repo: ProductRepository, limit: int, cursor: dict | None, stock: AvailabilityReader | None = None
+) -> Page:
+    """A page of the catalogue in SKU order, with availability when `stock` is given: one Query
+    for the page and one batched read of its stock items (docs/data-model.md)."""
+    page = repo.list(limit, cursor)
+    if stock is None or not page.products:
+        return page
+    return replace(page, available=stock.available_totals([p.sku for p in page.products]))

@@ -2,7 +2,7 @@
 
 - `delivery`: the warehouse `WH`.
 - `pickup` and `ship_from_store`: the named store; a store id that is not a store is refused
-  (`UnknownStore`, 422).
+  (`UnknownStore`, 422). Every type but pickup needs an address (ship-from-store posts the parcel).
 - `same_city`: a store near the address that has every line available in full (an order is
   served by one location; lines are never split). "Near" is:
     * with coordinates on the address: stores within `radius_km` (great-circle distance), the
@@ -64,7 +64,7 @@ class Fulfilment:
         needs_store = self.type in (FulfilmentType.PICKUP, FulfilmentType.SHIP_FROM_STORE)
         if needs_store and not self.store_id:
             raise RuleViolation(f"{self.type} needs a store_id", fulfilment_type=str(self.type))
-        needs_address = self.type in (FulfilmentType.DELIVERY, FulfilmentType.SAME_CITY)
+        needs_address = self.type != FulfilmentType.PICKUP
         if needs_address and self.address is None:
             raise RuleViolation(f"{self.type} needs an address", fulfilment_type=str(self.type))
 

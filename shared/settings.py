@@ -31,6 +31,16 @@ class Settings(BaseModel):
     notification_provider: Literal["sink", "wechat", "sms"] = Field(
         alias="NOTIFICATION_PROVIDER", default="sink"
     )
+    # Pricing (shared/pricing.py, docs/pricing.md): shipping and the order-level 满减 promotion.
+    free_shipping_threshold_fen: int = Field(alias="FREE_SHIPPING_THRESHOLD_FEN", default=9900, ge=0)
+    shipping_delivery_fen: int = Field(alias="SHIPPING_DELIVERY_FEN", default=1000, ge=0)
+    shipping_ship_from_store_fen: int = Field(alias="SHIPPING_SHIP_FROM_STORE_FEN", default=1000, ge=0)
+    shipping_same_city_fen: int = Field(alias="SHIPPING_SAME_CITY_FEN", default=1500, ge=0)
+    promotion_id: str = Field(alias="PROMOTION_ID", default="FULL-300-OFF-30", min_length=1)
+    promotion_threshold_fen: int = Field(alias="PROMOTION_THRESHOLD_FEN", default=30000, ge=0)
+    promotion_off_fen: int = Field(alias="PROMOTION_OFF_FEN", default=3000, ge=0)
+    # Same-city delivery: stores within this distance of the address (shared/fulfilment.py).
+    same_city_radius_km: float = Field(alias="SAME_CITY_RADIUS_KM", default=30.0, gt=0)
 
     @model_validator(mode="after")
     def _deployed_stages_are_safe(self) -> Settings:

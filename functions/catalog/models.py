@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.catalog import Product
+from shared.inventory import StockSheet
 from shared.values import Count, Fen, Name, Sku
 
 
@@ -26,8 +27,9 @@ class SkuPath(BaseModel):
     sku: Sku
 
 
-def product_view(product: Product) -> dict:
-    return {
+def product_view(product: Product, available: int | None = None) -> dict:
+    """A product as the storefront sees it; `available` (units over all locations) when known."""
+    view = {
         "sku": product.sku,
         "name": product.name,
         "name_en": product.name_en,
@@ -36,6 +38,17 @@ def product_view(product: Product) -> dict:
         "member_price_fen": product.member_price_fen,
         "low_stock_threshold": product.low_stock_threshold,
         "updated_at": _iso(product.updated_at_ms),
+    }
+    if available is not None:
+        view["available"] = available
+    return view
+
+
+def stocked_product_view(sheet: StockSheet) -> dict:
+    """The single-product view: the total and what each location has available."""
+    return {
+        **product_view(sheet.product, sheet.available),
+        "locations": [{"location": level.location, "available": level.available} for level in sheet.levels],
     }
 
 

@@ -4,8 +4,8 @@ import time
 
 from chalice import Response
 
-from functions.catalog.models import ProductIn, SkuPath, product_view
-from shared import bootstrap, catalog
+from functions.catalog.models import ProductIn, SkuPath, product_view, stocked_product_view
+from shared import bootstrap, catalog, inventory
 from shared.web.api import Api, created, decode_cursor, encode_cursor, ok, parse, query_int, query_str, validate
 from shared.web.auth import Role
 
@@ -25,11 +25,13 @@ def put_product(sku: str) -> Response:
 @bp.route("/products", methods=["GET"], public=True)
 def list_products() -> Response:
     limit = query_int("limit", 20, low=1, high=100)
-    page = catalog.list_products(bootstrap.products(), limit, decode_cursor(query_str("cursor")))
-    return ok({"items": [product_view(p) for p in page.products], "next_cursor": encode_cursor(page.next_cursor)})
+    cursor = decode_cursor(query_str("cursor"))
+    page = catalog.list_products(bootstrap.products(), limit, cursor, bootstrap.stock_levels())
+    items = [product_view(p, page.available.get(p.sku, 0)) for p in page.products]
+    return ok({"items": items, "next_cursor": encode_cursor(page.next_cursor)})
 
 
 @bp.route("/products/{sku}", methods=["GET"], public=True)
 def get_product(sku: str) -> Response:
     path = validate(SkuPath, {"sku": sku})
-    return ok(product_view(catalog.get_product(path.sku, bootstrap.products())))
+    return ok(stocked_product_view(inventory.stock_sheet(path.sku, bootstrap.stock_levels())))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pynamodb.exceptions import PutError
 
 from shared.catalog import Page, Product
+from shared.data.item_mapping import product_of
 from shared.data.items import ProductItem
 from shared.data.transactions import translated
 from shared.errors import ConcurrentUpdate
@@ -12,25 +13,12 @@ from shared.errors import ConcurrentUpdate
 CATALOG_PARTITION = "CATALOG"
 
 
-def _to_domain(item: ProductItem) -> Product:
-    return Product(
-        sku=item.sku,
-        name=item.name,
-        name_en=item.name_en,
-        category=item.category,
-        price_fen=int(item.price_fen),
-        member_price_fen=int(item.member_price_fen) if item.member_price_fen is not None else None,
-        low_stock_threshold=int(item.low_stock_threshold) if item.low_stock_threshold is not None else None,
-        updated_at_ms=int(item.updated_at),
-    )
-
-
 class DynamoProducts:
     def get(self, sku: str) -> Product | None:
         pk, sk = ProductItem.key(sku)
         with translated():
             try:
-                return _to_domain(ProductItem.get(pk, sk))
+                return product_of(ProductItem.get(pk, sk))
             except ProductItem.DoesNotExist:
                 return None
 
@@ -38,7 +26,7 @@ class DynamoProducts:
         """One BatchGetItem per 100 distinct SKUs."""
         keys = [ProductItem.key(sku) for sku in dict.fromkeys(skus)]
         with translated():
-            return {item.sku: _to_domain(item) for item in ProductItem.batch_get(keys)}
+            return {item.sku: product_of(item) for item in ProductItem.batch_get(keys)}
 
     def put(self, product: Product) -> bool:
         pk, sk = ProductItem.key(product.sku)
@@ -72,5 +60,5 @@ class DynamoProducts:
     def list(self, limit: int, cursor: dict | None) -> Page:
         with translated():
             result = ProductItem.gsi1.query(CATALOG_PARTITION, limit=limit, last_evaluated_key=cursor)
-            products = [_to_domain(item) for item in result]
+            products = [product_of(item) for item in result if isinstance(item, ProductItem)]
             return Page(products=products, next_cursor=result.last_evaluated_key)

@@ -39,7 +39,8 @@ def test_delivery_ships_from_the_warehouse_whatever_the_stores_hold():
 
 @pytest.mark.parametrize("kind", [FulfilmentType.PICKUP, FulfilmentType.SHIP_FROM_STORE])
 def test_pickup_and_ship_from_store_use_the_named_store(kind):
-    assert choose_location(Fulfilment(kind, store_id="S002"), LINES, LOCATIONS, {}) == "S002"
+    fulfilment = Fulfilment(kind, store_id="S002", address=address())
+    assert choose_location(fulfilment, LINES, LOCATIONS, {}) == "S002"
 
 
 @pytest.mark.parametrize("store_id", ["S999", "WH"])
@@ -84,6 +85,8 @@ def test_choices_missing_their_store_or_address_are_refused():
         Fulfilment(FulfilmentType.PICKUP)
     with pytest.raises(RuleViolation):
         Fulfilment(FulfilmentType.SAME_CITY, store_id="S001")
+    with pytest.raises(RuleViolation):
+        Fulfilment(FulfilmentType.SHIP_FROM_STORE, store_id="S001")
 
 
 def test_distance_is_great_circle_kilometres():
