@@ -57,9 +57,13 @@ def table(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]
 
 @pytest.fixture
 def tokens() -> dict[str, str]:
+    return role_tokens(TEST_ENV["JWT_SECRET"])
+
+
+def role_tokens(secret: str) -> dict[str, str]:
+    """A signed token per role, and an expired one, with API.md's claims (tests/e2e uses the local secret)."""
     from shared.web.auth import Role, issue_token
 
-    secret = TEST_ENV["JWT_SECRET"]
     return {
         "customer": issue_token(secret, "c-1", Role.CUSTOMER),
         "customer2": issue_token(secret, "c-2", Role.CUSTOMER),

@@ -1,0 +1,121 @@
+"""The end-to-end tier: the same stack as `make dev`, on free ports, for the whole session.
+
+The stack runs as `python -m infra.local.dev` in a process group of its own, not inside pytest:
+LocalStack puts its settings in `os.environ` and its event runner binds the process's one
+PynamoDB connection, which would pull the functional and load tiers (same session) onto the
+end-to-end table. Its output (moto, `chalice local`, the runner) goes to `e2e-stack.log` in the
+session's temporary directory and is printed when the stack fails to start.
+
+Fixtures: `stack` (api_url, moto_endpoint, table_name, log), `api` (HTTP, see http_api.py) and
+`tokens`, signed with the local stage's secret (the one `chalice local --stage local` checks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from infra.local.stack import ROOT, free_port, stage_environment
+from tests.conftest import role_tokens
+from tests.e2e.http_api import HttpApi
+
+pytestmark = pytest.mark.e2e
+
+START_TIMEOUT_S = 120
+SCHEDULE_EVERY_S = 1.0
+SHELL_VARIABLES = {"PATH", "HOME", "LANG", "TMPDIR", "USER"}
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    api_port: int
+    moto_port: int
+    log: Path
+    environment: dict[str, str]  # the local stage's variables, as the app sees them
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def table_name(self) -> str:
+        return self.environment["TABLE_NAME"]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    log = tmp_path_factory.mktemp("e2e") / "e2e-stack.log"
+    running = RunningStack(free_port(), free_port(), log, stage_environment("local"))
+    argv = [
+        sys.executable, "-m", "infra.local.dev",
+        "--api-port", str(running.api_port), "--moto-port", str(running.moto_port),
+        "--schedule-every", str(SCHEDULE_EVERY_S),
+    ]  # fmt: skip
+    # A developer's shell, not the test tier's settings: the stack takes its own from .chalice/config.json.
+    environment = {k: v for k, v in os.environ.items() if k in SHELL_VARIABLES or k.startswith("LC_")}
+    environment["PYTHONPATH"] = str(ROOT)
+    with log.open("wb") as out:
+        child = subprocess.Popen(
+            argv, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        _wait_until_ready(child, running)
+        yield running
+    finally:
+        _stop(child)
+
+
+def _wait_until_ready(child: subprocess.Popen, running: RunningStack) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if child.poll() is not None:
+            raise RuntimeError(f"the local stack exited with {child.returncode}:\n{_tail(running.log)}")
+        # "ready" is printed once the catalogue is seeded, the API answers and the runner runs.
+        if "\nready in " in running.log.read_text(errors="replace"):
+            requests.get(f"{running.api_url}/products?limit=1", timeout=5).raise_for_status()
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the local stack was not ready in {START_TIMEOUT_S} s:\n{_tail(running.log)}")
+        time.sleep(0.2)
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """SIGTERM is Ctrl-C for `make dev`: it stops moto and `chalice local` itself. Whatever is
+    left of the group after that is killed, so no test run leaves a server behind."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait(timeout=5)
+
+
+def _tail(log: Path, lines: int = 60) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def api(stack: RunningStack) -> Iterator[HttpApi]:
+    client = HttpApi(stack.api_url)
+    yield client
+    client.session.close()
+
+
+@pytest.fixture
+def tokens(stack: RunningStack) -> dict[str, str]:
+    return role_tokens(stack.environment["JWT_SECRET"])
