@@ -1,13 +1,14 @@
 """Demo data for `make dev`: a dozen products (Chinese and English names), the warehouse `WH`, two
-stores, a dealer and a guide per store. Idempotent: running it twice changes nothing."""
+stores, a dealer and a guide per store, stock of every product at each location, and one member
+(`c-demo`). Idempotent: running it twice changes nothing."""
 
 from __future__ import annotations
 
 import time
 
-from shared import bootstrap, catalog
+from shared import bootstrap, catalog, inventory
 from shared.catalog import Product
-from shared.data.items import LocationItem, PartyItem
+from shared.data.items import LocationItem, MemberItem, PartyItem
 
 PRODUCTS = [
     # sku, 中文名, English name, category, price_fen, member_price_fen
@@ -32,6 +33,11 @@ LOCATIONS = [
     ("S002", "store", "杭州西湖店", "Hangzhou West Lake store", "Hangzhou", 30259000, 120130000),
 ]
 
+# Units on hand per location for every product: enough to play with, few enough at the stores
+# that same-city and pickup run out where a developer can see it.
+STOCK = {"WH": 100, "S001": 20, "S002": 20}
+MEMBERS = ["c-demo"]  # the customer of the demo token pays member prices
+
 DEALER = ("D001", "华东经销商", None)
 GUIDES = [("G001", "导购 王芳", "S001"), ("G002", "导购 李明", "S002")]
 
@@ -41,22 +47,70 @@ def seed() -> dict[str, int]:
     products = bootstrap.products()
     for sku, name, name_en, category, price, member in PRODUCTS:
         catalog.upsert_product(
-            Product(sku=sku, name=name, name_en=name_en, category=category, price_fen=price,
-                    member_price_fen=member, low_stock_threshold=10),
+            Product(
+                sku=sku,
+                name=name,
+                name_en=name_en,
+                category=category,
+                price_fen=price,
+                member_price_fen=member,
+                low_stock_threshold=10,
+            ),
             products,
             now_ms,
         )
     for loc_id, kind, name, name_en, city, lat, lng in LOCATIONS:
         pk, sk = LocationItem.key(loc_id)
         LocationItem(
-            pk, sk, location_id=loc_id, kind=kind, name=name, name_en=name_en, city=city,
-            lat_e6=lat, lng_e6=lng, dealer_id=DEALER[0] if kind == "store" else None,
-            gsi1pk="LOCATIONS", gsi1sk=loc_id, created_at=now_ms,
+            pk,
+            sk,
+            location_id=loc_id,
+            kind=kind,
+            name=name,
+            name_en=name_en,
+            city=city,
+            lat_e6=lat,
+            lng_e6=lng,
+            dealer_id=DEALER[0] if kind == "store" else None,
+            gsi1pk="LOCATIONS",
+            gsi1sk=loc_id,
+            created_at=now_ms,
         ).save()
     dealer_pk, dealer_sk = PartyItem.key(DEALER[0])
     PartyItem(dealer_pk, dealer_sk, party_id=DEALER[0], kind="dealer", name=DEALER[1], created_at=now_ms).save()
     for guide_id, name, store_id in GUIDES:
         pk, sk = PartyItem.key(guide_id)
-        PartyItem(pk, sk, party_id=guide_id, kind="guide", name=name, store_id=store_id,
-                  dealer_id=DEALER[0], created_at=now_ms).save()
-    return {"products": len(PRODUCTS), "locations": len(LOCATIONS), "parties": 1 + len(GUIDES)}
+        PartyItem(
+            pk,
+            sk,
+            party_id=guide_id,
+            kind="guide",
+            name=name,
+            store_id=store_id,
+            dealer_id=DEALER[0],
+            created_at=now_ms,
+        ).save()
+    stocked = _seed_stock()
+    for customer_sub in MEMBERS:
+        pk, sk = MemberItem.key(customer_sub)
+        MemberItem(pk, sk, customer_sub=customer_sub, created_at=now_ms).save()
+    return {
+        "products": len(PRODUCTS),
+        "locations": len(LOCATIONS),
+        "parties": 1 + len(GUIDES),
+        "stock_items": stocked,
+        "members": len(MEMBERS),
+    }
+
+
+def _seed_stock() -> int:
+    """Count stock where none was counted yet, so a second run leaves orders' reservations alone."""
+    levels = bootstrap.stock_levels()
+    stocked = 0
+    for sku, *_ in PRODUCTS:
+        counted = {level.location for level in inventory.stock_sheet(sku, levels).levels}
+        for location, on_hand in STOCK.items():
+            if location not in counted:
+                inventory.set_on_hand(sku, location, on_hand, levels)
+                stocked += 1
+    return stocked
