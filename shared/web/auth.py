@@ -6,14 +6,10 @@ import time
 import warnings
 from dataclasses import dataclass
 from enum import StrEnum
-
-import jwt
+from functools import cache
+from types import ModuleType
 
 from shared.errors import Forbidden, Unauthenticated
-
-# The local and test secrets of API.md are short on purpose; deployed stages must use 32+ bytes,
-# which Settings enforces, so the library's warning adds nothing.
-warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
 
 
 class Role(StrEnum):
@@ -48,11 +44,23 @@ class Principal:
             raise Forbidden("not a member of this store", store_id=store_id)
 
 
+@cache
+def _jwt() -> ModuleType:
+    """PyJWT, imported on the first token rather than at cold start: public routes (the catalogue)
+    never need it, and it is a sixth of app.py's import time where `cryptography` is installed."""
+    import jwt
+
+    # The local and test secrets of API.md are short on purpose; deployed stages must use 32+ bytes,
+    # which Settings enforces, so the library's warning adds nothing.
+    warnings.filterwarnings("ignore", category=jwt.warnings.InsecureKeyLengthWarning)
+    return jwt
+
+
 def issue_token(secret: str, sub: str, role: Role | str, store_id: str | None = None, ttl_s: int = 3600) -> str:
     claims: dict[str, object] = {"sub": sub, "role": str(role), "exp": int(time.time()) + ttl_s}
     if store_id is not None:
         claims["store_id"] = store_id
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return _jwt().encode(claims, secret, algorithm="HS256")
 
 
 def authenticate(authorization: str | None, secret: str) -> Principal:
@@ -62,10 +70,9 @@ def authenticate(authorization: str | None, secret: str) -> Principal:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Authorization must be 'Bearer <token>'")
+    jwt = _jwt()
     try:
-        claims = jwt.decode(
-            token.strip(), secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]}
-        )
+        claims = jwt.decode(token.strip(), secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]})
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("token expired") from exc
     except jwt.InvalidTokenError as exc:

@@ -1,0 +1,70 @@
+"""Cold import of app.py: what every Lambda cold start pays before the first request.
+
+Measured as the issue defines it: `python -X importtime -c 'import app'` in a fresh interpreter,
+the sum of the cumulative times of the top-level imports (the interpreter's own start-up imports
+included), median of RUNS processes. The budget is 300 ms. If build/dev/deployment.zip exists
+(`make package`), the same is measured on the unzipped package with `python -I -S`, which is what
+Lambda imports (no dev-only packages such as cryptography, which PyJWT loads when present).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = 7
+BUDGET_MS = 300.0
+COMMAND = "python -X importtime -c 'import app'"
+
+
+def import_times(stderr: str) -> tuple[float, float]:
+    """(total of top-level imports, `app` alone) in ms, from `-X importtime` output."""
+    total_us = app_us = 0
+    for line in stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        _, cumulative, name = line.split("|")
+        if not cumulative.strip().isdigit():
+            continue  # the header line
+        if name.startswith("  "):  # nested: its time is inside its parent's cumulative time
+            continue
+        total_us += int(cumulative)
+        if name.strip() == "app":
+            app_us = int(cumulative)
+    return total_us / 1000, app_us / 1000
+
+
+def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Medians over RUNS fresh processes."""
+    totals, apps = [], []
+    for _ in range(RUNS):
+        result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=True)
+        total, app = import_times(result.stderr)
+        totals.append(total)
+        apps.append(app)
+    return statistics.median(totals), statistics.median(apps)
+
+
+def run() -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    total, app = measure([sys.executable, "-X", "importtime", "-c", "import app"], ROOT, env)
+    figures: dict[str, object] = {
+        "top-level imports, median ms": total,
+        "of which `import app`, ms": app,
+        "budget ms": BUDGET_MS,
+        "within budget": "yes" if total <= BUDGET_MS else "NO",
+    }
+    package = ROOT / "build" / "dev" / "deployment.zip"
+    if package.is_file():
+        with tempfile.TemporaryDirectory() as task_root:
+            zipfile.ZipFile(package).extractall(task_root)
+            code = f"import sys; sys.path.insert(0, {task_root!r}); import app"
+            packaged, _ = measure([sys.executable, "-X", "importtime", "-I", "-S", "-c", code], Path(task_root), {})
+        figures["from build/dev/deployment.zip, median ms"] = packaged
+    return figures
