@@ -1,6 +1,6 @@
 """Pricing a cart: pure arithmetic on integer fen, no I/O.
 
-Rules (docs/pricing.md says the same for people who do not read Python):
+Rules (docs/checkout.md says the same for people who do not read Python):
 
 - One line per SKU. A cart that names a SKU twice is refused (`DuplicateSku`, 422) rather than
   merged, so the quote's lines are exactly the lines the client sent.

@@ -31,7 +31,7 @@ class Settings(BaseModel):
     notification_provider: Literal["sink", "wechat", "sms"] = Field(
         alias="NOTIFICATION_PROVIDER", default="sink"
     )
-    # Pricing (shared/pricing.py, docs/pricing.md): shipping and the order-level 满减 promotion.
+    # Pricing (shared/pricing.py, docs/checkout.md): shipping and the order-level 满减 promotion.
     free_shipping_threshold_fen: int = Field(alias="FREE_SHIPPING_THRESHOLD_FEN", default=9900, ge=0)
     shipping_delivery_fen: int = Field(alias="SHIPPING_DELIVERY_FEN", default=1000, ge=0)
     shipping_ship_from_store_fen: int = Field(alias="SHIPPING_SHIP_FROM_STORE_FEN", default=1000, ge=0)
