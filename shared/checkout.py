@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.catalog import Product
 from shared.errors import OutOfStock
 from shared.fulfilment import SAME_CITY_RADIUS_KM, Fulfilment, choose_location, shortages
 from shared.locations import Location
-from shared.ordering import Placement
 from shared.pricing import CartLine, PricingRules, Quote, price_cart
+
+if TYPE_CHECKING:
+    from shared.ordering import Placement
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ class Checkout:
     def prepare_placement(self, cart: CartSource, customer_sub: str) -> Placement:
         """What `shared.ordering.place` writes. Stock at a named location is not pre-checked:
         the conditional reservation in the order's transaction decides, against fresh values."""
+        # Imported here: `shared.ordering` loads the data layer (botocore), which the quote route
+        # and the cold import of app.py do not need.
+        from shared.ordering import Placement
+
         priced = self._price(cart.to_cart(), customer_sub, check_stock=False)
         return Placement(
             quote=priced.quote,
