@@ -21,7 +21,9 @@ def demo_tokens(secret: str) -> dict[str, str]:
     day = 24 * 3600
     return {
         "customer (c-demo)": issue_token(secret, "c-demo", Role.CUSTOMER, ttl_s=day),
-        f"guide ({GUIDES[0][0]} of {GUIDES[0][2]})": issue_token(secret, GUIDES[0][0], Role.GUIDE, GUIDES[0][2], ttl_s=day),
+        f"guide ({GUIDES[0][0]} of {GUIDES[0][2]})": issue_token(
+            secret, GUIDES[0][0], Role.GUIDE, GUIDES[0][2], ttl_s=day
+        ),
         "store_staff (staff-S001)": issue_token(secret, "staff-S001", Role.STORE_STAFF, "S001", ttl_s=day),
         "merchant_admin (admin)": issue_token(secret, "admin", Role.MERCHANT_ADMIN, ttl_s=day),
         "finance (finance)": issue_token(secret, "finance", Role.FINANCE, ttl_s=day),

@@ -79,7 +79,8 @@ def create_all(endpoint: str, region: str, table_name: str, stage: str) -> dict[
             attributes["RedrivePolicy"] = json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(redrive["maxReceiveCount"])}
             )
-        queues[logical_id] = sqs.create_queue(QueueName=queue_name(logical_id, stage), Attributes=attributes)["QueueUrl"]
+        created = sqs.create_queue(QueueName=queue_name(logical_id, stage), Attributes=attributes)
+        queues[logical_id] = created["QueueUrl"]
     return {"table": table_name, "stream_arn": description.get("LatestStreamArn"), "queues": queues}
 
 

@@ -77,7 +77,9 @@ class Transaction:
         kwargs = _class_kwargs(item_cls, key, condition, actions=actions, return_values_on_condition_failure="ALL_OLD")
         self._add("Update", kwargs, label)
 
-    def delete(self, item_cls: type[BaseItem], key: tuple[str, str], label: str, condition: Condition | None = None) -> None:
+    def delete(
+        self, item_cls: type[BaseItem], key: tuple[str, str], label: str, condition: Condition | None = None
+    ) -> None:
         kwargs = _class_kwargs(item_cls, key, condition)
         self._add("Delete", kwargs, label)
 
@@ -111,7 +113,9 @@ class Transaction:
                 if cancelled.failed:
                     raise cancelled from exc
                 if attempt == CONFLICT_RETRIES:
-                    raise TemporarilyUnavailable("too many concurrent writers; retry", reasons=cancelled.reasons) from exc
+                    raise TemporarilyUnavailable(
+                        "too many concurrent writers; retry", reasons=cancelled.reasons
+                    ) from exc
                 backoff(attempt)
             except BotoCoreError as exc:
                 raise TemporarilyUnavailable("the database did not answer in time; retry") from exc

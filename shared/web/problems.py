@@ -35,7 +35,7 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
 
 def problem_response(error: errors.DomainError, headers: dict[str, str] | None = None) -> Response:
     status = status_for(error)
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    all_headers: dict[str, str | list[str]] = {"Content-Type": "application/json", **(headers or {})}
     if status == 503:
         all_headers["Retry-After"] = "1"
     if status == 401:

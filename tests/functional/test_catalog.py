@@ -13,7 +13,9 @@ def test_admin_creates_then_updates_a_product(client, tokens):
     # Given a new SKU
     first = put(client, "TEA-9", {"name": "龙井", "price_fen": 1000}, tokens["merchant_admin"])
     # When it is saved again with a member price
-    second = put(client, "TEA-9", {"name": "龙井", "price_fen": 1200, "member_price_fen": 1100}, tokens["merchant_admin"])
+    second = put(
+        client, "TEA-9", {"name": "龙井", "price_fen": 1200, "member_price_fen": 1100}, tokens["merchant_admin"]
+    )
     # Then the first save created it and the second replaced it
     assert first.status_code == 201
     assert second.status_code == 200
@@ -23,7 +25,10 @@ def test_admin_creates_then_updates_a_product(client, tokens):
 
 def test_catalogue_is_listed_in_pages_in_sku_order(client, tokens):
     for i in range(5):
-        assert put(client, f"SKU-{i}", {"name": f"p{i}", "price_fen": 100 + i}, tokens["merchant_admin"]).status_code == 201
+        assert (
+            put(client, f"SKU-{i}", {"name": f"p{i}", "price_fen": 100 + i}, tokens["merchant_admin"]).status_code
+            == 201
+        )
     page1 = client.http.get("/products?limit=2").json_body
     page2 = client.http.get(f"/products?limit=2&cursor={page1['next_cursor']}").json_body
     page3 = client.http.get(f"/products?limit=2&cursor={page2['next_cursor']}").json_body
@@ -61,8 +66,13 @@ def test_malformed_json_is_400_and_writes_nothing(client, tokens):
 
 def test_float_negative_or_missing_price_is_422_and_writes_nothing(client, tokens):
     admin = tokens["merchant_admin"]
-    for body in ({"name": "x", "price_fen": 12.5}, {"name": "x", "price_fen": -1}, {"name": "x"},
-                 {"name": "x", "price_fen": "100"}, {"name": "x", "price_fen": 100, "member_price_fen": 101}):
+    for body in (
+        {"name": "x", "price_fen": 12.5},
+        {"name": "x", "price_fen": -1},
+        {"name": "x"},
+        {"name": "x", "price_fen": "100"},
+        {"name": "x", "price_fen": 100, "member_price_fen": 101},
+    ):
         response = put(client, "A-1", body, admin)
         assert response.status_code == 422, body
         assert response.json_body["code"] in ("VALIDATION_FAILED", "RULE_VIOLATION")
