@@ -18,8 +18,11 @@ def ready() -> Settings:
 
 
 def reset() -> None:
+    from shared.data import queues
+
     reset_settings()
     ready.cache_clear()
+    queues.reset()
 
 
 def products():  # type: ignore[no-untyped-def]
@@ -40,6 +43,25 @@ def payment_provider():  # type: ignore[no-untyped-def]
     from shared.payments import HmacWebhookProvider
 
     return HmacWebhookProvider(ready().payment_webhook_secret.get_secret_value())
+
+
+def event_relay():  # type: ignore[no-untyped-def]
+    from shared.data import queues, stream
+    from shared.data.derived_events import emit_once
+    from shared.relay import Relay
+
+    current = ready()
+    return Relay(current.queue_urls(), stream.decode, queues.send_batch, emit_once)
+
+
+def consumer_runtime():  # type: ignore[no-untyped-def]
+    from shared.consumers import RetryPolicy, Runtime
+    from shared.data.consumer_marks import DynamoMarks, now_ms
+    from shared.data.queues import ConsumerQueue
+
+    current = ready()
+    policy = RetryPolicy(base_s=current.consumer_retry_base_s, lease_s=current.consumer_lease_s)
+    return Runtime(marks=DynamoMarks(), queue=ConsumerQueue(), policy=policy, clock=now_ms)
 
 
 def pricing_rules():  # type: ignore[no-untyped-def]
@@ -84,3 +106,19 @@ def checkout():  # type: ignore[no-untyped-def]
         payment_window_s=current.order_payment_window_s,
         same_city_radius_km=current.same_city_radius_km,
     )
+
+
+# The order services load the data layer (botocore, about 100 ms); importing them on first use
+# keeps them out of the cold import of app.py, which every function of the app pays.
+def order_lifecycle():  # type: ignore[no-untyped-def]
+    from shared import order_lifecycle as module
+
+    ready()
+    return module
+
+
+def ordering():  # type: ignore[no-untyped-def]
+    from shared import ordering as module
+
+    ready()
+    return module

@@ -10,7 +10,7 @@ from chalice import Rate, Response
 from functions.checkout.blueprint import bp
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, OrderPath, RefundDecisionIn, RefundIn, ShipIn
-from shared import bootstrap, order_lifecycle, ordering
+from shared import bootstrap
 from shared.errors import NotFound
 from shared.idempotency import IdempotentRequest
 from shared.orders import now_ms
@@ -46,7 +46,7 @@ def place_order() -> Response:
     cart = parse(CartIn)
     who = principal()
     request = IdempotentRequest.of(f"orders:{who.sub}", idempotency_key(), cart.model_dump(mode="json"))
-    stored = ordering.place_checked(
+    stored = bootstrap.ordering().place_checked(
         lambda: bootstrap.checkout().prepare_placement(cart, who.sub),
         who.sub,
         request,
@@ -66,7 +66,7 @@ def list_orders() -> Response:
 @bp.route("/orders/{order_id}", methods=["GET"], roles=ANY_ROLE)
 def get_order(order_id: str) -> Response:
     who = principal()
-    order = order_lifecycle.load_visible(_order_id(order_id), who)
+    order = bootstrap.order_lifecycle().load_visible(_order_id(order_id), who)
     body = order.view()
     if who.role is Role.CUSTOMER and order.pickup_code:
         body["pickup_code"] = order.pickup_code  # shown to its customer only, who shows it at the store
@@ -76,42 +76,42 @@ def get_order(order_id: str) -> Response:
 
 @bp.route("/orders/{order_id}/cancel", methods=["POST"], roles=[Role.CUSTOMER])
 def cancel_order(order_id: str) -> Response:
-    return ok(order_lifecycle.cancel(_order_id(order_id), principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().cancel(_order_id(order_id), principal(), now_ms()).view())
 
 
 @bp.route("/orders/{order_id}/ship", methods=["POST"], roles=STAFF)
 def ship_order(order_id: str) -> Response:
     body = parse(ShipIn)
-    return ok(order_lifecycle.ship(_order_id(order_id), body.tracking_number, principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().ship(_order_id(order_id), body.tracking_number, principal(), now_ms()).view())
 
 
 @bp.route("/orders/{order_id}/ready-for-pickup", methods=["POST"], roles=STAFF)
 def ready_for_pickup(order_id: str) -> Response:
-    return ok(order_lifecycle.ready_for_pickup(_order_id(order_id), principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().ready_for_pickup(_order_id(order_id), principal(), now_ms()).view())
 
 
 @bp.route("/orders/{order_id}/hand-over", methods=["POST"], roles=STAFF)
 def hand_over(order_id: str) -> Response:
     body = parse(HandOverIn)
-    return ok(order_lifecycle.hand_over(_order_id(order_id), body.pickup_code, principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().hand_over(_order_id(order_id), body.pickup_code, principal(), now_ms()).view())
 
 
 @bp.route("/orders/{order_id}/complete", methods=["POST"], roles=[Role.CUSTOMER, *STAFF])
 def complete_order(order_id: str) -> Response:
-    return ok(order_lifecycle.complete(_order_id(order_id), principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().complete(_order_id(order_id), principal(), now_ms()).view())
 
 
 @bp.route("/orders/{order_id}/refunds", methods=["POST"], roles=[Role.CUSTOMER])
 def request_refund(order_id: str) -> Response:
     body = parse(RefundIn)
-    refund = order_lifecycle.request_refund(_order_id(order_id), body.units(), body.reason, principal(), now_ms())
+    refund = bootstrap.order_lifecycle().request_refund(_order_id(order_id), body.units(), body.reason, principal(), now_ms())
     return json_response(refund, 201)
 
 
 @bp.route("/admin/orders/{order_id}/refunds/{refund_id}/decision", methods=["POST"], roles=[Role.MERCHANT_ADMIN])
 def decide_refund(order_id: str, refund_id: str) -> Response:
     body = parse(RefundDecisionIn)
-    refund = order_lifecycle.decide_refund(
+    refund = bootstrap.order_lifecycle().decide_refund(
         _order_id(order_id), _order_id(refund_id), body.approve, body.restock, principal(), now_ms()
     )
     return ok(refund)
@@ -121,7 +121,7 @@ def decide_refund(order_id: str, refund_id: str) -> Response:
 def payment_notification() -> Response:
     headers = dict(current_request().headers)
     notice = bootstrap.payment_provider().verify(headers, raw_body(), time.time())
-    return ok(order_lifecycle.apply_payment(notice, now_ms()).view())
+    return ok(bootstrap.order_lifecycle().apply_payment(notice, now_ms()).view())
 
 
 @bp.route("/dev/pay/{order_id}", methods=["POST"], public=True)
@@ -130,7 +130,7 @@ def dev_pay(order_id: str) -> Response:
     settings = bootstrap.ready()
     if not settings.is_local:
         raise NotFound("no such route")
-    order = order_lifecycle.load(_order_id(order_id))
+    order = bootstrap.order_lifecycle().load(_order_id(order_id))
     body = json.dumps(
         {
             "order_id": order.order_id,
@@ -142,7 +142,7 @@ def dev_pay(order_id: str) -> Response:
     secret = settings.payment_webhook_secret.get_secret_value()
     headers = {"x-pay-signature": sign(secret, body, int(time.time()))}
     notice = bootstrap.payment_provider().verify(headers, body, time.time())
-    return ok(order_lifecycle.apply_payment(notice, now_ms()).view())
+    return ok(bootstrap.order_lifecycle().apply_payment(notice, now_ms()).view())
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="expire_unpaid_orders")
@@ -150,4 +150,4 @@ def expire_unpaid_orders(event: object) -> dict:
     """Cancels unpaid orders past their window and releases their units (the local runner runs this
     every few seconds). DynamoDB TTL is never the mechanism: it deletes "within days"."""
     bootstrap.ready()
-    return {"expired": order_lifecycle.expire_due(now_ms())}
+    return {"expired": bootstrap.order_lifecycle().expire_due(now_ms())}
