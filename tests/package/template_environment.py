@@ -3,6 +3,7 @@ references replaced by stand-ins of the right shape (a table name, a stream ARN,
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 SECRET_STAND_IN = "s" * 32  # the shortest value the template's MinLength lets a deployer pass
@@ -19,6 +20,8 @@ def resolve(value: Any, template: dict) -> str:
     if "Fn::GetAtt" in value:
         name, attribute = value["Fn::GetAtt"]
         return f"arn:aws:dynamodb:ap-east-1:123456789012:table/stack-{name}-ABC123/{attribute}"
+    if "Fn::Sub" in value:  # "${Name}" placeholders, each resolved as a Ref
+        return re.sub(r"\$\{([A-Za-z0-9]+)\}", lambda m: resolve({"Ref": m.group(1)}, template), value["Fn::Sub"])
     raise AssertionError(f"no stand-in for {value}")
 
 
