@@ -40,25 +40,28 @@ def import_times(stderr: str) -> tuple[float, float]:
     return total_us / 1000, app_us / 1000
 
 
-def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Medians over RUNS fresh processes."""
+def measure(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """(totals, app alone) of RUNS fresh processes, in ms."""
     totals, apps = [], []
     for _ in range(RUNS):
         result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=True)
         total, app = import_times(result.stderr)
         totals.append(total)
         apps.append(app)
-    return statistics.median(totals), statistics.median(apps)
+    return totals, apps
 
 
 def run() -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    total, app = measure([sys.executable, "-X", "importtime", "-c", "import app"], ROOT, env)
+    totals, apps = measure([sys.executable, "-X", "importtime", "-c", "import app"], ROOT, env)
+    total = statistics.median(totals)
     figures: dict[str, object] = {
         "top-level imports, median ms": total,
-        "of which `import app`, ms": app,
+        "of which `import app`, median ms": statistics.median(apps),
+        # A busy machine only ever adds time; the fastest run is the least disturbed one.
+        "top-level imports, fastest ms": min(totals),
         "budget ms": BUDGET_MS,
-        "within budget": "yes" if total <= BUDGET_MS else "NO",
+        "within budget (median)": "yes" if total <= BUDGET_MS else "NO",
     }
     package = ROOT / "build" / "dev" / "deployment.zip"
     if package.is_file():
@@ -66,5 +69,5 @@ def run() -> dict[str, object]:
             zipfile.ZipFile(package).extractall(task_root)
             code = f"import sys; sys.path.insert(0, {task_root!r}); import app"
             packaged, _ = measure([sys.executable, "-X", "importtime", "-I", "-S", "-c", code], Path(task_root), {})
-        figures["from build/dev/deployment.zip, median ms"] = packaged
+        figures["from build/dev/deployment.zip, median ms"] = statistics.median(packaged)
     return figures
