@@ -60,6 +60,9 @@ def make_moto_server(host: str, port: int, serialised: bool = True) -> BaseWSGIS
 
     app: Any = DomainDispatcherApplication(create_backend_app)
     if serialised:
+        from infra.local import moto_transactions
+
+        moto_transactions.install()  # O(items touched) rollback; sound only when serialised
         app = SerialisedApp(app)
     return make_server(host, port, app, threaded=True, request_handler=QuietHandler)
 
