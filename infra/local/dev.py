@@ -35,10 +35,16 @@ def main() -> int:
     parser.add_argument("--api-port", type=int, default=8000)
     parser.add_argument("--moto-port", type=int, default=5100)
     parser.add_argument("--schedule-every", type=float, default=3.0, help="seconds between schedule runs")
+    parser.add_argument(
+        "--payment-window", type=int, default=None, help="seconds an unpaid order is held (default 900)"
+    )
     args = parser.parse_args()
     # SIGTERM (e.g. from a supervisor) stops the stack as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    stack = LocalStack(moto_port=args.moto_port, api_port=args.api_port, schedule_every_s=args.schedule_every)
+    overrides = {"ORDER_PAYMENT_WINDOW_S": str(args.payment_window)} if args.payment_window else {}
+    stack = LocalStack(
+        moto_port=args.moto_port, api_port=args.api_port, schedule_every_s=args.schedule_every, overrides=overrides
+    )
     started = time.monotonic()
     try:
         stack.start()

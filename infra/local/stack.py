@@ -59,6 +59,7 @@ class LocalStack:
     run_events: bool = True
     schedule_every_s: float = 3.0
     quiet: bool = False
+    overrides: dict[str, str] = field(default_factory=dict)  # settings the stage leaves open, e.g. the payment window
     env: dict[str, str] = field(default_factory=dict)
     _children: list[subprocess.Popen] = field(default_factory=list)
     runner: object | None = None
@@ -94,6 +95,7 @@ class LocalStack:
             "DYNAMODB_ENDPOINT": self.moto_endpoint,
             "SQS_ENDPOINT": self.moto_endpoint,
             **stage_environment(self.stage),
+            **self.overrides,
         }
         os.environ.update(self.env)
         self._spawn([sys.executable, "-m", "infra.local.moto_server", "--host", HOST, "--port", str(self.moto_port)])

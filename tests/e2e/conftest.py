@@ -33,6 +33,8 @@ pytestmark = pytest.mark.e2e
 
 START_TIMEOUT_S = 120
 SCHEDULE_EVERY_S = 1.0
+# Short enough for an expiry test to wait it out; long enough to pay in time on a busy machine.
+PAYMENT_WINDOW_S = 8
 SHELL_VARIABLES = {"PATH", "HOME", "LANG", "TMPDIR", "USER"}
 
 
@@ -64,6 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         sys.executable, "-m", "infra.local.dev",
         "--api-port", str(running.api_port), "--moto-port", str(running.moto_port),
         "--schedule-every", str(SCHEDULE_EVERY_S),
+        "--payment-window", str(PAYMENT_WINDOW_S),
     ]  # fmt: skip
     # A developer's shell, not the test tier's settings: the stack takes its own from .chalice/config.json.
     environment = {k: v for k, v in os.environ.items() if k in SHELL_VARIABLES or k.startswith("LC_")}
