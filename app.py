@@ -2,9 +2,10 @@
 
 from chalice import Chalice
 
-from functions import catalog, checkout, inventory
+from functions import catalog, checkout, inventory, relay
 
 app = Chalice(app_name="retail-suite")
 app.register_blueprint(catalog.bp)
 app.register_blueprint(checkout.bp)
 app.register_blueprint(inventory.bp)
+app.register_blueprint(relay.bp)

@@ -10,7 +10,8 @@ import re
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 logger = Logger(service="retail", use_rfc3339=True)
 metrics = Metrics(namespace="RetailSuite", service="retail")
@@ -37,8 +38,10 @@ def mask_pii(value: Any, key: str | None = None) -> Any:
 def count(name: str, value: float = 1, **dimensions: str) -> None:
     """Add one metric; dimensions are attached to this metric alone."""
     if dimensions:
+        if is_metrics_disabled():  # single_metric prints straight away and ignores the switch itself
+            return
         # Dimensioned metrics go out in their own EMF blob so they do not tag every other metric.
-        with metrics.single_metric(name=name, unit=MetricUnit.Count, value=value) as metric:
+        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=metrics.namespace) as metric:
             for dim, dim_value in dimensions.items():
                 metric.add_dimension(name=dim, value=dim_value)
         return

@@ -28,9 +28,11 @@ class Settings(BaseModel):
     order_payment_window_s: int = Field(alias="ORDER_PAYMENT_WINDOW_S", default=900, gt=0)
     # Queue URLs for the stream relay, "consumer=url,consumer=url".
     consumer_queues: str = Field(alias="CONSUMER_QUEUES", default="")
-    notification_provider: Literal["sink", "wechat", "sms"] = Field(
-        alias="NOTIFICATION_PROVIDER", default="sink"
-    )
+    # Queue consumers (shared/consumers.py): first retry delay, doubled per receive, and the claim
+    # lease, which must outlast one handler run (the queues' visibility timeout in the template).
+    consumer_retry_base_s: float = Field(alias="CONSUMER_RETRY_BASE_S", default=2.0, ge=0)
+    consumer_lease_s: float = Field(alias="CONSUMER_LEASE_S", default=60.0, gt=0)
+    notification_provider: Literal["sink", "wechat", "sms"] = Field(alias="NOTIFICATION_PROVIDER", default="sink")
     # Pricing (shared/pricing.py, docs/checkout.md): shipping and the order-level 满减 promotion.
     free_shipping_threshold_fen: int = Field(alias="FREE_SHIPPING_THRESHOLD_FEN", default=9900, ge=0)
     shipping_delivery_fen: int = Field(alias="SHIPPING_DELIVERY_FEN", default=1000, ge=0)

@@ -1,6 +1,7 @@
 """Every PynamoDB item class of the single table. Importing this package registers them all."""
 
 from shared.data.items.catalog import ProductItem
+from shared.data.items.consumers import ConsumedItem
 from shared.data.items.events import EventItem
 from shared.data.items.idempotency import IdempotencyItem
 from shared.data.items.member import MemberItem
@@ -9,6 +10,7 @@ from shared.data.items.org import LocationItem, PartyItem
 from shared.data.items.stock import StockItem
 
 __all__ = [
+    "ConsumedItem",
     "EventItem",
     "IdempotencyItem",
     "LocationItem",

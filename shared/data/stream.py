@@ -1,0 +1,69 @@
+"""DynamoDB stream records, read into what the relay needs (shared.relay.StreamChange).
+
+Only two kinds of change matter: an outbox Event item inserted (to forward its body), and a Stock
+item modified (to see `available` cross its threshold). Everything else in the stream (orders,
+idempotency records, consumer marks, TTL deletions) is ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.relay import EventToForward, StockLevel, StreamChange
+
+EVENT_ENTITY = "Event"
+STOCK_ENTITY = "Stock"
+
+
+def decode(record: dict[str, Any]) -> StreamChange:
+    data = record.get("dynamodb", {})
+    new, old = data.get("NewImage") or {}, data.get("OldImage") or {}
+    entity = _string(new or old, "entity")
+    change = StreamChange(
+        sequence_number=str(data.get("SequenceNumber", "")),
+        record_id=str(record.get("eventID", "")),
+        at=_iso(data.get("ApproximateCreationDateTime")),
+    )
+    name = record.get("eventName")
+    if entity == EVENT_ENTITY and name == "INSERT":
+        return change.with_event(
+            EventToForward(
+                event_id=_string(new, "event_id") or "",
+                event_type=_string(new, "event_type") or "",
+                body=_string(new, "body") or "",
+            )
+        )
+    if entity == STOCK_ENTITY and name == "MODIFY":
+        return change.with_stock(_stock(old), _stock(new))
+    return change
+
+
+def _stock(image: dict[str, Any]) -> StockLevel:
+    return StockLevel(
+        sku=_string(image, "sku") or "",
+        location=_string(image, "location") or "",
+        on_hand=_number(image, "on_hand") or 0,
+        available=_number(image, "available") or 0,
+        threshold=_number(image, "low_stock_threshold"),
+    )
+
+
+def _string(image: dict[str, Any], name: str) -> str | None:
+    value = image.get(name)
+    return value.get("S") if isinstance(value, dict) else None
+
+
+def _number(image: dict[str, Any], name: str) -> int | None:
+    value = image.get(name)
+    if not isinstance(value, dict) or "N" not in value:
+        return None
+    return int(value["N"])
+
+
+def _iso(approximate: Any) -> str:
+    """Lambda gives epoch seconds (a number); keep the record's own time so a re-derived event is
+    identical on redelivery."""
+    if isinstance(approximate, int | float):
+        return datetime.fromtimestamp(approximate, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return ""

@@ -1,0 +1,122 @@
+"""The relay on moto: the table's real stream, read by the local event runner (as Lambda would,
+from the template's mapping), into the real consumer queue."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from infra.local.runner import EventRunner, as_lambda_stream_record
+from shared import bootstrap
+from shared.data import stock_store
+from shared.data.items import EventItem, StockItem
+from shared.data.transactions import Transaction
+from shared.events import EventType
+from tests.functional.events_support import Queue, emit, order_event
+
+
+@pytest.fixture
+def runner(table: dict) -> Iterator[EventRunner]:
+    yield EventRunner(quiet=True)
+
+
+@pytest.fixture
+def notifications(table: dict) -> Queue:
+    return Queue.of(table, "NotificationsQueue")
+
+
+def put_stock(sku: str, location: str, on_hand: int, threshold: int) -> None:
+    pk, sk = StockItem.key(sku, location)
+    StockItem(
+        pk,
+        sk,
+        sku=sku,
+        location=location,
+        on_hand=on_hand,
+        reserved=0,
+        available=on_hand,
+        low_stock_threshold=threshold,
+    ).save()
+
+
+def move(kind: str, sku: str, location: str, qty: int) -> None:
+    tx = Transaction()
+    getattr(stock_store, kind)(tx, sku, location, qty)
+    tx.commit()
+
+
+def low_stock_items() -> list[EventItem]:
+    return [item for item in EventItem.scan() if isinstance(item, EventItem) and item.event_type == "LowStock"]
+
+
+def test_the_runner_maps_the_stream_to_the_relay_from_the_template(runner: EventRunner):
+    # Then the stream mapping of infra/template.yaml drives app.py's event_relay function
+    stream = [m for m in runner.mappings if m.source == "stream"]
+    assert [m.function.name for m in stream] == ["event_relay"]
+    assert stream[0].batch_size == 100
+
+
+def test_an_event_reaches_its_consumers_queue_once(runner: EventRunner, notifications: Queue):
+    # Given an OrderPaid written through the outbox
+    event = emit(order_event(EventType.ORDER_PAID))
+    # When the runner relays the stream
+    runner.drain()
+    # Then the notifications queue holds it once, exactly as written, labelled with its type
+    [message] = notifications.receive()
+    assert message["Body"] == EventItem.get(*EventItem.key(event.event_id)).body
+    assert message["MessageAttributes"]["event_type"]["StringValue"] == "OrderPaid"
+    assert message["MessageAttributes"]["event_id"]["StringValue"] == event.event_id
+
+
+def test_an_event_nobody_subscribes_to_is_not_forwarded(runner: EventRunner, notifications: Queue):
+    # Given an OrderCompleted (no consumer listens to it)
+    emit(order_event(EventType.ORDER_COMPLETED))
+    # When relayed
+    runner.drain()
+    # Then no queue receives it
+    assert notifications.receive() == []
+
+
+def test_low_stock_is_announced_once_per_crossing(runner: EventRunner, notifications: Queue):
+    # Given 10 units with a threshold of 5
+    put_stock("TEA-001", "S001", on_hand=10, threshold=5)
+    # When orders take it to 7, 4 (crossing), 2; a release brings it back to 6; an order to 4 (crossing)
+    for kind, qty in [("reserve", 3), ("reserve", 3), ("reserve", 2), ("release", 4), ("reserve", 2)]:
+        move(kind, "TEA-001", "S001", qty)
+    runner.drain()
+    # Then exactly two LowStock events reach the queue, one per crossing
+    lows = [e for e in notifications.events() if e["type"] == "LowStock"]
+    assert [e["payload"]["available"] for e in sorted(lows, key=lambda e: e["occurred_at"])] == [4, 4]
+    assert {e["aggregate_id"] for e in lows} == {"TEA-001@S001"}
+    assert len(low_stock_items()) == 2
+
+
+def test_a_redelivered_stream_record_derives_no_second_low_stock(table: dict):
+    # Given a crossing in the stream
+    put_stock("TEA-002", "WH", on_hand=6, threshold=5)
+    move("reserve", "TEA-002", "WH", 2)
+    records = read_stream(table["stream_arn"])
+    relay = bootstrap.event_relay()
+    # When the relay gets the same records twice (Lambda redelivers after a failure)
+    assert relay.relay(records) == {"batchItemFailures": []}
+    assert relay.relay(records) == {"batchItemFailures": []}
+    # Then the LowStock event exists once
+    [item] = low_stock_items()
+    assert item.aggregate_id == "TEA-002@WH"
+
+
+def read_stream(stream_arn: str) -> list[dict]:
+    """Every record of the table's stream so far, shaped as Lambda delivers them."""
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url=os.environ["DYNAMODB_ENDPOINT"])
+    records: list[dict] = []
+    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records.extend(
+            as_lambda_stream_record(r, stream_arn) for r in streams.get_records(ShardIterator=iterator)["Records"]
+        )
+    return records

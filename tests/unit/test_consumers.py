@@ -1,0 +1,177 @@
+"""The consumer framework's rules, with in-memory marks and queue (the DynamoDB and SQS versions
+are exercised on moto in tests/functional/test_consumers.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+
+from shared.consumers import Claim, RetryPolicy, Runtime, consume
+from shared.events import DomainEvent, EventType
+from tests.events import load
+
+ARN = "arn:aws:sqs:ap-east-1:123456789012:retail-dev-NotificationsQueue-1A2B3C"
+
+
+class MemoryMarks:
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str], dict] = {}
+
+    def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> Claim:
+        held = self.marks.get((consumer, event_id))
+        if held and held["state"] == "DONE":
+            return Claim.DONE
+        if held and held["lease_until"] >= now_ms:
+            return Claim.BUSY
+        self.marks[(consumer, event_id)] = {"state": "CLAIMED", "token": token, "lease_until": now_ms + lease_ms}
+        return Claim.CLAIMED
+
+    def complete(self, consumer: str, event_id: str, token: str, now_ms: int) -> None:
+        self.marks[(consumer, event_id)] = {"state": "DONE", "token": token, "lease_until": now_ms}
+
+    def release(self, consumer: str, event_id: str, token: str) -> None:
+        if self.marks.get((consumer, event_id), {}).get("token") == token:
+            del self.marks[(consumer, event_id)]
+
+
+class MemoryQueue:
+    def __init__(self, max_receives: int | None = 5) -> None:
+        self.limit = max_receives
+        self.delays: list[tuple[str, int]] = []
+        self.dead: list[tuple[str, dict[str, str]]] = []
+
+    def max_receives(self, source_arn: str) -> int | None:
+        return self.limit
+
+    def retry_later(self, source_arn: str, delays: Sequence[tuple[str, int]]) -> None:
+        self.delays.extend(delays)
+
+    def dead_letter(self, source_arn: str, body: str, attributes: dict[str, str]) -> None:
+        self.dead.append((body, attributes))
+
+
+class RecordingConsumer:
+    name = "recording"
+
+    def __init__(self, failing: set[str] | None = None) -> None:
+        self.handled: list[str] = []
+        self.failing = failing or set()
+        self.given_up: list[tuple[str, str]] = []
+
+    def handle(self, event: DomainEvent) -> None:
+        if event.event_id in self.failing:
+            raise ConnectionError(f"provider down for {event.event_id}")
+        self.handled.append(event.event_id)
+
+    def gave_up(self, event: DomainEvent, reason: str) -> None:
+        self.given_up.append((event.event_id, reason))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_795_392_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def event(event_id: str) -> DomainEvent:
+    return DomainEvent(EventType.ORDER_PAID, "o-1", {"order_id": "o-1"}, event_id=event_id)
+
+
+def sqs_event(*bodies: str, receives: int = 1) -> dict:
+    template = load("sqs_batch")["Records"][0]
+    records = []
+    for n, body in enumerate(bodies):
+        record = json.loads(json.dumps(template))
+        record.update(messageId=f"m-{n}", receiptHandle=f"r-{n}", body=body)
+        record["attributes"]["ApproximateReceiveCount"] = str(receives)
+        records.append(record)
+    return {"Records": records}
+
+
+def runtime(marks=None, queue=None, clock=None) -> Runtime:
+    return Runtime(marks or MemoryMarks(), queue or MemoryQueue(), RetryPolicy(base_s=2, lease_s=60), clock or Clock())
+
+
+def body(event_id: str) -> str:
+    return json.dumps(event(event_id).to_message())
+
+
+def test_an_event_delivered_three_times_has_its_effect_once():
+    # Given one event delivered three times (the relay and SQS both deliver at least once)
+    consumer, kit = RecordingConsumer(), runtime()
+    # When each delivery is consumed
+    responses = [consume(sqs_event(body("e-1")), consumer, kit) for _ in range(3)]
+    # Then the effect ran once and every delivery is acknowledged
+    assert consumer.handled == ["e-1"]
+    assert responses == [{"batchItemFailures": []}] * 3
+
+
+def test_a_failing_record_alone_is_reported_and_retried_after_a_backoff():
+    # Given a batch of three where the second fails
+    consumer, kit = RecordingConsumer(failing={"e-2"}), runtime()
+    # When consumed
+    response = consume(sqs_event(body("e-1"), body("e-2"), body("e-3")), consumer, kit)
+    # Then only the second is reported; the others took effect
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert consumer.handled == ["e-1", "e-3"]
+    # And it comes back after a jittered backoff (first receive: 1..2 s), not the full visibility timeout
+    assert [handle for handle, _ in kit.queue.delays] == ["r-1"]  # type: ignore[attr-defined]
+    assert 1 <= kit.queue.delays[0][1] <= 2  # type: ignore[attr-defined]
+    # And its claim was released, so the retry can take it at once
+    assert ("recording", "e-2") not in kit.marks.marks  # type: ignore[attr-defined]
+
+
+def test_the_backoff_doubles_per_receive_and_is_capped():
+    policy, rng = RetryPolicy(base_s=2, cap_s=300), random.Random(1)
+    ceilings = [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+    for receives, ceiling in enumerate(ceilings, start=1):
+        assert ceiling / 2 - 0.5 <= policy.delay_s(receives, rng) <= ceiling
+
+
+def test_on_the_last_receive_the_message_goes_to_the_dead_letter_queue_with_its_reason():
+    # Given an event whose effect keeps failing, on its fifth receive (maxReceiveCount 5)
+    consumer, kit = RecordingConsumer(failing={"e-9"}), runtime()
+    # When consumed
+    response = consume(sqs_event(body("e-9"), receives=5), consumer, kit)
+    # Then it leaves the queue (acknowledged) for the dead-letter queue, saying why
+    assert response == {"batchItemFailures": []}
+    [(dead_body, attributes)] = kit.queue.dead  # type: ignore[attr-defined]
+    assert dead_body == body("e-9")
+    assert attributes["failure_reason"] == "ConnectionError: provider down for e-9"
+    assert attributes["event_id"] == "e-9" and attributes["consumer"] == "recording"
+    assert attributes["receive_count"] == "5"
+    # And the consumer is told once, to record it
+    assert consumer.given_up == [("e-9", "ConnectionError: provider down for e-9")]
+
+
+def test_a_poison_message_is_retried_then_dead_lettered():
+    # Given a body that is no event at all
+    consumer, kit = RecordingConsumer(), runtime()
+    # When it is received for the first time, it is reported failed (the queue decides when to stop)
+    assert consume(sqs_event("not json"), consumer, kit) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    # And on the last receive it lands in the dead-letter queue with the parse error as reason
+    assert consume(sqs_event("not json", receives=5), consumer, kit) == {"batchItemFailures": []}
+    [(dead_body, attributes)] = kit.queue.dead  # type: ignore[attr-defined]
+    assert dead_body == "not json"
+    assert attributes["failure_reason"].startswith("PoisonMessage: not an event")
+    assert consumer.handled == [] and consumer.given_up == []
+
+
+def test_while_another_worker_holds_the_event_the_delivery_waits():
+    # Given a worker that claimed the event and died without finishing
+    marks, clock = MemoryMarks(), Clock()
+    assert marks.claim("recording", "e-5", "dead-worker", clock(), 60_000) is Claim.CLAIMED
+    consumer = RecordingConsumer()
+    kit = runtime(marks=marks, clock=clock)
+    # When the event is delivered again within the lease
+    first = consume(sqs_event(body("e-5")), consumer, kit)
+    # Then it is retried, not handled twice at once
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert consumer.handled == []
+    # And once the lease has run out, the next delivery handles it
+    clock.now += 61_000
+    assert consume(sqs_event(body("e-5"), receives=2), consumer, kit) == {"batchItemFailures": []}
+    assert consumer.handled == ["e-5"]
