@@ -46,3 +46,11 @@ def count(name: str, value: float = 1, **dimensions: str) -> None:
                 metric.add_dimension(name=dim, value=dim_value)
         return
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def flush() -> None:
+    """Emit this invocation's metrics. Clearing matters when metrics are disabled (local stages):
+    Powertools then keeps them, and its automatic flush at 100 values would print them anyway."""
+    if metrics.metric_set:
+        metrics.flush_metrics()
+        metrics.clear_metrics()

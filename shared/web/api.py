@@ -19,7 +19,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
 from shared import errors
-from shared.observability import count, logger, metrics
+from shared.observability import count, flush, logger
 from shared.settings import settings
 from shared.web.auth import Principal, Role, authenticate
 from shared.web.problems import internal_error_response, problem_response
@@ -82,8 +82,7 @@ def _serve(bp: Blueprint, view: Callable[..., Any], params: dict, allowed: froze
     finally:
         _request.reset(request_token)
         _principal.reset(principal_token)
-        if metrics.metric_set:
-            metrics.flush_metrics()
+        flush()
     if not isinstance(response, Response):
         response = Response(body=response)
     response.headers[CORRELATION_HEADER] = correlation_id
