@@ -108,18 +108,31 @@ def run() -> dict[str, object]:
 
         meter = WireMeter()
         meter.attach(events())
-        admin = {"Authorization": f"Bearer {issue_token('bench-jwt-secret', 'admin', Role.MERCHANT_ADMIN)}",
-                 "Content-Type": "application/json"}
-        customer = {"Authorization": f"Bearer {issue_token('bench-jwt-secret', 'c-bench', Role.CUSTOMER)}",
-                    "Content-Type": "application/json"}
-        cart = json.dumps({
-            "lines": [{"sku": sku, "qty": 1} for sku in SKUS],
-            "fulfilment": {"type": "delivery", "address": {"recipient": "张三", "phone": "13800000000", "city": "上海", "detail": "1号"}},
-        })
+        admin = {
+            "Authorization": f"Bearer {issue_token('bench-jwt-secret', 'admin', Role.MERCHANT_ADMIN)}",
+            "Content-Type": "application/json",
+        }
+        customer = {
+            "Authorization": f"Bearer {issue_token('bench-jwt-secret', 'c-bench', Role.CUSTOMER)}",
+            "Content-Type": "application/json",
+        }
+        cart = json.dumps(
+            {
+                "lines": [{"sku": sku, "qty": 1} for sku in SKUS],
+                "fulfilment": {
+                    "type": "delivery",
+                    "address": {"recipient": "张三", "phone": "13800000000", "city": "上海", "detail": "1号"},
+                },
+            }
+        )
         with Client(app, stage_name="test") as client:
             for sku in SKUS:
-                client.http.put(f"/admin/products/{sku}", headers=admin, body=json.dumps({"name": sku, "price_fen": 1999}))
-                stocked = client.http.put(f"/admin/stock/{sku}", headers=admin, body=json.dumps({"location": "WH", "on_hand": ORDERS * 2}))
+                client.http.put(
+                    f"/admin/products/{sku}", headers=admin, body=json.dumps({"name": sku, "price_fen": 1999})
+                )
+                stocked = client.http.put(
+                    f"/admin/stock/{sku}", headers=admin, body=json.dumps({"location": "WH", "on_hand": ORDERS * 2})
+                )
                 if stocked.status_code not in (200, 201):
                     raise RuntimeError(f"stock {sku}: {stocked.status_code} {stocked.body!r}")
             client.http.post("/orders", headers=customer, body=cart)  # warm: first-use imports, connection pool
@@ -128,10 +141,18 @@ def run() -> dict[str, object]:
             order_ids = place.pop("_bodies")
 
             def pay(order: dict) -> Any:
-                raw = json.dumps({"order_id": order["order_id"], "transaction_id": f"t-{order['order_id']}",
-                                  "amount_fen": order["total_fen"], "paid_at": "2026-11-23T00:00:00Z"}).encode()
-                headers = {"X-Pay-Signature": sign("bench-webhook-secret", raw, int(time.time())),
-                           "Content-Type": "application/json"}
+                raw = json.dumps(
+                    {
+                        "order_id": order["order_id"],
+                        "transaction_id": f"t-{order['order_id']}",
+                        "amount_fen": order["total_fen"],
+                        "paid_at": "2026-11-23T00:00:00Z",
+                    }
+                ).encode()
+                headers = {
+                    "X-Pay-Signature": sign("bench-webhook-secret", raw, int(time.time())),
+                    "Content-Type": "application/json",
+                }
                 return client.http.post("/payments/notify", headers=headers, body=raw)
 
             pending = iter(order_ids)

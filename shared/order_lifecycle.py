@@ -18,8 +18,8 @@ from shared.data.transactions import Transaction, TransactionCancelled
 from shared.errors import (
     AmountMismatch,
     ConcurrentUpdate,
-    InvalidTransition,
     Forbidden,
+    InvalidTransition,
     LimitReached,
     NotFound,
     RuleViolation,
@@ -114,7 +114,6 @@ def apply_payment(notice: PaymentNotice, now: int) -> PaymentOutcome:
     """Pay the order once per transaction id. A payment for an expired or cancelled order, or a second
     payment of a paid order, is recorded as NEEDS_REFUND with a PaymentNeedsRefund event: never
     silently accepted, never lost. A wrong amount changes nothing (AmountMismatch, 422)."""
-    from shared.errors import AmountMismatch
 
     def step(order: Order) -> tuple[Transaction, PaymentOutcome] | PaymentOutcome:
         if notice.amount_fen != order.total_fen:
@@ -389,29 +388,8 @@ def decide_refund(order_id: str, refund_id: str, approve: bool, restock: bool, w
         if order.status not in REFUNDABLE:
             raise order_invalid(order, "refund")
         units = {line["sku"]: line["qty"] for line in refund["lines"]}
-        lines = []
-        for sku, qty in units.items():
-            if qty > order.refundable_qty(sku):
-                raise RuleViolation("more units than can still be refunded", sku=sku)
-            lines.append({"sku": sku, "qty": qty, "amount_fen": order.refund_amount(sku, qty)})
-        amount = sum(line["amount_fen"] for line in lines)
-        refunded_qty = dict(order.refunded_qty)
-        for sku, qty in units.items():
-            refunded_qty[sku] = refunded_qty.get(sku, 0) + qty
-        note = f"refund {refund_id}: {amount} fen"
-        if order.fully_refunded_after(units):
-            after = order.transition(
-                Action.REFUND_ALL,
-                who.sub,
-                now,
-                note=note,
-                refunded_qty=refunded_qty,
-                refunded_fen=order.refunded_fen + amount,
-            )
-        else:
-            after = replace(
-                order.note(who.sub, now, note), refunded_qty=refunded_qty, refunded_fen=order.refunded_fen + amount
-            )
+        after, lines = order.refund(units, who.sub, now, refund_id)
+        amount = after.refunded_fen - order.refunded_fen
         order_store.replace_if_unchanged(tx, order, after)
         order_store.decide_refund(tx, refund, "ISSUED", restock)
         if restock:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.errors import InvalidTransition
+from shared.errors import InvalidTransition, RuleViolation
 from shared.pricing import PricedLine, Quote, refund_amount
 
 
@@ -185,6 +185,26 @@ class Order:
         if line is None:
             raise ValueError(f"order {self.order_id} has no line {sku}")
         return refund_amount(line, qty, self.refunded_qty.get(sku, 0))
+
+    def refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> tuple[Order, list[dict[str, Any]]]:
+        """The order after refunding `units` ({sku: qty}), and the refunded lines with their exact
+        amounts. REFUNDED once every unit is refunded; a partial refund keeps the status."""
+        lines = []
+        for sku, qty in units.items():
+            if self.line(sku) is None or qty > self.refundable_qty(sku):
+                raise RuleViolation(
+                    "more units than can still be refunded", sku=sku, refundable_qty=self.refundable_qty(sku)
+                )
+            lines.append({"sku": sku, "qty": qty, "amount_fen": self.refund_amount(sku, qty)})
+        amount = sum(line["amount_fen"] for line in lines)
+        refunded_qty = {**self.refunded_qty}
+        for sku, qty in units.items():
+            refunded_qty[sku] = refunded_qty.get(sku, 0) + qty
+        changes = {"refunded_qty": refunded_qty, "refunded_fen": self.refunded_fen + amount}
+        note = f"refund {refund_id}: {amount} fen"
+        if self.fully_refunded_after(units):
+            return self.transition(Action.REFUND_ALL, by, at, note=note, **changes), lines
+        return replace(self.note(by, at, note), **changes), lines
 
     def fully_refunded_after(self, refund: dict[str, int]) -> bool:
         return all(self.refunded_qty.get(line.sku, 0) + refund.get(line.sku, 0) >= line.qty for line in self.lines)

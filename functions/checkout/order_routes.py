@@ -93,7 +93,9 @@ def ready_for_pickup(order_id: str) -> Response:
 @bp.route("/orders/{order_id}/hand-over", methods=["POST"], roles=STAFF)
 def hand_over(order_id: str) -> Response:
     body = parse(HandOverIn)
-    return ok(bootstrap.order_lifecycle().hand_over(_order_id(order_id), body.pickup_code, principal(), now_ms()).view())
+    return ok(
+        bootstrap.order_lifecycle().hand_over(_order_id(order_id), body.pickup_code, principal(), now_ms()).view()
+    )
 
 
 @bp.route("/orders/{order_id}/complete", methods=["POST"], roles=[Role.CUSTOMER, *STAFF])
@@ -104,7 +106,9 @@ def complete_order(order_id: str) -> Response:
 @bp.route("/orders/{order_id}/refunds", methods=["POST"], roles=[Role.CUSTOMER])
 def request_refund(order_id: str) -> Response:
     body = parse(RefundIn)
-    refund = bootstrap.order_lifecycle().request_refund(_order_id(order_id), body.units(), body.reason, principal(), now_ms())
+    refund = bootstrap.order_lifecycle().request_refund(
+        _order_id(order_id), body.units(), body.reason, principal(), now_ms()
+    )
     return json_response(refund, 201)
 
 

@@ -13,7 +13,10 @@ import pytest
 from shared.payments import sign
 from tests.e2e.http_api import eventually
 
-DELIVERY = {"type": "delivery", "address": {"recipient": "李雷", "phone": "13900139000", "city": "上海", "detail": "徐汇区2号"}}
+DELIVERY = {
+    "type": "delivery",
+    "address": {"recipient": "李雷", "phone": "13900139000", "city": "上海", "detail": "徐汇区2号"},
+}
 
 
 @pytest.fixture
@@ -21,8 +24,13 @@ def sku(api, tokens) -> str:
     """A product of this test's own with 10 units at WH, so tests do not share stock."""
     name = f"E2E-{uuid.uuid4().hex[:8].upper()}"
     admin = tokens["merchant_admin"]
-    assert api.put(f"/admin/products/{name}", token=admin, json={"name": "测试茶", "price_fen": 3333}).status_code == 201
-    assert api.put(f"/admin/stock/{name}", token=admin, json={"location": "WH", "on_hand": 10}).status_code in (200, 201)
+    assert (
+        api.put(f"/admin/products/{name}", token=admin, json={"name": "测试茶", "price_fen": 3333}).status_code == 201
+    )
+    assert api.put(f"/admin/stock/{name}", token=admin, json={"location": "WH", "on_hand": 10}).status_code in (
+        200,
+        201,
+    )
     return name
 
 
@@ -58,7 +66,12 @@ def test_quote_place_replay_pay_and_notification_rules(api, stack, tokens, sku):
     assert replay.status_code == 201 and replay.json() == order
     assert stock(api, tokens, sku) == (10, 3, 7)
     # forged, stale and short notifications: 401 / 401 / 422, order untouched
-    body = {"order_id": order["order_id"], "transaction_id": f"wx-{sku}", "amount_fen": order["total_fen"], "paid_at": "2026-11-23T02:00:00Z"}
+    body = {
+        "order_id": order["order_id"],
+        "transaction_id": f"wx-{sku}",
+        "amount_fen": order["total_fen"],
+        "paid_at": "2026-11-23T02:00:00Z",
+    }
     assert notify(api, stack, body, secret="forged-secret-forged").status_code == 401
     assert notify(api, stack, body, at=time.time() - 600).status_code == 401
     assert notify(api, stack, {**body, "amount_fen": order["total_fen"] - 1}).status_code == 422
@@ -90,7 +103,10 @@ def test_expiry_releases_stock(api, stack, tokens, sku):
     assert stock(api, tokens, sku) == (10, 5, 5)
     # the stack holds unpaid orders for a few seconds; its schedule runs every second
     expired = eventually(
-        lambda: (got := api.get(f"/orders/{order['order_id']}", token=tokens["customer"]).json())["status"] == "CANCELLED" and got,
+        lambda: (
+            (got := api.get(f"/orders/{order['order_id']}", token=tokens["customer"]).json())["status"] == "CANCELLED"
+            and got
+        ),
         timeout_s=30,
     )
     assert expired["cancel_reason"] == "expired"
@@ -106,10 +122,16 @@ def test_partial_refund_with_exact_amounts(api, tokens, sku):
     payable = order["lines"][0]["payable_fen"]
     amounts = []
     for qty in (1, 2):
-        refund = api.post(f"/orders/{order['order_id']}/refunds", token=customer,
-                          json={"lines": [{"sku": sku, "qty": qty}], "reason": "damaged"}).json()
-        decided = api.post(f"/admin/orders/{order['order_id']}/refunds/{refund['refund_id']}/decision", token=admin,
-                           json={"approve": True, "restock": qty == 1})
+        refund = api.post(
+            f"/orders/{order['order_id']}/refunds",
+            token=customer,
+            json={"lines": [{"sku": sku, "qty": qty}], "reason": "damaged"},
+        ).json()
+        decided = api.post(
+            f"/admin/orders/{order['order_id']}/refunds/{refund['refund_id']}/decision",
+            token=admin,
+            json={"approve": True, "restock": qty == 1},
+        )
         assert decided.status_code == 200
         amounts.append(decided.json()["amount_fen"])
     assert sum(amounts) == payable

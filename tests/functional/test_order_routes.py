@@ -11,7 +11,10 @@ from shared.payments import sign
 from tests.conftest import TEST_ENV, bearer
 from tests.functional.orders_support import given_catalogue, stock_of
 
-DELIVERY = {"type": "delivery", "address": {"recipient": "王芳", "phone": "13800138000", "city": "上海", "detail": "静安区1号"}}
+DELIVERY = {
+    "type": "delivery",
+    "address": {"recipient": "王芳", "phone": "13800138000", "city": "上海", "detail": "静安区1号"},
+}
 
 
 @pytest.fixture
@@ -31,11 +34,18 @@ def place(client, token, lines, key=None):
 def notify(client, body: dict, secret=TEST_ENV["PAYMENT_WEBHOOK_SECRET"], at=None):
     raw = json.dumps(body).encode()
     signature = sign(secret, raw, int(at if at is not None else time.time()))
-    return client.http.post("/payments/notify", headers={"X-Pay-Signature": signature, "Content-Type": "application/json"}, body=raw)
+    return client.http.post(
+        "/payments/notify", headers={"X-Pay-Signature": signature, "Content-Type": "application/json"}, body=raw
+    )
 
 
 def paid_body(order):
-    return {"order_id": order["order_id"], "transaction_id": "wx-1", "amount_fen": order["total_fen"], "paid_at": "2026-11-23T01:00:00Z"}
+    return {
+        "order_id": order["order_id"],
+        "transaction_id": "wx-1",
+        "amount_fen": order["total_fen"],
+        "paid_at": "2026-11-23T01:00:00Z",
+    }
 
 
 def test_place_replay_and_read_an_order(client, tokens, stocked):
@@ -66,7 +76,9 @@ def test_customers_list_their_own_orders_newest_first(client, tokens, stocked):
     ids = [place(client, tokens["customer"], [{"sku": "TEA-1", "qty": 1}]).json_body["order_id"] for _ in range(3)]
     place(client, tokens["customer2"], [{"sku": "CUP-1", "qty": 1}])
     page1 = client.http.get("/orders?limit=2", headers=bearer(tokens["customer"])).json_body
-    page2 = client.http.get(f"/orders?limit=2&cursor={page1['next_cursor']}", headers=bearer(tokens["customer"])).json_body
+    page2 = client.http.get(
+        f"/orders?limit=2&cursor={page1['next_cursor']}", headers=bearer(tokens["customer"])
+    ).json_body
     listed = [o["order_id"] for o in page1["items"] + page2["items"]]
     assert listed == list(reversed(ids))
 
@@ -82,14 +94,22 @@ def test_payment_notification_rules(client, tokens, stocked):
     assert untouched["status"] == "PENDING_PAYMENT" and untouched["version"] == 1
     paid = notify(client, body)
     twice = notify(client, body)
-    assert paid.status_code == 200 and paid.json_body == {"order_id": order["order_id"], "status": "PAID", "outcome": "paid"}
+    assert paid.status_code == 200 and paid.json_body == {
+        "order_id": order["order_id"],
+        "status": "PAID",
+        "outcome": "paid",
+    }
     assert twice.status_code == 200 and twice.json_body["outcome"] == "duplicate"
     assert stock_of("TEA-1") == (4, 0, 4)
 
 
 def test_malformed_notification_is_400_not_500(client, stocked):
     raw = b"{not json"
-    response = client.http.post("/payments/notify", headers={"X-Pay-Signature": sign(TEST_ENV["PAYMENT_WEBHOOK_SECRET"], raw, int(time.time()))}, body=raw)
+    response = client.http.post(
+        "/payments/notify",
+        headers={"X-Pay-Signature": sign(TEST_ENV["PAYMENT_WEBHOOK_SECRET"], raw, int(time.time()))},
+        body=raw,
+    )
     assert response.status_code == 400
 
 
@@ -113,10 +133,19 @@ def test_dev_pay_then_ship_complete_and_refund(client, tokens, stocked):
     by_customer = post(client, f"/orders/{order_id}/ship", tokens["customer"], {"tracking_number": "SF1001"})
     assert shipped.status_code == 200 and by_customer.status_code == 403
     assert post(client, f"/orders/{order_id}/complete", tokens["customer"]).json_body["status"] == "COMPLETED"
-    refund = post(client, f"/orders/{order_id}/refunds", tokens["customer"], {"lines": [{"sku": "CUP-1", "qty": 1}], "reason": "broken"})
+    refund = post(
+        client,
+        f"/orders/{order_id}/refunds",
+        tokens["customer"],
+        {"lines": [{"sku": "CUP-1", "qty": 1}], "reason": "broken"},
+    )
     assert refund.status_code == 201 and refund.json_body["status"] == "REQUESTED"
-    decided = post(client, f"/admin/orders/{order_id}/refunds/{refund.json_body['refund_id']}/decision",
-                   tokens["merchant_admin"], {"approve": True, "restock": True})
+    decided = post(
+        client,
+        f"/admin/orders/{order_id}/refunds/{refund.json_body['refund_id']}/decision",
+        tokens["merchant_admin"],
+        {"approve": True, "restock": True},
+    )
     assert decided.status_code == 200 and decided.json_body["status"] == "ISSUED"
     line_payable = order["lines"][0]["payable_fen"]
     assert decided.json_body["amount_fen"] == line_payable // 3  # 3,333 x 3 = 9,999: a third each
