@@ -1,4 +1,5 @@
-"""The end-to-end tier: the same stack as `make dev`, on free ports, for the whole session.
+"""The end-to-end tier: the same stack as `make dev`, on free ports, shared by every test of
+tests/e2e and stopped after the last of them (package scope), so later tiers run on a quiet machine.
 
 The stack runs as `python -m infra.local.dev` in a process group of its own, not inside pytest:
 LocalStack puts its settings in `os.environ` and its event runner binds the process's one
@@ -58,7 +59,7 @@ class RunningStack:
         return self.environment["TABLE_NAME"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     log = tmp_path_factory.mktemp("e2e") / "e2e-stack.log"
     running = RunningStack(free_port(), free_port(), log, stage_environment("local"))
@@ -112,7 +113,7 @@ def _tail(log: Path, lines: int = 60) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(stack: RunningStack) -> Iterator[HttpApi]:
     client = HttpApi(stack.api_url)
     yield client
