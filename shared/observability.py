@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 logger = Logger(service="retail", use_rfc3339=True)
 metrics = Metrics(namespace="RetailSuite", service="retail")
 
-__all__ = ["logger", "metrics", "MetricUnit", "mask_pii", "count"]
+__all__ = ["MetricUnit", "count", "logger", "mask_pii", "metrics"]
 
 _PII_KEYS = frozenset({"phone", "mobile", "address", "name", "recipient_name", "email", "id_card"})
 _PHONE = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
