@@ -1,0 +1,231 @@
+"""docs/openapi.yaml against the code: the same routes, the same roles, a valid document, and
+request schemas that accept and refuse what the pydantic models accept and refuse.
+
+A new route without documentation, a documented route that is gone, a role change on one side
+only, or a model constraint the document does not say all fail here."""
+
+from __future__ import annotations
+
+import inspect
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
+from pydantic import BaseModel, ValidationError
+
+from functions.catalog.models import ProductIn
+from functions.checkout.models import CartIn
+from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
+from functions.inventory.models import StockIn
+from shared.payments import _NoticeBody as PaymentNoticeBody  # the webhook's body model
+
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+METHODS = ("get", "put", "post", "delete", "patch")
+
+# The pydantic model behind each documented request body, by operationId. An operation with a
+# body that is not listed here fails `test_every_request_body_names_its_model`.
+BODY_MODELS: dict[str, type[BaseModel]] = {
+    "putProduct": ProductIn,
+    "putStock": StockIn,
+    "quote": CartIn,
+    "placeOrder": CartIn,
+    "shipOrder": ShipIn,
+    "handOver": HandOverIn,
+    "requestRefund": RefundIn,
+    "decideRefund": RefundDecisionIn,
+    "paymentNotification": PaymentNoticeBody,
+}
+
+
+@cache
+def document() -> dict[str, Any]:
+    return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
+
+
+def operations() -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (path, method.upper()): operation
+        for path, item in document()["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS
+    }
+
+
+def served_routes() -> dict[tuple[str, str], Any]:
+    from app import app
+
+    return {(path, method): entry for path, methods in app.routes.items() for method, entry in methods.items()}
+
+
+def declared_access(view_function: Any) -> tuple[bool, set[str]]:
+    """(public, roles) as the route declared them to `Api.route`, read from its wrapper's closure."""
+    captured = inspect.getclosurevars(view_function).nonlocals
+    assert {"public", "allowed"} <= captured.keys(), "shared.web.api.Api.route no longer wraps views as expected"
+    return captured["public"], {str(role) for role in captured["allowed"]}
+
+
+def body_schema(operation_id: str) -> dict[str, Any]:
+    operation = next(op for op in operations().values() if op["operationId"] == operation_id)
+    return operation["requestBody"]["content"]["application/json"]
+
+
+def validator(media: dict[str, Any]) -> Draft202012Validator:
+    # The document is the root so that "#/components/..." references resolve in it.
+    return Draft202012Validator({**media["schema"], "components": document()["components"]})
+
+
+def pydantic_accepts(model: type[BaseModel], body: Any) -> bool:
+    try:
+        model.model_validate(body)
+    except ValidationError:
+        return False
+    return True
+
+
+def test_the_document_is_valid_openapi_3_1():
+    # When the document is checked against the OpenAPI 3.1 specification
+    validate_openapi(document())
+    # Then it passes, and says it is 3.1
+    assert document()["openapi"].startswith("3.1")
+
+
+def test_the_document_has_exactly_the_routes_the_app_serves():
+    # Given the routes app.py registers and the operations the document describes
+    served = set(served_routes())
+    documented = set(operations())
+    # Then neither has one the other lacks
+    assert served - documented == set(), "routes served but not in docs/openapi.yaml"
+    assert documented - served == set(), "routes in docs/openapi.yaml that app.py does not serve"
+
+
+def test_each_operation_names_the_roles_its_route_admits():
+    served = served_routes()
+    for key, operation in operations().items():
+        if key not in served:
+            continue  # reported by the route-set test
+        public, roles = declared_access(served[key].view_function)
+        # Then x-roles lists the route's roles, and a public route needs no token
+        assert set(operation["x-roles"]) == roles, key
+        assert (operation.get("security") == []) is public, key
+        if roles:
+            assert all(role in operation["description"] for role in roles), f"{key}: roles not in the description"
+
+
+def test_every_request_body_names_its_model():
+    with_body = {op["operationId"] for op in operations().values() if "requestBody" in op}
+    assert with_body == set(BODY_MODELS)
+
+
+@pytest.mark.parametrize("operation_id", sorted(BODY_MODELS))
+def test_the_documented_example_is_accepted_by_the_schema_and_the_model(operation_id):
+    # Given the example the document shows for the body
+    media = body_schema(operation_id)
+    example = media["example"]
+    # Then both the document's schema and the pydantic model accept it
+    assert list(validator(media).iter_errors(example)) == []
+    assert pydantic_accepts(BODY_MODELS[operation_id], example)
+
+
+ADDRESS = {"recipient": "张三", "phone": "+86 138 0000 0000", "city": "上海", "detail": "南京西路 1 号"}
+LINE = {"sku": "TEA-001", "qty": 1}
+
+# (operationId, body): the schema and the model must agree on each, accepted or refused.
+AGREEMENT_CASES: list[tuple[str, Any]] = [
+    ("putProduct", {"name": "茶", "price_fen": 100}),
+    ("putProduct", {"name": "茶", "price_fen": 100, "member_price_fen": None, "category": None}),
+    ("putProduct", {"name": "茶", "price_fen": 12.5}),  # money is never a float
+    ("putProduct", {"name": "茶", "price_fen": -1}),
+    ("putProduct", {"name": "茶", "price_fen": "100"}),
+    ("putProduct", {"name": "", "price_fen": 100}),
+    ("putProduct", {"name": "茶", "price_fen": 100, "colour": "red"}),
+    ("putProduct", {"price_fen": 100}),
+    ("putStock", {"location": "WH", "on_hand": 0}),
+    ("putStock", {"location": "WH", "on_hand": -1}),
+    ("putStock", {"location": "-WH", "on_hand": 1}),
+    ("putStock", {"location": "WH", "on_hand": True}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "pickup", "store_id": "S001"}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "pickup"}}),  # pickup needs a store
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "delivery", "address": ADDRESS}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "delivery"}}),  # delivery needs an address
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "ship_from_store", "store_id": "S001"}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "ship_from_store", "store_id": "S001", "address": ADDRESS}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": 31.2, "lng": 121}}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": 31.2}}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": None, "lng": 1}}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": 91, "lng": 1}}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "courier", "address": ADDRESS}}),
+    ("quote", {"lines": [], "fulfilment": {"type": "pickup", "store_id": "S001"}}),
+    ("quote", {"lines": [{"sku": "TEA-001", "qty": 0}], "fulfilment": {"type": "pickup", "store_id": "S001"}}),
+    ("quote", {"lines": [LINE], "coupon_ids": [""], "fulfilment": {"type": "pickup", "store_id": "S001"}}),
+    ("placeOrder", {"lines": [LINE] * 51, "fulfilment": {"type": "pickup", "store_id": "S001"}}),
+    ("placeOrder", {"lines": [LINE], "fulfilment": {"type": "delivery", "address": {**ADDRESS, "phone": "12"}}}),
+    ("shipOrder", {"tracking_number": "SF1"}),
+    ("shipOrder", {"tracking_number": "SF"}),
+    ("handOver", {"pickup_code": "000123"}),
+    ("handOver", {"pickup_code": "12345"}),
+    ("handOver", {"pickup_code": "12345a"}),
+    ("requestRefund", {"lines": [LINE], "reason": "破损"}),
+    ("requestRefund", {"lines": [LINE], "reason": ""}),
+    ("decideRefund", {"approve": True}),
+    ("decideRefund", {"approve": 1}),
+    ("decideRefund", {"approve": "true"}),
+    ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now", "x": 1}),
+    ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 1.5, "paid_at": "now"}),
+    ("paymentNotification", {"order_id": "", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now"}),
+]
+
+
+@pytest.mark.parametrize(("operation_id", "body"), AGREEMENT_CASES)
+def test_the_schema_and_the_model_accept_and_refuse_the_same_bodies(operation_id, body):
+    # When the document's schema and the route's pydantic model each judge the body
+    by_schema = validator(body_schema(operation_id)).is_valid(body)
+    by_model = pydantic_accepts(BODY_MODELS[operation_id], body)
+    # Then they agree
+    assert by_schema == by_model, f"schema says {by_schema}, model says {by_model}"
+
+
+def test_an_integral_float_is_the_one_thing_the_schema_cannot_refuse():
+    # Given a quantity written 1.0: JSON Schema counts it as the integer 1
+    body = {"lines": [{"sku": "TEA-001", "qty": 1.0}], "fulfilment": {"type": "pickup", "store_id": "S001"}}
+    assert validator(body_schema("quote")).is_valid(body)
+    # Then the model refuses it all the same (StrictInt: money and counts are never floats), as
+    # the document says in the description of Fen
+    assert not pydantic_accepts(CartIn, body)
+    assert "12.0" in document()["components"]["schemas"]["Fen"]["description"]
+
+
+def as_json_schema_reads_it(value: Any) -> Any:
+    """`value` with integral floats as ints: the same JSON Schema value, the form StrictInt takes."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: as_json_schema_reads_it(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_json_schema_reads_it(v) for v in value]
+    return value
+
+
+def _cases_of(operation_id: str):
+    import schemathesis
+
+    schema = schemathesis.openapi.from_dict(document())
+    path, method = next(key for key, op in operations().items() if op["operationId"] == operation_id)
+    return schema[path][method].as_strategy()
+
+
+@pytest.mark.parametrize("operation_id", sorted(BODY_MODELS))
+def test_every_body_the_document_allows_is_accepted_by_the_model(operation_id):
+    # Given bodies generated from the document's schema (valid by it, by construction)
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(case=_cases_of(operation_id))
+    def check(case):
+        # Then the pydantic model accepts each: the document is no looser than the code
+        body = as_json_schema_reads_it(case.body)
+        assert pydantic_accepts(BODY_MODELS[operation_id], body), body
+
+    check()
