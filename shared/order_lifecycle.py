@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from shared import unit_release
 from shared.data import order_store, outbox, stock_store
 from shared.data.transactions import Transaction, TransactionCancelled
 from shared.errors import (
@@ -34,19 +35,15 @@ from shared.web.auth import Principal, Role
 
 ATTEMPTS = 4
 
-# Flash-sale orders give their units back to the sale's shards, not to the stock item.
-# The flash-sale module registers itself here (keeps this module free of flash-sale details).
-UnitReleaser = Callable[[Transaction, Order], None]
-_flash_releaser: list[UnitReleaser] = []
-
-
-def register_flash_releaser(releaser: UnitReleaser) -> None:
-    _flash_releaser[:] = [releaser]
+# Flash-sale orders give their units back to the sale's shards, not to the stock item. The
+# flash-sale module registers its releaser in shared.unit_release (a light module, so it can at
+# the cold import of app.py); this module stays free of flash-sale details.
+register_flash_releaser = unit_release.register_flash_releaser
 
 
 def release_units(tx: Transaction, order: Order) -> None:
-    if order.flash_sale_id and _flash_releaser:
-        _flash_releaser[0](tx, order)
+    if order.flash_sale_id:
+        unit_release.flash_releaser()(tx, order)
         return
     for line in order.lines:
         stock_store.release(tx, line.sku, order.location, line.qty)
@@ -334,7 +331,7 @@ def request_refund(order_id: str, lines: dict[str, int], reason: str, who: Princ
     if order.status not in REFUNDABLE:
         raise order_invalid(order, "refund")
     pending = _pending_refund_qty(order_id)
-    amounts = []
+    amounts: list[dict[str, Any]] = []
     for sku, qty in lines.items():
         if order.line(sku) is None:
             raise ValidationFailed("the order has no such line", sku=sku)
@@ -348,7 +345,7 @@ def request_refund(order_id: str, lines: dict[str, int], reason: str, who: Princ
         "customer_id": who.sub,
         "status": "REQUESTED",
         "lines": amounts,
-        "amount_fen": sum(a["amount_fen"] for a in amounts),
+        "amount_fen": sum(int(a["amount_fen"]) for a in amounts),
         "reason": reason,
     }
     tx = Transaction()

@@ -189,22 +189,25 @@ class Order:
     def refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> tuple[Order, list[dict[str, Any]]]:
         """The order after refunding `units` ({sku: qty}), and the refunded lines with their exact
         amounts. REFUNDED once every unit is refunded; a partial refund keeps the status."""
-        lines = []
+        lines: list[dict[str, Any]] = []
         for sku, qty in units.items():
             if self.line(sku) is None or qty > self.refundable_qty(sku):
                 raise RuleViolation(
                     "more units than can still be refunded", sku=sku, refundable_qty=self.refundable_qty(sku)
                 )
             lines.append({"sku": sku, "qty": qty, "amount_fen": self.refund_amount(sku, qty)})
-        amount = sum(line["amount_fen"] for line in lines)
+        amount = sum(int(line["amount_fen"]) for line in lines)
         refunded_qty = {**self.refunded_qty}
         for sku, qty in units.items():
             refunded_qty[sku] = refunded_qty.get(sku, 0) + qty
-        changes = {"refunded_qty": refunded_qty, "refunded_fen": self.refunded_fen + amount}
+        refunded_fen = self.refunded_fen + amount
         note = f"refund {refund_id}: {amount} fen"
         if self.fully_refunded_after(units):
-            return self.transition(Action.REFUND_ALL, by, at, note=note, **changes), lines
-        return replace(self.note(by, at, note), **changes), lines
+            after = self.transition(
+                Action.REFUND_ALL, by, at, note=note, refunded_qty=refunded_qty, refunded_fen=refunded_fen
+            )
+            return after, lines
+        return replace(self.note(by, at, note), refunded_qty=refunded_qty, refunded_fen=refunded_fen), lines
 
     def fully_refunded_after(self, refund: dict[str, int]) -> bool:
         return all(self.refunded_qty.get(line.sku, 0) + refund.get(line.sku, 0) >= line.qty for line in self.lines)

@@ -31,7 +31,9 @@ def stock_of(sku: str, location: str = "WH") -> tuple[int, int, int]:
     return int(item.on_hand), int(item.reserved), int(item.available)
 
 
-def placement(lines: dict[str, int], fulfilment: dict | None = None, location: str = "WH", window_s: int = 900) -> Placement:
+def placement(
+    lines: dict[str, int], fulfilment: dict | None = None, location: str = "WH", window_s: int = 900
+) -> Placement:
     fulfilment = fulfilment or {"type": "delivery"}
     quote = price_cart(
         [CartLine(sku, qty) for sku, qty in lines.items()],
