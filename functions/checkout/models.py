@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, model_validator
 
 from shared.checkout import Cart
 from shared.fulfilment import Address, Fulfilment, FulfilmentType
@@ -31,8 +31,9 @@ class AddressIn(BaseModel):
     city: str = Field(min_length=1, max_length=64)
     detail: str = Field(min_length=1, max_length=200)
     # Coordinates are not money: floats are fine. Same-city uses them to find the nearest store.
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lng: float | None = Field(default=None, ge=-180, le=180)
+    # StrictFloat: numbers only (ints too); lax float would take `false` or "31.2" as a coordinate.
+    lat: StrictFloat | None = Field(default=None, ge=-90, le=90)
+    lng: StrictFloat | None = Field(default=None, ge=-180, le=180)
 
     @model_validator(mode="after")
     def _both_coordinates_or_neither(self) -> AddressIn:

@@ -158,6 +158,8 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": 31.2}}}),
     ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": None, "lng": 1}}}),
     ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": 91, "lng": 1}}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": 1, "lng": False}}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "same_city", "address": {**ADDRESS, "lat": "1", "lng": 1}}}),
     ("quote", {"lines": [LINE], "fulfilment": {"type": "courier", "address": ADDRESS}}),
     ("quote", {"lines": [], "fulfilment": {"type": "pickup", "store_id": "S001"}}),
     ("quote", {"lines": [{"sku": "TEA-001", "qty": 0}], "fulfilment": {"type": "pickup", "store_id": "S001"}}),
