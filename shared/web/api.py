@@ -11,6 +11,8 @@ import base64
 import binascii
 import contextvars
 import functools
+import hashlib
+import hmac
 import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -167,21 +169,40 @@ def idempotency_key() -> str | None:
 
 
 def encode_cursor(last_key: dict[str, Any] | None) -> str | None:
+    """The opaque `next_cursor` for a page that ends at `last_key`, signed for this list (see below)."""
     if not last_key:
         return None
-    return base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode()
+    payload = base64.urlsafe_b64encode(json.dumps(last_key, separators=(",", ":")).encode()).decode().rstrip("=")
+    return f"{payload}.{_cursor_mac(payload)}"
 
 
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    """The key a `cursor` of `encode_cursor` ends at, or 400 for any other string."""
     if not cursor:
         return None
+    payload, _, mac = cursor.rpartition(".")
+    if not payload or not hmac.compare_digest(mac.encode(), _cursor_mac(payload).encode()):
+        raise errors.MalformedRequest("next_cursor is not one this API gave out for this list")
     try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        value = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     except (binascii.Error, ValueError) as exc:
         raise errors.MalformedRequest("next_cursor is not one this API gave out") from exc
     if not isinstance(value, dict):
         raise errors.MalformedRequest("next_cursor is not one this API gave out")
     return value
+
+
+def _cursor_mac(payload: str) -> str:
+    """A cursor is signed with the server's secret for the list it continues (path, filters, caller).
+    Unsigned, a client could hand DynamoDB any start key: a malformed one fails the query (a 500),
+    and one from another list (another customer's orders, another filter) starts a query where
+    that query's key condition does not reach."""
+    request = current_request()
+    who = _principal.get()
+    params = sorted((k, v) for k, v in (request.query_params or {}).items() if k not in ("cursor", "limit"))
+    scope = json.dumps([request.path, params, who.sub if who else None], separators=(",", ":"))
+    key = b"cursor:" + settings().jwt_secret.get_secret_value().encode()
+    return hmac.new(key, f"{scope}|{payload}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
