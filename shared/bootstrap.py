@@ -122,3 +122,11 @@ def ordering():  # type: ignore[no-untyped-def]
 
     ready()
     return module
+
+
+def flash_purchases():  # type: ignore[no-untyped-def]
+    from shared import flash_purchases as module
+
+    current = ready()
+    module.hints.ttl_s = current.flash_sale_empty_hint_s
+    return module

@@ -43,6 +43,13 @@ class Settings(BaseModel):
     promotion_off_fen: int = Field(alias="PROMOTION_OFF_FEN", default=3000, ge=0)
     # Same-city delivery: stores within this distance of the address (shared/fulfilment.py).
     same_city_radius_km: float = Field(alias="SAME_CITY_RADIUS_KM", default=30.0, gt=0)
+    # Flash sales (docs/flash-sales.md): the peak a sale is sharded for when its creator gives none
+    # (N = ceil(peak / 500)); how long a unit may stay unclaimed before the reconciler gives it
+    # back (longer than a purchase takes: the Lambda timeout); how long a process skips a shard it
+    # saw empty.
+    flash_sale_default_peak_per_s: int = Field(alias="FLASH_SALE_DEFAULT_PEAK_PER_S", default=2000, gt=0)
+    flash_sale_settle_s: float = Field(alias="FLASH_SALE_SETTLE_S", default=15.0, gt=0)
+    flash_sale_empty_hint_s: float = Field(alias="FLASH_SALE_EMPTY_HINT_S", default=1.0, ge=0)
 
     @model_validator(mode="after")
     def _deployed_stages_are_safe(self) -> Settings:

@@ -3,6 +3,13 @@
 from shared.data.items.catalog import ProductItem
 from shared.data.items.consumers import ConsumedItem
 from shared.data.items.events import EventItem
+from shared.data.items.flash_sales import (
+    FlashBuyerItem,
+    FlashClaimItem,
+    FlashReconcileItem,
+    FlashSaleItem,
+    FlashShardItem,
+)
 from shared.data.items.idempotency import IdempotencyItem
 from shared.data.items.member import MemberItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
@@ -12,6 +19,11 @@ from shared.data.items.stock import StockItem
 __all__ = [
     "ConsumedItem",
     "EventItem",
+    "FlashBuyerItem",
+    "FlashClaimItem",
+    "FlashReconcileItem",
+    "FlashSaleItem",
+    "FlashShardItem",
     "IdempotencyItem",
     "LocationItem",
     "MemberItem",

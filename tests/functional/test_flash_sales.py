@@ -1,0 +1,342 @@
+"""Flash sales on moto: the routes' contract (API.md, "Flash sales") and the service's invariants:
+units are never sold twice, buyers never pass the limit, unpaid units come back, and units a
+purchase took but never claimed are given back by the reconciler."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from infra.local.faults import FaultInjector, Kind
+from shared import flash_purchases, order_lifecycle
+from shared.data import flash_sale_store
+from shared.data.connection import events
+from shared.errors import Ended, LimitReached, NotStarted, SoldOut
+from shared.orders import now_ms
+from shared.web.auth import Principal, Role, issue_token
+from tests.conftest import TEST_ENV, bearer
+from tests.functional.flash_support import books, buy, given_sale, iso_in
+from tests.functional.orders_support import given_catalogue
+
+
+@pytest.fixture
+def catalogue(table):
+    given_catalogue({})
+
+
+def customer_token(sub: str) -> str:
+    return issue_token(TEST_ENV["JWT_SECRET"], sub, Role.CUSTOMER)
+
+
+def post(client, path, token, body, **headers):
+    return client.http.post(path, headers={**bearer(token), **headers}, body=json.dumps(body))
+
+
+def sale_body(**changes):
+    body = {
+        "sku": "TEA-1",
+        "price_fen": 5000,
+        "quantity": 10,
+        "per_user_limit": 1,
+        "starts_at": iso_in(-1),
+        "ends_at": iso_in(3600),
+        "payment_window_s": 300,
+    }
+    return {**body, **changes}
+
+
+# -- routes ------------------------------------------------------------------------------------
+def test_an_admin_creates_a_sale_and_anyone_sees_it(client, tokens, catalogue):
+    # When a merchant admin creates a sale of 10 units at 50 yuan
+    created = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale_body(expected_peak_per_s=2000))
+    # Then it is there, ACTIVE, with all its units, split over ceil(2000 / 500) = 4 shards
+    assert created.status_code == 201, created.json_body
+    sale_id = created.json_body["flash_sale_id"]
+    assert created.json_body["shards"] == 4
+    shown = client.http.get(f"/flash-sales/{sale_id}")
+    assert shown.status_code == 200
+    assert {k: shown.json_body[k] for k in ("sku", "price_fen", "remaining", "status")} == {
+        "sku": "TEA-1",
+        "price_fen": 5000,
+        "remaining": 10,
+        "status": "ACTIVE",
+    }
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"quantity": 0}, "quantity"),
+        ({"per_user_limit": 0}, "per_user_limit"),
+        ({"price_fen": 10001}, "price_fen"),  # above the list price of 100 yuan
+        ({"price_fen": 0}, "price_fen"),
+        ({"ends_at": iso_in(-10)}, "ends_at"),
+        ({"starts_at": iso_in(60), "ends_at": iso_in(30)}, "ends_at"),
+        ({"payment_window_s": 0}, "payment_window_s"),
+    ],
+)
+def test_a_sale_that_makes_no_sense_is_refused(client, tokens, catalogue, changes, field):
+    refused = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale_body(**changes))
+    assert refused.status_code == 422
+    assert field in json.dumps(refused.json_body["details"])
+
+
+def test_a_sale_of_an_unknown_sku_or_by_a_customer_is_refused(client, tokens, catalogue):
+    unknown = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale_body(sku="NOPE-1"))
+    by_customer = post(client, "/admin/flash-sales", tokens["customer"], sale_body())
+    float_price = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale_body(price_fen=49.5))
+    assert (unknown.status_code, unknown.json_body["code"]) == (422, "UNKNOWN_SKU")
+    assert by_customer.status_code == 403
+    assert float_price.status_code == 422
+    assert client.http.get("/flash-sales/fs000000000000000000000000").status_code == 404
+    assert client.http.get("/flash-sales/nonsense").status_code == 404
+
+
+def test_buying_gives_a_pending_order_at_the_flash_price_once_per_buyer(client, tokens, catalogue):
+    sale_id = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale_body()).json_body["flash_sale_id"]
+    # When a customer buys one, then tries again
+    first = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer"], {"qty": 1})
+    again = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer"], {"qty": 1})
+    # Then the first is a PENDING_PAYMENT order at 50 yuan (+ shipping) expiring after the sale's
+    # payment window, and the second is refused with 429
+    assert first.status_code == 201, first.json_body
+    order = first.json_body
+    assert order["status"] == "PENDING_PAYMENT" and order["flash_sale_id"] == sale_id
+    assert order["lines"][0]["unit_price_fen"] == 5000 and order["lines"][0]["qty"] == 1
+    assert order["total_fen"] == 5000 + order["shipping_fen"]
+    assert again.status_code == 429 and again.json_body["code"] == "LIMIT_REACHED"
+    assert client.http.get(f"/flash-sales/{sale_id}").json_body["remaining"] == 9
+
+
+def test_a_replayed_key_returns_the_same_order_even_after_the_sale_sold_out(client, tokens, catalogue):
+    sale_id = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale_body(quantity=1)).json_body[
+        "flash_sale_id"
+    ]
+    first = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer"], {"qty": 1}, **{"Idempotency-Key": "k1"})
+    replay = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer"], {"qty": 1}, **{"Idempotency-Key": "k1"})
+    other = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer2"], {"qty": 1})
+    assert first.status_code == 201 and replay.status_code == 201
+    assert replay.json_body["order_id"] == first.json_body["order_id"]
+    assert other.status_code == 409 and other.json_body["code"] == "SOLD_OUT"
+    assert client.http.get(f"/flash-sales/{sale_id}").json_body["status"] == "SOLD_OUT"
+
+
+def test_a_sale_not_started_refuses_buyers(client, tokens, catalogue):
+    body = sale_body(starts_at=iso_in(3600), ends_at=iso_in(7200))
+    sale_id = post(client, "/admin/flash-sales", tokens["merchant_admin"], body).json_body["flash_sale_id"]
+    refused = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer"], {"qty": 1})
+    assert refused.status_code == 409 and refused.json_body["code"] == "NOT_STARTED"
+    assert client.http.get(f"/flash-sales/{sale_id}").json_body["status"] == "NOT_STARTED"
+
+
+def test_pickup_at_a_store_that_does_not_exist_is_refused(client, tokens, catalogue):
+    sale_id = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale_body()).json_body["flash_sale_id"]
+    body = {"qty": 1, "fulfilment": {"type": "pickup", "store_id": "S999"}}
+    refused = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer"], body)
+    assert refused.status_code == 422 and refused.json_body["code"] == "UNKNOWN_STORE"
+    assert client.http.get(f"/flash-sales/{sale_id}").json_body["remaining"] == 10
+
+
+# -- the service -------------------------------------------------------------------------------
+def test_the_window_is_checked_before_any_unit_moves(table, catalogue):
+    sale = given_sale(quantity=3)
+    with pytest.raises(NotStarted):
+        buy(sale, "c-1", at=sale.starts_at_ms - 1)
+    with pytest.raises(Ended):
+        buy(sale, "c-1", at=sale.ends_at_ms)
+    with pytest.raises(LimitReached):
+        buy(sale, "c-1", qty=2)
+    assert books(sale).on_shards == 3
+
+
+def test_a_successful_order_costs_two_round_trips(table, catalogue):
+    # Given a sale whose settings this process has already read
+    sale = given_sale(quantity=5)
+    flash_purchases.sale(sale.sale_id)
+    sent: list[str] = []
+
+    def count(request, **_):  # type: ignore[no-untyped-def]
+        sent.append(request.url)
+
+    events().register("before-send.dynamodb", count, unique_id="flash-count")
+    try:
+        buy(sale, "c-1")
+    finally:
+        events().unregister("before-send.dynamodb", unique_id="flash-count")
+    # Then one decrement and one transaction went to DynamoDB
+    assert len(sent) == 2
+
+
+def test_sold_out_only_when_every_shard_is_empty_and_then_without_round_trips(table, catalogue):
+    # Given 8 units over 4 shards and 8 buyers who all start at the same shard's neighbours
+    sale = given_sale(quantity=8, peak=2000)
+    for i in range(8):
+        buy(sale, f"b-{i}")
+    assert books(sale).on_shards == 0
+    # When a ninth buyer tries, every shard is found empty; a tenth is answered from the hints
+    with pytest.raises(SoldOut):
+        buy(sale, "late-1")
+    sent: list[str] = []
+    events().register("before-send.dynamodb", lambda request, **_: sent.append(request.url), unique_id="c2")
+    try:
+        with pytest.raises(SoldOut):
+            buy(sale, "late-2")
+    finally:
+        events().unregister("before-send.dynamodb", unique_id="c2")
+    assert sent == []
+
+
+def test_a_buyer_takes_what_is_left_across_shards(table, catalogue):
+    # Given 4 units over 4 shards (one each) and a limit of 3
+    sale = given_sale(quantity=4, per_user_limit=3, peak=2000)
+    # When a buyer asks for 3
+    order = buy(sale, "c-1", qty=3).body
+    # Then the order holds 3 units taken from 3 shards, and 1 is left
+    assert order["lines"][0]["qty"] == 3
+    state = books(sale)
+    assert state.on_shards == 1 and state.balanced and state.unclaimed == 0
+
+
+def test_the_limit_is_counted_in_the_order_and_a_refused_buyer_gives_the_unit_back(table, catalogue):
+    sale = given_sale(quantity=5, per_user_limit=2)
+    buy(sale, "c-1", qty=2)
+    with pytest.raises(LimitReached):
+        buy(sale, "c-1", qty=1)
+    state = books(sale)
+    assert state.on_shards == 3 and state.bought == {"c-1": 2} and state.balanced and state.unclaimed == 0
+
+
+def test_cancel_and_expiry_give_units_and_counts_back_and_paid_orders_keep_theirs(table, catalogue):
+    # Given three buyers of a sale with a 5-second payment window
+    sale = given_sale(quantity=3, payment_window_s=5)
+    cancelled_id = buy(sale, "c-1").body["order_id"]
+    expiring_id = buy(sale, "c-2").body["order_id"]
+    paid = buy(sale, "c-3").body
+    # When c-1 cancels, c-3 pays, and the sweeper runs after the window
+    order_lifecycle.cancel(cancelled_id, Principal("c-1", Role.CUSTOMER), now_ms())
+    notice = order_lifecycle.PaymentNotice(paid["order_id"], "wx-flash", paid["total_fen"], "2026-11-23T01:00:00Z")
+    order_lifecycle.apply_payment(notice, now_ms())
+    assert order_lifecycle.expire_due(now_ms() + 6000) == 1
+    # Then two units are back on the shards, the paid one stays sold, and counts match orders
+    state = books(sale)
+    assert state.on_shards == 2 and state.in_live_orders == 1 and state.balanced
+    assert order_lifecycle.load(expiring_id).status == "CANCELLED"
+    # And the returned units can be bought again, even by a buyer whose order expired
+    buy(sale, "c-2")
+    buy(sale, "c-4")
+    assert books(sale).on_shards == 0
+
+
+def test_a_unit_taken_by_a_purchase_that_died_is_given_back_by_the_reconciler(table, catalogue):
+    # Given a purchase that took a unit and died before writing its order
+    sale = given_sale(quantity=2, peak=500)
+    lost = flash_sale_store.take(sale.sale_id, 0, 1)
+    assert books(sale).on_shards == 1 and books(sale).unclaimed == 1
+    # When the reconciler has seen the unit, and looked again after the settle time
+    now = now_ms()
+    assert flash_purchases.reconcile(now, settle_ms=1000) == 0  # first sight: too early to judge
+    assert flash_purchases.reconcile(now + 1000, settle_ms=1000) == 1
+    # Then the unit is back, claimed VOID, and the dead purchase could never claim it now
+    state = books(sale)
+    assert state.on_shards == 2 and state.unclaimed == 0
+    outcome = flash_purchases.give_back(sale, [lost])
+    assert outcome.voided_before == [lost] and books(sale).on_shards == 2
+    # And orders placed since are not touched by later runs
+    buy(sale, "c-1")
+    flash_purchases.reconcile(now + 2000, settle_ms=1000)
+    assert flash_purchases.reconcile(now + 4000, settle_ms=1000) == 0
+    assert books(sale).balanced
+
+
+def test_a_decrement_applied_twice_after_a_lost_response_is_repaired(table, catalogue):
+    # Given the shard decrement's response is lost once (botocore sends it again)
+    sale = given_sale(quantity=3, peak=500)
+    flash_purchases.sale(sale.sale_id)
+    lost = FaultInjector(rate=1.0, kinds=[Kind.TIMEOUT_APPLIED], operations=["UpdateItem"], max_faults=1)
+    with lost.attached():
+        order = buy(sale, "c-1").body
+    # Then the buyer has exactly one order; the first decrement's unit is unclaimed for a while
+    assert lost.total == 1 and order["lines"][0]["qty"] == 1
+    state = books(sale)
+    assert state.in_live_orders == 1 and state.unclaimed == 1 and state.on_shards == 1
+    # And the reconciler gives it back
+    now = now_ms()
+    flash_purchases.reconcile(now, settle_ms=0)
+    flash_purchases.reconcile(now + 1, settle_ms=0)
+    state = books(sale)
+    assert state.on_shards == 2 and state.unclaimed == 0 and state.balanced
+
+
+def test_a_lost_response_of_the_order_transaction_still_answers_with_the_order(table, catalogue):
+    sale = given_sale(quantity=3)
+    flash_purchases.sale(sale.sale_id)
+    lost = FaultInjector(rate=1.0, kinds=[Kind.TIMEOUT_APPLIED], operations=["TransactWriteItems"], max_faults=1)
+    with lost.attached():
+        order = buy(sale, "c-1").body
+    assert lost.total == 1 and order["status"] == "PENDING_PAYMENT"
+    state = books(sale)
+    assert state.live_orders == 1 and state.on_shards == 2 and state.balanced and state.unclaimed == 0
+
+
+def test_when_the_order_cannot_be_written_the_units_go_back(table, catalogue):
+    # Given DynamoDB keeps cancelling the order's transaction with conflicts
+    sale = given_sale(quantity=3)
+    flash_purchases.sale(sale.sale_id)
+    busy = FaultInjector(
+        rate=1.0,
+        kinds=[Kind.CONFLICT],
+        operations=["TransactWriteItems"],
+        match=lambda call: any(pk.startswith("ORDER#") for pk in call.partitions),
+    )
+    # When a buyer tries, the answer is a retryable 503 and nothing is sold
+    with busy.attached(), pytest.raises(flash_purchases.TemporarilyUnavailable):
+        buy(sale, "c-1")
+    state = books(sale)
+    assert state.on_shards == 3 and state.live_orders == 0 and state.unclaimed == 0 and state.bought == {}
+
+
+def test_a_slow_purchase_loses_its_units_to_the_reconciler_and_sells_nothing(table, catalogue):
+    # Given the reconciler voided a take before its purchase wrote the order
+    sale = given_sale(quantity=1, peak=500)
+    taken = flash_sale_store.take(sale.sale_id, 0, 1)
+    now = now_ms()
+    flash_purchases.reconcile(now, settle_ms=0)
+    flash_purchases.reconcile(now + 1, settle_ms=0)
+    assert books(sale).on_shards == 1
+    # When the slow purchase now writes its order with that take
+    placement = flash_purchases._placement(
+        sale, flash_purchases.FlashOrder(1), flash_purchases.PricingRules(), lambda: []
+    )
+    from shared.idempotency import IdempotentRequest
+
+    request = IdempotentRequest.of("flash:slow", None, {})
+    with pytest.raises(flash_purchases.TemporarilyUnavailable):
+        flash_purchases._write_order(sale, "slow", 1, placement, [taken], request, now)
+    # Then no order exists and the unit is on the shard once
+    state = books(sale)
+    assert state.live_orders == 0 and state.on_shards == 1 and state.bought == {}
+
+
+def test_fulfilment_pickup_at_a_known_store(client, tokens, catalogue):
+    from shared.data.items import LocationItem
+
+    pk, sk = LocationItem.key("S001")
+    LocationItem(
+        pk, sk, location_id="S001", kind="store", name="静安店", city="上海", gsi1pk="LOCATIONS", gsi1sk="S001"
+    ).save()
+    sale_id = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale_body()).json_body["flash_sale_id"]
+    body = {"qty": 1, "fulfilment": {"type": "pickup", "store_id": "S001"}}
+    placed = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer"], body)
+    assert placed.status_code == 201, placed.json_body
+    assert placed.json_body["location"] == "S001" and placed.json_body["shipping_fen"] == 0
+
+
+def test_time_runs_out(client, tokens, catalogue):
+    body = sale_body(starts_at=iso_in(-1), ends_at=iso_in(1.0))
+    sale_id = post(client, "/admin/flash-sales", tokens["merchant_admin"], body).json_body["flash_sale_id"]
+    time.sleep(1.2)
+    refused = post(client, f"/flash-sales/{sale_id}/orders", tokens["customer"], {"qty": 1})
+    assert refused.status_code == 409 and refused.json_body["code"] == "ENDED"
+    assert client.http.get(f"/flash-sales/{sale_id}").json_body["status"] == "ENDED"
