@@ -64,6 +64,53 @@ def consumer_runtime():  # type: ignore[no-untyped-def]
     return Runtime(marks=DynamoMarks(), queue=ConsumerQueue(), policy=policy, clock=now_ms)
 
 
+def notification_messages():  # type: ignore[no-untyped-def]
+    from shared.data.notification_store import DynamoMessages
+
+    ready()
+    return DynamoMessages()
+
+
+def contacts():  # type: ignore[no-untyped-def]
+    from shared.data.notification_store import DynamoContacts
+
+    ready()
+    return DynamoContacts()
+
+
+def notifier():  # type: ignore[no-untyped-def]
+    from shared.data.consumer_marks import now_ms
+    from shared.notifications.delivery import Notifier
+
+    current = ready()
+    return Notifier(
+        messages=notification_messages(),
+        contacts=contacts(),
+        providers=_notification_providers(current),
+        clock=now_ms,
+        template_ids=current.template_ids(),
+    )
+
+
+@lru_cache(maxsize=1)
+def _notification_providers(current: Settings):  # type: ignore[no-untyped-def]
+    """Per process (the WeChat access token is cached in its provider), per settings."""
+    from shared.notifications import providers
+    from shared.notifications.model import CHANNELS, Channel
+
+    if current.notification_provider == "sink":
+        sink = providers.SinkProvider()
+        return {channel: sink for channel in CHANNELS}
+    assert current.wechat_app_id and current.wechat_app_secret and current.sms_api_key  # Settings checked
+    transport = providers.UrllibTransport()
+    tokens = providers.StableAccessToken(current.wechat_app_id, current.wechat_app_secret.get_secret_value(), transport)
+    # Email has no live adapter yet: its messages are skipped as NO_PROVIDER (docs/notifications.md).
+    return {
+        Channel.WECHAT: providers.WeChatSubscribeProvider(tokens, transport, current.wechat_miniprogram_state),
+        Channel.SMS: providers.SmsGatewayProvider(current.sms_api_key.get_secret_value(), transport),
+    }
+
+
 def pricing_rules():  # type: ignore[no-untyped-def]
     from shared.pricing import PricingRules
 

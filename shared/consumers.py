@@ -38,7 +38,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.events import DomainEvent
-from shared.observability import count, logger, metrics
+from shared.observability import count, flush, logger
 
 
 class Claim(StrEnum):
@@ -195,8 +195,7 @@ def consume(sqs_event: dict[str, Any], consumer: Consumer, runtime: Runtime) -> 
             _quietly(functools.partial(runtime.queue.retry_later, source_arn, delays))
         return dict(processor.response())
     finally:
-        if metrics.metric_set:
-            metrics.flush_metrics()
+        flush()
 
 
 def _quietly(action: Callable[[], None]) -> None:

@@ -32,7 +32,18 @@ class Settings(BaseModel):
     # lease, which must outlast one handler run (the queues' visibility timeout in the template).
     consumer_retry_base_s: float = Field(alias="CONSUMER_RETRY_BASE_S", default=2.0, ge=0)
     consumer_lease_s: float = Field(alias="CONSUMER_LEASE_S", default=60.0, gt=0)
-    notification_provider: Literal["sink", "wechat", "sms"] = Field(alias="NOTIFICATION_PROVIDER", default="sink")
+    # Notifications (docs/notifications.md): "sink" records and prints every message (local, test,
+    # dev); "live" sends WeChat subscribe messages and SMS through their providers, with these
+    # credentials. WECHAT_TEMPLATE_IDS maps message kinds to the mini-program's template ids
+    # ("OrderPaid=<id>,..."); kinds not named keep the local stand-in ids.
+    notification_provider: Literal["sink", "live"] = Field(alias="NOTIFICATION_PROVIDER", default="sink")
+    wechat_app_id: str | None = Field(alias="WECHAT_APP_ID", default=None)
+    wechat_app_secret: SecretStr | None = Field(alias="WECHAT_APP_SECRET", default=None)
+    wechat_miniprogram_state: Literal["formal", "trial", "developer"] = Field(
+        alias="WECHAT_MINIPROGRAM_STATE", default="formal"
+    )
+    wechat_template_ids: str = Field(alias="WECHAT_TEMPLATE_IDS", default="")
+    sms_api_key: SecretStr | None = Field(alias="SMS_API_KEY", default=None)
     # Pricing (shared/pricing.py, docs/checkout.md): shipping and the order-level 满减 promotion.
     free_shipping_threshold_fen: int = Field(alias="FREE_SHIPPING_THRESHOLD_FEN", default=9900, ge=0)
     shipping_delivery_fen: int = Field(alias="SHIPPING_DELIVERY_FEN", default=1000, ge=0)
@@ -66,6 +77,18 @@ class Settings(BaseModel):
     @property
     def is_local(self) -> bool:
         return self.stage in ("local", "test")
+
+    @model_validator(mode="after")
+    def _live_notifications_have_credentials(self) -> Settings:
+        if self.notification_provider == "live":
+            missing = [n for n in ("wechat_app_id", "wechat_app_secret", "sms_api_key") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"NOTIFICATION_PROVIDER=live needs {', '.join(missing).upper()}")
+        return self
+
+    def template_ids(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.wechat_template_ids.split(",") if "=" in item)
+        return {kind.strip(): template_id.strip() for kind, template_id in pairs}
 
     def queue_urls(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.consumer_queues.split(",") if "=" in item)

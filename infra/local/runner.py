@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -121,17 +122,20 @@ class EventRunner:
             if not self.poll_once(mapping):
                 self._stop.wait(POLL_S)
 
-    def drain(self, timeout_s: float = 20.0, quiet_s: float = 0.5) -> int:
-        """Without threads (tests): poll every source until nothing happened for `quiet_s` (failed
-        messages come back after their backoff, so a quiet spell must outlast it). Returns the
-        number of invocations; TimeoutError if still busy after `timeout_s`."""
+    def drain(self, timeout_s: float = 20.0, quiet_s: float = 0.5, sources: Iterable[str] | None = None) -> int:
+        """Without threads (tests): poll every source (or only `sources`: "stream", queue logical
+        ids) until nothing happened for `quiet_s` (failed messages come back after their backoff,
+        so a quiet spell must outlast it). Returns the number of invocations; TimeoutError if
+        still busy after `timeout_s`."""
+        chosen = set(sources) if sources is not None else None
+        mappings = [m for m in self.mappings if chosen is None or m.source in chosen]
         deadline = time.monotonic() + timeout_s
         quiet_since = time.monotonic()
         invocations = 0
         while time.monotonic() - quiet_since < quiet_s:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"events still flowing after {timeout_s}s")
-            worked = [m for m in self.mappings if self.poll_once(m)]
+            worked = [m for m in mappings if self.poll_once(m)]
             invocations += len(worked)
             if worked:
                 quiet_since = time.monotonic()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from infra.local.seed_contacts import seed_contacts
 from shared import bootstrap, catalog, inventory
 from shared.catalog import Product
 from shared.data.items import LocationItem, MemberItem, PartyItem
@@ -91,6 +92,7 @@ def seed() -> dict[str, int]:
             created_at=now_ms,
         ).save()
     stocked = _seed_stock()
+    contacts = seed_contacts(now_ms)
     for customer_sub in MEMBERS:
         pk, sk = MemberItem.key(customer_sub)
         MemberItem(pk, sk, customer_sub=customer_sub, created_at=now_ms).save()
@@ -100,6 +102,7 @@ def seed() -> dict[str, int]:
         "parties": 1 + len(GUIDES),
         "stock_items": stocked,
         "members": len(MEMBERS),
+        "contacts": contacts,
     }
 
 

@@ -51,7 +51,7 @@ def relayed(*events: DomainEvent) -> list[DomainEvent]:
     """Emit through the outbox and let the relay put them on the queue."""
     for event in events:
         emit(event)
-    EventRunner(quiet=True).drain()
+    EventRunner(quiet=True).drain(sources=["stream"])
     return list(events)
 
 

@@ -52,18 +52,18 @@ def low_stock_items() -> list[EventItem]:
     return [item for item in EventItem.scan() if isinstance(item, EventItem) and item.event_type == "LowStock"]
 
 
-def test_the_runner_maps_the_stream_to_the_relay_from_the_template(runner: EventRunner):
-    # Then the stream mapping of infra/template.yaml drives app.py's event_relay function
-    stream = [m for m in runner.mappings if m.source == "stream"]
-    assert [m.function.name for m in stream] == ["event_relay"]
-    assert stream[0].batch_size == 100
+def test_the_runner_maps_sources_to_functions_from_the_template(runner: EventRunner):
+    # Then the mappings of infra/template.yaml drive app.py's functions: the stream the relay,
+    # the notifications queue its consumer
+    mapped = {m.source: (m.function.name, m.batch_size) for m in runner.mappings}
+    assert mapped == {"stream": ("event_relay", 100), "NotificationsQueue": ("notifications_consumer", 10)}
 
 
 def test_an_event_reaches_its_consumers_queue_once(runner: EventRunner, notifications: Queue):
     # Given an OrderPaid written through the outbox
     event = emit(order_event(EventType.ORDER_PAID))
     # When the runner relays the stream
-    runner.drain()
+    runner.drain(sources=["stream"])
     # Then the notifications queue holds it once, exactly as written, labelled with its type
     [message] = notifications.receive()
     assert message["Body"] == EventItem.get(*EventItem.key(event.event_id)).body
@@ -75,7 +75,7 @@ def test_an_event_nobody_subscribes_to_is_not_forwarded(runner: EventRunner, not
     # Given an OrderCompleted (no consumer listens to it)
     emit(order_event(EventType.ORDER_COMPLETED))
     # When relayed
-    runner.drain()
+    runner.drain(sources=["stream"])
     # Then no queue receives it
     assert notifications.receive() == []
 
@@ -86,7 +86,7 @@ def test_low_stock_is_announced_once_per_crossing(runner: EventRunner, notificat
     # When orders take it to 7, 4 (crossing), 2; a release brings it back to 6; an order to 4 (crossing)
     for kind, qty in [("reserve", 3), ("reserve", 3), ("reserve", 2), ("release", 4), ("reserve", 2)]:
         move(kind, "TEA-001", "S001", qty)
-    runner.drain()
+    runner.drain(sources=["stream"])
     # Then exactly two LowStock events reach the queue, one per crossing
     lows = [e for e in notifications.events() if e["type"] == "LowStock"]
     assert [e["payload"]["available"] for e in sorted(lows, key=lambda e: e["occurred_at"])] == [4, 4]

@@ -69,7 +69,7 @@ def test_every_event_takes_effect_once_under_dynamodb_and_sqs_faults(table: dict
     sqs_faults = FaultInjector(rate=0.5, seed=6)  # few SQS calls: fail half of them
     # When the relay and the consumer run under faults
     with dynamodb_faults.attached(), sqs_faults.attached(queues.client()):
-        EventRunner(quiet=True).drain(timeout_s=60, quiet_s=1.0)
+        EventRunner(quiet=True).drain(timeout_s=60, quiet_s=1.0, sources=["stream"])
         queue.deliver_until_settled(consumer, runtime, timeout_s=120)
     print(dynamodb_faults.report(), sqs_faults.report(), sep="\n")
     # Then faults were really injected on both services

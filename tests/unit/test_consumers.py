@@ -77,7 +77,9 @@ class Clock:
 
 
 def event(event_id: str) -> DomainEvent:
-    return DomainEvent(EventType.ORDER_PAID, "o-1", {"order_id": "o-1"}, event_id=event_id)
+    return DomainEvent(
+        EventType.ORDER_PAID, "o-1", {"order_id": "o-1"}, event_id=event_id, occurred_at="2026-11-23T01:20:00.000Z"
+    )
 
 
 def sqs_event(*bodies: str, receives: int = 1) -> dict:

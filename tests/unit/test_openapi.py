@@ -22,6 +22,7 @@ from functions.catalog.models import ProductIn
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
 from functions.inventory.models import StockIn
+from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from shared.payments import _NoticeBody as PaymentNoticeBody  # the webhook's body model
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
@@ -39,6 +40,9 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "requestRefund": RefundIn,
     "decideRefund": RefundDecisionIn,
     "paymentNotification": PaymentNoticeBody,
+    "putNotificationPreferences": PreferencesIn,
+    "putContact": ContactIn,
+    "postWechatConsents": ConsentsIn,
 }
 
 
@@ -179,6 +183,23 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now", "x": 1}),
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 1.5, "paid_at": "now"}),
     ("paymentNotification", {"order_id": "", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now"}),
+    ("putNotificationPreferences", {"channels": {"sms": False}}),
+    ("putNotificationPreferences", {"channels": {}}),
+    ("putNotificationPreferences", {"channels": {"fax": False}}),
+    ("putNotificationPreferences", {"channels": {"sms": "false"}}),  # a string is not a boolean
+    ("putNotificationPreferences", {"channels": {"sms": 0}}),
+    ("putContact", {}),
+    ("putContact", {"phone": None, "birthday": "02-29", "locale": "en"}),
+    ("putContact", {"birthday": "02-30"}),  # no such day
+    ("putContact", {"birthday": "04-31"}),
+    ("putContact", {"birthday": "12-31", "phone": "+8613800000000"}),
+    ("putContact", {"phone": "12345"}),
+    ("putContact", {"email": "not-an-address"}),
+    ("putContact", {"locale": "fr"}),
+    ("putContact", {"name": "张三"}),  # no other fields
+    ("postWechatConsents", {"template_ids": ["wx-order-paid"]}),
+    ("postWechatConsents", {"template_ids": []}),
+    ("postWechatConsents", {"template_ids": [""]}),
 ]
 
 

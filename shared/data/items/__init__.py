@@ -12,12 +12,14 @@ from shared.data.items.flash_sales import (
 )
 from shared.data.items.idempotency import IdempotencyItem
 from shared.data.items.member import MemberItem
+from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
 from shared.data.items.stock import StockItem
 
 __all__ = [
     "ConsumedItem",
+    "ContactItem",
     "EventItem",
     "FlashBuyerItem",
     "FlashClaimItem",
@@ -27,10 +29,12 @@ __all__ = [
     "IdempotencyItem",
     "LocationItem",
     "MemberItem",
+    "NotificationItem",
     "OrderItem",
     "PartyItem",
     "PaymentItem",
     "ProductItem",
     "RefundItem",
     "StockItem",
+    "WeChatGrantItem",
 ]
