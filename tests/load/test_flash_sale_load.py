@@ -1,0 +1,103 @@
+"""Many buyers at once against the serialised local server, through the service layer: a flash
+sale never sells a unit twice, never lets a buyer past the limit, and every buyer gets a definite
+answer, also with throttling, transaction conflicts and lost responses injected on the hot items."""
+
+from __future__ import annotations
+
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from infra.local.faults import FaultInjector, Kind
+from shared import flash_purchases
+from shared.errors import LimitReached, OutOfStock, SoldOut, TemporarilyUnavailable
+from shared.orders import now_ms
+from tests.functional.flash_support import books, buy, given_sale
+from tests.functional.orders_support import given_catalogue
+
+pytestmark = pytest.mark.load
+
+BUYERS = 200
+ATTEMPTS = 3
+UNITS = 40
+
+
+def crowd(sale, buyers: int = BUYERS, attempts: int = ATTEMPTS, wave: int = 0) -> Counter[str]:
+    """Every buyer tries `attempts` times, each attempt with its own Idempotency-Key; a 503 is
+    retried with the same key (as a client should)."""
+
+    def one_buyer(i: int) -> list[str]:
+        answers = []
+        for attempt in range(attempts):
+            answers.append(attempt_with_retries(sale, f"b-{i}", f"b-{i}-{wave}-{attempt}"))
+        return answers
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = [answer for answers in pool.map(one_buyer, range(buyers)) for answer in answers]
+    return Counter(results)
+
+
+def attempt_with_retries(sale, customer: str, key: str, retries: int = 3) -> str:
+    for _ in range(retries + 1):
+        try:
+            buy(sale, customer, key=key)
+            return "201"
+        except SoldOut:
+            return "SOLD_OUT"
+        except OutOfStock:
+            return "OUT_OF_STOCK"
+        except LimitReached:
+            return "LIMIT_REACHED"
+        except TemporarilyUnavailable:
+            continue
+    return "503"
+
+
+def settle(sale) -> None:
+    """Let the reconciler give back whatever a lost response left unclaimed."""
+    now = now_ms()
+    flash_purchases.reconcile(now, settle_ms=0)
+    flash_purchases.reconcile(now + 1, settle_ms=0)
+
+
+def test_a_crowd_buys_exactly_the_units_there_are(table):
+    # Given 40 units with a limit of one per buyer
+    given_catalogue({})
+    sale = given_sale(quantity=UNITS, per_user_limit=1, peak=4000)
+    # When 200 buyers try three times each, all at once
+    answers = crowd(sale)
+    # Then exactly 40 orders exist, one per winning buyer, and the shards are empty
+    state = books(sale)
+    assert answers["201"] == UNITS and state.live_orders == UNITS
+    assert state.on_shards == 0 and state.oversold == 0 and state.over_limit == 0
+    assert state.balanced and state.unclaimed == 0
+    assert set(answers) <= {"201", "SOLD_OUT", "LIMIT_REACHED"}
+
+
+def test_the_same_crowd_with_faults_on_the_hot_items(table):
+    # Given 10% throttling, conflicts and lost responses on every flash-sale item and order transaction
+    given_catalogue({})
+    sale = given_sale(quantity=UNITS, per_user_limit=1, peak=4000)
+    faults = FaultInjector(
+        rate=0.10,
+        seed=4,
+        kinds=[Kind.THROTTLING, Kind.THROUGHPUT, Kind.CONFLICT, Kind.TIMEOUT_UNSENT, Kind.TIMEOUT_APPLIED],
+        operations=["UpdateItem", "TransactWriteItems"],
+        partitions=lambda pk: pk.startswith(("FLASH#", "ORDER#")),
+    )
+    # When the crowd buys, the reconciler repairs what lost responses left, and the crowd tries again
+    with faults.attached():
+        answers = crowd(sale)
+        settle(sale)
+        answers += crowd(sale, attempts=1, wave=1)
+    settle(sale)
+    # Then faults happened, every answer is a definite one, nothing is oversold, nobody is over
+    # the limit, and every unit is in an order or back on a shard
+    assert faults.total > 20, faults.report()
+    assert set(answers) <= {"201", "SOLD_OUT", "LIMIT_REACHED", "OUT_OF_STOCK", "503"}
+    state = books(sale)
+    assert state.oversold == 0 and state.over_limit == 0
+    assert state.balanced and state.unclaimed == 0
+    assert state.live_orders == answers["201"]
+    assert state.live_orders + state.on_shards == UNITS
