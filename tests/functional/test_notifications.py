@@ -254,3 +254,24 @@ def test_people_read_only_their_own_messages_and_admins_the_feed(client: Client,
     assert {i["event_id"] for i in everything} == {placed.event_id}
     assert client.http.get("/admin/notifications?event=OrderPaid", headers=admin).json_body["items"] == []
     assert set(everything[0]) >= {"id", "recipient", "channel", "event", "event_id", "status", "text", "created_at"}
+
+
+def test_the_feeds_page_newest_first_without_repeats(client: Client, tokens: dict, queue: Queue):
+    # Given five events' messages for one customer (SMS only)
+    register(client, tokens["customer"], phone="13800000001")
+    relay(*(order_event(EventType.ORDER_PLACED, order_id=f"o-{n}") for n in range(5)))
+    queue.deliver_all(notifier(RecordingProvider()), fast_runtime())
+    admin = bearer(tokens["merchant_admin"])
+    for path, headers in (("/me/notifications", bearer(tokens["customer"])), ("/admin/notifications", admin)):
+        # When read two at a time
+        seen, cursor = [], None
+        while True:
+            query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+            body = client.http.get(path + query, headers=headers).json_body
+            seen.extend(item for item in body["items"] if item["channel"] == "sms")
+            cursor = body["next_cursor"]
+            if not cursor:
+                break
+        # Then every SMS message appears once, newest first
+        assert len(seen) == 5 and len({i["id"] for i in seen}) == 5, path
+        assert [i["created_at"] for i in seen] == sorted((i["created_at"] for i in seen), reverse=True), path
