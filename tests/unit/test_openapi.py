@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from functions.catalog.models import ProductIn
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
+from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.inventory.models import StockIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from shared.payments import _NoticeBody as PaymentNoticeBody  # the webhook's body model
@@ -40,6 +41,8 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "requestRefund": RefundIn,
     "decideRefund": RefundDecisionIn,
     "paymentNotification": PaymentNoticeBody,
+    "createFlashSale": FlashSaleIn,
+    "buyInFlashSale": FlashOrderIn,
     "putNotificationPreferences": PreferencesIn,
     "putContact": ContactIn,
     "postWechatConsents": ConsentsIn,
@@ -137,6 +140,14 @@ def test_the_documented_example_is_accepted_by_the_schema_and_the_model(operatio
 
 ADDRESS = {"recipient": "张三", "phone": "+86 138 0000 0000", "city": "上海", "detail": "南京西路 1 号"}
 LINE = {"sku": "TEA-001", "qty": 1}
+SALE = {
+    "sku": "TEA-001",
+    "price_fen": 9900,
+    "quantity": 100,
+    "per_user_limit": 2,
+    "starts_at": "2030-05-01T10:00:00+08:00",
+    "ends_at": "2030-05-01T12:00:00Z",
+}
 
 # (operationId, body): the schema and the model must agree on each, accepted or refused.
 AGREEMENT_CASES: list[tuple[str, Any]] = [
@@ -183,6 +194,23 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now", "x": 1}),
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 1.5, "paid_at": "now"}),
     ("paymentNotification", {"order_id": "", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now"}),
+    ("createFlashSale", SALE),
+    ("createFlashSale", {**SALE, "payment_window_s": None, "expected_peak_per_s": 5000}),
+    ("createFlashSale", {**SALE, "expected_peak_per_s": 0}),
+    ("createFlashSale", {**SALE, "quantity": 1.5}),
+    ("createFlashSale", {**SALE, "price_fen": "9900"}),
+    ("createFlashSale", {**SALE, "sku": ""}),
+    ("createFlashSale", {**SALE, "colour": "red"}),
+    ("createFlashSale", {k: v for k, v in SALE.items() if k != "ends_at"}),
+    ("buyInFlashSale", {"qty": 1}),
+    ("buyInFlashSale", {"qty": 1, "fulfilment": None}),
+    ("buyInFlashSale", {"qty": 1, "fulfilment": {"type": "pickup", "store_id": "S001"}}),
+    ("buyInFlashSale", {"qty": 1, "fulfilment": {"type": "delivery", "address": ADDRESS}}),
+    ("buyInFlashSale", {"qty": 1, "fulfilment": {"type": "delivery"}}),
+    ("buyInFlashSale", {"qty": 1, "fulfilment": {"type": "ship_from_store", "address": ADDRESS}}),
+    ("buyInFlashSale", {"qty": 1, "fulfilment": {"type": "same_city", "address": ADDRESS}}),
+    ("buyInFlashSale", {"qty": 1, "fulfilment": {"type": "delivery", "address": {**ADDRESS, "lat": 1, "lng": 1}}}),
+    ("buyInFlashSale", {"qty": 0}),
     ("putNotificationPreferences", {"channels": {"sms": False}}),
     ("putNotificationPreferences", {"channels": {}}),
     ("putNotificationPreferences", {"channels": {"fax": False}}),
