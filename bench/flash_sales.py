@@ -1,0 +1,443 @@
+"""Flash sales: orders/s against the emulator's raw conditional-decrement rate, round trips, latency.
+
+Everything runs against the serialised moto server in its own process (as `make dev` runs it), on
+127.0.0.1, in one run:
+
+1. baseline: the emulator's raw single-item conditional decrement (`SET remaining = remaining - 1`
+   if `remaining >= 1`, one item) from THREADS threads of this process, through the same shared
+   botocore client the service uses;
+2. the service layer (`shared.flash_purchases.purchase`, what the route calls): buyers on THREADS
+   threads, one process, then PROCESSES processes, until the sale sells out;
+3. over HTTP: `python -m infra.local.dev` (moto + `chalice local` + the runner) on free ports and
+   buyers on HTTP_THREADS threads.
+
+For each: orders/s (successful orders / time to sell out), p50 / p99 latency of a purchase, units
+sold, oversold (orders beyond the quantity: must be 0) and limit violations (buyers over the limit:
+must be 0), read back from the table. DynamoDB round trips are counted per request with a
+botocore `before-send` hook on `shared.data.connection.events()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+THREADS = 16
+PROCESSES = 2
+UNITS = 1500
+BASELINE_OPS = 3000
+HTTP_THREADS = 32
+HTTP_UNITS = 600
+REGION = "us-east-1"
+
+
+# -- the emulator -------------------------------------------------------------------------------
+def _free_port() -> int:
+    from infra.local.stack import free_port
+
+    return free_port()
+
+
+def _start_moto() -> tuple[subprocess.Popen, str]:
+    from infra.local import resources
+
+    port = _free_port()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "infra.local.moto_server", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    resources.wait_for(endpoint)
+    return child, endpoint
+
+
+def _environment(endpoint: str, table: str) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "STAGE": "test",
+        "TABLE_NAME": table,
+        "DYNAMODB_ENDPOINT": endpoint,
+        "SQS_ENDPOINT": endpoint,
+        "JWT_SECRET": "bench-jwt-secret",
+        "PAYMENT_WEBHOOK_SECRET": "bench-webhook-secret",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+    }
+
+
+def _bind(endpoint: str, table: str, create: bool) -> None:
+    from infra.local import resources
+    from shared import bootstrap
+
+    os.environ.update(_environment(endpoint, table))
+    if create:
+        resources.create_all(endpoint, REGION, table, table)
+    bootstrap.reset()
+    bootstrap.ready()
+
+
+class RoundTrips:
+    """DynamoDB HTTP attempts per request, counted on the shared client's events."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def attach(self) -> None:
+        from shared.data.connection import events
+
+        events().register("before-send.dynamodb.*", self._sent, unique_id=f"flash-bench-{id(self)}")
+
+    def _sent(self, request: Any, **_: Any) -> None:
+        self._local.count = getattr(self._local, "count", 0) + 1
+        if b"#SHARD#" in (request.body or b""):  # a write that names a shard item (the hot partition)
+            self._local.hot = getattr(self._local, "hot", 0) + 1
+
+    def start(self) -> None:
+        self._local.count = 0
+        self._local.hot = 0
+
+    def taken(self) -> tuple[int, int]:
+        return int(getattr(self._local, "count", 0)), int(getattr(self._local, "hot", 0))
+
+
+# -- 1. the baseline ------------------------------------------------------------------------------
+def raw_decrement_rate(ops: int = BASELINE_OPS, threads: int = THREADS) -> float:
+    from shared.data.connection import connection, table_name
+
+    client = connection().client
+    key = {"pk": {"S": f"BENCH#{uuid.uuid4().hex}"}, "sk": {"S": "HOT"}}
+    client.put_item(TableName=table_name(), Item={**key, "remaining": {"N": str(ops * 2)}})
+
+    def decrement(_: int) -> None:
+        client.update_item(
+            TableName=table_name(),
+            Key=key,
+            UpdateExpression="SET remaining = remaining - :one",
+            ConditionExpression="remaining >= :one",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(decrement, range(threads * 5)))  # warm the connection pool
+        started = time.perf_counter()
+        list(pool.map(decrement, range(ops)))
+        return ops / (time.perf_counter() - started)
+
+
+# -- 2. the service layer -------------------------------------------------------------------------
+def create_sale(units: int, peak: int) -> str:
+    from shared import bootstrap, catalog, flash_purchases
+    from shared.catalog import Product
+    from shared.flash_sales import FlashSale, new_sale_id
+    from shared.idempotency import IdempotentRequest
+    from shared.orders import now_ms
+
+    now = now_ms()
+    product = Product(sku="FLASH-BENCH", name="秒杀 bench", price_fen=19900)
+    catalog.upsert_product(product, bootstrap.products(), now)
+    planned = FlashSale.plan(
+        new_sale_id(now),
+        product,
+        price_fen=9900,
+        quantity=units,
+        per_user_limit=1,
+        starts_at_ms=now - 1000,
+        ends_at_ms=now + 3600_000,
+        payment_window_s=900,
+        expected_peak_per_s=peak,
+        now_ms=now,
+    )
+    flash_purchases.create_sale(planned, IdempotentRequest.of("bench", None, {}), now)
+    return planned.sale_id
+
+
+def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[str, Any]:
+    """Buyers (one purchase each) on `threads` threads until the sale answers SOLD_OUT."""
+    from shared import bootstrap, flash_purchases
+    from shared.errors import DomainError, SoldOut
+    from shared.idempotency import IdempotentRequest
+    from shared.observability import flush
+    from shared.orders import now_ms
+
+    rules = bootstrap.pricing_rules()
+    meter = RoundTrips()
+    meter.attach()
+    flash_purchases.sale(sale_id)  # settings read once per process, as a warm Lambda has them
+    sold_out = threading.Event()
+    next_buyer = iter(range(10**9))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    trips: list[int] = []
+    outcomes: Counter[str] = Counter()
+
+    def buyer() -> None:
+        while not sold_out.is_set():
+            with lock:
+                customer = f"{buyer_prefix}-{next(next_buyer)}"
+            request = IdempotentRequest.of(f"flash:{sale_id}:{customer}", None, {"qty": 1})
+            meter.start()
+            started = time.perf_counter()
+            try:
+                flash_purchases.purchase(
+                    sale_id, customer, flash_purchases.FlashOrder(1), request, now_ms(), rules, lambda: []
+                )
+                outcome = "201"
+            except SoldOut:
+                outcome = "SOLD_OUT"
+                sold_out.set()
+            except DomainError as exc:
+                outcome = exc.code
+            elapsed = time.perf_counter() - started
+            with lock:
+                flush()  # what the route's wrapper does after each request
+                outcomes[outcome] += 1
+                if outcome == "201":
+                    latencies.append(elapsed * 1000)
+                    trips.append(meter.taken())
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=buyer) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return {
+        "elapsed_s": time.perf_counter() - started,
+        "latencies_ms": latencies,
+        "trips": trips,
+        "outcomes": dict(outcomes),
+    }
+
+
+def _process_buyers(endpoint: str, table: str, sale_id: str, threads: int, prefix: str, out: Any) -> None:
+    _bind(endpoint, table, create=False)
+    out.send(buy_until_sold_out(sale_id, threads, prefix))
+    out.close()
+
+
+def audit(sale_id: str) -> dict[str, int]:
+    """Units on the shards and in live orders, oversold units and buyers over the limit."""
+    from shared import flash_purchases
+    from shared.data import flash_sale_store
+    from shared.data.items import OrderItem
+
+    found = flash_purchases.sale(sale_id)
+    held: Counter[str] = Counter()
+    for order in OrderItem.scan(OrderItem.flash_sale_id == sale_id):
+        if isinstance(order, OrderItem) and order.status != "CANCELLED":
+            held[order.customer_id] += sum(line["qty"] for line in order.body["lines"])
+    on_shards = sum(level.remaining for level in flash_sale_store.levels(found))
+    sold = sum(held.values())
+    return {
+        "units sold": sold,
+        "units left on shards": on_shards,
+        "oversold": max(0, sold - found.quantity),
+        "limit violations": sum(1 for units in held.values() if units > found.per_user_limit),
+    }
+
+
+def _summary(label: str, runs: list[dict[str, Any]], baseline: float | None) -> dict[str, Any]:
+    elapsed = max(run["elapsed_s"] for run in runs)
+    latencies = sorted(ms for run in runs for ms in run["latencies_ms"])
+    trips = [t for run in runs for t, _ in run["trips"]]
+    hot = [h for run in runs for _, h in run["trips"]]
+    orders = len(latencies)
+    rate = orders / elapsed
+    figures: dict[str, Any] = {
+        f"{label}: orders/s": round(rate, 1),
+        f"{label}: p50 ms": round(statistics.median(latencies), 1),
+        f"{label}: p99 ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+        f"{label}: DynamoDB round trips / successful order": round(sum(trips) / len(trips), 2),
+        f"{label}: writes to a shard (hot item) / successful order": round(sum(hot) / len(hot), 2),
+    }
+    if baseline:
+        figures[f"{label}: ratio to the raw decrement rate"] = round(rate / baseline, 2)
+    return figures
+
+
+def service_layer() -> dict[str, Any]:
+    moto, endpoint = _start_moto()
+    try:
+        table = f"bench-flash-{uuid.uuid4().hex[:8]}"
+        _bind(endpoint, table, create=True)
+        baseline = raw_decrement_rate()
+        figures: dict[str, Any] = {f"emulator raw conditional decrements/s ({THREADS} threads)": round(baseline, 1)}
+
+        sale_id = create_sale(UNITS, peak=4000)
+        one = buy_until_sold_out(sale_id, THREADS, "t")
+        figures.update(_summary(f"service, 1 process x {THREADS} threads", [one], baseline))
+        figures.update({f"service, 1 process: {k}": v for k, v in audit(sale_id).items()})
+
+        sale_id = create_sale(UNITS, peak=4000)
+        context = multiprocessing.get_context("spawn")
+        pipes, children = [], []
+        for index in range(PROCESSES):
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(
+                target=_process_buyers,
+                args=(endpoint, table, sale_id, THREADS // PROCESSES, f"p{index}", send),
+            )
+            child.start()
+            pipes.append(receive)
+            children.append(child)
+        runs = [pipe.recv() for pipe in pipes]
+        for child in children:
+            child.join(timeout=60)
+        label = f"service, {PROCESSES} processes x {THREADS // PROCESSES} threads"
+        figures.update(_summary(label, runs, baseline))
+        figures.update({f"service, {PROCESSES} processes: {k}": v for k, v in audit(sale_id).items()})
+        return figures
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
+# -- 3. over HTTP -----------------------------------------------------------------------------------
+def _start_stack() -> tuple[subprocess.Popen, int, Path]:
+    """`python -m infra.local.dev` on free ports, in a process group of its own."""
+    api_port, moto_port = _free_port(), _free_port()
+    log = Path(tempfile.mkdtemp()) / "flash-bench-stack.log"
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "USER")}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [sys.executable, "-m", "infra.local.dev", "--api-port", str(api_port), "--moto-port", str(moto_port)]
+    with log.open("wb") as out:
+        stack = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "\nready in " not in log.read_text(errors="replace"):
+        if stack.poll() is not None or time.monotonic() > deadline:
+            _stop_stack(stack)
+            raise RuntimeError(f"the local stack did not start:\n{log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+    return stack, api_port, log
+
+
+def _stop_stack(stack: subprocess.Popen) -> None:
+    if stack.poll() is None:
+        stack.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            stack.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(stack.pid, signal.SIGKILL)
+    stack.wait(timeout=5)
+
+
+def _http_sale(api: str, admin: dict[str, str]) -> str:
+    import requests
+
+    now = time.time()
+    created = requests.post(
+        f"{api}/admin/flash-sales",
+        headers=admin,
+        json={
+            "sku": "TEA-001",
+            "price_fen": 9900,
+            "quantity": HTTP_UNITS,
+            "per_user_limit": 1,
+            "starts_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 5)),
+            "ends_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+            "expected_peak_per_s": 4000,
+        },
+        timeout=30,
+    )
+    created.raise_for_status()
+    return str(created.json()["flash_sale_id"])
+
+
+def _http_buyers(api: str, sale_id: str, tokens: list[str]) -> tuple[list[float], Counter[str], float]:
+    """Buyers on HTTP_THREADS threads until SOLD_OUT; a dropped connection is tried again."""
+    import requests
+
+    sold_out = threading.Event()
+    lock = threading.Lock()
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    pending = iter(tokens)
+
+    def buyer() -> None:
+        session = requests.Session()
+        while not sold_out.is_set():
+            with lock:
+                token = next(pending, None)
+            if token is None:
+                return
+            started = time.perf_counter()
+            try:
+                answer = session.post(
+                    f"{api}/flash-sales/{sale_id}/orders",
+                    headers={"Authorization": f"Bearer {token}"},
+                    json={"qty": 1},
+                    timeout=60,
+                )
+            except requests.ConnectionError:
+                session = requests.Session()
+                with lock:
+                    outcomes["connection dropped"] += 1
+                continue
+            elapsed = (time.perf_counter() - started) * 1000
+            code = str(answer.status_code) if answer.status_code < 400 else answer.json().get("code", "?")
+            with lock:
+                outcomes[code] += 1
+                if answer.status_code == 201:
+                    latencies.append(elapsed)
+            if code == "SOLD_OUT":
+                sold_out.set()
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=buyer) for _ in range(HTTP_THREADS)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sorted(latencies), outcomes, time.perf_counter() - started
+
+
+def over_http() -> dict[str, Any]:
+    import requests
+
+    from infra.local.stack import stage_environment
+    from shared.web.auth import Role, issue_token
+
+    stack, api_port, _ = _start_stack()
+    try:
+        secret = stage_environment("local")["JWT_SECRET"]
+        api = f"http://127.0.0.1:{api_port}"
+        sale_id = _http_sale(api, {"Authorization": f"Bearer {issue_token(secret, 'admin', Role.MERCHANT_ADMIN)}"})
+        tokens = [issue_token(secret, f"h-{i}", Role.CUSTOMER) for i in range(HTTP_UNITS * 2)]
+        latencies, outcomes, elapsed = _http_buyers(api, sale_id, tokens)
+        remaining = requests.get(f"{api}/flash-sales/{sale_id}", timeout=30).json()["remaining"]
+    finally:
+        _stop_stack(stack)
+    label = f"HTTP (chalice local), {HTTP_THREADS} threads"
+    return {
+        f"{label}: orders/s": round(len(latencies) / elapsed, 1),
+        f"{label}: p50 ms": round(statistics.median(latencies), 1),
+        f"{label}: p99 ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1),
+        f"{label}: units sold / remaining": f"{outcomes['201']} / {remaining}",
+        f"{label}: oversold": max(0, outcomes["201"] - HTTP_UNITS),
+        f"{label}: answers": ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())),
+    }
+
+
+def run() -> dict[str, object]:
+    figures = service_layer()
+    figures.update(over_http())
+    return figures
