@@ -23,11 +23,12 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
 from shared.payments import sign
+from tests.e2e.http_api import eventually
 
 pytestmark = pytest.mark.e2e
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
-MAX_EXAMPLES = 25  # random cases per operation, on top of the examples and boundary values
+MAX_EXAMPLES = 50  # random cases per operation, on top of the examples and boundary values
 
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -129,6 +130,9 @@ def test_a_delivered_order_conforms_at_every_step(stack, tokens, fresh_sku):
     paid = conforming("POST", "/dev/pay/{order_id}", None, url, **order)
     again = conforming("POST", "/dev/pay/{order_id}", None, url, **order)
     assert (paid.json()["outcome"], again.json()["outcome"]) == ("paid", "duplicate")
+    # (the customer is told of the payment: the admin feed shows a real message to check)
+    feed = {"query": {"recipient": "c-1"}}
+    eventually(lambda: conforming("GET", "/admin/notifications", admin, url, **feed).json()["items"])
     shipped = conforming("POST", "/orders/{order_id}/ship", admin, url, body={"tracking_number": "SF123"}, **order)
     assert shipped.status_code == 200
     assert conforming("POST", "/orders/{order_id}/complete", customer, url, **order).json()["status"] == "COMPLETED"
@@ -170,3 +174,31 @@ def test_a_pickup_order_and_a_signed_notification_conform(stack, tokens, fresh_s
     # Then each answer is the documented one
     assert (refused.status_code, refused.json()["code"]) == (422, "WRONG_PICKUP_CODE")
     assert handed.json()["status"] == "COMPLETED"
+
+
+def test_a_flash_sale_conforms_from_creation_to_the_limit(stack, tokens, fresh_sku):
+    url, customer, admin = stack.api_url, tokens["customer"], tokens["merchant_admin"]
+    now = time.time()
+    sale = {
+        "sku": fresh_sku,
+        "price_fen": 1000,
+        "quantity": 5,
+        "per_user_limit": 1,
+        "starts_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+        "ends_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+    }
+    # Given a sale that has started, created twice with one Idempotency-Key
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    created = conforming("POST", "/admin/flash-sales", admin, url, body=sale, headers=key)
+    again = conforming("POST", "/admin/flash-sales", admin, url, body=sale, headers=key)
+    assert created.status_code == again.status_code == 201
+    assert again.json()["flash_sale_id"] == created.json()["flash_sale_id"]
+    found = {"path_parameters": {"sale_id": created.json()["flash_sale_id"]}}
+    # When a customer buys one, then tries a second
+    bought = conforming("POST", "/flash-sales/{sale_id}/orders", customer, url, body={"qty": 1}, **found)
+    second = conforming("POST", "/flash-sales/{sale_id}/orders", customer, url, body={"qty": 1}, **found)
+    # Then the order is at the flash price, the limit holds, and the page shows what is left
+    assert bought.status_code == 201 and bought.json()["lines"][0]["unit_price_fen"] == 1000
+    assert (second.status_code, second.json()["code"]) == (429, "LIMIT_REACHED")
+    page = conforming("GET", "/flash-sales/{sale_id}", None, url, **found).json()
+    assert (page["remaining"], page["status"]) == (4, "ACTIVE")
