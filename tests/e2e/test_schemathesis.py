@@ -1,12 +1,12 @@
 """docs/openapi.yaml against the running local stack, with schemathesis.
 
 1. Every documented operation gets generated requests (the document's examples, boundary values,
-   then a bounded number of random ones; valid and invalid bodies, parameters and headers), sent
+   then MAX_EXAMPLES random ones; valid and invalid bodies, parameters and headers), sent
    with a token of a role the operation admits. None may answer 5xx, and every answer must be a
    status, content type, header set and body the document allows; invalid input must be refused
    with a 4xx.
-2. Random ids rarely name a real order, so an order's whole life is then walked with real ids and
-   each answer is checked against the document the same way.
+2. Random ids rarely name a real order or sale, so an order's life (delivered, picked up, refunded)
+   and a flash sale's are then walked with real ids, each answer checked against the document.
 """
 
 from __future__ import annotations
