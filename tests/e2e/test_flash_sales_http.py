@@ -1,0 +1,120 @@
+"""Flash sales over HTTP against the `make dev` stack (issue 4, "Done means"): 1,000 buyers making
+3 attempts each for 100 units with a limit of 1 give exactly 100 orders and `remaining` 0; nobody
+is over the limit; after the payment window the unpaid units return, the paid orders stay paid,
+and the returned units can be bought again."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from shared.web.auth import Role, issue_token
+from tests.e2e.http_api import eventually
+
+pytestmark = pytest.mark.e2e
+
+BUYERS = 1000
+ATTEMPTS = 3
+UNITS = 100
+PAID = 30
+# Longer than the crowd takes over HTTP (about 30 s here), or early orders would expire and their
+# units be sold again while the crowd is still buying.
+PAYMENT_WINDOW_S = 60
+
+
+def iso_in(seconds: float) -> str:
+    return datetime.fromtimestamp(time.time() + seconds, tz=UTC).isoformat()
+
+
+def attempt(api_url: str, sale_id: str, token: str, key: str) -> tuple[str, dict]:
+    """One purchase attempt; a 503 or a dropped connection is retried with the same key, so the
+    answer is the definite one (a replay returns the first answer)."""
+    session = requests.Session()
+    for _ in range(6):
+        try:
+            answer = session.post(
+                f"{api_url}/flash-sales/{sale_id}/orders",
+                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+                json={"qty": 1},
+                timeout=60,
+            )
+        except requests.ConnectionError:
+            time.sleep(0.2)
+            continue
+        if answer.status_code == 503:
+            time.sleep(0.2)
+            continue
+        body = answer.json()
+        return (str(answer.status_code) if answer.status_code == 201 else body["code"]), body
+    return "503", {}
+
+
+def crowd(api_url: str, sale_id: str, secret: str, buyers: list[str], attempts: int) -> list[tuple[str, str, dict]]:
+    def one_buyer(buyer: str) -> list[tuple[str, str, dict]]:
+        token = issue_token(secret, buyer, Role.CUSTOMER)
+        return [(buyer, *attempt(api_url, sale_id, token, f"{buyer}-{n}")) for n in range(attempts)]
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        return [answer for answers in pool.map(one_buyer, buyers) for answer in answers]
+
+
+def test_a_thousand_buyers_three_attempts_a_hundred_units(api, stack, tokens):
+    secret = stack.environment["JWT_SECRET"]
+    # Given a flash sale of 100 units of a seeded product, one per buyer, a minute to pay
+    created = api.post(
+        "/admin/flash-sales",
+        token=tokens["merchant_admin"],
+        json={
+            "sku": "TEA-001",
+            "price_fen": 9900,
+            "quantity": UNITS,
+            "per_user_limit": 1,
+            "starts_at": iso_in(-1),
+            "ends_at": iso_in(3600),
+            "payment_window_s": PAYMENT_WINDOW_S,
+            "expected_peak_per_s": 2000,
+        },
+    )
+    assert created.status_code == 201, created.text
+    sale_id = created.json()["flash_sale_id"]
+
+    # When 1,000 buyers try three times each
+    answers = crowd(stack.api_url, sale_id, secret, [f"fb-{i}" for i in range(BUYERS)], ATTEMPTS)
+
+    # Then exactly 100 orders, one per winning buyer, every answer definite, and nothing remains
+    kinds = Counter(kind for _, kind, _ in answers)
+    assert set(kinds) <= {"201", "SOLD_OUT", "LIMIT_REACHED"}, kinds
+    orders = {body["order_id"]: (buyer, body) for buyer, kind, body in answers if kind == "201"}
+    assert len(orders) == UNITS, kinds
+    winners = Counter(buyer for buyer, _ in orders.values())
+    assert max(winners.values()) == 1
+    assert all(body["lines"][0]["unit_price_fen"] == 9900 for _, body in orders.values())
+    shown = api.get(f"/flash-sales/{sale_id}").json()
+    assert (shown["remaining"], shown["status"]) == (0, "SOLD_OUT")
+
+    # When 30 orders are paid and the payment window passes
+    paid = sorted(orders)[:PAID]
+    for order_id in paid:
+        assert api.post(f"/dev/pay/{order_id}").status_code == 200
+
+    # Then the 70 unpaid units come back (the sweeper runs every second) and the paid orders stay paid
+    eventually(
+        lambda: api.get(f"/flash-sales/{sale_id}").json()["remaining"] == UNITS - PAID,
+        timeout_s=PAYMENT_WINDOW_S + 60,
+        every_s=1,
+    )
+    for order_id in paid[:5]:
+        buyer, _ = orders[order_id]
+        seen = api.get(f"/orders/{order_id}", token=issue_token(secret, buyer, Role.CUSTOMER)).json()
+        assert seen["status"] == "PAID"
+
+    # And the returned units can be bought again, by new buyers and by those whose order expired
+    expired_buyer = orders[sorted(orders)[-1]][0]
+    again = crowd(stack.api_url, sale_id, secret, [expired_buyer] + [f"fb2-{i}" for i in range(99)], 1)
+    assert Counter(kind for _, kind, _ in again)["201"] == UNITS - PAID
+    assert api.get(f"/flash-sales/{sale_id}").json()["remaining"] == 0
