@@ -4,8 +4,10 @@
 
 Writes `build/<stage>/deployment.zip` and `build/<stage>/sam.yaml` (Chalice's template with
 `infra/template.yaml` merged in), then runs cfn-lint on the template and fails on any error.
-Deploy with CloudFormation (README.md, "Deploying"). The `local` stage is refused: its secrets
-are the dev values of API.md and must never reach AWS.
+In a stage whose functions send live notifications (prod), the provider credentials become
+parameters without a default (`require_live_credentials`). Deploy with CloudFormation
+(README.md, "Deploying"). The `local` stage is refused: its secrets are the dev values of API.md
+and must never reach AWS.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "template.yaml"
 DEPLOYED_STAGES = ("dev", "prod")
@@ -28,6 +32,9 @@ PACKAGED_SOURCES = ("functions", "shared", "vendor")
 # cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational; anything with
 # the error bit (or 1, a crash) fails the build.
 CFN_LINT_PASSING = (0, 4, 8, 12)
+# What shared/settings.py refuses NOTIFICATION_PROVIDER=live without. infra/template.yaml gives
+# these parameters an empty Default, so a stage that sends to the sink deploys without them.
+LIVE_NOTIFICATION_PARAMETERS = ("WechatAppId", "WechatAppSecret", "SmsApiKey")
 
 
 class PackagingFailed(RuntimeError):
@@ -108,8 +115,30 @@ def package(stage: str, out: Path, root: Path = ROOT) -> Package:
     for produced in (target.zip, target.template):
         if not produced.is_file():
             raise PackagingFailed(f"chalice package did not write {produced}")
+    require_live_credentials(target.template)
     lint(target.template)
     return target
+
+
+def require_live_credentials(template: Path) -> bool:
+    """If any function of the template sends live notifications, drop the Default of the
+    credentials' parameters: CloudFormation then refuses a deploy that leaves one out, where the
+    empty default would pass and fail every cold start on settings. Returns whether it did."""
+    merged = yaml.safe_load(template.read_text())
+    shared = merged.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    providers = {
+        {**shared, **resource["Properties"].get("Environment", {}).get("Variables", {})}.get("NOTIFICATION_PROVIDER")
+        for resource in merged["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    if "live" not in providers:
+        return False
+    for name in LIVE_NOTIFICATION_PARAMETERS:
+        parameter = merged["Parameters"][name]
+        parameter.pop("Default", None)
+        parameter["MinLength"] = max(parameter.get("MinLength", 0), 1)
+    template.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
+    return True
 
 
 def lint(template: Path) -> None:

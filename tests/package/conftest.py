@@ -1,4 +1,5 @@
-"""The `make package` output, built once per session into a temporary directory (not build/)."""
+"""The `make package` output of every deployed stage, built once per session into a temporary
+directory (not build/); each test of tests/package runs once per stage."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infra.package import Package, package
+from infra.package import DEPLOYED_STAGES, Package, package
 
 
-@pytest.fixture(scope="session")
-def packaged(tmp_path_factory: pytest.TempPathFactory) -> Package:
-    """What `make package` builds for the dev stage. The first run in a fresh clone downloads the
+@pytest.fixture(scope="session", params=DEPLOYED_STAGES)
+def packaged(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """What `make package stage=<stage>` builds. The first run in a fresh clone downloads the
     Lambda wheels from PyPI (about a minute); later runs reuse Chalice's cache in .chalice/."""
-    return package("dev", tmp_path_factory.mktemp("build"))
+    return package(request.param, tmp_path_factory.mktemp("build"))
 
 
 @pytest.fixture(scope="session")
