@@ -189,21 +189,17 @@ def take_units(found: FlashSale, customer_id: str, qty: int) -> list[Take]:
     """Take qty units, starting at the buyer's shard and moving on past empty or busy ones. One
     round trip when the first shard has them. Raises SoldOut only when every shard is empty."""
     takes: list[Take] = []
-    need = qty
-    busy = False
-    for shard in shard_order(customer_id, found.shards):
-        if need == 0:
-            break
-        if hints.seems_empty(found.sale_id, shard):
-            continue
-        try:
-            taken = _take_from(found.sale_id, shard, need)
-        except TemporarilyUnavailable:
-            busy = True  # throttled, or a transaction holds this shard: the next one may not be
-            continue
-        if taken is not None:
-            takes.append(taken)
-            need -= taken.qty
+    order = shard_order(customer_id, found.shards)
+    skipped = [shard for shard in order if hints.seems_empty(found.sale_id, shard)]
+    need, busy = _take_across(found, [s for s in order if s not in skipped], qty, takes)
+    if need and skipped and not busy:
+        # Shards this process saw empty a moment ago may have had units given back since (an
+        # expired order, another process's give-back). SOLD_OUT must be true, so before saying
+        # it, one consistent read (read capacity, not the hot shards' write ceiling) checks them.
+        refilled = {level.shard for level in store.levels(found) if level.remaining > 0}
+        for shard in refilled:
+            hints.note_stocked(found.sale_id, shard)
+        need, busy = _take_across(found, [s for s in skipped if s in refilled], need, takes)
     if need == 0:
         return takes
     if takes:
@@ -215,6 +211,24 @@ def take_units(found: FlashSale, customer_id: str, qty: int) -> list[Take]:
         raise OutOfStock("fewer units are left than asked", sku=found.sku, flash_sale_id=found.sale_id)
     count("FlashSoldOut")
     raise SoldOut("the flash sale is sold out", flash_sale_id=found.sale_id)
+
+
+def _take_across(found: FlashSale, shards: list[int], need: int, takes: list[Take]) -> tuple[int, bool]:
+    """Take from `shards` in turn until `need` is met; appends to `takes`. Returns what is still
+    needed and whether a shard was busy (throttled, or held by a transaction)."""
+    busy = False
+    for shard in shards:
+        if need == 0:
+            break
+        try:
+            taken = _take_from(found.sale_id, shard, need)
+        except TemporarilyUnavailable:
+            busy = True  # the next shard may not be
+            continue
+        if taken is not None:
+            takes.append(taken)
+            need -= taken.qty
+    return need, busy
 
 
 def _take_from(sale_id: str, shard: int, need: int) -> Take | None:
