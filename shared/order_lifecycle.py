@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared import unit_release
-from shared.data import order_store, outbox, stock_store
+from shared.data import idempotency_store, order_store, outbox, stock_store
 from shared.data.transactions import Transaction, TransactionCancelled
 from shared.errors import (
     AmountMismatch,
@@ -28,6 +28,7 @@ from shared.errors import (
     WrongPickupCode,
 )
 from shared.events import DomainEvent, EventType
+from shared.idempotency import IdempotentRequest, StoredResponse
 from shared.observability import count, logger
 from shared.orders import MAX_PICKUP_ATTEMPTS, REFUNDABLE, Action, Order, Status, new_pickup_code, next_status
 from shared.payments import PaymentNotice
@@ -322,9 +323,16 @@ def complete(order_id: str, who: Principal, now: int) -> Order:
 
 
 # -- refunds -----------------------------------------------------------------------------------
-def request_refund(order_id: str, lines: dict[str, int], reason: str, who: Principal, now: int) -> dict[str, Any]:
+def request_refund(
+    order_id: str, lines: dict[str, int], reason: str, who: Principal, now: int, request: IdempotentRequest
+) -> StoredResponse:
     """The customer asks for some units back. Nothing moves until a merchant admin decides; the
-    amount shown is what those units were paid, from the allocated line totals."""
+    amount shown is what those units were paid, from the allocated line totals. Idempotent per
+    `Idempotency-Key`: a replay returns the first answer (its own pending refund would otherwise
+    make the same request look like too many units)."""
+    stored = idempotency_store.replay(request) if request.client_supplied else None
+    if stored is not None:
+        return stored
     order = load(order_id)
     if order.customer_id != who.sub:
         raise NotFound("no such order", order_id=order_id)
@@ -348,10 +356,18 @@ def request_refund(order_id: str, lines: dict[str, int], reason: str, who: Princ
         "amount_fen": sum(int(a["amount_fen"]) for a in amounts),
         "reason": reason,
     }
+    response = StoredResponse(201, refund)
     tx = Transaction()
     order_store.add_refund(tx, refund, now)
-    tx.commit()
-    return refund
+    idempotency_store.join(tx, request, response)
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        replayed = idempotency_store.replay(request, cancelled) if idempotency_store.was_replayed(cancelled) else None
+        if replayed is None:
+            raise
+        return replayed
+    return response
 
 
 def order_invalid(order: Order, what: str) -> Exception:

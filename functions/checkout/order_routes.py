@@ -106,10 +106,11 @@ def complete_order(order_id: str) -> Response:
 @bp.route("/orders/{order_id}/refunds", methods=["POST"], roles=[Role.CUSTOMER])
 def request_refund(order_id: str) -> Response:
     body = parse(RefundIn)
-    refund = bootstrap.order_lifecycle().request_refund(
-        _order_id(order_id), body.units(), body.reason, principal(), now_ms()
-    )
-    return json_response(refund, 201)
+    who = principal()
+    oid = _order_id(order_id)
+    request = IdempotentRequest.of(f"refunds:{who.sub}:{oid}", idempotency_key(), body.model_dump(mode="json"))
+    stored = bootstrap.order_lifecycle().request_refund(oid, body.units(), body.reason, who, now_ms(), request)
+    return json_response(stored.body, stored.status)
 
 
 @bp.route("/admin/orders/{order_id}/refunds/{refund_id}/decision", methods=["POST"], roles=[Role.MERCHANT_ADMIN])

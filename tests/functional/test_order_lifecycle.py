@@ -15,6 +15,7 @@ from shared.errors import (
     OutOfStock,
     WrongPickupCode,
 )
+from shared.idempotency import IdempotentRequest
 from shared.orders import Status, now_ms
 from shared.payments import PaymentNotice
 from shared.web.auth import Principal, Role
@@ -35,6 +36,12 @@ def place(lines, customer="alice", key=None, **kwargs):
     body = {"lines": lines, **kwargs}
     stored = ordering.place(placement(lines, **kwargs), customer, request(customer, key, body), now_ms())
     return stored
+
+
+def ask_refund(order_id, lines, reason, key=None):
+    body = {"lines": lines, "reason": reason}
+    request = IdempotentRequest.of(f"refunds:alice:{order_id}", key, body)
+    return order_lifecycle.request_refund(order_id, lines, reason, ALICE, now_ms(), request).body
 
 
 def pay(order_id, amount, txn="t-1", now=None):
@@ -175,11 +182,12 @@ def test_partial_refunds_sum_exactly_to_the_line_and_restock(stocked):
     pay(order_id, stored.body["total_fen"])
     payable = stored.body["lines"][0]["payable_fen"]
     # When the customer gets 1 cup back, then 2 more
-    first = order_lifecycle.request_refund(order_id, {"CUP-1": 1}, "broken", ALICE, now_ms())
+    first = ask_refund(order_id, {"CUP-1": 1}, "broken")
     issued1 = order_lifecycle.decide_refund(order_id, first["refund_id"], True, True, ADMIN, now_ms())
     with pytest.raises(Exception):  # noqa: B017 - more than what is left
-        order_lifecycle.request_refund(order_id, {"CUP-1": 3}, "all", ALICE, now_ms())
-    second = order_lifecycle.request_refund(order_id, {"CUP-1": 2}, "changed mind", ALICE, now_ms())
+        ask_refund(order_id, {"CUP-1": 3}, "all")
+    second = ask_refund(order_id, {"CUP-1": 2}, "changed mind", key="refund-2")
+    assert ask_refund(order_id, {"CUP-1": 2}, "changed mind", key="refund-2") == second  # a replay asks nothing more
     issued2 = order_lifecycle.decide_refund(order_id, second["refund_id"], True, False, ADMIN, now_ms())
     # Then the two refunds add up to exactly what the line paid, and one unit went back on the shelf
     assert issued1["amount_fen"] + issued2["amount_fen"] == payable
