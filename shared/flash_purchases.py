@@ -83,16 +83,10 @@ def create_sale(planned: FlashSale, request: IdempotentRequest, now_ms: int) -> 
     response = StoredResponse(201, {"flash_sale_id": planned.sale_id, **describe(planned)})
     tx = Transaction()
     store.create(tx, planned, now_ms)
-    idempotency_store.join(tx, request, response)
-    try:
-        tx.commit()
-    except TransactionCancelled as cancelled:
-        stored = idempotency_store.replay(request, cancelled) if idempotency_store.was_replayed(cancelled) else None
-        if stored is None:
-            raise
-        return stored
-    count("FlashSalesCreated")
-    return response
+    stored = idempotency_store.commit(tx, request, response)
+    if stored is response:
+        count("FlashSalesCreated")
+    return stored
 
 
 def describe(planned: FlashSale) -> dict[str, Any]:

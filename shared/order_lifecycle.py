@@ -359,15 +359,7 @@ def request_refund(
     response = StoredResponse(201, refund)
     tx = Transaction()
     order_store.add_refund(tx, refund, now)
-    idempotency_store.join(tx, request, response)
-    try:
-        tx.commit()
-    except TransactionCancelled as cancelled:
-        replayed = idempotency_store.replay(request, cancelled) if idempotency_store.was_replayed(cancelled) else None
-        if replayed is None:
-            raise
-        return replayed
-    return response
+    return idempotency_store.commit(tx, request, response)
 
 
 def order_invalid(order: Order, what: str) -> Exception:

@@ -58,3 +58,17 @@ def replay(request: IdempotentRequest, cancelled: TransactionCancelled | None = 
 
 def was_replayed(cancelled: TransactionCancelled) -> bool:
     return LABEL in cancelled.failed
+
+
+def commit(tx: Transaction, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
+    """Join the record to `tx` and commit it. A replay of the key gets its first response back
+    (another body with the key: IdempotencyKeyReused); any other cancellation propagates."""
+    join(tx, request, response)
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        stored = replay(request, cancelled) if was_replayed(cancelled) else None
+        if stored is None:
+            raise
+        return stored
+    return response

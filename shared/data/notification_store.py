@@ -295,15 +295,7 @@ class DynamoContacts:
                 ],
                 f"grant:{template_id}",
             )
-        idempotency_store.join(tx, request, response)
-        try:
-            tx.commit()
-        except TransactionCancelled as cancelled:
-            stored = idempotency_store.replay(request, cancelled) if idempotency_store.was_replayed(cancelled) else None
-            if stored is None:
-                raise
-            return stored
-        return response
+        return idempotency_store.commit(tx, request, response)
 
     def grant(self, user_id: str, template_ids: Iterable[str]) -> dict[str, int]:
         """One more message allowed per accepted template; returns what is left per template."""
