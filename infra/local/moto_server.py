@@ -60,9 +60,10 @@ def make_moto_server(host: str, port: int, serialised: bool = True) -> BaseWSGIS
 
     app: Any = DomainDispatcherApplication(create_backend_app)
     if serialised:
-        from infra.local import moto_transactions
+        from infra.local import moto_speedups, moto_transactions
 
         moto_transactions.install()  # O(items touched) rollback; sound only when serialised
+        moto_speedups.install()  # parse each expression once, size each item once
         app = SerialisedApp(app)
     return make_server(host, port, app, threaded=True, request_handler=QuietHandler)
 

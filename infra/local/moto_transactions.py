@@ -97,17 +97,21 @@ def _check(backend: DynamoDBBackend, op: dict[str, Any], key: dict[str, Any]) ->
 
 
 def _apply(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict[str, Any]) -> None:
-    common = {
-        "condition_expression": op.get("ConditionExpression"),
-        "expression_attribute_names": op.get("ExpressionAttributeNames"),
-        "expression_attribute_values": op.get("ExpressionAttributeValues"),
-    }
+    """Apply a part whose condition `_check` has just passed. moto's put/update/delete would check
+    it again; nothing can change the item in between (one request at a time, and no two parts of
+    a transaction name the same item), so that second check could only repeat the first."""
     if op_type == "Put":
-        backend.put_item(op["TableName"], op["Item"], **common)
+        backend.put_item(op["TableName"], op["Item"])
     elif op_type == "Delete":
-        backend.delete_item(op["TableName"], key, **common)
+        backend.delete_item(op["TableName"], key)
     elif op_type == "Update":
-        backend.update_item(op["TableName"], key, update_expression=op["UpdateExpression"], **common)
+        backend.update_item(
+            op["TableName"],
+            key,
+            update_expression=op["UpdateExpression"],
+            expression_attribute_names=op.get("ExpressionAttributeNames"),
+            expression_attribute_values=op.get("ExpressionAttributeValues"),
+        )
 
 
 def _one_part(backend: DynamoDBBackend, item: dict[str, Any], journal: _Journal, targets: set) -> None:

@@ -223,6 +223,22 @@ def test_the_limit_is_counted_in_the_order_and_a_refused_buyer_gives_the_unit_ba
     assert state.on_shards == 3 and state.bought == {"c-1": 2} and state.balanced and state.unclaimed == 0
 
 
+def test_buying_the_whole_limit_at_once_is_only_for_a_buyer_who_holds_nothing(table, catalogue):
+    # Given a limit of 2 and a buyer who holds 1 (the count is written as "bought + 1")
+    sale = given_sale(quantity=6, per_user_limit=2)
+    buy(sale, "c-1", qty=1)
+    # When that buyer asks for the whole limit (the count is written as "bought = 2", no read)
+    with pytest.raises(LimitReached):
+        buy(sale, "c-1", qty=2)
+    # Then it is refused, but one more unit is still allowed, and a new buyer may take both at once
+    buy(sale, "c-1", qty=1)
+    buy(sale, "c-2", qty=2)
+    with pytest.raises(LimitReached):
+        buy(sale, "c-2", qty=1)
+    state = books(sale)
+    assert state.bought == {"c-1": 2, "c-2": 2} and state.balanced and state.unclaimed == 0
+
+
 def test_cancel_and_expiry_give_units_and_counts_back_and_paid_orders_keep_theirs(table, catalogue):
     # Given three buyers of a sale with a 5-second payment window
     sale = given_sale(quantity=3, payment_window_s=5)

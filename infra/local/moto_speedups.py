@@ -1,0 +1,116 @@
+"""Work moto 5.2.5 repeats on every DynamoDB request, done once.
+
+Profiled inside the serialised server (cProfile around the WSGI app, docs/flash-sales.md,
+"Performance"), a flash order's TransactWriteItems cost the emulator 2.5 ms of backend time and a
+single-item UpdateItem 0.48 ms, much of it spent re-doing work whose result never changes:
+
+- condition expressions are parsed (tokenised, built into an operator tree) up to three times per
+  request part: once to validate the request, once to check it, once more inside put/update. The
+  tree depends only on the expression, its names and its values, and evaluating it never changes
+  it, so one parse per distinct (expression, names, values) is enough;
+- update expressions are parsed twice per request (validation, then execution). moto's validator
+  deep-copies the tree before it resolves anything against the item, so the parsed tree can be
+  shared;
+- building an item checks its size after EVERY attribute by re-measuring the whole item (quadratic
+  in the attributes: an order item has 17). The sum only grows while an item is built, so checking
+  the total once at the end raises exactly when the per-attribute check would.
+
+Results are the same objects moto would compute (errors are never cached: an invalid expression
+raises every time), so the emulator's answers do not change: tests/functional/test_emulator_speedups.py
+holds it to that. Installed by `infra.local.moto_server` with the journal of moto_transactions.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from moto.dynamodb.comparisons import ConditionExpressionParser
+from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+
+ITEM_SIZE_LIMIT = 405_000  # moto's own limit (DynamoDB's 400 KB, as moto measures an item)
+CACHE_ENTRIES = 4096  # distinct expressions kept; the cache starts over when full
+
+_installed: list[bool] = []
+_conditions: dict[str, tuple[Any, list[str], list[str]]] = {}
+_updates: dict[str, Any] = {}
+_moto_parse_condition = ConditionExpressionParser.parse
+_moto_make_update = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
+_moto_item_init = Item.__init__
+
+
+def _condition_key(parser: ConditionExpressionParser) -> str:
+    names = parser.expression_attribute_names
+    values = parser.expression_attribute_values
+    # repr tells "1" from 1 and b"1": two requests share a parse only if their inputs are equal.
+    return repr(
+        (
+            parser.condition_expression,
+            sorted(names.items()) if names else None,
+            sorted(values.items()) if values else None,
+        )
+    )
+
+
+def parse_condition(self: ConditionExpressionParser) -> Any:
+    """ConditionExpressionParser.parse, once per distinct input. Callers also read the names and
+    values the parse found (to reject unused ones), so those are kept with the tree."""
+    key = _condition_key(self)
+    known = _conditions.get(key)
+    if known is None:
+        tree = _moto_parse_condition(self)
+        if len(_conditions) >= CACHE_ENTRIES:
+            _conditions.clear()
+        _conditions[key] = (tree, list(self.expr_attr_names_found), list(self.expr_attr_values_found))
+        return tree
+    tree, names_found, values_found = known
+    self.expr_attr_names_found.extend(names_found)
+    self.expr_attr_values_found.extend(values_found)
+    return tree
+
+
+def make_update(cls: type[UpdateExpressionParser], expression: str) -> Any:
+    """UpdateExpressionParser.make, once per expression (its readers only search the tree, and the
+    validator works on a deep copy)."""
+    known = _updates.get(expression)
+    if known is None:
+        known = _moto_make_update(cls, expression)
+        if len(_updates) >= CACHE_ENTRIES:
+            _updates.clear()
+        _updates[expression] = known
+    return known
+
+
+def build_item(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
+    """Item.__init__ with one size check at the end instead of one per attribute."""
+    self.hash_key = hash_key
+    self.range_key = range_key
+    built = LimitedSizeDict()
+    for key, value in attrs.items():
+        dict.__setitem__(built, key, DynamoType(value))
+    self.attrs = built
+    if self.size() > ITEM_SIZE_LIMIT:
+        raise ItemSizeTooLarge
+
+
+def install() -> None:
+    """Patch this process's moto (idempotent)."""
+    if _installed:
+        return
+    ConditionExpressionParser.parse = parse_condition  # type: ignore[method-assign]
+    UpdateExpressionParser.make = classmethod(make_update)  # type: ignore[method-assign, assignment]
+    Item.__init__ = build_item  # type: ignore[method-assign]
+    _installed.append(True)
+
+
+def uninstall() -> None:
+    """moto as shipped (tests compare both)."""
+    if not _installed:
+        return
+    ConditionExpressionParser.parse = _moto_parse_condition  # type: ignore[method-assign]
+    UpdateExpressionParser.make = classmethod(_moto_make_update)  # type: ignore[method-assign, assignment]
+    Item.__init__ = _moto_item_init  # type: ignore[method-assign]
+    _conditions.clear()
+    _updates.clear()
+    _installed.clear()

@@ -1,0 +1,236 @@
+"""The emulator's shortcuts (infra/local/moto_speedups.py) answer exactly as moto does without them:
+the same script of requests (conditions that pass and fail, reused expressions with other values
+and names, invalid and unused expression parts, transactions, items at the size limit) gives the
+same answers and leaves the same table, with the shortcuts and with moto as shipped."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from infra.local import moto_speedups, resources
+
+BIG = 405_000  # moto's item size limit, as it measures an item
+
+
+@pytest.fixture
+def dynamodb(moto_endpoint: str):
+    return boto3.client("dynamodb", endpoint_url=moto_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture
+def moto_as_shipped() -> Iterator[Callable[[bool], None]]:
+    def use(shipped: bool) -> None:
+        if shipped:
+            moto_speedups.uninstall()
+        else:
+            moto_speedups.install()
+
+    yield use
+    moto_speedups.install()  # the session's emulator keeps its shortcuts
+
+
+def _key(pk: str) -> dict:
+    return {"pk": {"S": pk}, "sk": {"S": "X"}}
+
+
+def _outcome(call: Callable[..., Any], **request: Any) -> tuple:
+    try:
+        answer = call(**request)
+    except ClientError as failed:
+        body = failed.response
+        return (
+            "error",
+            body["Error"]["Code"],
+            body["Error"].get("Message"),
+            body.get("Item"),
+            body.get("CancellationReasons"),
+        )
+    answer.pop("ResponseMetadata", None)
+    return ("ok", answer)
+
+
+def _script(db: Any, table: str) -> list[tuple]:
+    """Requests whose answers depend on every cached or skipped step."""
+    put, update, tx = db.put_item, db.update_item, db.transact_write_items
+    n_at_least = {"ConditionExpression": "n >= :q", "UpdateExpression": "SET n = n - :q"}
+    return [
+        _outcome(
+            put, TableName=table, Item={**_key("A"), "n": {"N": "5"}}, ConditionExpression="attribute_not_exists(pk)"
+        ),
+        # the same condition again: now it fails, and returns the item as it is
+        _outcome(
+            put,
+            TableName=table,
+            Item={**_key("A"), "n": {"N": "9"}},
+            ConditionExpression="attribute_not_exists(pk)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ),
+        # one expression, three sets of values: each is judged with its own
+        _outcome(
+            update,
+            TableName=table,
+            Key=_key("A"),
+            ExpressionAttributeValues={":q": {"N": "3"}},
+            ReturnValues="UPDATED_NEW",
+            **n_at_least,
+        ),
+        _outcome(update, TableName=table, Key=_key("A"), ExpressionAttributeValues={":q": {"N": "3"}}, **n_at_least),
+        _outcome(
+            update,
+            TableName=table,
+            Key=_key("A"),
+            ExpressionAttributeValues={":q": {"N": "2"}},
+            ReturnValues="ALL_NEW",
+            **n_at_least,
+        ),
+        # one expression, two meanings of its name
+        _outcome(
+            update,
+            TableName=table,
+            Key=_key("A"),
+            UpdateExpression="SET #a = :v",
+            ConditionExpression="attribute_not_exists(#a)",
+            ExpressionAttributeNames={"#a": "m"},
+            ExpressionAttributeValues={":v": {"S": "first"}},
+        ),
+        _outcome(
+            update,
+            TableName=table,
+            Key=_key("A"),
+            UpdateExpression="SET #a = :v",
+            ConditionExpression="attribute_not_exists(#a)",
+            ExpressionAttributeNames={"#a": "m"},
+            ExpressionAttributeValues={":v": {"S": "second"}},
+        ),
+        _outcome(
+            update,
+            TableName=table,
+            Key=_key("A"),
+            UpdateExpression="SET #a = :v",
+            ConditionExpression="attribute_not_exists(#a)",
+            ExpressionAttributeNames={"#a": "k"},
+            ExpressionAttributeValues={":v": {"S": "third"}},
+        ),
+        # invalid expressions fail every time, unused parts are refused after a valid use
+        _outcome(put, TableName=table, Item=_key("B"), ConditionExpression="n >="),
+        _outcome(put, TableName=table, Item=_key("B"), ConditionExpression="n >="),
+        _outcome(
+            update,
+            TableName=table,
+            Key=_key("A"),
+            UpdateExpression="SET n = n +",
+            ExpressionAttributeValues={":q": {"N": "1"}},
+        ),
+        _outcome(
+            update,
+            TableName=table,
+            Key=_key("A"),
+            ExpressionAttributeValues={":q": {"N": "1"}, ":unused": {"N": "1"}},
+            **n_at_least,
+        ),
+        # a transaction whose last part fails, then one that applies
+        _outcome(
+            tx,
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {**_key("C"), "n": {"N": "1"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": _key("A"),
+                        "UpdateExpression": "SET n = n - :q",
+                        "ConditionExpression": "n >= :q",
+                        "ExpressionAttributeValues": {":q": {"N": "50"}},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                },
+            ],
+        ),
+        _outcome(
+            tx,
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": table,
+                        "Item": {**_key("C"), "n": {"N": "1"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": _key("D"),
+                        "UpdateExpression": "SET n = if_not_exists(n, :zero) + :q",
+                        "ConditionExpression": "attribute_not_exists(n) OR n <= :q",
+                        "ExpressionAttributeValues": {":q": {"N": "1"}, ":zero": {"N": "0"}},
+                    }
+                },
+            ],
+        ),
+        # items at moto's size limit: just under is stored, just over is refused, growing past it too
+        _outcome(put, TableName=table, Item={**_key("E"), "big": {"S": "x" * (BIG - 100)}}),
+        _outcome(put, TableName=table, Item={**_key("F"), "big": {"S": "x" * (BIG - 4)}, "more": {"S": "yy"}}),
+        _outcome(put, TableName=table, Item={**_key("G"), "big": {"S": "x" * BIG}}),
+        _outcome(
+            update,
+            TableName=table,
+            Key=_key("E"),
+            UpdateExpression="SET more = :v",
+            ExpressionAttributeValues={":v": {"S": "y" * 200}},
+        ),
+        _outcome(db.scan, TableName=table),
+    ]
+
+
+def _run_on_fresh_table(db: Any, moto_endpoint: str) -> list[tuple]:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    resources.create_all(moto_endpoint, "us-east-1", name, name)
+    answers = _script(db, name)
+    answers[-1][1]["Items"].sort(key=lambda item: item["pk"]["S"])
+    return json.loads(json.dumps(answers).replace(name, "<table>"))  # answers name their table
+
+
+def test_with_and_without_the_shortcuts_every_answer_and_the_table_are_the_same(
+    dynamodb, moto_endpoint, moto_as_shipped
+):
+    # Given the same script of requests
+    # When it runs on moto as shipped and on moto with the shortcuts, each on a fresh table
+    moto_as_shipped(True)
+    shipped = _run_on_fresh_table(dynamodb, moto_endpoint)
+    moto_as_shipped(False)
+    shortcut = _run_on_fresh_table(dynamodb, moto_endpoint)
+    # Then every answer (errors, returned items, cancellation reasons) and the final table agree
+    assert shortcut == shipped
+    # And the script really exercised failures, not only successes
+    assert [kind for kind, *_ in shipped].count("error") >= 8, shipped
+
+
+def test_a_cached_condition_is_judged_against_each_item_as_it_is_now(dynamodb, moto_endpoint):
+    # Given an item and a condition the emulator has parsed before
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    resources.create_all(moto_endpoint, "us-east-1", name, name)
+    decrement = {
+        "TableName": name,
+        "Key": _key("S"),
+        "UpdateExpression": "SET n = n - :one",
+        "ConditionExpression": "n >= :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
+    }
+    dynamodb.put_item(TableName=name, Item={**_key("S"), "n": {"N": "3"}})
+    # When it decrements four times
+    results = [_outcome(dynamodb.update_item, **decrement)[0] for _ in range(4)]
+    # Then three succeed and the fourth is refused: nothing about the item is cached
+    assert results == ["ok", "ok", "ok", "error"]
+    assert dynamodb.get_item(TableName=name, Key=_key("S"))["Item"]["n"] == {"N": "0"}
