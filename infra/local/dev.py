@@ -2,6 +2,10 @@
 
 API on http://127.0.0.1:8000 (`chalice local --stage local`), the serialised moto server on
 http://127.0.0.1:5100, the event runner in this process. Prints a signed demo token per role.
+
+`--fault-rate 0.1 [--fault-partitions FLASH#,ORDER#]` runs the API under the fault harness instead
+(infra/local/api_with_faults.py): that share of its DynamoDB calls is throttled, conflicts or times
+out, and the stack's output ends with what was injected.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import signal
 import sys
 import time
 
+from infra.local.api_with_faults import FaultPlan
 from infra.local.seed import GUIDES
 from infra.local.stack import LocalStack, PortTaken
 
@@ -38,12 +43,42 @@ def main() -> int:
     parser.add_argument(
         "--payment-window", type=int, default=None, help="seconds an unpaid order is held (default 900)"
     )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting the local stage leaves open (shared/settings.py), e.g. FLASH_SALE_SETTLE_S=3; repeatable",
+    )
+    faults = parser.add_argument_group("fault harness (infra/local/api_with_faults.py): the API's DynamoDB calls fail")
+    faults.add_argument(
+        "--fault-rate", type=float, default=0.0, help="share of attempts that fail, 0..1 (default 0: none)"
+    )
+    faults.add_argument("--fault-seed", type=int, default=0)
+    faults.add_argument("--fault-kinds", default="", help="comma-separated (infra/local/faults.py Kind); default all")
+    faults.add_argument("--fault-operations", default="", help="comma-separated, e.g. UpdateItem; default all")
+    faults.add_argument("--fault-partitions", default="", help="comma-separated pk prefixes, e.g. FLASH#,ORDER#")
     args = parser.parse_args()
     # SIGTERM (e.g. from a supervisor) stops the stack as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    overrides = {"ORDER_PAYMENT_WINDOW_S": str(args.payment_window)} if args.payment_window else {}
+    overrides = dict(setting.split("=", 1) for setting in args.setting)
+    if args.payment_window:
+        overrides["ORDER_PAYMENT_WINDOW_S"] = str(args.payment_window)
+    plan = FaultPlan.from_environment(
+        {
+            "FAULT_RATE": str(args.fault_rate),
+            "FAULT_SEED": str(args.fault_seed),
+            "FAULT_KINDS": args.fault_kinds,
+            "FAULT_OPERATIONS": args.fault_operations,
+            "FAULT_PARTITIONS": args.fault_partitions,
+        }
+    )
     stack = LocalStack(
-        moto_port=args.moto_port, api_port=args.api_port, schedule_every_s=args.schedule_every, overrides=overrides
+        moto_port=args.moto_port,
+        api_port=args.api_port,
+        schedule_every_s=args.schedule_every,
+        overrides=overrides,
+        faults=plan,
     )
     started = time.monotonic()
     try:
@@ -55,6 +90,8 @@ def main() -> int:
         print(f"\nready in {time.monotonic() - started:.1f}s")
         print(f"  API       {stack.api_url}   (try: curl {stack.api_url}/products)")
         print(f"  emulator  {stack.moto_endpoint}   (moto, serialised)")
+        if plan is not None:
+            print(f"  faults    {plan.describe()}; the report prints when the stack stops")
         print("  tokens (Authorization: Bearer <token>, valid 24 h):")
         for role, token in demo_tokens(stack.env["JWT_SECRET"]).items():
             print(f"    {role}:\n      {token}")

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.local.api_with_faults import FaultPlan
+
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 
@@ -60,6 +62,7 @@ class LocalStack:
     schedule_every_s: float = 3.0
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # settings the stage leaves open, e.g. the payment window
+    faults: FaultPlan | None = None  # the API runs under the fault harness (infra/local/api_with_faults.py)
     env: dict[str, str] = field(default_factory=dict)
     _children: list[subprocess.Popen] = field(default_factory=list)
     runner: object | None = None
@@ -112,10 +115,7 @@ class LocalStack:
             from infra.local.seed import seed
 
             seed()
-        chalice = str(Path(sys.executable).with_name("chalice"))
-        self._spawn(
-            [chalice, "local", "--no-autoreload", "--stage", self.stage, "--host", HOST, "--port", str(self.api_port)]
-        )
+        self._spawn(self._api_command(), self.faults.environment() if self.faults else {})
         self._wait_for_api()
         if self.run_events:
             from infra.local.runner import EventRunner
@@ -124,9 +124,16 @@ class LocalStack:
             runner.start()
             self.runner = runner
 
-    def _spawn(self, argv: list[str]) -> None:
+    def _api_command(self) -> list[str]:
+        where = ["--stage", self.stage, "--host", HOST, "--port", str(self.api_port)]
+        if self.faults is not None:
+            return [sys.executable, "-m", "infra.local.api_with_faults", *where]
+        return [str(Path(sys.executable).with_name("chalice")), "local", "--no-autoreload", *where]
+
+    def _spawn(self, argv: list[str], extra_env: dict[str, str] | None = None) -> None:
         out = subprocess.DEVNULL if self.quiet else None
-        child = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **self.env}, stdout=out, stderr=out)
+        env = {**os.environ, **self.env, **(extra_env or {})}
+        child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out)
         self._children.append(child)
 
     def _wait_for_api(self, timeout_s: float = 60.0) -> None:

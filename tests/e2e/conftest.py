@@ -8,7 +8,8 @@ end-to-end table. Its output (moto, `chalice local`, the runner) goes to `e2e-st
 session's temporary directory and is printed when the stack fails to start.
 
 Fixtures: `stack` (api_url, moto_endpoint, table_name, log), `api` (HTTP, see http_api.py) and
-`tokens`, signed with the local stage's secret (the one `chalice local --stage local` checks).
+`tokens`, signed with the local stage's secret (the one `chalice local --stage local` checks). A test
+that needs a stack of its own (e.g. under the fault harness) starts one with `local_stack(log, *options)`.
 """
 
 from __future__ import annotations
@@ -61,13 +62,22 @@ class RunningStack:
 
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    log = tmp_path_factory.mktemp("e2e") / "e2e-stack.log"
+    with local_stack(tmp_path_factory.mktemp("e2e") / "e2e-stack.log") as running:
+        yield running
+
+
+@contextlib.contextmanager
+def local_stack(log: Path, *options: str) -> Iterator[RunningStack]:
+    """`python -m infra.local.dev` on free ports with this tier's schedule and payment window, and
+    `options` for it (e.g. "--fault-rate", "0.1"); stopped, with nothing of it left running, on exit.
+    Its whole output, including what it prints while stopping, is in `log`."""
     running = RunningStack(free_port(), free_port(), log, stage_environment("local"))
     argv = [
         sys.executable, "-m", "infra.local.dev",
         "--api-port", str(running.api_port), "--moto-port", str(running.moto_port),
         "--schedule-every", str(SCHEDULE_EVERY_S),
         "--payment-window", str(PAYMENT_WINDOW_S),
+        *options,
     ]  # fmt: skip
     # A developer's shell, not the test tier's settings: the stack takes its own from .chalice/config.json.
     environment = {k: v for k, v in os.environ.items() if k in SHELL_VARIABLES or k.startswith("LC_")}

@@ -5,15 +5,12 @@ and the returned units can be bought again."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 import pytest
-import requests
 
 from shared.web.auth import Role, issue_token
+from tests.e2e.flash_crowd import Crowd, crowd, iso_in
 from tests.e2e.http_api import eventually
 
 pytestmark = pytest.mark.e2e
@@ -25,42 +22,6 @@ PAID = 30
 # Longer than the crowd takes over HTTP (about 30 s here), or early orders would expire and their
 # units be sold again while the crowd is still buying.
 PAYMENT_WINDOW_S = 60
-
-
-def iso_in(seconds: float) -> str:
-    return datetime.fromtimestamp(time.time() + seconds, tz=UTC).isoformat()
-
-
-def attempt(api_url: str, sale_id: str, token: str, key: str) -> tuple[str, dict]:
-    """One purchase attempt; a 503 or a dropped connection is retried with the same key, so the
-    answer is the definite one (a replay returns the first answer)."""
-    session = requests.Session()
-    for _ in range(6):
-        try:
-            answer = session.post(
-                f"{api_url}/flash-sales/{sale_id}/orders",
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
-                json={"qty": 1},
-                timeout=60,
-            )
-        except requests.ConnectionError:
-            time.sleep(0.2)
-            continue
-        if answer.status_code == 503:
-            time.sleep(0.2)
-            continue
-        body = answer.json()
-        return (str(answer.status_code) if answer.status_code == 201 else body["code"]), body
-    return "503", {}
-
-
-def crowd(api_url: str, sale_id: str, secret: str, buyers: list[str], attempts: int) -> list[tuple[str, str, dict]]:
-    def one_buyer(buyer: str) -> list[tuple[str, str, dict]]:
-        token = issue_token(secret, buyer, Role.CUSTOMER)
-        return [(buyer, *attempt(api_url, sale_id, token, f"{buyer}-{n}")) for n in range(attempts)]
-
-    with ThreadPoolExecutor(max_workers=32) as pool:
-        return [answer for answers in pool.map(one_buyer, buyers) for answer in answers]
 
 
 def test_a_thousand_buyers_three_attempts_a_hundred_units(api, stack, tokens):
@@ -114,7 +75,8 @@ def test_a_thousand_buyers_three_attempts_a_hundred_units(api, stack, tokens):
         assert seen["status"] == "PAID"
 
     # And the returned units can be bought again, by new buyers and by those whose order expired
+    # (with new Idempotency-Keys: a buyer's first key would replay its first, expired, order)
     expired_buyer = orders[sorted(orders)[-1]][0]
-    again = crowd(stack.api_url, sale_id, secret, [expired_buyer] + [f"fb2-{i}" for i in range(99)], 1)
+    again = Crowd(stack.api_url, sale_id, secret).buy([expired_buyer] + [f"fb2-{i}" for i in range(99)], 1, "again")
     assert Counter(kind for _, kind, _ in again)["201"] == UNITS - PAID
     assert api.get(f"/flash-sales/{sale_id}").json()["remaining"] == 0
