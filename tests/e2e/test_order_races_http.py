@@ -3,6 +3,8 @@ serialised emulator (the service-layer versions, with injected faults, are in te
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -10,6 +12,7 @@ import requests
 
 from shared.web.auth import Role, issue_token
 
+ATTEMPTS = 5
 DELIVERY = {
     "type": "delivery",
     "address": {"recipient": "韩梅梅", "phone": "13700137000", "city": "上海", "detail": "3号"},
@@ -24,12 +27,17 @@ def _product_with(api, tokens, units: int) -> str:
     return sku
 
 
-def _post_order(url: str, token: str, sku: str, key: str | None = None) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    if key:
-        headers["Idempotency-Key"] = key
+def _post_order(url: str, token: str, sku: str, key: str) -> requests.Response:
+    """As a storefront does: one Idempotency-Key per purchase, resent when the connection drops
+    (`chalice local` accepts a short backlog, so a burst of 50 connects can be reset)."""
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
     body = {"lines": [{"sku": sku, "qty": 1}], "fulfilment": DELIVERY}
-    return requests.post(f"{url}/orders", json=body, headers=headers, timeout=60)
+    for _ in range(ATTEMPTS):
+        try:
+            return requests.post(f"{url}/orders", json=body, headers=headers, timeout=60)
+        except requests.ConnectionError:
+            time.sleep(random.uniform(0.05, 0.3))
+    raise AssertionError(f"no answer after {ATTEMPTS} attempts")
 
 
 def test_fifty_customers_for_the_last_ten_units_over_http(api, stack, tokens):
@@ -37,7 +45,9 @@ def test_fifty_customers_for_the_last_ten_units_over_http(api, stack, tokens):
     secret = stack.environment["JWT_SECRET"]
     customers = [issue_token(secret, f"racer-{i}", Role.CUSTOMER) for i in range(50)]
     with ThreadPoolExecutor(max_workers=50) as pool:
-        statuses = list(pool.map(lambda t: _post_order(stack.api_url, t, sku).status_code, customers))
+        statuses = list(
+            pool.map(lambda t: _post_order(stack.api_url, t, sku, f"buy-{uuid.uuid4()}").status_code, customers)
+        )
     assert sorted(statuses) == [201] * 10 + [409] * 40
     stock = api.get(f"/admin/stock/{sku}", token=tokens["merchant_admin"]).json()["locations"][0]
     assert (stock["on_hand"], stock["reserved"], stock["available"]) == (10, 10, 0)
