@@ -24,7 +24,6 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import unit_release
 from shared.checkout import fulfilment_record
 from shared.data import flash_sale_store as store
 from shared.data import idempotency_store
@@ -362,9 +361,6 @@ def release(tx: Transaction, order: Order) -> None:
     qty = sum(line.qty for line in order.lines)
     store.give_back_units(tx, found.sale_id, release_shard(order.order_id, found.shards), qty)
     store.uncount_purchase(tx, found.sale_id, order.customer_id, qty)
-
-
-unit_release.register_flash_releaser(release)
 
 
 # -- reconciliation ----------------------------------------------------------------------------

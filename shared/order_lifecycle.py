@@ -36,14 +36,10 @@ from shared.web.auth import Principal, Role
 
 ATTEMPTS = 4
 
-# Flash-sale orders give their units back to the sale's shards, not to the stock item. The
-# flash-sale module registers its releaser in shared.unit_release (a light module, so it can at
-# the cold import of app.py); this module stays free of flash-sale details.
-register_flash_releaser = unit_release.register_flash_releaser
-
 
 def release_units(tx: Transaction, order: Order) -> None:
     if order.flash_sale_id:
+        # Its units came from the sale's shards: shared.flash_sales registers who gives them back.
         unit_release.flash_releaser()(tx, order)
         return
     for line in order.lines:

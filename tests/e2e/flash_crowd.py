@@ -21,6 +21,20 @@ def iso_in(seconds: float) -> str:
     return datetime.fromtimestamp(time.time() + seconds, tz=UTC).isoformat()
 
 
+def sale_body(units: int, payment_window_s: int) -> dict:
+    """A flash sale of `units` of a seeded product, one per buyer, open now for an hour."""
+    return {
+        "sku": "TEA-001",
+        "price_fen": 9900,
+        "quantity": units,
+        "per_user_limit": 1,
+        "starts_at": iso_in(-1),
+        "ends_at": iso_in(3600),
+        "payment_window_s": payment_window_s,
+        "expected_peak_per_s": 2000,
+    }
+
+
 @dataclass
 class Crowd:
     """Buyers of one sale; `retried` counts the 503s and dropped connections they were answered

@@ -29,7 +29,7 @@ import requests
 
 from tests.conftest import role_tokens
 from tests.e2e.conftest import RunningStack, local_stack
-from tests.e2e.flash_crowd import Crowd, iso_in
+from tests.e2e.flash_crowd import Crowd, sale_body
 from tests.e2e.http_api import HttpApi, eventually
 
 pytestmark = pytest.mark.e2e
@@ -137,16 +137,7 @@ def buy_pay_expire_and_buy_again(running: RunningStack) -> Counter[str]:
         "/admin/flash-sales",
         token=tokens["merchant_admin"],
         headers={"Idempotency-Key": "faulty-sale"},
-        json={
-            "sku": "TEA-001",
-            "price_fen": 9900,
-            "quantity": UNITS,
-            "per_user_limit": 1,
-            "starts_at": iso_in(-1),
-            "ends_at": iso_in(3600),
-            "payment_window_s": PAYMENT_WINDOW_S,
-            "expected_peak_per_s": 2000,
-        },
+        json=sale_body(UNITS, PAYMENT_WINDOW_S),
     )
     assert created.status_code == 201, created.text
     sale_id = created.json()["flash_sale_id"]

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from shared.web.auth import Role, issue_token
-from tests.e2e.flash_crowd import Crowd, crowd, iso_in
+from tests.e2e.flash_crowd import Crowd, crowd, sale_body
 from tests.e2e.http_api import eventually
 
 pytestmark = pytest.mark.e2e
@@ -30,16 +30,7 @@ def test_a_thousand_buyers_three_attempts_a_hundred_units(api, stack, tokens):
     created = api.post(
         "/admin/flash-sales",
         token=tokens["merchant_admin"],
-        json={
-            "sku": "TEA-001",
-            "price_fen": 9900,
-            "quantity": UNITS,
-            "per_user_limit": 1,
-            "starts_at": iso_in(-1),
-            "ends_at": iso_in(3600),
-            "payment_window_s": PAYMENT_WINDOW_S,
-            "expected_peak_per_s": 2000,
-        },
+        json=sale_body(UNITS, PAYMENT_WINDOW_S),
     )
     assert created.status_code == 201, created.text
     sale_id = created.json()["flash_sale_id"]
