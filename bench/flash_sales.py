@@ -7,7 +7,9 @@ Everything runs against the serialised moto server in its own process (as `make 
    if `remaining >= 1`, one item) from THREADS threads of this process, through the same shared
    botocore client the service uses;
 2. the service layer (`shared.flash_purchases.purchase`, what the route calls): buyers on THREADS
-   threads, one process, then PROCESSES processes, until the sale sells out;
+   threads, one process, until the sale sells out; the same on the contended path (units taken by
+   a plain decrement before the order is written: what a process does after a TransactionConflict
+   on a shard; the emulator never conflicts, so the bench forces it); then PROCESSES processes;
 3. over HTTP: `python -m infra.local.dev` (moto + `chalice local` + the runner) on free ports and
    buyers on HTTP_THREADS threads.
 
@@ -333,6 +335,27 @@ def service_layer() -> dict[str, Any]:
             figures["emulator CPU ratio (raw decrement / flash order): the ceiling of the rate ratio"] = (
                 f"{raw_ms / order_ms:.2f}"
             )
+
+        # The contended path (what a process switches to after a TransactionConflict on a shard, as
+        # at a real peak; the emulator never conflicts, so it is forced here): decrement, then order.
+        from shared import flash_purchases
+
+        sale_id = create_sale(UNITS, peak=4000)
+        kept = flash_purchases.contention.hold_s
+        flash_purchases.contention.hold_s = 3600.0
+        flash_purchases.contention.note_conflict(sale_id)
+        try:
+            before = cpu.seconds()
+            contended = buy_until_sold_out(sale_id, THREADS, "d")
+            contended_ms = cpu.per_op_ms(before, len(contended["latencies_ms"]))
+        finally:
+            flash_purchases.contention.clear(sale_id)
+            flash_purchases.contention.hold_s = kept
+        label = f"service, contended path (decrement first), 1 process x {THREADS} threads"
+        figures.update(_summary(label, [contended], baseline))
+        figures.update({f"service, contended path: {k}": v for k, v in audit(sale_id).items()})
+        if contended_ms:
+            figures["emulator CPU ms: a flash order on the contended path"] = f"{contended_ms:.2f}"
 
         sale_id = create_sale(UNITS, peak=4000)
         context = multiprocessing.get_context("spawn")

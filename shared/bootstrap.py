@@ -176,4 +176,5 @@ def flash_purchases():  # type: ignore[no-untyped-def]
 
     current = ready()
     module.hints.ttl_s = current.flash_sale_empty_hint_s
+    module.contention.hold_s = current.flash_sale_contended_s
     return module

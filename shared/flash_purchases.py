@@ -1,19 +1,27 @@
 """Flash-sale services: create a sale, show it, buy in it, give unpaid units back, reconcile.
 
-A purchase that succeeds costs TWO DynamoDB round trips: one conditional decrement of a shard
-(`take`) and one transaction that writes the order, its OrderPlaced event, the idempotency record,
-the buyer's count and the claim of the units. The sale's settings are kept per process (they never
-change), and shards seen empty a moment ago are skipped, so a sold-out sale answers without a round
-trip. Invariants, and who keeps them (docs/flash-sales.md says why it is built this way):
+A purchase takes its units from a shard in one of two ways (docs/flash-sales.md, "The purchase"):
 
-- never sell a unit that does not exist: the shard's `remaining >= qty` condition;
+- uncontended (the usual case): ONE round trip. The shard's conditional decrement is a part of the
+  order's transaction, with the order, its OrderPlaced event, the idempotency record and the
+  buyer's count. All or nothing: no give-back, no claim, nothing for the reconciler.
+- contended: in DynamoDB concurrent transactions on one item fail with TransactionConflict. When a
+  purchase meets one on a shard, this process marks the sale contended for a while
+  (`FLASH_SALE_CONTENDED_S`) and its purchases take units with a single-item conditional
+  decrement (`take`, which does not conflict with other plain updates), then write the order in a
+  transaction on items that are not hot: TWO round trips. Such units are numbered and claimed.
+
+The sale's settings are kept per process (they never change), and shards seen empty a moment ago
+are skipped, so a sold-out sale answers without a round trip. Invariants, and who keeps them:
+
+- never sell a unit that does not exist: the shard's `remaining >= qty` condition, either way;
 - never let a buyer past the limit: the buyer's count, `bought <= limit - qty`, in the order's
-  transaction;
-- every unit taken ends up claimed exactly once, by an order or by a VOID claim that gives it back
-  to a shard in the same transaction: the claim item's `attribute_not_exists` condition. Units
-  whose request died between the decrement and the order (or whose decrement was applied twice
-  after a lost response) are claimed by nobody; `reconcile` finds them by their numbers and gives
-  them back.
+  transaction, either way;
+- on the contended path, every unit taken ends up claimed exactly once, by an order or by a VOID
+  claim that gives it back to a shard in the same transaction: the claim item's
+  `attribute_not_exists` condition. Units whose request died between the decrement and the order
+  (or whose decrement was applied twice after a lost response) are claimed by nobody; `reconcile`
+  finds them by their numbers and gives them back.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from shared.checkout import fulfilment_record
 from shared.data import flash_sale_store as store
 from shared.data import idempotency_store
 from shared.data.flash_sale_store import Claim, ShardShort
-from shared.data.transactions import Transaction, TransactionCancelled
+from shared.data.transactions import CONFLICT_CODES, Transaction, TransactionCancelled
 from shared.errors import (
     DomainError,
     LimitReached,
@@ -38,6 +46,7 @@ from shared.errors import (
     TemporarilyUnavailable,
 )
 from shared.flash_sales import (
+    ContendedSales,
     EmptyShardHints,
     FlashSale,
     Take,
@@ -59,6 +68,7 @@ VOIDS_PER_TRANSACTION = 90
 
 _sales: dict[str, FlashSale] = {}
 hints = EmptyShardHints()
+contention = ContendedSales()
 
 
 # -- the sale ----------------------------------------------------------------------------------
@@ -140,6 +150,10 @@ def purchase(
     try:
         found.check_purchase(wanted.qty, now_ms)
         placement = _placement(found, wanted, rules, locations)
+        if not contention.contended(found.sale_id):
+            stored = _buy_in_one_transaction(found, customer_id, wanted.qty, placement, request, now_ms)
+            if stored is not None:
+                return stored
         takes = take_units(found, customer_id, wanted.qty)
     except DomainError:
         # A replay of a request that succeeded gets its order back even if the sale sold out since.
@@ -175,6 +189,99 @@ def _placement(
         fulfilment=record,
         payment_window_s=found.payment_window_s,
         flash_sale_id=found.sale_id,
+    )
+
+
+SHARD_EMPTY = "shard empty"
+HOT_SHARD_CODES = CONFLICT_CODES | {"ProvisionedThroughputExceeded", "ThrottlingError"}
+
+
+def _buy_in_one_transaction(
+    found: FlashSale,
+    customer_id: str,
+    qty: int,
+    placement: Placement,
+    request: IdempotentRequest,
+    now_ms: int,
+) -> StoredResponse | None:
+    """The uncontended path: the shard's decrement inside the order's transaction, starting at the
+    buyer's shard and moving past empty ones. None sends the purchase the contended way: a shard
+    was held by another transaction (the sale is then marked contended in this process), DynamoDB
+    was busy, a shard had some units but fewer than asked (taking across shards needs numbered
+    takes), or every shard tried was empty (that path's sold-out check confirms it)."""
+    for shard in shard_order(customer_id, found.shards):
+        if hints.seems_empty(found.sale_id, shard):
+            continue
+        outcome = _order_with_shard(found, shard, customer_id, qty, placement, request, now_ms)
+        if outcome != SHARD_EMPTY:
+            return outcome  # type: ignore[return-value]
+    return None
+
+
+def _order_with_shard(
+    found: FlashSale,
+    shard: int,
+    customer_id: str,
+    qty: int,
+    placement: Placement,
+    request: IdempotentRequest,
+    now_ms: int,
+) -> StoredResponse | str | None:
+    """One transaction: the order, its event, the idempotency record, the buyer's count and the
+    shard's decrement. The stored response, SHARD_EMPTY, or None (go the contended way)."""
+    written: list[str] = []
+
+    def take_shard(tx: Transaction, order: Order) -> None:
+        written.append(order.order_id)
+        store.take_in_order(tx, found.sale_id, shard, qty)
+
+    def count_buyer(tx: Transaction, order: Order) -> None:
+        store.count_purchase(tx, found, customer_id, qty)
+
+    try:
+        stored = place(
+            placement, customer_id, request, now_ms, hold=take_shard, extra=count_buyer, retry_conflicts=False
+        )
+    except TransactionCancelled as cancelled:
+        return _refused_by(found, shard, cancelled)
+    except TemporarilyUnavailable as busy:
+        # The shard held by another transaction, or throttled (the other path writes it at half the
+        # write units): the sale is contended. Anything else (another item busy, a timeout after
+        # which the order may even exist) sends only this purchase the other way; its transaction
+        # carries the same idempotency record, so it cannot place a second order.
+        if busy.details.get("reasons", {}).get(f"{store.SHARD_PREFIX}{shard}") in HOT_SHARD_CODES:
+            contention.note_conflict(found.sale_id)
+            count("FlashContended")
+        return None
+    if stored.body.get("order_id") in written:  # else a replay of an earlier request: nothing taken
+        hints.note_stocked(found.sale_id, shard)
+        count("FlashOrdersPlaced")
+        count("FlashOrdersInOneTransaction")
+    return stored
+
+
+def _refused_by(found: FlashSale, shard: int, cancelled: TransactionCancelled) -> str | None:
+    """Why the one-transaction order was cancelled: the limit (raised), an empty shard
+    (SHARD_EMPTY), a shard with fewer units than asked (None: take across shards)."""
+    if store.LIMIT_LABEL in cancelled.failed:
+        raise _limit_reached(found) from cancelled
+    left = store.left_on(cancelled, f"{store.SHARD_PREFIX}{shard}")
+    if left is None:
+        raise TemporarilyUnavailable(
+            "the order could not be written; retry", flash_sale_id=found.sale_id
+        ) from cancelled
+    if left > 0:
+        return None
+    hints.note_empty(found.sale_id, shard)
+    return SHARD_EMPTY
+
+
+def _limit_reached(found: FlashSale) -> LimitReached:
+    count("FlashLimitReached")
+    return LimitReached(
+        "this buyer has bought the most this sale allows",
+        flash_sale_id=found.sale_id,
+        per_user_limit=found.per_user_limit,
     )
 
 
@@ -261,12 +368,7 @@ def _write_order(
     except TransactionCancelled as cancelled:
         give_back(found, takes)
         if store.LIMIT_LABEL in cancelled.failed:
-            count("FlashLimitReached")
-            raise LimitReached(
-                "this buyer has bought the most this sale allows",
-                flash_sale_id=found.sale_id,
-                per_user_limit=found.per_user_limit,
-            ) from cancelled
+            raise _limit_reached(found) from cancelled
         # Our units were given back by the reconciler (this request took longer than it waits).
         raise TemporarilyUnavailable(
             "the order could not be written; retry", flash_sale_id=found.sale_id
@@ -287,6 +389,7 @@ def _write_order(
         give_back(found, takes)  # a replay of an earlier request: its order holds its own units
     else:
         count("FlashOrdersPlaced")
+        count("FlashOrdersAfterTake")
     return stored
 
 

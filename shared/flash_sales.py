@@ -219,6 +219,35 @@ class EmptyShardHints:
         return until is not None and until > time.monotonic()
 
 
+class ContendedSales:
+    """Per process: sales whose shards were found held by another transaction a moment ago. While
+    a sale is marked (`hold_s`), its purchases take units by a plain single-item decrement and
+    write the order afterwards (two round trips, no transaction on the hot item); otherwise the
+    decrement is a part of the order's transaction (one round trip). docs/flash-sales.md."""
+
+    def __init__(self, hold_s: float = 10.0) -> None:
+        self.hold_s = hold_s
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def note_conflict(self, sale_id: str) -> None:
+        with self._lock:
+            if len(self._until) > 10_000:
+                self._until.clear()
+            self._until[sale_id] = time.monotonic() + self.hold_s
+
+    def clear(self, sale_id: str | None = None) -> None:
+        with self._lock:
+            if sale_id is None:
+                self._until.clear()
+            else:
+                self._until.pop(sale_id, None)
+
+    def contended(self, sale_id: str) -> bool:
+        until = self._until.get(sale_id)
+        return until is not None and until > time.monotonic()
+
+
 def refuse_same_city(fulfilment_type: str) -> None:
     if fulfilment_type == "same_city":
         # Same-city picks a store by its stock; flash units are the sale's, not a store's.

@@ -68,10 +68,12 @@ def place(
     now: int,
     hold: HoldUnits = hold_stock,
     extra: Callable[[Transaction, Order], None] | None = None,
+    retry_conflicts: bool = True,
 ) -> StoredResponse:
-    """Write the order. `hold` adds the parts that take its units (stock items by default; flash
-    sales take theirs from a shard before this call and hold nothing here); `extra` adds more
-    conditional parts (e.g. a per-user purchase counter) to the same transaction."""
+    """Write the order. `hold` adds the parts that take its units (stock items by default; a flash
+    sale's shard, or nothing when its units were taken before this call); `extra` adds more
+    conditional parts (e.g. a per-user purchase counter) to the same transaction.
+    `retry_conflicts` False: a TransactionConflict raises TransactionConflicted at once."""
     order = Order.place(
         order_id=new_order_id(now),
         customer_id=customer_id,
@@ -83,7 +85,7 @@ def place(
         flash_sale_id=placement.flash_sale_id,
     )
     response = StoredResponse(201, order.view())
-    tx = Transaction()
+    tx = Transaction(retry_conflicts=retry_conflicts)
     hold(tx, order)
     order_store.add_new(tx, order)
     if extra is not None:

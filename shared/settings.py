@@ -61,6 +61,8 @@ class Settings(BaseModel):
     flash_sale_default_peak_per_s: int = Field(alias="FLASH_SALE_DEFAULT_PEAK_PER_S", default=2000, gt=0)
     flash_sale_settle_s: float = Field(alias="FLASH_SALE_SETTLE_S", default=15.0, gt=0)
     flash_sale_empty_hint_s: float = Field(alias="FLASH_SALE_EMPTY_HINT_S", default=1.0, ge=0)
+    # How long a process keeps a sale on the contended (two round trip) path after a conflict.
+    flash_sale_contended_s: float = Field(alias="FLASH_SALE_CONTENDED_S", default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _deployed_stages_are_safe(self) -> Settings:

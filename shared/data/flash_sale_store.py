@@ -1,16 +1,21 @@
 """Flash sales in DynamoDB (keys on the item classes in items/flash_sales.py).
 
-The hot path is `take`: ONE single-item conditional UpdateItem on a shard, never a transaction,
-because in DynamoDB concurrent transactions that touch one item fail with
-TransactionConflictException, and a transaction costs twice the write units. Everything else of an
-order (the order, its event, the idempotency record, the buyer's count, the claim of its units)
-is written afterwards in one transaction on items that are not hot.
+A purchase takes its units from a shard in one of two ways (docs/flash-sales.md says when each):
 
-Writes to a shard that must be atomic with something else (giving units back together with the
-VOID claim that makes the give-back happen once, or together with an order's cancellation) are
-transactions that include the shard. They are rare (compensations, releases, reconciliation),
-and a single-item decrement that meets one gets TransactionConflictException, which is definite
-(nothing applied): the buyer moves on to the next shard.
+- `take_in_order`: the shard's decrement is a part of the order's own transaction. One round
+  trip, atomic with the order, nothing to give back or reconcile. In DynamoDB concurrent
+  transactions that touch one item fail with TransactionConflictException, so this is the path
+  while the shard is not contended;
+- `take`: ONE single-item conditional UpdateItem on the shard, never a transaction, and the rest
+  of the order written afterwards in one transaction on items that are not hot (the contended
+  path: a plain update does not conflict with other plain updates, and runs at the partition's
+  full rate). Its units are numbered (`taken`) and claimed, so a give-back happens once and the
+  reconciler finds units whose request died.
+
+Writes to a shard that must be atomic with something else (giving units back with the VOID claim
+that makes the give-back happen once, or with an order's cancellation) are transactions that
+include the shard; a single-item decrement that meets one gets TransactionConflictException, which
+is definite (nothing applied): the buyer moves on to the next shard.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class ShardLevel:
     remaining: int
     taken: int
     returned: int
+    ordered: int = 0
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ def create(tx: Transaction, sale: FlashSale, now_ms: int) -> None:
             shard=shard,
             initial=units,
             remaining=units,
+            ordered=0,
             taken=0,
             returned=0,
             created_at=now_ms,
@@ -150,7 +157,7 @@ def levels(sale: FlashSale) -> list[ShardLevel]:
     with translated():
         items = list(FlashShardItem.batch_get(keys, consistent_read=True))
     found = [
-        ShardLevel(int(i.shard), int(i.initial), int(i.remaining), int(i.taken), int(i.returned))
+        ShardLevel(int(i.shard), int(i.initial), int(i.remaining), int(i.taken), int(i.returned), int(i.ordered or 0))
         for i in items
         if isinstance(i, FlashShardItem)
     ]
@@ -158,6 +165,28 @@ def levels(sale: FlashSale) -> list[ShardLevel]:
 
 
 # -- the hot path ------------------------------------------------------------------------------
+def take_in_order(tx: Transaction, sale_id: str, shard: int, qty: int) -> str:
+    """The shard's decrement as a part of the order's transaction (the uncontended path); returns
+    its label. If the shard has fewer than qty, that part fails (`short_by`)."""
+    label = f"{SHARD_PREFIX}{shard}"
+    tx.update(
+        FlashShardItem,
+        FlashShardItem.key(sale_id, shard),
+        [FlashShardItem.remaining.add(-qty), FlashShardItem.ordered.add(qty)],
+        label,
+        condition=FlashShardItem.remaining >= qty,
+    )
+    return label
+
+
+def left_on(cancelled: TransactionCancelled, label: str) -> int | None:
+    """What the shard part `label` of a cancelled transaction saw remaining; None if it passed."""
+    if label not in cancelled.failed:
+        return None
+    raw = cancelled.items.get(label) or {}
+    return int(raw.get("remaining", {}).get("N", 0))
+
+
 def take(sale_id: str, shard: int, qty: int) -> Take:
     """Take `qty` units from one shard: one conditional UpdateItem. ShardShort if it has fewer;
     TemporarilyUnavailable if DynamoDB is busy (throttled, or a transaction holds the shard)."""

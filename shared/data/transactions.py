@@ -7,7 +7,8 @@ can be named ("line 2: stock", "idempotency") and turned into the right domain e
 Retries: throttling and timeouts are retried inside botocore ("standard" mode, bounded, jittered).
 A `TransactionConflict` cancellation (another transaction touched one of our items at the same
 moment) is retried here, a bounded number of times with full-jitter backoff: every part is
-conditional, so a retry can never apply twice.
+conditional, so a retry can never apply twice. A caller with somewhere else to go turns that off
+(`retry_conflicts=False`) and gets TransactionConflicted at once.
 """
 
 from __future__ import annotations
@@ -38,11 +39,20 @@ TRANSIENT_CODES = frozenset(
         "TransactionInProgressException",
         "TransactionConflict",
         "TransactionConflictException",
+        # CancellationReasons codes of a transaction DynamoDB could not give capacity to.
+        "ProvisionedThroughputExceeded",
+        "ThrottlingError",
     }
 )
+CONFLICT_CODES = frozenset({"TransactionConflict", "TransactionConflictException", "TransactionInProgressException"})
 CONFLICT_RETRIES = 4
 BACKOFF_BASE_S = 0.02
 BACKOFF_CAP_S = 0.4
+
+
+class TransactionConflicted(TemporarilyUnavailable):
+    """Another transaction held one of our items (`reasons` say which), past the retry budget or
+    with retries turned off: nothing applied."""
 
 
 class TransactionCancelled(Exception):
@@ -61,6 +71,9 @@ class Transaction:
 
     parts: list[dict[str, Any]] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+    # False: a conflict raises TransactionConflicted at once, for callers with somewhere else to go
+    # (a flash purchase moves off a contended shard rather than queueing behind it).
+    retry_conflicts: bool = True
 
     def put(self, item: BaseItem, label: str, condition: Condition | None = None) -> None:
         kwargs = item.get_save_kwargs_from_instance(condition=condition, return_values_on_condition_failure="ALL_OLD")
@@ -112,10 +125,12 @@ class Transaction:
                     raise _unavailable(exc) from exc
                 if cancelled.failed:
                     raise cancelled from exc
-                if attempt == CONFLICT_RETRIES:
-                    raise TemporarilyUnavailable(
-                        "too many concurrent writers; retry", reasons=cancelled.reasons
-                    ) from exc
+                if attempt == CONFLICT_RETRIES or not self.retry_conflicts:
+                    if CONFLICT_CODES.intersection(cancelled.reasons.values()):
+                        raise TransactionConflicted(
+                            "too many concurrent writers; retry", reasons=cancelled.reasons
+                        ) from exc
+                    raise TemporarilyUnavailable("the database is busy; retry", reasons=cancelled.reasons) from exc
                 backoff(attempt)
             except BotoCoreError as exc:
                 raise TemporarilyUnavailable("the database did not answer in time; retry") from exc

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -151,22 +153,67 @@ def test_the_window_is_checked_before_any_unit_moves(table, catalogue):
     assert books(sale).on_shards == 3
 
 
-def test_a_successful_order_costs_two_round_trips(table, catalogue):
+@contextmanager
+def dynamodb_calls() -> Iterator[list[str]]:
+    """The DynamoDB operations sent (every HTTP attempt) inside the block."""
+    sent: list[str] = []
+    events().register(
+        "before-send.dynamodb", lambda event_name, **_: sent.append(event_name.rsplit(".", 1)[-1]), unique_id="ops"
+    )
+    try:
+        yield sent
+    finally:
+        events().unregister("before-send.dynamodb", unique_id="ops")
+
+
+def test_an_uncontended_order_is_one_transaction(table, catalogue):
     # Given a sale whose settings this process has already read
     sale = given_sale(quantity=5)
     flash_purchases.sale(sale.sale_id)
-    sent: list[str] = []
-
-    def count(request, **_):  # type: ignore[no-untyped-def]
-        sent.append(request.url)
-
-    events().register("before-send.dynamodb", count, unique_id="flash-count")
-    try:
+    # When a buyer buys while no shard is contended
+    with dynamodb_calls() as sent:
         buy(sale, "c-1")
-    finally:
-        events().unregister("before-send.dynamodb", unique_id="flash-count")
-    # Then one decrement and one transaction went to DynamoDB
-    assert len(sent) == 2
+    # Then one transaction took the unit and wrote the order: no claim, nothing to reconcile
+    assert sent == ["TransactWriteItems"]
+    levels = flash_sale_store.levels(sale)
+    assert sum(level.ordered for level in levels) == 1 and sum(level.taken for level in levels) == 0
+    state = books(sale)
+    assert state.on_shards == 4 and state.balanced and state.unclaimed == 0
+
+
+def test_a_conflict_on_a_shard_sends_the_sale_the_contended_way(table, catalogue):
+    # Given a sale whose shards are held by other transactions (as at a real flash peak)
+    sale = given_sale(quantity=5)
+    flash_purchases.sale(sale.sale_id)
+    held = FaultInjector(
+        rate=1.0, kinds=[Kind.CONFLICT], operations=["TransactWriteItems"], partitions=lambda pk: "#SHARD#" in pk
+    )
+    # When a buyer buys, the order's transaction meets a conflict on its shard
+    with held.attached(), dynamodb_calls() as sent:
+        first = buy(sale, "c-1")
+    # Then the purchase goes on without a transaction on the shard: a plain decrement, then the order
+    assert first.status == 201 and held.total == 1
+    assert sent == ["TransactWriteItems", "UpdateItem", "TransactWriteItems"]
+    # And this process keeps the sale on that path: two round trips per order, no conflict possible
+    assert flash_purchases.contention.contended(sale.sale_id)
+    with held.attached(), dynamodb_calls() as sent:
+        buy(sale, "c-2")
+    assert sent == ["UpdateItem", "TransactWriteItems"] and held.total == 1
+    state = books(sale)
+    assert state.live_orders == 2 and state.on_shards == 3 and state.balanced and state.unclaimed == 0
+
+
+def test_the_contended_path_ends_when_its_time_is_up(table, catalogue):
+    sale = given_sale(quantity=5)
+    flash_purchases.sale(sale.sale_id)
+    flash_purchases.contention.note_conflict(sale.sale_id)
+    with dynamodb_calls() as sent:
+        buy(sale, "c-1")
+    assert sent == ["UpdateItem", "TransactWriteItems"]
+    flash_purchases.contention.clear(sale.sale_id)  # what FLASH_SALE_CONTENDED_S does after 10 s
+    with dynamodb_calls() as sent:
+        buy(sale, "c-2")
+    assert sent == ["TransactWriteItems"]
 
 
 def test_sold_out_only_when_every_shard_is_empty_and_then_without_writes(table, catalogue):
@@ -179,15 +226,8 @@ def test_sold_out_only_when_every_shard_is_empty_and_then_without_writes(table, 
     # after one read that confirms no unit came back, without touching the hot shards' writes
     with pytest.raises(SoldOut):
         buy(sale, "late-1")
-    sent: list[str] = []
-    events().register(
-        "before-send.dynamodb", lambda event_name, **_: sent.append(event_name.rsplit(".", 1)[-1]), unique_id="c2"
-    )
-    try:
-        with pytest.raises(SoldOut):
-            buy(sale, "late-2")
-    finally:
-        events().unregister("before-send.dynamodb", unique_id="c2")
+    with dynamodb_calls() as sent, pytest.raises(SoldOut):
+        buy(sale, "late-2")
     assert sent == ["BatchGetItem"]
 
 
@@ -285,6 +325,7 @@ def test_a_decrement_applied_twice_after_a_lost_response_is_repaired(table, cata
     # Given the shard decrement's response is lost once (botocore sends it again)
     sale = given_sale(quantity=3, peak=500)
     flash_purchases.sale(sale.sale_id)
+    flash_purchases.contention.note_conflict(sale.sale_id)  # the path that decrements first
     lost = FaultInjector(rate=1.0, kinds=[Kind.TIMEOUT_APPLIED], operations=["UpdateItem"], max_faults=1)
     with lost.attached():
         order = buy(sale, "c-1").body
@@ -300,15 +341,31 @@ def test_a_decrement_applied_twice_after_a_lost_response_is_repaired(table, cata
     assert state.on_shards == 2 and state.unclaimed == 0 and state.balanced
 
 
-def test_a_lost_response_of_the_order_transaction_still_answers_with_the_order(table, catalogue):
+@pytest.mark.parametrize("contended", [False, True], ids=["one transaction", "decrement first"])
+def test_a_lost_response_of_the_order_transaction_still_answers_with_the_order(table, catalogue, contended):
     sale = given_sale(quantity=3)
     flash_purchases.sale(sale.sale_id)
+    if contended:
+        flash_purchases.contention.note_conflict(sale.sale_id)
     lost = FaultInjector(rate=1.0, kinds=[Kind.TIMEOUT_APPLIED], operations=["TransactWriteItems"], max_faults=1)
     with lost.attached():
         order = buy(sale, "c-1").body
     assert lost.total == 1 and order["status"] == "PENDING_PAYMENT"
     state = books(sale)
     assert state.live_orders == 1 and state.on_shards == 2 and state.balanced and state.unclaimed == 0
+
+
+@pytest.mark.parametrize("contended", [False, True], ids=["one transaction", "decrement first"])
+def test_a_replayed_key_sells_nothing_more(table, catalogue, contended):
+    sale = given_sale(quantity=3, per_user_limit=2)
+    flash_purchases.sale(sale.sale_id)
+    if contended:
+        flash_purchases.contention.note_conflict(sale.sale_id)
+    first = buy(sale, "c-1", key="k-1")
+    again = buy(sale, "c-1", key="k-1")
+    assert again.body == first.body
+    state = books(sale)
+    assert state.live_orders == 1 and state.on_shards == 2 and state.bought == {"c-1": 1} and state.balanced
 
 
 def test_when_the_order_cannot_be_written_the_units_go_back(table, catalogue):

@@ -11,6 +11,7 @@ import pytest
 
 from infra.local.faults import FaultInjector, Kind
 from shared import flash_purchases
+from shared.data import flash_sale_store
 from shared.errors import LimitReached, OutOfStock, SoldOut, TemporarilyUnavailable
 from shared.orders import now_ms
 from tests.functional.flash_support import books, buy, given_sale
@@ -101,3 +102,34 @@ def test_the_same_crowd_with_faults_on_the_hot_items(table):
     assert state.balanced and state.unclaimed == 0
     assert state.live_orders == answers["201"]
     assert state.live_orders + state.on_shards == UNITS
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.20])
+def test_conflicts_on_the_shards_move_buyers_between_the_two_paths_and_lose_nothing(table, rate):
+    # Given transaction conflicts on the shards at 5% / 20% of the calls that touch one, and a
+    # process that goes back to the one-transaction path a moment after each conflict
+    given_catalogue({})
+    sale = given_sale(quantity=UNITS, per_user_limit=1, peak=4000)
+    held = FaultInjector(
+        rate=rate,
+        seed=7,
+        kinds=[Kind.CONFLICT],
+        operations=["UpdateItem", "TransactWriteItems"],
+        partitions=lambda pk: "#SHARD#" in pk,
+    )
+    kept = flash_purchases.contention.hold_s
+    flash_purchases.contention.hold_s = 0.05
+    try:
+        with held.attached():
+            answers = crowd(sale)
+    finally:
+        flash_purchases.contention.hold_s = kept
+    # Then both paths sold units, every answer is definite, and the books balance to the unit
+    levels = flash_sale_store.levels(sale)
+    assert held.total > 0, held.report()
+    assert sum(level.ordered for level in levels) > 0 and sum(level.taken for level in levels) > 0
+    assert set(answers) <= {"201", "SOLD_OUT", "LIMIT_REACHED", "OUT_OF_STOCK", "503"}
+    state = books(sale)
+    assert answers["201"] == state.live_orders == UNITS
+    assert state.on_shards == 0 and state.oversold == 0 and state.over_limit == 0
+    assert state.balanced and state.unclaimed == 0

@@ -34,13 +34,16 @@ class FlashSaleItem(BaseItem, discriminator="FlashSale"):
 
 class FlashShardItem(BaseItem, discriminator="FlashShard"):
     """pk `FLASH#<id>#SHARD#<n>`, sk `SHARD`: one shard of the sale's units.
-    remaining = initial + returned - taken >= 0, kept by every write under a condition.
-    `taken` only grows: it numbers the units, so the reconciler can tell which were claimed."""
+    remaining = initial + returned - ordered - taken >= 0, kept by every write under a condition.
+    `ordered`: units taken inside an order's own transaction (the order holds them atomically).
+    `taken`: units taken by a single-item decrement before the order is written (the contended
+    path); it only grows and numbers those units, so the reconciler can tell which were claimed."""
 
     sale_id = UnicodeAttribute()
     shard = NumberAttribute()
     initial = NumberAttribute()
     remaining = NumberAttribute()
+    ordered = NumberAttribute(default=0)
     taken = NumberAttribute()
     returned = NumberAttribute()
 
