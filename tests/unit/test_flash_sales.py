@@ -3,6 +3,8 @@ status, and which unit numbers no claim covers."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +13,7 @@ from shared.catalog import Product
 from shared.data.flash_sale_store import Claim
 from shared.errors import Ended, LimitReached, NotStarted, ValidationFailed
 from shared.flash_purchases import unclaimed
-from shared.flash_sales import FlashSale, SaleStatus, Take, shard_order, shards_for_peak, split
+from shared.flash_sales import ContendedSales, FlashSale, SaleStatus, Take, shard_order, shards_for_peak, split
 
 PRODUCT = Product(sku="TEA-1", name="龙井", price_fen=10000)
 
@@ -94,3 +96,15 @@ def test_units_no_claim_covers_are_found():
     claims = [Claim(first_unit=1, qty=2, status="ORDER"), Claim(first_unit=5, qty=1, status="VOID")]
     assert unclaimed(claims, checked=0, through=6) == [3, 4, 6]
     assert unclaimed(claims, checked=4, through=5) == []
+
+
+def test_a_sale_is_contended_from_a_conflict_until_its_mark_lapses():
+    marks = ContendedSales(hold_s=0.05)
+    assert not marks.contended("fs-1")
+    marks.note_conflict("fs-1")
+    assert marks.contended("fs-1") and not marks.contended("fs-2")
+    time.sleep(0.06)
+    assert not marks.contended("fs-1")
+    marks.note_conflict("fs-1")
+    marks.clear("fs-1")
+    assert not marks.contended("fs-1")
