@@ -192,7 +192,10 @@ def _placement(
     )
 
 
-SHARD_EMPTY = "shard empty"
+class _ShardEmpty(Exception):
+    """The one-transaction order found its shard empty: try the next."""
+
+
 HOT_SHARD_CODES = CONFLICT_CODES | {"ProvisionedThroughputExceeded", "ThrottlingError"}
 
 
@@ -212,9 +215,10 @@ def _buy_in_one_transaction(
     for shard in shard_order(customer_id, found.shards):
         if hints.seems_empty(found.sale_id, shard):
             continue
-        outcome = _order_with_shard(found, shard, customer_id, qty, placement, request, now_ms)
-        if outcome != SHARD_EMPTY:
-            return outcome  # type: ignore[return-value]
+        try:
+            return _order_with_shard(found, shard, customer_id, qty, placement, request, now_ms)
+        except _ShardEmpty:
+            continue
     return None
 
 
@@ -226,9 +230,9 @@ def _order_with_shard(
     placement: Placement,
     request: IdempotentRequest,
     now_ms: int,
-) -> StoredResponse | str | None:
+) -> StoredResponse | None:
     """One transaction: the order, its event, the idempotency record, the buyer's count and the
-    shard's decrement. The stored response, SHARD_EMPTY, or None (go the contended way)."""
+    shard's decrement. The stored response, or None (go the contended way); _ShardEmpty."""
     written: list[str] = []
 
     def take_shard(tx: Transaction, order: Order) -> None:
@@ -243,7 +247,8 @@ def _order_with_shard(
             placement, customer_id, request, now_ms, hold=take_shard, extra=count_buyer, retry_conflicts=False
         )
     except TransactionCancelled as cancelled:
-        return _refused_by(found, shard, cancelled)
+        _refused_by(found, shard, cancelled)
+        return None  # the shard had units, fewer than asked: take them across shards
     except TemporarilyUnavailable as busy:
         # The shard held by another transaction, or throttled (the other path writes it at half the
         # write units): the sale is contended. Anything else (another item busy, a timeout after
@@ -260,9 +265,9 @@ def _order_with_shard(
     return stored
 
 
-def _refused_by(found: FlashSale, shard: int, cancelled: TransactionCancelled) -> str | None:
-    """Why the one-transaction order was cancelled: the limit (raised), an empty shard
-    (SHARD_EMPTY), a shard with fewer units than asked (None: take across shards)."""
+def _refused_by(found: FlashSale, shard: int, cancelled: TransactionCancelled) -> None:
+    """Raises why the one-transaction order was cancelled (the limit, an empty shard, something
+    else); returns when the shard had some units but fewer than asked."""
     if store.LIMIT_LABEL in cancelled.failed:
         raise _limit_reached(found) from cancelled
     left = store.left_on(cancelled, f"{store.SHARD_PREFIX}{shard}")
@@ -270,10 +275,9 @@ def _refused_by(found: FlashSale, shard: int, cancelled: TransactionCancelled) -
         raise TemporarilyUnavailable(
             "the order could not be written; retry", flash_sale_id=found.sale_id
         ) from cancelled
-    if left > 0:
-        return None
-    hints.note_empty(found.sale_id, shard)
-    return SHARD_EMPTY
+    if left == 0:
+        hints.note_empty(found.sale_id, shard)
+        raise _ShardEmpty from cancelled
 
 
 def _limit_reached(found: FlashSale) -> LimitReached:

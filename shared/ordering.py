@@ -73,7 +73,7 @@ def place(
     """Write the order. `hold` adds the parts that take its units (stock items by default; a flash
     sale's shard, or nothing when its units were taken before this call); `extra` adds more
     conditional parts (e.g. a per-user purchase counter) to the same transaction.
-    `retry_conflicts` False: a TransactionConflict raises TransactionConflicted at once."""
+    `retry_conflicts` False: a TransactionConflict raises TemporarilyUnavailable at once."""
     order = Order.place(
         order_id=new_order_id(now),
         customer_id=customer_id,

@@ -165,18 +165,16 @@ def levels(sale: FlashSale) -> list[ShardLevel]:
 
 
 # -- the hot path ------------------------------------------------------------------------------
-def take_in_order(tx: Transaction, sale_id: str, shard: int, qty: int) -> str:
-    """The shard's decrement as a part of the order's transaction (the uncontended path); returns
-    its label. If the shard has fewer than qty, that part fails (`short_by`)."""
-    label = f"{SHARD_PREFIX}{shard}"
+def take_in_order(tx: Transaction, sale_id: str, shard: int, qty: int) -> None:
+    """The shard's decrement as a part of the order's transaction (the uncontended path). If the
+    shard has fewer than qty, that part fails and `left_on` tells what it had."""
     tx.update(
         FlashShardItem,
         FlashShardItem.key(sale_id, shard),
         [FlashShardItem.remaining.add(-qty), FlashShardItem.ordered.add(qty)],
-        label,
+        f"{SHARD_PREFIX}{shard}",
         condition=FlashShardItem.remaining >= qty,
     )
-    return label
 
 
 def left_on(cancelled: TransactionCancelled, label: str) -> int | None:

@@ -8,7 +8,7 @@ Retries: throttling and timeouts are retried inside botocore ("standard" mode, b
 A `TransactionConflict` cancellation (another transaction touched one of our items at the same
 moment) is retried here, a bounded number of times with full-jitter backoff: every part is
 conditional, so a retry can never apply twice. A caller with somewhere else to go turns that off
-(`retry_conflicts=False`) and gets TransactionConflicted at once.
+(`retry_conflicts=False`) and gets TemporarilyUnavailable, with the reason of every part, at once.
 """
 
 from __future__ import annotations
@@ -50,11 +50,6 @@ BACKOFF_BASE_S = 0.02
 BACKOFF_CAP_S = 0.4
 
 
-class TransactionConflicted(TemporarilyUnavailable):
-    """Another transaction held one of our items (`reasons` say which), past the retry budget or
-    with retries turned off: nothing applied."""
-
-
 class TransactionCancelled(Exception):
     """The transaction did not apply; `failed` holds the labels whose condition failed."""
 
@@ -71,8 +66,8 @@ class Transaction:
 
     parts: list[dict[str, Any]] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
-    # False: a conflict raises TransactionConflicted at once, for callers with somewhere else to go
-    # (a flash purchase moves off a contended shard rather than queueing behind it).
+    # False: a conflict raises TemporarilyUnavailable at once (its `reasons` name the part), for
+    # callers with somewhere else to go (a flash purchase moves off a contended shard).
     retry_conflicts: bool = True
 
     def put(self, item: BaseItem, label: str, condition: Condition | None = None) -> None:
@@ -126,11 +121,10 @@ class Transaction:
                 if cancelled.failed:
                     raise cancelled from exc
                 if attempt == CONFLICT_RETRIES or not self.retry_conflicts:
-                    if CONFLICT_CODES.intersection(cancelled.reasons.values()):
-                        raise TransactionConflicted(
-                            "too many concurrent writers; retry", reasons=cancelled.reasons
-                        ) from exc
-                    raise TemporarilyUnavailable("the database is busy; retry", reasons=cancelled.reasons) from exc
+                    # Nothing applied; `reasons` name the part that met a conflict or throttling.
+                    raise TemporarilyUnavailable(
+                        "too many concurrent writers; retry", reasons=cancelled.reasons
+                    ) from exc
                 backoff(attempt)
             except BotoCoreError as exc:
                 raise TemporarilyUnavailable("the database did not answer in time; retry") from exc
