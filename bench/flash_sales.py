@@ -341,8 +341,8 @@ def service_layer() -> dict[str, Any]:
         from shared import flash_purchases
 
         sale_id = create_sale(UNITS, peak=4000)
-        kept = flash_purchases.contention.hold_s
-        flash_purchases.contention.hold_s = 3600.0
+        kept = flash_purchases.contention.lifetime_s
+        flash_purchases.contention.lifetime_s = 3600.0
         flash_purchases.contention.note_conflict(sale_id)
         try:
             before = cpu.seconds()
@@ -350,7 +350,7 @@ def service_layer() -> dict[str, Any]:
             contended_ms = cpu.per_op_ms(before, len(contended["latencies_ms"]))
         finally:
             flash_purchases.contention.clear(sale_id)
-            flash_purchases.contention.hold_s = kept
+            flash_purchases.contention.lifetime_s = kept
         label = f"service, contended path (decrement first), 1 process x {THREADS} threads"
         figures.update(_summary(label, [contended], baseline))
         figures.update({f"service, contended path: {k}": v for k, v in audit(sale_id).items()})

@@ -175,6 +175,6 @@ def flash_purchases():  # type: ignore[no-untyped-def]
     from shared import flash_purchases as module
 
     current = ready()
-    module.hints.ttl_s = current.flash_sale_empty_hint_s
-    module.contention.hold_s = current.flash_sale_contended_s
+    module.hints.lifetime_s = current.flash_sale_empty_hint_s
+    module.contention.lifetime_s = current.flash_sale_contended_s
     return module

@@ -19,6 +19,7 @@ import secrets
 import threading
 import time
 import zlib
+from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -194,58 +195,65 @@ class Take:
         return self.last_unit - self.qty + 1
 
 
-class EmptyShardHints:
-    """Per process: shards seen empty a moment ago are skipped, so a sold-out sale answers
-    SOLD_OUT without one round trip per shard per buyer. A hint lives `ttl_s` (a unit given back
-    meanwhile is found by the next buyer after that); a successful take clears it."""
+class ExpiringMarks:
+    """Per process: keys marked for `lifetime_s` seconds (thread-safe, bounded)."""
 
-    def __init__(self, ttl_s: float = 1.0) -> None:
-        self.ttl_s = ttl_s
-        self._until: dict[tuple[str, int], float] = {}
+    def __init__(self, lifetime_s: float) -> None:
+        self.lifetime_s = lifetime_s
+        self._until: dict[Hashable, float] = {}
         self._lock = threading.Lock()
+
+    def mark(self, key: Hashable) -> None:
+        with self._lock:
+            if len(self._until) > 10_000:
+                self._until.clear()
+            self._until[key] = time.monotonic() + self.lifetime_s
+
+    def unmark(self, key: Hashable) -> None:
+        with self._lock:
+            self._until.pop(key, None)
+
+    def marked(self, key: Hashable) -> bool:
+        until = self._until.get(key)
+        return until is not None and until > time.monotonic()
+
+
+class EmptyShardHints(ExpiringMarks):
+    """Shards seen empty a moment ago are skipped, so a sold-out sale answers SOLD_OUT without one
+    round trip per shard per buyer. A hint lives `lifetime_s` (a unit given back meanwhile is found
+    by the next buyer after that); a successful take clears it."""
+
+    def __init__(self, lifetime_s: float = 1.0) -> None:
+        super().__init__(lifetime_s)
 
     def note_empty(self, sale_id: str, shard: int) -> None:
-        with self._lock:
-            if len(self._until) > 10_000:
-                self._until.clear()
-            self._until[(sale_id, shard)] = time.monotonic() + self.ttl_s
+        self.mark((sale_id, shard))
 
     def note_stocked(self, sale_id: str, shard: int) -> None:
-        with self._lock:
-            self._until.pop((sale_id, shard), None)
+        self.unmark((sale_id, shard))
 
     def seems_empty(self, sale_id: str, shard: int) -> bool:
-        until = self._until.get((sale_id, shard))
-        return until is not None and until > time.monotonic()
+        return self.marked((sale_id, shard))
 
 
-class ContendedSales:
-    """Per process: sales whose shards were found held by another transaction a moment ago. While
-    a sale is marked (`hold_s`), its purchases take units by a plain single-item decrement and
-    write the order afterwards (two round trips, no transaction on the hot item); otherwise the
-    decrement is a part of the order's transaction (one round trip). docs/flash-sales.md."""
+class ContendedSales(ExpiringMarks):
+    """Sales whose shards were found held by another transaction (or throttled) a moment ago.
+    While a sale is marked (`lifetime_s`), its purchases take units by a plain single-item
+    decrement and write the order afterwards (two round trips, no transaction on the hot item);
+    otherwise the decrement is a part of the order's transaction (one round trip).
+    docs/flash-sales.md, "The purchase"."""
 
-    def __init__(self, hold_s: float = 10.0) -> None:
-        self.hold_s = hold_s
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
+    def __init__(self, lifetime_s: float = 10.0) -> None:
+        super().__init__(lifetime_s)
 
     def note_conflict(self, sale_id: str) -> None:
-        with self._lock:
-            if len(self._until) > 10_000:
-                self._until.clear()
-            self._until[sale_id] = time.monotonic() + self.hold_s
+        self.mark(sale_id)
 
-    def clear(self, sale_id: str | None = None) -> None:
-        with self._lock:
-            if sale_id is None:
-                self._until.clear()
-            else:
-                self._until.pop(sale_id, None)
+    def clear(self, sale_id: str) -> None:
+        self.unmark(sale_id)
 
     def contended(self, sale_id: str) -> bool:
-        until = self._until.get(sale_id)
-        return until is not None and until > time.monotonic()
+        return self.marked(sale_id)
 
 
 def refuse_same_city(fulfilment_type: str) -> None:

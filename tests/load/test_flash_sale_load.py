@@ -117,13 +117,13 @@ def test_conflicts_on_the_shards_move_buyers_between_the_two_paths_and_lose_noth
         operations=["UpdateItem", "TransactWriteItems"],
         partitions=lambda pk: "#SHARD#" in pk,
     )
-    kept = flash_purchases.contention.hold_s
-    flash_purchases.contention.hold_s = 0.05
+    kept = flash_purchases.contention.lifetime_s
+    flash_purchases.contention.lifetime_s = 0.05
     try:
         with held.attached():
             answers = crowd(sale)
     finally:
-        flash_purchases.contention.hold_s = kept
+        flash_purchases.contention.lifetime_s = kept
     # Then both paths sold units, every answer is definite, and the books balance to the unit
     levels = flash_sale_store.levels(sale)
     assert held.total > 0, held.report()

@@ -99,7 +99,7 @@ def test_units_no_claim_covers_are_found():
 
 
 def test_a_sale_is_contended_from_a_conflict_until_its_mark_lapses():
-    marks = ContendedSales(hold_s=0.05)
+    marks = ContendedSales(lifetime_s=0.05)
     assert not marks.contended("fs-1")
     marks.note_conflict("fs-1")
     assert marks.contended("fs-1") and not marks.contended("fs-2")
