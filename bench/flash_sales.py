@@ -6,7 +6,7 @@ Everything runs against the serialised moto server in its own process (as `make 
 1. baseline: the emulator's raw single-item conditional decrement (`SET remaining = remaining - 1`
    if `remaining >= 1`, one item) from THREADS threads of this process, through the same shared
    botocore client the service uses;
-2. the service layer (`shared.flash_purchases.purchase`, what the route calls): buyers on THREADS
+2. the service layer (`shared.flash_sales.purchase.purchase`, what the route calls): buyers on THREADS
    threads, one process, until the sale sells out; the same on the contended path (units taken by
    a plain decrement before the order is written: what a process does after a TransactionConflict
    on a shard; the emulator never conflicts, so the bench forces it); then PROCESSES processes;
@@ -109,7 +109,7 @@ def _environment(endpoint: str, table: str) -> dict[str, str]:
 
 def _bind(endpoint: str, table: str, create: bool) -> None:
     from infra.local import resources
-    from shared import bootstrap
+    from shared.platform import bootstrap
 
     os.environ.update(_environment(endpoint, table))
     if create:
@@ -179,11 +179,13 @@ def raw_decrement_rate(ops: int = BASELINE_OPS, threads: int = THREADS) -> float
 
 # -- 2. the service layer -------------------------------------------------------------------------
 def create_sale(units: int, peak: int) -> str:
-    from shared import bootstrap, catalog, flash_purchases
-    from shared.catalog import Product
-    from shared.flash_sales import FlashSale, new_sale_id
-    from shared.idempotency import IdempotentRequest
-    from shared.orders import now_ms
+    from shared.catalog import model as catalog
+    from shared.catalog.model import Product
+    from shared.flash_sales import purchase as flash_purchases
+    from shared.flash_sales.model import FlashSale, new_sale_id
+    from shared.kernel.idempotency import IdempotentRequest
+    from shared.ordering.model import now_ms
+    from shared.platform import bootstrap
 
     now = now_ms()
     product = Product(sku="FLASH-BENCH", name="秒杀 bench", price_fen=19900)
@@ -206,11 +208,12 @@ def create_sale(units: int, peak: int) -> str:
 
 def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[str, Any]:
     """Buyers (one purchase each) on `threads` threads until the sale answers SOLD_OUT."""
-    from shared import bootstrap, flash_purchases
-    from shared.errors import DomainError, SoldOut
-    from shared.idempotency import IdempotentRequest
-    from shared.observability import flush
-    from shared.orders import now_ms
+    from shared.flash_sales import purchase as flash_purchases
+    from shared.kernel.errors import DomainError, SoldOut
+    from shared.kernel.idempotency import IdempotentRequest
+    from shared.ordering.model import now_ms
+    from shared.platform import bootstrap
+    from shared.platform.observability import flush
 
     rules = bootstrap.pricing_rules()
     meter = RoundTrips()
@@ -270,9 +273,9 @@ def _process_buyers(endpoint: str, table: str, sale_id: str, threads: int, prefi
 
 def audit(sale_id: str) -> dict[str, int]:
     """Units on the shards and in live orders, oversold units and buyers over the limit."""
-    from shared import flash_purchases
-    from shared.data import flash_sale_store
     from shared.data.items import OrderItem
+    from shared.data.stores import flash_sales as flash_sale_store
+    from shared.flash_sales import purchase as flash_purchases
 
     found = flash_purchases.sale(sale_id)
     held: Counter[str] = Counter()
@@ -338,7 +341,7 @@ def service_layer() -> dict[str, Any]:
 
         # The contended path (what a process switches to after a TransactionConflict on a shard, as
         # at a real peak; the emulator never conflicts, so it is forced here): decrement, then order.
-        from shared import flash_purchases
+        from shared.flash_sales import purchase as flash_purchases
 
         sale_id = create_sale(UNITS, peak=4000)
         kept = flash_purchases.contention.lifetime_s

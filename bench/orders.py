@@ -92,8 +92,8 @@ def run() -> dict[str, object]:
     from chalice.test import Client
 
     from infra.local.moto_server import BackgroundMotoServer
-    from shared import bootstrap
-    from shared.payments import sign
+    from shared.payments.hmac_webhook import sign
+    from shared.platform import bootstrap
     from shared.web.auth import Role, issue_token
 
     with BackgroundMotoServer() as server:

@@ -32,7 +32,7 @@ PACKAGED_SOURCES = ("functions", "shared", "vendor")
 # cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational; anything with
 # the error bit (or 1, a crash) fails the build.
 CFN_LINT_PASSING = (0, 4, 8, 12)
-# What shared/settings.py refuses NOTIFICATION_PROVIDER=live without. infra/template.yaml gives
+# What shared/platform/settings.py refuses NOTIFICATION_PROVIDER=live without. infra/template.yaml gives
 # these parameters an empty Default, so a stage that sends to the sink deploys without them.
 LIVE_NOTIFICATION_PARAMETERS = ("WechatAppId", "WechatAppSecret", "SmsApiKey")
 

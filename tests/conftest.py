@@ -41,7 +41,7 @@ def moto_endpoint() -> Iterator[str]:
 def table(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """A fresh table and queues (from infra/template.yaml) per test, bound as the app's table."""
     from infra.local import resources
-    from shared import bootstrap
+    from shared.platform import bootstrap
 
     name = f"t-{uuid.uuid4().hex[:12]}"
     stage = name

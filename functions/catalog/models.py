@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.catalog import Product
-from shared.inventory import StockSheet
-from shared.values import Count, Fen, Name, Sku
+from shared.catalog.model import Product
+from shared.inventory.model import StockSheet
+from shared.kernel.values import Count, Fen, Name, Sku
 
 
 class ProductIn(BaseModel):

@@ -5,7 +5,9 @@ import time
 from chalice import Response
 
 from functions.catalog.models import ProductIn, SkuPath, product_view, stocked_product_view
-from shared import bootstrap, catalog, inventory
+from shared.catalog import model as catalog
+from shared.inventory import model as inventory
+from shared.platform import bootstrap
 from shared.web.api import Api, created, decode_cursor, encode_cursor, ok, parse, query_int, query_str, validate
 from shared.web.auth import Role
 

@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, model_validator
 
-from shared.checkout import Cart
-from shared.fulfilment import Address, Fulfilment, FulfilmentType
-from shared.pricing import CartLine
-from shared.values import LocationId, Quantity, Sku
+from shared.kernel.values import LocationId, Quantity, Sku
+from shared.ordering.checkout import Cart
+from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
+from shared.ordering.pricing import CartLine
 
 MAX_LINES = 50
 CouponId = Annotated[str, Field(min_length=1, max_length=64)]

@@ -10,11 +10,11 @@ from chalice import Rate, Response
 from functions.checkout.blueprint import bp
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, OrderPath, RefundDecisionIn, RefundIn, ShipIn
-from shared import bootstrap
-from shared.errors import NotFound
-from shared.idempotency import IdempotentRequest
-from shared.orders import now_ms
-from shared.payments import sign
+from shared.kernel.errors import NotFound
+from shared.kernel.idempotency import IdempotentRequest
+from shared.ordering.model import now_ms
+from shared.payments.hmac_webhook import sign
+from shared.platform import bootstrap
 from shared.web.api import (
     Api,
     current_request,

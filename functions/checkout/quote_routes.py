@@ -6,7 +6,7 @@ from chalice import Response
 
 from functions.checkout.blueprint import bp
 from functions.checkout.models import CartIn
-from shared import bootstrap
+from shared.platform import bootstrap
 from shared.web.api import ok, parse, principal
 from shared.web.auth import Role
 

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from shared.fulfilment import Address, Fulfilment, FulfilmentType
-from shared.values import Fen, LocationId, Quantity, Sku
+from shared.kernel.values import Fen, LocationId, Quantity, Sku
+from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
 
-SALE_ID = re.compile(r"fs[0-9a-f]{24}")  # shared.flash_sales.new_sale_id
+SALE_ID = re.compile(r"fs[0-9a-f]{24}")  # shared.flash_sales.model.new_sale_id
 
 
 class FlashSaleIn(BaseModel):

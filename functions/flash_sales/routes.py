@@ -1,4 +1,4 @@
-"""Flash sales (API.md, "Flash sales"). The service (shared.flash_purchases) loads the data layer,
+"""Flash sales (API.md, "Flash sales"). The service (shared.flash_sales.purchase) loads the data layer,
 so it is imported on first use; the domain module is imported here, which registers the releaser
 that gives unpaid flash orders' units back to the shards."""
 
@@ -7,11 +7,11 @@ from __future__ import annotations
 from chalice import Rate, Response
 
 from functions.flash_sales.models import SALE_ID, FlashOrderIn, FlashSaleIn
-from shared import bootstrap
-from shared.errors import NotFound, UnknownSku
-from shared.flash_sales import FlashSale, new_sale_id
-from shared.idempotency import IdempotentRequest
-from shared.orders import now_ms
+from shared.flash_sales.model import FlashSale, new_sale_id
+from shared.kernel.errors import NotFound, UnknownSku
+from shared.kernel.idempotency import IdempotentRequest
+from shared.ordering.model import now_ms
+from shared.platform import bootstrap
 from shared.web.api import Api, idempotency_key, json_response, ok, parse, principal
 from shared.web.auth import Role
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.inventory import StockLevel, StockSheet
-from shared.values import Count, LocationId, Sku
+from shared.inventory.model import StockLevel, StockSheet
+from shared.kernel.values import Count, LocationId, Sku
 
 
 class StockIn(BaseModel):

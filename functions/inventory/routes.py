@@ -3,7 +3,8 @@ from __future__ import annotations
 from chalice import Response
 
 from functions.inventory.models import SkuPath, StockIn, level_view, sheet_view
-from shared import bootstrap, inventory
+from shared.inventory import model as inventory
+from shared.platform import bootstrap
 from shared.web.api import Api, created, ok, parse, validate
 from shared.web.auth import Role
 

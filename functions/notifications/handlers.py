@@ -9,8 +9,8 @@ from typing import Any
 from chalice import Rate
 
 from functions.notifications.blueprint import bp
-from shared import bootstrap
-from shared.consumers import consume
+from shared.messaging.consumers import consume
+from shared.platform import bootstrap
 
 
 @bp.lambda_function(name="notifications_consumer")

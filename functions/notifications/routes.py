@@ -13,8 +13,8 @@ from chalice import Response
 
 from functions.notifications.blueprint import bp
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
-from shared import bootstrap
-from shared.idempotency import IdempotentRequest
+from shared.kernel.idempotency import IdempotentRequest
+from shared.platform import bootstrap
 from shared.web.api import (
     decode_cursor,
     encode_cursor,

@@ -1,5 +1,5 @@
 """The stream relay: outbox events from the table's stream to one queue per consumer
-(shared/relay.py); the stream mapping is in infra/template.yaml."""
+(shared/messaging/relay.py); the stream mapping is in infra/template.yaml."""
 
 from functions.relay.handler import bp
 

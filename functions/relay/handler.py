@@ -4,7 +4,7 @@ from typing import Any
 
 from chalice import Blueprint
 
-from shared import bootstrap
+from shared.platform import bootstrap
 
 bp = Blueprint(__name__)
 

@@ -100,7 +100,7 @@ def serve(host: str, port: int, stage: str, plan: FaultPlan | None) -> None:
     server = create_local_server(CLIFactory(str(ROOT), environ=os.environ), host, port, stage)
     injector = None
     if plan is not None:
-        from shared import bootstrap
+        from shared.platform import bootstrap
 
         bootstrap.ready()  # binds the one shared client (the app's handlers reuse this binding)
         injector = plan.injector().attach()

@@ -48,7 +48,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a setting the local stage leaves open (shared/settings.py), e.g. FLASH_SALE_SETTLE_S=3; repeatable",
+        help="a setting the local stage leaves open (shared/platform/settings.py), e.g. FLASH_SALE_SETTLE_S=3",
     )
     faults = parser.add_argument_group("fault harness (infra/local/api_with_faults.py): the API's DynamoDB calls fail")
     faults.add_argument(

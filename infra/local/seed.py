@@ -7,9 +7,11 @@ from __future__ import annotations
 import time
 
 from infra.local.seed_contacts import seed_contacts
-from shared import bootstrap, catalog, inventory
-from shared.catalog import Product
+from shared.catalog import model as catalog
+from shared.catalog.model import Product
 from shared.data.items import LocationItem, MemberItem, PartyItem
+from shared.inventory import model as inventory
+from shared.platform import bootstrap
 
 PRODUCTS = [
     # sku, 中文名, English name, category, price_fen, member_price_fen

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared import bootstrap
 from shared.notifications.delivery import BUSINESS_TZ
 from shared.notifications.templates import TEMPLATES, wechat_template_id
+from shared.platform import bootstrap
 
 GRANTS_PER_TEMPLATE = 5
 

@@ -108,7 +108,7 @@ class LocalStack:
         self.env["TABLE_STREAM_ARN"] = created["stream_arn"] or ""
         os.environ.update(self.env)
 
-        from shared import bootstrap
+        from shared.platform import bootstrap
 
         bootstrap.reset()
         if self.seed:

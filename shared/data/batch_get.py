@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from shared.data.connection import connection, table_name
 from shared.data.table import BaseItem
 from shared.data.transactions import backoff, translated
-from shared.errors import TemporarilyUnavailable
+from shared.kernel.errors import TemporarilyUnavailable
 
 MAX_KEYS_PER_CALL = 100
 UNPROCESSED_RETRIES = 5

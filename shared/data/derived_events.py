@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from shared.data import outbox
 from shared.data.transactions import Transaction, TransactionCancelled
-from shared.events import DomainEvent
+from shared.kernel.events import DomainEvent
 
 
 def emit_once(event: DomainEvent) -> bool:

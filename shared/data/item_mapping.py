@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.catalog import Product
+from shared.catalog.model import Product
 from shared.data.items import LocationItem, ProductItem, StockItem
-from shared.inventory import StockLevel
-from shared.locations import Location
+from shared.inventory.locations import Location
+from shared.inventory.model import StockLevel
 
 
 def _int_or_none(value: float | None) -> int | None:

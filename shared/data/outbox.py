@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from shared.data.items.events import EventItem
 from shared.data.transactions import Transaction
-from shared.events import DomainEvent
+from shared.kernel.events import DomainEvent
 
 RETENTION_S = 7 * 24 * 3600
 

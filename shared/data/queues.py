@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from shared.relay import Message
-from shared.settings import settings
+from shared.messaging.relay import Message
+from shared.platform.settings import settings
 
 BATCH_LIMIT = 10  # SendMessageBatch / ChangeMessageVisibilityBatch take at most ten entries
 _lock = threading.Lock()
@@ -125,7 +125,7 @@ def _attributes(values: dict[str, str]) -> dict[str, dict[str, str]]:
 
 
 class ConsumerQueue:
-    """What a consumer needs of its own queue (shared.consumers.RetryQueue)."""
+    """What a consumer needs of its own queue (shared.messaging.consumers.RetryQueue)."""
 
     def max_receives(self, source_arn: str) -> int | None:
         redrive = redrive_of(source_arn)

@@ -1,4 +1,4 @@
-"""DynamoDB stream records, read into what the relay needs (shared.relay.StreamChange).
+"""DynamoDB stream records, read into what the relay needs (shared.messaging.relay.StreamChange).
 
 Only two kinds of change matter: an outbox Event item inserted (to forward its body), and a Stock
 item modified (to see `available` cross its threshold). Everything else in the stream (orders,
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.relay import EventToForward, StockLevel, StreamChange
+from shared.messaging.relay import EventToForward, StockLevel, StreamChange
 
 EVENT_ENTITY = "Event"
 STOCK_ENTITY = "Stock"

@@ -27,7 +27,7 @@ from pynamodb.expressions.update import Action
 
 from shared.data.connection import connection
 from shared.data.table import BaseItem
-from shared.errors import TemporarilyUnavailable
+from shared.kernel.errors import TemporarilyUnavailable
 
 TRANSIENT_CODES = frozenset(
     {

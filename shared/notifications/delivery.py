@@ -3,7 +3,7 @@
 Exactly once to the person. Each message is keyed by (notice id, channel, recipient) and moves
 PENDING -> SENT | SKIPPED | FAILED -> ... -> SENT | DEAD, every move a conditional write:
 
-- The event consumer (shared.consumers) already turns a redelivered event into a no-op once the
+- The event consumer (shared.messaging.consumers) already turns a redelivered event into a no-op once the
   event is DONE; and if the event is handled again (a crash between sending and marking), each
   message is found by its key and a SENT or SKIPPED one is not sent again.
 - A provider failure is retried in place a few times with jittered backoff; if it still fails the
@@ -26,12 +26,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Protocol
 
-from shared.events import DomainEvent
+from shared.kernel.events import DomainEvent
 from shared.notifications.model import CHANNELS, FINAL, Channel, Contact, Message, SkipReason, Status
 from shared.notifications.providers import Provider, ProviderError
 from shared.notifications.recipients import Addressee, Audience, plan
 from shared.notifications.templates import params_of, render
-from shared.observability import count, logger
+from shared.platform.observability import count, logger
 
 # Birthdays are days in China (UTC+8, no daylight saving), whatever the server's clock.
 BUSINESS_TZ = timezone(timedelta(hours=8))
@@ -66,7 +66,7 @@ class DeliveryFailed(Exception):
 
 @dataclass
 class Notifier:
-    """The notifications consumer (shared.consumers.Consumer) and the birthday greeter."""
+    """The notifications consumer (shared.messaging.consumers.Consumer) and the birthday greeter."""
 
     messages: Messages
     contacts: Contacts

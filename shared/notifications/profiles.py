@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
-from shared.errors import RuleViolation
-from shared.events import EventType
-from shared.idempotency import IdempotentRequest, StoredResponse
+from shared.kernel.errors import RuleViolation
+from shared.kernel.events import EventType
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.notifications.model import CHANNELS, Channel, Contact, Page
 from shared.notifications.templates import TEMPLATES, wechat_template_id
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.events import DomainEvent, EventType
+from shared.kernel.events import DomainEvent, EventType
 
 WAREHOUSE = "WH"
 

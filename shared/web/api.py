@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
-from shared import errors
-from shared.observability import count, flush, logger
-from shared.settings import settings
+from shared.kernel import errors
+from shared.platform.observability import count, flush, logger
+from shared.platform.settings import settings
 from shared.web.auth import Principal, Role, authenticate
 from shared.web.problems import internal_error_response, problem_response
 

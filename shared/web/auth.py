@@ -9,7 +9,7 @@ from enum import StrEnum
 from functools import cache
 from types import ModuleType
 
-from shared.errors import Forbidden, Unauthenticated
+from shared.kernel.errors import Forbidden, Unauthenticated
 
 
 class Role(StrEnum):

@@ -7,7 +7,7 @@ import json
 
 from chalice import Response
 
-from shared import errors
+from shared.kernel import errors
 
 # Most specific class first: the first isinstance match wins.
 STATUS_BY_ERROR: tuple[tuple[type[errors.DomainError], int], ...] = (

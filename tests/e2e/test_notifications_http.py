@@ -14,7 +14,7 @@ import uuid
 import boto3
 import pytest
 
-from shared.payments import sign
+from shared.payments.hmac_webhook import sign
 from shared.web.auth import Role, issue_token
 from tests.e2e.http_api import eventually
 

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from shared.payments import sign
+from shared.payments.hmac_webhook import sign
 from tests.e2e.http_api import eventually
 
 DELIVERY = {

@@ -22,7 +22,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
-from shared.payments import sign
+from shared.payments.hmac_webhook import sign
 from tests.e2e.http_api import eventually
 
 pytestmark = pytest.mark.e2e

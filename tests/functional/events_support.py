@@ -13,12 +13,12 @@ from typing import Any
 import boto3
 
 from infra.local.runner import as_lambda_sqs_record
-from shared.consumers import Consumer, RetryPolicy, Runtime, consume
 from shared.data import outbox
-from shared.data.consumer_marks import DynamoMarks, now_ms
 from shared.data.queues import ConsumerQueue
+from shared.data.stores.consumer_marks import DynamoMarks, now_ms
 from shared.data.transactions import Transaction
-from shared.events import DomainEvent, EventType
+from shared.kernel.events import DomainEvent, EventType
+from shared.messaging.consumers import Consumer, RetryPolicy, Runtime, consume
 
 
 def emit(event: DomainEvent) -> DomainEvent:

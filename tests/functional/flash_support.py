@@ -7,13 +7,13 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from shared import flash_purchases
-from shared.data import flash_sale_store
 from shared.data.items import FlashBuyerItem, FlashClaimItem, OrderItem
-from shared.flash_sales import FlashSale, new_sale_id
-from shared.idempotency import IdempotentRequest, StoredResponse
-from shared.orders import now_ms
-from shared.pricing import PricingRules
+from shared.data.stores import flash_sales as flash_sale_store
+from shared.flash_sales import purchase as flash_purchases
+from shared.flash_sales.model import FlashSale, new_sale_id
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.ordering.model import now_ms
+from shared.ordering.pricing import PricingRules
 from tests.functional.orders_support import PRODUCTS
 
 

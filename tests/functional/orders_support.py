@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 
-from shared import bootstrap, catalog
-from shared.catalog import Product
+from shared.catalog import model as catalog
+from shared.catalog.model import Product
 from shared.data.items import EventItem, StockItem
-from shared.idempotency import IdempotentRequest
-from shared.ordering import Placement
-from shared.pricing import CartLine, PricingRules, price_cart
+from shared.kernel.idempotency import IdempotentRequest
+from shared.ordering.placement import Placement
+from shared.ordering.pricing import CartLine, PricingRules, price_cart
+from shared.platform import bootstrap
 
 PRODUCTS = {
     "TEA-1": Product(sku="TEA-1", name="龙井", price_fen=10000),

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from infra.local.seed import LOCATIONS
 from shared.data.connection import events
 from shared.data.items import MemberItem
-from shared.data.locations_store import DynamoLocations
-from shared.locations import Location
+from shared.data.stores.locations import DynamoLocations
+from shared.inventory.locations import Location
 from tests.conftest import bearer
 
 

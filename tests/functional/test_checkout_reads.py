@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.data.checkout_reads import load_for_checkout
-from shared.locations import Location
+from shared.data.stores.checkout_reads import load_for_checkout
+from shared.inventory.locations import Location
 from tests.functional.stock_support import dynamodb_calls, given_locations, given_member, given_product, given_stock
 
 

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from infra.local.runner import EventRunner
-from shared.consumers import Claim
-from shared.data.consumer_marks import DynamoMarks, now_ms
 from shared.data.items import ConsumedItem
-from shared.events import DomainEvent, EventType
+from shared.data.stores.consumer_marks import DynamoMarks, now_ms
+from shared.kernel.events import DomainEvent, EventType
+from shared.messaging.consumers import Claim
 from tests.functional.events_support import Queue, emit, fast_runtime, order_event
 
 

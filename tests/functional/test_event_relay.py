@@ -10,11 +10,11 @@ import boto3
 import pytest
 
 from infra.local.runner import EventRunner, as_lambda_stream_record
-from shared import bootstrap
-from shared.data import stock_store
 from shared.data.items import EventItem, StockItem
+from shared.data.stores import stock as stock_store
 from shared.data.transactions import Transaction
-from shared.events import EventType
+from shared.kernel.events import EventType
+from shared.platform import bootstrap
 from tests.functional.events_support import Queue, emit, order_event
 
 

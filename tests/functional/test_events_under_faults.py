@@ -8,13 +8,14 @@ from pynamodb.exceptions import PutError
 
 from infra.local.faults import FaultInjector
 from infra.local.runner import EventRunner
-from shared.consumers import RetryPolicy, Runtime
-from shared.data import queues, stock_store
-from shared.data.consumer_marks import DynamoMarks, now_ms
+from shared.data import queues
 from shared.data.items import ConsumedItem, StockItem
 from shared.data.queues import ConsumerQueue
+from shared.data.stores import stock as stock_store
+from shared.data.stores.consumer_marks import DynamoMarks, now_ms
 from shared.data.transactions import Transaction, translated
-from shared.events import DomainEvent, EventType
+from shared.kernel.events import DomainEvent, EventType
+from shared.messaging.consumers import RetryPolicy, Runtime
 from tests.functional.events_support import Queue, emit, order_event
 
 

@@ -16,8 +16,8 @@ from infra.local.faults import FaultInjector, Kind
 from shared.data import outbox, queues
 from shared.data.items import EventItem
 from shared.data.transactions import Transaction, TransactionCancelled, translated
-from shared.errors import TemporarilyUnavailable
-from shared.events import DomainEvent, EventType
+from shared.kernel.errors import TemporarilyUnavailable
+from shared.kernel.events import DomainEvent, EventType
 from tests.functional.events_support import Queue
 
 
@@ -191,7 +191,7 @@ def test_it_attaches_to_an_sqs_client_whose_retries_absorb_throttling(table: dic
     queue = Queue.of(table, "NotificationsQueue")
     faults = FaultInjector(rate=1.0, kinds=[Kind.THROTTLING], max_faults=1)
     # When a batch is sent through it
-    from shared.relay import Message
+    from shared.messaging.relay import Message
 
     with faults.attached(queues.client()):
         refused = queues.send_batch(queue.url, [Message("{}", {"event_type": "X"})])

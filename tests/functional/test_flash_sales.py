@@ -12,11 +12,12 @@ from contextlib import contextmanager
 import pytest
 
 from infra.local.faults import FaultInjector, Kind
-from shared import flash_purchases, order_lifecycle
-from shared.data import flash_sale_store
 from shared.data.connection import events
-from shared.errors import Ended, LimitReached, NotStarted, SoldOut
-from shared.orders import now_ms
+from shared.data.stores import flash_sales as flash_sale_store
+from shared.flash_sales import purchase as flash_purchases
+from shared.kernel.errors import Ended, LimitReached, NotStarted, SoldOut
+from shared.ordering import lifecycle as order_lifecycle
+from shared.ordering.model import now_ms
 from shared.web.auth import Principal, Role, issue_token
 from tests.conftest import TEST_ENV, bearer
 from tests.functional.flash_support import books, buy, given_sale, iso_in
@@ -397,7 +398,7 @@ def test_a_slow_purchase_loses_its_units_to_the_reconciler_and_sells_nothing(tab
     placement = flash_purchases._placement(
         sale, flash_purchases.FlashOrder(1), flash_purchases.PricingRules(), lambda: []
     )
-    from shared.idempotency import IdempotentRequest
+    from shared.kernel.idempotency import IdempotentRequest
 
     request = IdempotentRequest.of("flash:slow", None, {})
     with pytest.raises(flash_purchases.TemporarilyUnavailable):

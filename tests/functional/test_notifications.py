@@ -10,8 +10,8 @@ import pytest
 from chalice.test import Client
 
 from infra.local.runner import EventRunner
-from shared.data.notification_store import DynamoContacts, DynamoMessages
-from shared.events import DomainEvent, EventType
+from shared.data.stores.notifications import DynamoContacts, DynamoMessages
+from shared.kernel.events import DomainEvent, EventType
 from shared.notifications.model import Message, Status
 from shared.notifications.templates import wechat_template_id
 from tests.conftest import bearer

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared import order_lifecycle, ordering
-from shared.data import order_store
-from shared.errors import (
+from shared.data.stores import orders as order_store
+from shared.kernel.errors import (
     AmountMismatch,
     IdempotencyKeyReused,
     InvalidTransition,
@@ -15,9 +14,11 @@ from shared.errors import (
     OutOfStock,
     WrongPickupCode,
 )
-from shared.idempotency import IdempotentRequest
-from shared.orders import Status, now_ms
-from shared.payments import PaymentNotice
+from shared.kernel.idempotency import IdempotentRequest
+from shared.ordering import lifecycle as order_lifecycle
+from shared.ordering import placement as ordering
+from shared.ordering.model import Status, now_ms
+from shared.payments.hmac_webhook import PaymentNotice
 from shared.web.auth import Principal, Role
 from tests.functional.orders_support import events_of, given_catalogue, placement, request, stock_of
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.payments import sign
+from shared.payments.hmac_webhook import sign
 from tests.conftest import TEST_ENV, bearer
 from tests.functional.orders_support import given_catalogue, stock_of
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from shared.data.items import StockItem
-from shared.locations import Location
+from shared.inventory.locations import Location
 from tests.conftest import bearer
 from tests.functional.stock_support import dynamodb_calls, given_locations, given_member, given_product, given_stock
 

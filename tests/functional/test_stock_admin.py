@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from shared.data import stock_store
 from shared.data.connection import events
 from shared.data.items import StockItem
+from shared.data.stores import stock as stock_store
 from shared.data.transactions import Transaction
-from shared.locations import Location
+from shared.inventory.locations import Location
 from tests.conftest import bearer
 from tests.functional.stock_support import dynamodb_calls, given_locations, given_product, put_stock
 

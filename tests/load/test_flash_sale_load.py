@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from infra.local.faults import FaultInjector, Kind
-from shared import flash_purchases
-from shared.data import flash_sale_store
-from shared.errors import LimitReached, OutOfStock, SoldOut, TemporarilyUnavailable
-from shared.orders import now_ms
+from shared.data.stores import flash_sales as flash_sale_store
+from shared.flash_sales import purchase as flash_purchases
+from shared.kernel.errors import LimitReached, OutOfStock, SoldOut, TemporarilyUnavailable
+from shared.ordering.model import now_ms
 from tests.functional.flash_support import books, buy, given_sale
 from tests.functional.orders_support import given_catalogue
 

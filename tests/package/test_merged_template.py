@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.package import CFN_LINT_PASSING, DEPLOYED_STAGES, Package
-from shared.settings import Settings
+from shared.platform.settings import Settings
 from tests.package.template_environment import (
     SECRET_STAND_IN,
     DeployRefused,
@@ -24,7 +24,7 @@ from tests.package.template_environment import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-# The notification settings (shared/settings.py) and the parameters that carry them; the first
+# The notification settings (shared/platform/settings.py) and the parameters that carry them; the first
 # three are what NOTIFICATION_PROVIDER=live refuses to start without.
 NOTIFICATION_PARAMETERS = {
     "WECHAT_APP_ID": "WechatAppId",

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from functions.checkout.models import CartIn
-from shared.catalog import Product
-from shared.checkout import Checkout, CheckoutData
-from shared.errors import ConcurrentUpdate, OnHandBelowReserved, OutOfStock
-from shared.inventory import StockChanged, StockLevel, set_on_hand
-from shared.locations import Location
-from shared.pricing import PricingRules
+from shared.catalog.model import Product
+from shared.inventory.locations import Location
+from shared.inventory.model import StockChanged, StockLevel, set_on_hand
+from shared.kernel.errors import ConcurrentUpdate, OnHandBelowReserved, OutOfStock
+from shared.ordering.checkout import Checkout, CheckoutData
+from shared.ordering.pricing import PricingRules
 
 TEA = Product(sku="TEA", name="龙井", price_fen=16800, member_price_fen=15800, low_stock_threshold=3)
 STORES = {

@@ -7,8 +7,8 @@ import json
 import random
 from collections.abc import Sequence
 
-from shared.consumers import Claim, RetryPolicy, Runtime, consume
-from shared.events import DomainEvent, EventType
+from shared.kernel.events import DomainEvent, EventType
+from shared.messaging.consumers import Claim, RetryPolicy, Runtime, consume
 from tests.events import load
 
 ARN = "arn:aws:sqs:ap-east-1:123456789012:retail-dev-NotificationsQueue-1A2B3C"

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.catalog import Product
-from shared.data.flash_sale_store import Claim
-from shared.errors import Ended, LimitReached, NotStarted, ValidationFailed
-from shared.flash_purchases import unclaimed
-from shared.flash_sales import ContendedSales, FlashSale, SaleStatus, Take, shard_order, shards_for_peak, split
+from shared.catalog.model import Product
+from shared.data.stores.flash_sales import Claim
+from shared.flash_sales.model import ContendedSales, FlashSale, SaleStatus, Take, shard_order, shards_for_peak, split
+from shared.flash_sales.purchase import unclaimed
+from shared.kernel.errors import Ended, LimitReached, NotStarted, ValidationFailed
 
 PRODUCT = Product(sku="TEA-1", name="龙井", price_fen=10000)
 

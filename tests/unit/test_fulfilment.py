@@ -1,13 +1,13 @@
-"""Which location serves an order (shared/fulfilment.py)."""
+"""Which location serves an order (shared/ordering/fulfilment.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.errors import OutOfStock, RuleViolation, SameCityUnavailable, UnknownStore
-from shared.fulfilment import Address, Fulfilment, FulfilmentType, choose_location, distance_km
-from shared.locations import Location
-from shared.pricing import CartLine
+from shared.inventory.locations import Location
+from shared.kernel.errors import OutOfStock, RuleViolation, SameCityUnavailable, UnknownStore
+from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType, choose_location, distance_km
+from shared.ordering.pricing import CartLine
 
 WH = Location("WH", "warehouse", "仓", "Jiaxing", 30746000, 120755000)
 JINGAN = Location("S001", "store", "静安", "Shanghai", 31229000, 121448000)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.events import DomainEvent, EventType
+from shared.kernel.events import DomainEvent, EventType
 from shared.notifications.delivery import birthday_keys
 from shared.notifications.model import Channel, Locale
 from shared.notifications.recipients import Addressee, Audience, plan

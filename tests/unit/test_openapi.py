@@ -24,7 +24,7 @@ from functions.checkout.order_models import HandOverIn, RefundDecisionIn, Refund
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.inventory.models import StockIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
-from shared.payments import _NoticeBody as PaymentNoticeBody  # the webhook's body model
+from shared.payments.hmac_webhook import _NoticeBody as PaymentNoticeBody  # the webhook's body model
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch")

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.errors import InvalidTransition, RuleViolation
-from shared.orders import TRANSITIONS, Action, Order, Status, next_status
-from shared.pricing import Applied, PricedLine, Quote
+from shared.kernel.errors import InvalidTransition, RuleViolation
+from shared.ordering.model import TRANSITIONS, Action, Order, Status, next_status
+from shared.ordering.pricing import Applied, PricedLine, Quote
 
 
 def order_of(*lines: PricedLine) -> Order:

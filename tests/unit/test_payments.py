@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.errors import BadSignature, MalformedRequest, ValidationFailed
-from shared.payments import HmacWebhookProvider, sign
+from shared.kernel.errors import BadSignature, MalformedRequest, ValidationFailed
+from shared.payments.hmac_webhook import HmacWebhookProvider, sign
 
 SECRET = "s3cret-s3cret"
 NOW = 1_800_000_000

@@ -1,12 +1,12 @@
-"""Examples of the pricing rules (shared/pricing.py); the invariants are in test_pricing_properties.py."""
+"""Examples of the pricing rules (shared/ordering/pricing.py); the invariants are in test_pricing_properties.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from shared.catalog import Product
-from shared.errors import DuplicateSku, RuleViolation, UnknownCoupon, UnknownSku
-from shared.pricing import CartLine, PricedLine, PricingRules, allocate, price_cart, refund_amount
+from shared.catalog.model import Product
+from shared.kernel.errors import DuplicateSku, RuleViolation, UnknownCoupon, UnknownSku
+from shared.ordering.pricing import CartLine, PricedLine, PricingRules, allocate, price_cart, refund_amount
 
 TEA = Product(sku="TEA", name="龙井", price_fen=16800, member_price_fen=15800)
 MUG = Product(sku="MUG", name="杯", price_fen=2500)

@@ -5,8 +5,16 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.catalog import Product
-from shared.pricing import FULFILMENT_TYPES, CartLine, PricedLine, PricingRules, allocate, price_cart, refund_amount
+from shared.catalog.model import Product
+from shared.ordering.pricing import (
+    FULFILMENT_TYPES,
+    CartLine,
+    PricedLine,
+    PricingRules,
+    allocate,
+    price_cart,
+    refund_amount,
+)
 
 fen = st.integers(min_value=0, max_value=2_000_000)
 

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import pytest
 
 from shared.data.stream import decode
-from shared.errors import TemporarilyUnavailable
-from shared.event_routing import SUBSCRIPTIONS, queues_for
-from shared.events import DomainEvent, EventType
-from shared.relay import Message, Relay, low_stock_event
+from shared.kernel.errors import TemporarilyUnavailable
+from shared.kernel.events import DomainEvent, EventType
+from shared.messaging.relay import Message, Relay, low_stock_event
+from shared.messaging.routing import SUBSCRIPTIONS, queues_for
 from tests.events import load
 
 QUEUES = {"NotificationsQueue": "https://sqs/notifications", "AuditQueue": "https://sqs/audit"}

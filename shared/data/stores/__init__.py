@@ -1,0 +1,1 @@
+"""Per-capability DynamoDB stores: each implements its capability's ports (docs/data-model.md)."""

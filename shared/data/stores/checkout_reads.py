@@ -1,0 +1,47 @@
+"""Everything checkout reads before it prices, in one BatchGetItem when the location is known:
+the products, their stock items at that location, the customer's member item and the location
+item itself (so an unknown store is caught without another call). Same-city reads the cached
+store list (`locations_store`) and then stock at every store in the same BatchGetItem.
+
+Reads are eventually consistent: they price and advise; the order's conditional reservation is
+the check that counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.data.batch_get import Key, get_items
+from shared.data.item_mapping import location_of, product_of
+from shared.data.items import LocationItem, MemberItem, ProductItem, StockItem
+from shared.data.stores.locations import DynamoLocations
+from shared.inventory.locations import Location
+from shared.ordering.checkout import CheckoutData
+
+
+def load_for_checkout(skus: Sequence[str], customer_sub: str, locations: Sequence[str] | None = None) -> CheckoutData:
+    """`locations`: the location ids that may serve the order; None for every store (same-city)."""
+    skus = list(dict.fromkeys(skus))
+    known: dict[str, Location] = {}
+    keys: list[Key] = [ProductItem.key(sku) for sku in skus] + [MemberItem.key(customer_sub)]
+    if locations is None:
+        known = {place.location_id: place for place in DynamoLocations().list() if place.is_store}
+        location_ids = list(known)
+    else:
+        location_ids = list(dict.fromkeys(locations))
+        keys += [LocationItem.key(location) for location in location_ids]
+    keys += [StockItem.key(sku, location) for sku in skus for location in location_ids]
+
+    products = {}
+    availability: dict[tuple[str, str], int] = {}
+    is_member = False
+    for item in get_items(keys).values():
+        if isinstance(item, ProductItem):
+            products[item.sku] = product_of(item)
+        elif isinstance(item, StockItem):
+            availability[(item.sku, item.location)] = int(item.available)
+        elif isinstance(item, LocationItem):
+            known[item.location_id] = location_of(item)
+        elif isinstance(item, MemberItem):
+            is_member = True
+    return CheckoutData(products=products, is_member=is_member, availability=availability, locations=known)

@@ -1,0 +1,83 @@
+"""Each consumer's progress on each event (ConsumedItem): claimed under a lease, then DONE.
+
+See shared.messaging.consumers for why a claim with a lease and not a marker written after the effect."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from pynamodb.exceptions import DeleteError, PutError
+
+from shared.data.items.consumers import ConsumedItem
+from shared.data.transactions import translated
+from shared.messaging.consumers import Claim
+
+# Longer than any message can still arrive: SQS retention (4 days) plus the stream's 24 hours.
+RETENTION_S = 6 * 24 * 3600
+CLAIMED = "CLAIMED"
+DONE = "DONE"
+
+
+class DynamoMarks:
+    def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> Claim:
+        """One conditional put: the event is ours if nobody marked it, or if the last claim's
+        lease ran out (its worker died). Otherwise it is DONE, or BUSY with another worker."""
+        pk, sk = ConsumedItem.key(consumer, event_id)
+        item = ConsumedItem(
+            pk,
+            sk,
+            consumer=consumer,
+            event_id=event_id,
+            state=CLAIMED,
+            token=token,
+            lease_until=now_ms + lease_ms,
+            created_at=now_ms,
+            ttl=timedelta(seconds=RETENTION_S),
+        )
+        free = ConsumedItem.pk.does_not_exist() | (
+            (ConsumedItem.state == CLAIMED) & (ConsumedItem.lease_until < now_ms)
+        )
+        with translated():
+            try:
+                item.save(condition=free)
+                return Claim.CLAIMED
+            except PutError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+            try:
+                held = ConsumedItem.get(pk, sk, consistent_read=True)
+            except ConsumedItem.DoesNotExist:
+                return Claim.BUSY  # released between our put and our read: try again later
+        return Claim.DONE if held.state == DONE else Claim.BUSY
+
+    def complete(self, consumer: str, event_id: str, token: str, now_ms: int) -> None:
+        """Mark DONE whoever holds the claim now: our effect happened, so redeliveries must skip."""
+        pk, sk = ConsumedItem.key(consumer, event_id)
+        with translated():
+            ConsumedItem(pk, sk).update(
+                actions=[
+                    ConsumedItem.entity.set(ConsumedItem),  # the item is created if it was released meanwhile
+                    ConsumedItem.consumer.set(consumer),
+                    ConsumedItem.event_id.set(event_id),
+                    ConsumedItem.state.set(DONE),
+                    ConsumedItem.token.set(token),
+                    ConsumedItem.lease_until.set(now_ms),
+                    ConsumedItem.created_at.set(now_ms),
+                    ConsumedItem.ttl.set(datetime.now(UTC) + timedelta(seconds=RETENTION_S)),
+                ]
+            )
+
+    def release(self, consumer: str, event_id: str, token: str) -> None:
+        """Give up our claim after a failure, so the retry need not wait for the lease to run out."""
+        pk, sk = ConsumedItem.key(consumer, event_id)
+        with translated():
+            try:
+                ConsumedItem(pk, sk).delete(condition=ConsumedItem.token == token)
+            except DeleteError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

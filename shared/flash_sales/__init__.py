@@ -1,0 +1,1 @@
+"""Flash sales: the sale, its stock shards and buying in it (docs/flash-sales.md)."""

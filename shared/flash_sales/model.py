@@ -1,0 +1,273 @@
+"""Flash sales (秒杀): the campaign, its stock shards and the rules of buying. Pure domain code.
+
+A sale's quantity is split over N shard items (docs/flash-sales.md): one DynamoDB partition
+takes about 1,000 single-item writes per second, and every flash order takes its units from a
+shard with one conditional decrement, so N shards carry about N x 1,000 x HEADROOM orders per
+second. A buyer starts at the shard `start_shard(customer, N)` names and moves on when a shard is
+empty; a sale is SOLD_OUT only when every shard is.
+
+Each shard counts the units it ever gave out (`taken`), so every unit has a number on its shard:
+a take of q units ending at `taken = e` owns units e-q+1 .. e. An order claims the numbers it
+holds in the same transaction that writes it; numbers nobody claimed (a crash between the
+decrement and the order, a response lost and retried) are found and given back by `reconcile`.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import threading
+import time
+import zlib
+from collections.abc import Hashable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from shared.catalog.model import Product
+from shared.flash_sales.unit_release import register_flash_releaser
+from shared.kernel.errors import Ended, LimitReached, NotStarted, RuleViolation, ValidationFailed
+
+if TYPE_CHECKING:
+    from shared.data.transactions import Transaction
+    from shared.ordering.model import Order
+
+PARTITION_WRITES_PER_S = 1_000  # DynamoDB: 1,000 WCU per partition; a shard decrement is 1 WCU
+HEADROOM = 0.5  # uneven hashing, bursts, the shard writes of compensations and releases
+MAX_SHARDS = 64  # a sale is created in one transaction (sale + shards + state <= 100 items)
+MAX_PER_USER_LIMIT = 20  # an order claims at most this many takes in its transaction
+MAX_QUANTITY = 1_000_000
+MAX_WINDOW_MS = 30 * 24 * 3600 * 1000
+MAX_PAYMENT_WINDOW_S = 24 * 3600
+
+
+class SaleStatus(StrEnum):
+    NOT_STARTED = "NOT_STARTED"
+    ACTIVE = "ACTIVE"
+    SOLD_OUT = "SOLD_OUT"
+    ENDED = "ENDED"
+
+
+def shards_for_peak(peak_orders_per_s: int, quantity: int) -> int:
+    """N = ceil(peak / (1,000 x HEADROOM)), at least 1, at most MAX_SHARDS and never more shards
+    than units (an empty shard only costs a buyer a round trip)."""
+    wanted = math.ceil(peak_orders_per_s / (PARTITION_WRITES_PER_S * HEADROOM))
+    return max(1, min(wanted, MAX_SHARDS, quantity))
+
+
+def split(quantity: int, shards: int) -> list[int]:
+    """The quantity per shard: as even as it goes, the remainder on the first shards."""
+    base, extra = divmod(quantity, shards)
+    return [base + (1 if i < extra else 0) for i in range(shards)]
+
+
+def start_shard(customer_id: str, shards: int) -> int:
+    """The shard a buyer tries first: stable per buyer, spread evenly over buyers."""
+    return zlib.crc32(customer_id.encode()) % shards
+
+
+def shard_order(customer_id: str, shards: int) -> list[int]:
+    first = start_shard(customer_id, shards)
+    return [(first + step) % shards for step in range(shards)]
+
+
+def release_shard(order_id: str, shards: int) -> int:
+    """Where an unpaid order's units go back: any shard will do (units are alike); hashing the
+    order id spreads the returns."""
+    return zlib.crc32(order_id.encode()) % shards
+
+
+def new_sale_id(now_ms: int) -> str:
+    return f"fs{now_ms:012x}{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class FlashSale:
+    """The campaign as created; immutable, so a process may keep it for the life of the sale."""
+
+    sale_id: str
+    sku: str
+    price_fen: int
+    quantity: int
+    per_user_limit: int
+    starts_at_ms: int
+    ends_at_ms: int
+    payment_window_s: int
+    shards: int
+    product_name: str
+    list_price_fen: int
+
+    @classmethod
+    def plan(
+        cls,
+        sale_id: str,
+        product: Product,
+        price_fen: int,
+        quantity: int,
+        per_user_limit: int,
+        starts_at_ms: int,
+        ends_at_ms: int,
+        payment_window_s: int,
+        expected_peak_per_s: int,
+        now_ms: int,
+    ) -> FlashSale:
+        """A new sale, or ValidationFailed (422) naming what is wrong with it."""
+        problems = _problems(product, price_fen, quantity, per_user_limit, starts_at_ms, ends_at_ms, now_ms)
+        if not 1 <= payment_window_s <= MAX_PAYMENT_WINDOW_S:
+            problems.append({"field": "payment_window_s", "problem": f"must be 1..{MAX_PAYMENT_WINDOW_S} seconds"})
+        if problems:
+            raise ValidationFailed("the flash sale is not valid", errors=problems)
+        return cls(
+            sale_id=sale_id,
+            sku=product.sku,
+            price_fen=price_fen,
+            quantity=quantity,
+            per_user_limit=per_user_limit,
+            starts_at_ms=starts_at_ms,
+            ends_at_ms=ends_at_ms,
+            payment_window_s=payment_window_s,
+            shards=shards_for_peak(expected_peak_per_s, quantity),
+            product_name=product.name,
+            list_price_fen=product.price_fen,
+        )
+
+    @property
+    def product(self) -> Product:
+        """The product as pricing needs it (the flash price replaces the list price)."""
+        return Product(sku=self.sku, name=self.product_name, price_fen=self.list_price_fen)
+
+    def status(self, now_ms: int, remaining: int) -> SaleStatus:
+        if now_ms < self.starts_at_ms:
+            return SaleStatus.NOT_STARTED
+        if now_ms >= self.ends_at_ms:
+            return SaleStatus.ENDED
+        return SaleStatus.SOLD_OUT if remaining <= 0 else SaleStatus.ACTIVE
+
+    def check_purchase(self, qty: int, now_ms: int) -> None:
+        """What can be refused without touching the database."""
+        if now_ms < self.starts_at_ms:
+            raise NotStarted(
+                "the flash sale has not started", flash_sale_id=self.sale_id, starts_at_ms=self.starts_at_ms
+            )
+        if now_ms >= self.ends_at_ms:
+            raise Ended("the flash sale has ended", flash_sale_id=self.sale_id)
+        if qty > self.per_user_limit:
+            raise LimitReached(
+                "more units than one buyer may have", flash_sale_id=self.sale_id, per_user_limit=self.per_user_limit
+            )
+
+
+def _problems(
+    product: Product,
+    price_fen: int,
+    quantity: int,
+    per_user_limit: int,
+    starts_at_ms: int,
+    ends_at_ms: int,
+    now_ms: int,
+) -> list[dict[str, str]]:
+    problems = []
+    if not 1 <= quantity <= MAX_QUANTITY:
+        problems.append({"field": "quantity", "problem": f"must be 1..{MAX_QUANTITY}"})
+    if not 1 <= per_user_limit <= MAX_PER_USER_LIMIT:
+        problems.append({"field": "per_user_limit", "problem": f"must be 1..{MAX_PER_USER_LIMIT}"})
+    if not 1 <= price_fen <= product.price_fen:
+        problems.append({"field": "price_fen", "problem": f"must be 1..{product.price_fen} (the list price)"})
+    if ends_at_ms <= starts_at_ms:
+        problems.append({"field": "ends_at", "problem": "must be after starts_at"})
+    elif ends_at_ms - starts_at_ms > MAX_WINDOW_MS:
+        problems.append({"field": "ends_at", "problem": "a flash sale lasts at most 30 days"})
+    if ends_at_ms <= now_ms:
+        problems.append({"field": "ends_at", "problem": "must be in the future"})
+    return problems
+
+
+@dataclass(frozen=True)
+class Take:
+    """Units taken from one shard by one conditional decrement: numbers first_unit .. last_unit."""
+
+    shard: int
+    last_unit: int  # the shard's `taken` after the decrement
+    qty: int
+
+    @property
+    def first_unit(self) -> int:
+        return self.last_unit - self.qty + 1
+
+
+class ExpiringMarks:
+    """Per process: keys marked for `lifetime_s` seconds (thread-safe, bounded)."""
+
+    def __init__(self, lifetime_s: float) -> None:
+        self.lifetime_s = lifetime_s
+        self._until: dict[Hashable, float] = {}
+        self._lock = threading.Lock()
+
+    def mark(self, key: Hashable) -> None:
+        with self._lock:
+            if len(self._until) > 10_000:
+                self._until.clear()
+            self._until[key] = time.monotonic() + self.lifetime_s
+
+    def unmark(self, key: Hashable) -> None:
+        with self._lock:
+            self._until.pop(key, None)
+
+    def marked(self, key: Hashable) -> bool:
+        until = self._until.get(key)
+        return until is not None and until > time.monotonic()
+
+
+class EmptyShardHints(ExpiringMarks):
+    """Shards seen empty a moment ago are skipped, so a sold-out sale answers SOLD_OUT without one
+    round trip per shard per buyer. A hint lives `lifetime_s` (a unit given back meanwhile is found
+    by the next buyer after that); a successful take clears it."""
+
+    def __init__(self, lifetime_s: float = 1.0) -> None:
+        super().__init__(lifetime_s)
+
+    def note_empty(self, sale_id: str, shard: int) -> None:
+        self.mark((sale_id, shard))
+
+    def note_stocked(self, sale_id: str, shard: int) -> None:
+        self.unmark((sale_id, shard))
+
+    def seems_empty(self, sale_id: str, shard: int) -> bool:
+        return self.marked((sale_id, shard))
+
+
+class ContendedSales(ExpiringMarks):
+    """Sales whose shards were found held by another transaction (or throttled) a moment ago.
+    While a sale is marked (`lifetime_s`), its purchases take units by a plain single-item
+    decrement and write the order afterwards (two round trips, no transaction on the hot item);
+    otherwise the decrement is a part of the order's transaction (one round trip).
+    docs/flash-sales.md, "The purchase"."""
+
+    def __init__(self, lifetime_s: float = 10.0) -> None:
+        super().__init__(lifetime_s)
+
+    def note_conflict(self, sale_id: str) -> None:
+        self.mark(sale_id)
+
+    def clear(self, sale_id: str) -> None:
+        self.unmark(sale_id)
+
+    def contended(self, sale_id: str) -> bool:
+        return self.marked(sale_id)
+
+
+def refuse_same_city(fulfilment_type: str) -> None:
+    if fulfilment_type == "same_city":
+        # Same-city picks a store by its stock; flash units are the sale's, not a store's.
+        raise RuleViolation("same-city delivery is not offered for flash sales", fulfilment_type=fulfilment_type)
+
+
+def _release_units(tx: Transaction, order: Order) -> None:
+    from shared.flash_sales import purchase as flash_purchases  # the data layer, loaded on first release
+
+    flash_purchases.release(tx, order)
+
+
+# Registered at import: app.py imports this module (through functions/flash_sales), so every
+# process that cancels or expires orders gives flash units back to the shards.
+register_flash_releaser(_release_units)

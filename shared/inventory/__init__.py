@@ -1,0 +1,1 @@
+"""Stock per SKU and location, and the locations that hold it (docs/checkout.md)."""

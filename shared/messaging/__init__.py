@@ -1,0 +1,1 @@
+"""The stream relay, event routing and the queue-consumer runtime (docs/events.md)."""

@@ -1,0 +1,158 @@
+"""The stream relay: carries outbox events from the table's stream to one queue per consumer, and
+derives LowStock from stock changes.
+
+Why a relay: a DynamoDB stream serves about two readers, and each consumer needs its own retries
+and dead-letter queue. So one reader fans out to SQS (DESIGN.md, "Events").
+
+Guarantees:
+- Every Event INSERT reaches every subscribed queue at least once. A record is done only when all
+  its messages were taken; otherwise the batch reports that record's sequence number and Lambda
+  retries from there (ReportBatchItemFailures), so later records may be sent twice. Consumers are
+  idempotent per event id, which makes that harmless.
+- LowStock: one event per crossing. A Stock MODIFY whose `available` drops below the item's
+  `low_stock_threshold` from at or above it (and only that record) emits an event whose id is
+  derived from the record; a redelivered record writes the same id, which the outbox's conditional
+  put refuses. Orders that take stock further below the threshold do not cross it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared.kernel.errors import TemporarilyUnavailable
+from shared.kernel.events import DomainEvent, EventType
+from shared.messaging.routing import SUBSCRIPTIONS, queues_for
+from shared.platform.observability import count, logger
+
+# Derived event ids: uuid5 over the stream record, so the same record always names the same event.
+LOW_STOCK_NAMESPACE = uuid.UUID("6f1d3c5e-2b8a-4c1e-9a57-0d4e2f7b9c31")
+
+
+@dataclass(frozen=True)
+class EventToForward:
+    event_id: str
+    event_type: str
+    body: str  # the message JSON, exactly as the outbox wrote it
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    sku: str
+    location: str
+    on_hand: int
+    available: int
+    threshold: int | None
+
+    @property
+    def is_low(self) -> bool:
+        return self.threshold is not None and self.available < self.threshold
+
+
+@dataclass(frozen=True)
+class StreamChange:
+    sequence_number: str
+    record_id: str
+    at: str
+    event: EventToForward | None = None
+    stock_before: StockLevel | None = None
+    stock_after: StockLevel | None = None
+
+    def with_event(self, event: EventToForward) -> StreamChange:
+        return replace(self, event=event)
+
+    def with_stock(self, before: StockLevel, after: StockLevel) -> StreamChange:
+        return replace(self, stock_before=before, stock_after=after)
+
+
+def low_stock_event(change: StreamChange) -> DomainEvent | None:
+    """The LowStock event this change announces, if `available` crossed the threshold downwards."""
+    before, after = change.stock_before, change.stock_after
+    if before is None or after is None or before.is_low or not after.is_low:
+        return None
+    stable = f"LowStock|{after.sku}|{after.location}|{change.sequence_number}|{change.record_id}"
+    event = DomainEvent(
+        type=EventType.LOW_STOCK,
+        aggregate_id=f"{after.sku}@{after.location}",
+        payload={
+            "sku": after.sku,
+            "location": after.location,
+            "available": after.available,
+            "on_hand": after.on_hand,
+            "threshold": after.threshold,
+        },
+        event_id=str(uuid.uuid5(LOW_STOCK_NAMESPACE, stable)),
+    )
+    return replace(event, occurred_at=change.at) if change.at else event
+
+
+@dataclass(frozen=True)
+class Message:
+    body: str
+    attributes: dict[str, str]
+
+
+Send = Callable[[str, Sequence[Message]], list[int]]  # (queue url, messages) -> failed indexes
+EmitOnce = Callable[[DomainEvent], bool]  # True if written now, False if it already existed
+Decode = Callable[[dict[str, Any]], StreamChange]  # a Lambda stream record -> what it changed
+
+
+class Relay:
+    def __init__(
+        self,
+        queue_urls: dict[str, str],
+        decode: Decode,
+        send: Send,
+        emit_once: EmitOnce,
+        subscriptions: dict[str, frozenset[EventType]] = SUBSCRIPTIONS,
+    ) -> None:
+        missing = sorted(set(subscriptions) - set(queue_urls))
+        if missing:
+            # A deployment without a consumer's queue would silently drop its events: refuse to start.
+            raise LookupError(f"CONSUMER_QUEUES lacks {', '.join(missing)}")
+        self.queue_urls = queue_urls
+        self.decode = decode
+        self.send = send
+        self.emit_once = emit_once
+        self.subscriptions = subscriptions
+
+    def relay(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """Forward and derive for a batch of stream records, in stream order; the Lambda response
+        names the first record that did not complete (Lambda retries from it)."""
+        changes = [self.decode(record) for record in records]
+        failed: set[int] = set()
+        outgoing: dict[str, list[tuple[int, Message]]] = {}
+        for index, change in enumerate(changes):
+            if change.event is not None:
+                for queue in queues_for(change.event.event_type, self.subscriptions):
+                    outgoing.setdefault(queue, []).append((index, _message(change.event)))
+            derived = low_stock_event(change)
+            if derived is not None and not self._emit(derived):
+                failed.add(index)
+        for queue, entries in outgoing.items():
+            refused = self.send(self.queue_urls[queue], [message for _, message in entries])
+            failed.update(entries[i][0] for i in refused)
+        forwarded = sum(len(entries) for entries in outgoing.values())
+        if forwarded:
+            count("EventsRelayed", forwarded)
+        if not failed:
+            return {"batchItemFailures": []}
+        first = min(failed)
+        logger.warning(
+            "relay will retry", extra={"from_sequence": changes[first].sequence_number, "failed": len(failed)}
+        )
+        return {"batchItemFailures": [{"itemIdentifier": changes[first].sequence_number}]}
+
+    def _emit(self, event: DomainEvent) -> bool:
+        try:
+            if self.emit_once(event):
+                count("LowStockEmitted")
+            return True
+        except TemporarilyUnavailable:
+            return False
+
+
+def _message(event: EventToForward) -> Message:
+    return Message(body=event.body, attributes={"event_type": event.event_type, "event_id": event.event_id})

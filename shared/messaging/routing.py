@@ -1,0 +1,32 @@
+"""Which consumer hears which event: the relay's routing table.
+
+A consumer is named by its queue's logical id in `infra/template.yaml` (the keys of the
+CONSUMER_QUEUES setting). To add a consumer: its queue and dead-letter queue and an event source
+mapping in the template, a `@bp.lambda_function` built on `shared.messaging.consumers`, and a line here.
+"""
+
+from __future__ import annotations
+
+from shared.kernel.events import EventType
+
+SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
+    # Customers hear about every step of their order except its quiet completion; store staff about
+    # paid orders their store fulfils; staff and merchant admins about low stock (docs/notifications.md).
+    "NotificationsQueue": frozenset(
+        {
+            EventType.ORDER_PLACED,
+            EventType.ORDER_PAID,
+            EventType.ORDER_CANCELLED,
+            EventType.ORDER_EXPIRED,
+            EventType.ORDER_FULFILLED,
+            EventType.REFUND_ISSUED,
+            EventType.PAYMENT_NEEDS_REFUND,
+            EventType.LOW_STOCK,
+        }
+    ),
+}
+
+
+def queues_for(event_type: str, subscriptions: dict[str, frozenset[EventType]] = SUBSCRIPTIONS) -> list[str]:
+    """The queues (logical ids) an event of this type goes to, in a stable order; [] if nobody listens."""
+    return sorted(queue for queue, types in subscriptions.items() if event_type in types)

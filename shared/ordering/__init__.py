@@ -1,0 +1,1 @@
+"""Quotes, orders, payment, fulfilment and refunds (docs/orders.md)."""

@@ -1,0 +1,271 @@
+"""Orders: the state machine and the order as the API shows it. Pure domain code.
+
+    PENDING_PAYMENT --pay--> PAID --ship / ready_for_pickup--> FULFILLING --complete / hand_over--> COMPLETED
+    PENDING_PAYMENT --cancel / expire--> CANCELLED
+    PAID, FULFILLING, COMPLETED --refund (every unit)--> REFUNDED   (a partial refund keeps the status)
+
+Every transition is applied by the data layer as a conditional write on the current status and
+version, so two writers can never both win; an illegal transition is `InvalidTransition` (409).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from shared.kernel.errors import InvalidTransition, RuleViolation
+from shared.ordering.pricing import PricedLine, Quote, refund_amount
+
+
+class Status(StrEnum):
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    PAID = "PAID"
+    FULFILLING = "FULFILLING"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    REFUNDED = "REFUNDED"
+
+
+class Action(StrEnum):
+    PAY = "pay"
+    CANCEL = "cancel"
+    EXPIRE = "expire"
+    SHIP = "ship"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    HAND_OVER = "hand_over"
+    COMPLETE = "complete"
+    REFUND_ALL = "refund_all"
+
+
+TRANSITIONS: dict[tuple[Status, Action], Status] = {
+    (Status.PENDING_PAYMENT, Action.PAY): Status.PAID,
+    (Status.PENDING_PAYMENT, Action.CANCEL): Status.CANCELLED,
+    (Status.PENDING_PAYMENT, Action.EXPIRE): Status.CANCELLED,
+    (Status.PAID, Action.SHIP): Status.FULFILLING,
+    (Status.PAID, Action.READY_FOR_PICKUP): Status.FULFILLING,
+    (Status.FULFILLING, Action.HAND_OVER): Status.COMPLETED,
+    (Status.FULFILLING, Action.COMPLETE): Status.COMPLETED,
+    (Status.PAID, Action.REFUND_ALL): Status.REFUNDED,
+    (Status.FULFILLING, Action.REFUND_ALL): Status.REFUNDED,
+    (Status.COMPLETED, Action.REFUND_ALL): Status.REFUNDED,
+}
+REFUNDABLE = frozenset({Status.PAID, Status.FULFILLING, Status.COMPLETED})
+PICKUP_TYPES = frozenset({"pickup"})
+MAX_PICKUP_ATTEMPTS = 5
+
+
+def next_status(current: Status, action: Action) -> Status:
+    try:
+        return TRANSITIONS[(current, action)]
+    except KeyError:
+        raise InvalidTransition(
+            f"cannot {action.value} an order that is {current.value}", status=current.value, action=action.value
+        ) from None
+
+
+def new_order_id(now_ms: int) -> str:
+    # Time first so ids sort by creation; 10 random bytes make a collision practically impossible.
+    return f"o{now_ms:012x}{secrets.token_hex(10)}"
+
+
+def new_pickup_code() -> str:
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+def iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at_ms: int
+    status: str
+    action: str
+    by: str
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        entry = {"at": iso(self.at_ms), "status": self.status, "action": self.action, "by": self.by}
+        if self.note:
+            entry["note"] = self.note
+        return entry
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    customer_id: str
+    status: Status
+    version: int
+    lines: tuple[PricedLine, ...]
+    subtotal_fen: int
+    discount_fen: int
+    shipping_fen: int
+    total_fen: int
+    applied: tuple[dict[str, Any], ...]
+    fulfilment: dict[str, Any]
+    location: str
+    created_at_ms: int
+    expires_at_ms: int
+    history: tuple[HistoryEntry, ...] = ()
+    flash_sale_id: str | None = None
+    cancel_reason: str | None = None
+    transaction_id: str | None = None
+    paid_at_ms: int | None = None
+    tracking_number: str | None = None
+    pickup_code: str | None = None
+    pickup_attempts: int = 0
+    refunded_qty: dict[str, int] = field(default_factory=dict)
+    refunded_fen: int = 0
+
+    @classmethod
+    def place(
+        cls,
+        order_id: str,
+        customer_id: str,
+        quote: Quote,
+        fulfilment: dict[str, Any],
+        location: str,
+        now: int,
+        payment_window_s: int,
+        flash_sale_id: str | None = None,
+    ) -> Order:
+        return cls(
+            order_id=order_id,
+            customer_id=customer_id,
+            status=Status.PENDING_PAYMENT,
+            version=1,
+            lines=quote.lines,
+            subtotal_fen=quote.subtotal_fen,
+            discount_fen=quote.discount_fen,
+            shipping_fen=quote.shipping_fen,
+            total_fen=quote.total_fen,
+            applied=tuple({"kind": a.kind, "id": a.id, "amount_fen": a.amount_fen} for a in quote.applied),
+            fulfilment=fulfilment,
+            location=location,
+            created_at_ms=now,
+            expires_at_ms=now + payment_window_s * 1000,
+            history=(HistoryEntry(now, Status.PENDING_PAYMENT, "place", customer_id),),
+            flash_sale_id=flash_sale_id,
+        )
+
+    # -- transitions: each returns the next version of the order ------------------------------
+    def transition(self, action: Action, by: str, at: int, note: str | None = None, **changes: Any) -> Order:
+        status = next_status(self.status, action)
+        entry = HistoryEntry(at, status, action.value, by, note)
+        return replace(self, status=status, version=self.version + 1, history=(*self.history, entry), **changes)
+
+    def note(self, by: str, at: int, note: str) -> Order:
+        """A history entry without a status change (a flagged payment, a partial refund)."""
+        entry = HistoryEntry(at, self.status, "note", by, note)
+        return replace(self, version=self.version + 1, history=(*self.history, entry))
+
+    def is_due(self, at: int) -> bool:
+        return self.status is Status.PENDING_PAYMENT and at >= self.expires_at_ms
+
+    def line(self, sku: str) -> PricedLine | None:
+        return next((line for line in self.lines if line.sku == sku), None)
+
+    def refundable_qty(self, sku: str) -> int:
+        line = self.line(sku)
+        return 0 if line is None else line.qty - self.refunded_qty.get(sku, 0)
+
+    def refund_amount(self, sku: str, qty: int) -> int:
+        """The allocated amount of the next `qty` units of a line: units are priced by largest
+        remainder, so refunding a line in any number of parts sums exactly to its payable_fen."""
+        line = self.line(sku)
+        if line is None:
+            raise ValueError(f"order {self.order_id} has no line {sku}")
+        return refund_amount(line, qty, self.refunded_qty.get(sku, 0))
+
+    def refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> tuple[Order, list[dict[str, Any]]]:
+        """The order after refunding `units` ({sku: qty}), and the refunded lines with their exact
+        amounts. REFUNDED once every unit is refunded; a partial refund keeps the status."""
+        lines: list[dict[str, Any]] = []
+        for sku, qty in units.items():
+            if self.line(sku) is None or qty > self.refundable_qty(sku):
+                raise RuleViolation(
+                    "more units than can still be refunded", sku=sku, refundable_qty=self.refundable_qty(sku)
+                )
+            lines.append({"sku": sku, "qty": qty, "amount_fen": self.refund_amount(sku, qty)})
+        amount = sum(int(line["amount_fen"]) for line in lines)
+        refunded_qty = {**self.refunded_qty}
+        for sku, qty in units.items():
+            refunded_qty[sku] = refunded_qty.get(sku, 0) + qty
+        refunded_fen = self.refunded_fen + amount
+        note = f"refund {refund_id}: {amount} fen"
+        if self.fully_refunded_after(units):
+            after = self.transition(
+                Action.REFUND_ALL, by, at, note=note, refunded_qty=refunded_qty, refunded_fen=refunded_fen
+            )
+            return after, lines
+        return replace(self.note(by, at, note), refunded_qty=refunded_qty, refunded_fen=refunded_fen), lines
+
+    def fully_refunded_after(self, refund: dict[str, int]) -> bool:
+        return all(self.refunded_qty.get(line.sku, 0) + refund.get(line.sku, 0) >= line.qty for line in self.lines)
+
+    @property
+    def is_pickup(self) -> bool:
+        return self.fulfilment.get("type") in PICKUP_TYPES
+
+    def event_payload(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "customer_id": self.customer_id,
+            "status": self.status.value,
+            "total_fen": self.total_fen,
+            "fulfilment": {k: v for k, v in self.fulfilment.items() if k in ("type", "store_id")},
+            "store_id": self.location,
+            "lines": [{"sku": line.sku, "qty": line.qty, "payable_fen": line.payable_fen} for line in self.lines],
+            "flash_sale_id": self.flash_sale_id,
+            **extra,
+        }
+
+    def view(self, *, include_history: bool = True) -> dict[str, Any]:
+        """The order as API.md shows it (no personal data beyond the customer's own address)."""
+        body: dict[str, Any] = {
+            "order_id": self.order_id,
+            "status": self.status.value,
+            "customer_id": self.customer_id,
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "qty": line.qty,
+                    "unit_price_fen": line.unit_price_fen,
+                    "discount_fen": line.discount_fen,
+                    "payable_fen": line.payable_fen,
+                    "refunded_qty": self.refunded_qty.get(line.sku, 0),
+                }
+                for line in self.lines
+            ],
+            "subtotal_fen": self.subtotal_fen,
+            "discount_fen": self.discount_fen,
+            "shipping_fen": self.shipping_fen,
+            "total_fen": self.total_fen,
+            "refunded_fen": self.refunded_fen,
+            "applied": list(self.applied),
+            "fulfilment": self.fulfilment,
+            "location": self.location,
+            "created_at": iso(self.created_at_ms),
+            "expires_at": iso(self.expires_at_ms),
+            "version": self.version,
+        }
+        optional = {
+            "flash_sale_id": self.flash_sale_id,
+            "cancel_reason": self.cancel_reason,
+            "transaction_id": self.transaction_id,
+            "paid_at": iso(self.paid_at_ms) if self.paid_at_ms else None,
+            "tracking_number": self.tracking_number,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        if include_history:
+            body["history"] = [entry.to_dict() for entry in self.history]
+        return body

@@ -1,0 +1,1 @@
+"""Settings, observability and the composition root, the only place that wires data stores into services (docs/architecture.md)."""

@@ -1,0 +1,180 @@
+"""Cold-start wiring: settings validated once, the table bound once, real repositories handed out.
+Tests and the local runner call `reset()` after changing the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shared.platform.settings import Settings, reset_settings, settings
+
+
+@lru_cache(maxsize=1)
+def ready() -> Settings:
+    from shared.data.connection import bind
+
+    current = settings()
+    bind(current.table_name, current.region, current.dynamodb_endpoint)
+    return current
+
+
+def reset() -> None:
+    from shared.data import queues
+
+    reset_settings()
+    ready.cache_clear()
+    queues.reset()
+
+
+def products():  # type: ignore[no-untyped-def]
+    from shared.data.stores.catalog import DynamoProducts
+
+    ready()
+    return DynamoProducts()
+
+
+def orders():  # type: ignore[no-untyped-def]
+    from shared.data.stores import orders as order_store
+
+    ready()
+    return order_store
+
+
+def payment_provider():  # type: ignore[no-untyped-def]
+    from shared.payments.hmac_webhook import HmacWebhookProvider
+
+    return HmacWebhookProvider(ready().payment_webhook_secret.get_secret_value())
+
+
+def event_relay():  # type: ignore[no-untyped-def]
+    from shared.data import queues, stream
+    from shared.data.derived_events import emit_once
+    from shared.messaging.relay import Relay
+
+    current = ready()
+    return Relay(current.queue_urls(), stream.decode, queues.send_batch, emit_once)
+
+
+def consumer_runtime():  # type: ignore[no-untyped-def]
+    from shared.data.queues import ConsumerQueue
+    from shared.data.stores.consumer_marks import DynamoMarks, now_ms
+    from shared.messaging.consumers import RetryPolicy, Runtime
+
+    current = ready()
+    policy = RetryPolicy(base_s=current.consumer_retry_base_s, lease_s=current.consumer_lease_s)
+    return Runtime(marks=DynamoMarks(), queue=ConsumerQueue(), policy=policy, clock=now_ms)
+
+
+def notification_messages():  # type: ignore[no-untyped-def]
+    from shared.data.stores.notifications import DynamoMessages
+
+    ready()
+    return DynamoMessages()
+
+
+def contacts():  # type: ignore[no-untyped-def]
+    from shared.data.stores.notifications import DynamoContacts
+
+    ready()
+    return DynamoContacts()
+
+
+def notifier():  # type: ignore[no-untyped-def]
+    from shared.data.stores.consumer_marks import now_ms
+    from shared.notifications.delivery import Notifier
+
+    current = ready()
+    return Notifier(
+        messages=notification_messages(),
+        contacts=contacts(),
+        providers=_notification_providers(current),
+        clock=now_ms,
+        template_ids=current.template_ids(),
+    )
+
+
+@lru_cache(maxsize=1)
+def _notification_providers(current: Settings):  # type: ignore[no-untyped-def]
+    """Per process (the WeChat access token is cached in its provider), per settings."""
+    from shared.notifications import providers
+    from shared.notifications.model import CHANNELS, Channel
+
+    if current.notification_provider == "sink":
+        sink = providers.SinkProvider()
+        return {channel: sink for channel in CHANNELS}
+    assert current.wechat_app_id and current.wechat_app_secret and current.sms_api_key  # Settings checked
+    transport = providers.UrllibTransport()
+    tokens = providers.StableAccessToken(current.wechat_app_id, current.wechat_app_secret.get_secret_value(), transport)
+    # Email has no live adapter yet: its messages are skipped as NO_PROVIDER (docs/notifications.md).
+    return {
+        Channel.WECHAT: providers.WeChatSubscribeProvider(tokens, transport, current.wechat_miniprogram_state),
+        Channel.SMS: providers.SmsGatewayProvider(current.sms_api_key.get_secret_value(), transport),
+    }
+
+
+def pricing_rules():  # type: ignore[no-untyped-def]
+    from shared.ordering.pricing import PricingRules
+
+    s = settings()
+    return PricingRules(
+        free_shipping_threshold_fen=s.free_shipping_threshold_fen,
+        shipping_fen={
+            "delivery": s.shipping_delivery_fen,
+            "ship_from_store": s.shipping_ship_from_store_fen,
+            "same_city": s.shipping_same_city_fen,
+        },
+        promotion_id=s.promotion_id,
+        promotion_threshold_fen=s.promotion_threshold_fen,
+        promotion_off_fen=s.promotion_off_fen,
+    )
+
+
+def locations():  # type: ignore[no-untyped-def]
+    from shared.data.stores.locations import DynamoLocations
+
+    ready()
+    return DynamoLocations()
+
+
+def stock_levels():  # type: ignore[no-untyped-def]
+    from shared.data.stores.stock_levels import DynamoStockLevels
+
+    ready()
+    return DynamoStockLevels()
+
+
+def checkout():  # type: ignore[no-untyped-def]
+    from shared.data.stores.checkout_reads import load_for_checkout
+    from shared.ordering.checkout import Checkout
+
+    current = ready()
+    return Checkout(
+        read=load_for_checkout,
+        rules=pricing_rules(),
+        payment_window_s=current.order_payment_window_s,
+        same_city_radius_km=current.same_city_radius_km,
+    )
+
+
+# The order services load the data layer (botocore, about 100 ms); importing them on first use
+# keeps them out of the cold import of app.py, which every function of the app pays.
+def order_lifecycle():  # type: ignore[no-untyped-def]
+    from shared.ordering import lifecycle as module
+
+    ready()
+    return module
+
+
+def ordering():  # type: ignore[no-untyped-def]
+    from shared.ordering import placement as module
+
+    ready()
+    return module
+
+
+def flash_purchases():  # type: ignore[no-untyped-def]
+    from shared.flash_sales import purchase as module
+
+    current = ready()
+    module.hints.lifetime_s = current.flash_sale_empty_hint_s
+    module.contention.lifetime_s = current.flash_sale_contended_s
+    return module

@@ -1,0 +1,108 @@
+"""Settings, validated once at cold start.
+
+One pydantic model per concern; values come from the Lambda environment (set per stage in
+`.chalice/config.json`, and by `infra/local` for the local stack). Logic receives the values as
+arguments and never reads `os.environ` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: Literal["local", "test", "dev", "prod"] = Field(alias="STAGE")
+    table_name: str = Field(alias="TABLE_NAME", min_length=3)
+    region: str = Field(alias="AWS_DEFAULT_REGION", default="ap-east-1")
+    # Only the local stack and tests set an endpoint; in AWS the SDK finds DynamoDB itself.
+    dynamodb_endpoint: str | None = Field(alias="DYNAMODB_ENDPOINT", default=None)
+    sqs_endpoint: str | None = Field(alias="SQS_ENDPOINT", default=None)
+    jwt_secret: SecretStr = Field(alias="JWT_SECRET", min_length=8)
+    payment_webhook_secret: SecretStr = Field(alias="PAYMENT_WEBHOOK_SECRET", min_length=8)
+    order_payment_window_s: int = Field(alias="ORDER_PAYMENT_WINDOW_S", default=900, gt=0)
+    # Queue URLs for the stream relay, "consumer=url,consumer=url".
+    consumer_queues: str = Field(alias="CONSUMER_QUEUES", default="")
+    # Queue consumers (shared/messaging/consumers.py): first retry delay, doubled per receive, and the claim
+    # lease, which must outlast one handler run (the queues' visibility timeout in the template).
+    consumer_retry_base_s: float = Field(alias="CONSUMER_RETRY_BASE_S", default=2.0, ge=0)
+    consumer_lease_s: float = Field(alias="CONSUMER_LEASE_S", default=60.0, gt=0)
+    # Notifications (docs/notifications.md): "sink" records and prints every message (local, test,
+    # dev); "live" sends WeChat subscribe messages and SMS through their providers, with these
+    # credentials. WECHAT_TEMPLATE_IDS maps message kinds to the mini-program's template ids
+    # ("OrderPaid=<id>,..."); kinds not named keep the local stand-in ids.
+    notification_provider: Literal["sink", "live"] = Field(alias="NOTIFICATION_PROVIDER", default="sink")
+    wechat_app_id: str | None = Field(alias="WECHAT_APP_ID", default=None)
+    wechat_app_secret: SecretStr | None = Field(alias="WECHAT_APP_SECRET", default=None)
+    wechat_miniprogram_state: Literal["formal", "trial", "developer"] = Field(
+        alias="WECHAT_MINIPROGRAM_STATE", default="formal"
+    )
+    wechat_template_ids: str = Field(alias="WECHAT_TEMPLATE_IDS", default="")
+    sms_api_key: SecretStr | None = Field(alias="SMS_API_KEY", default=None)
+    # Pricing (shared/ordering/pricing.py, docs/checkout.md): shipping and the order-level 满减 promotion.
+    free_shipping_threshold_fen: int = Field(alias="FREE_SHIPPING_THRESHOLD_FEN", default=9900, ge=0)
+    shipping_delivery_fen: int = Field(alias="SHIPPING_DELIVERY_FEN", default=1000, ge=0)
+    shipping_ship_from_store_fen: int = Field(alias="SHIPPING_SHIP_FROM_STORE_FEN", default=1000, ge=0)
+    shipping_same_city_fen: int = Field(alias="SHIPPING_SAME_CITY_FEN", default=1500, ge=0)
+    promotion_id: str = Field(alias="PROMOTION_ID", default="FULL-300-OFF-30", min_length=1)
+    promotion_threshold_fen: int = Field(alias="PROMOTION_THRESHOLD_FEN", default=30000, ge=0)
+    promotion_off_fen: int = Field(alias="PROMOTION_OFF_FEN", default=3000, ge=0)
+    # Same-city delivery: stores within this distance of the address (shared/ordering/fulfilment.py).
+    same_city_radius_km: float = Field(alias="SAME_CITY_RADIUS_KM", default=30.0, gt=0)
+    # Flash sales (docs/flash-sales.md): the peak a sale is sharded for when its creator gives none
+    # (N = ceil(peak / 500)); how long a unit may stay unclaimed before the reconciler gives it
+    # back (longer than a purchase takes: the Lambda timeout); how long a process skips a shard it
+    # saw empty.
+    flash_sale_default_peak_per_s: int = Field(alias="FLASH_SALE_DEFAULT_PEAK_PER_S", default=2000, gt=0)
+    flash_sale_settle_s: float = Field(alias="FLASH_SALE_SETTLE_S", default=15.0, gt=0)
+    flash_sale_empty_hint_s: float = Field(alias="FLASH_SALE_EMPTY_HINT_S", default=1.0, ge=0)
+    # How long a process keeps a sale on the contended (two round trip) path after a conflict.
+    flash_sale_contended_s: float = Field(alias="FLASH_SALE_CONTENDED_S", default=10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _deployed_stages_are_safe(self) -> Settings:
+        if self.stage in ("dev", "prod"):
+            for name in ("jwt_secret", "payment_webhook_secret"):
+                if len(getattr(self, name).get_secret_value()) < 32:
+                    raise ValueError(f"{name} must be at least 32 bytes outside local and test stages")
+            if self.dynamodb_endpoint:
+                raise ValueError("DYNAMODB_ENDPOINT is for the local emulator only")
+        elif not self.dynamodb_endpoint:
+            raise ValueError("local and test stages need DYNAMODB_ENDPOINT (the emulator); run `make dev`")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage in ("local", "test")
+
+    @model_validator(mode="after")
+    def _live_notifications_have_credentials(self) -> Settings:
+        if self.notification_provider == "live":
+            missing = [n for n in ("wechat_app_id", "wechat_app_secret", "sms_api_key") if not getattr(self, n)]
+            if missing:
+                raise ValueError(f"NOTIFICATION_PROVIDER=live needs {', '.join(missing).upper()}")
+        return self
+
+    def template_ids(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.wechat_template_ids.split(",") if "=" in item)
+        return {kind.strip(): template_id.strip() for kind, template_id in pairs}
+
+    def queue_urls(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.consumer_queues.split(",") if "=" in item)
+        return {name.strip(): url.strip() for name, url in pairs}
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings; a missing or bad value fails the cold start with a clear message."""
+    return Settings.model_validate(dict(os.environ))
+
+
+def reset_settings() -> None:
+    """For tests and the local runner, which change the environment between stacks."""
+    settings.cache_clear()
