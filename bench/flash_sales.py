@@ -183,8 +183,8 @@ def create_sale(units: int, peak: int) -> str:
     from shared.catalog.model import Product
     from shared.flash_sales import purchase as flash_purchases
     from shared.flash_sales.model import FlashSale, new_sale_id
+    from shared.kernel.clock import now_ms
     from shared.kernel.idempotency import IdempotentRequest
-    from shared.ordering.model import now_ms
     from shared.platform import bootstrap
 
     now = now_ms()
@@ -209,9 +209,9 @@ def create_sale(units: int, peak: int) -> str:
 def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[str, Any]:
     """Buyers (one purchase each) on `threads` threads until the sale answers SOLD_OUT."""
     from shared.flash_sales import purchase as flash_purchases
+    from shared.kernel.clock import now_ms
     from shared.kernel.errors import DomainError, SoldOut
     from shared.kernel.idempotency import IdempotentRequest
-    from shared.ordering.model import now_ms
     from shared.platform import bootstrap
     from shared.platform.observability import flush
 

@@ -7,9 +7,9 @@ from chalice import Response
 from functions.catalog.models import ProductIn, SkuPath, product_view, stocked_product_view
 from shared.catalog import model as catalog
 from shared.inventory import model as inventory
+from shared.kernel.identity import Role
 from shared.platform import bootstrap
 from shared.web.api import Api, created, decode_cursor, encode_cursor, ok, parse, query_int, query_str, validate
-from shared.web.auth import Role
 
 bp = Api(__name__)
 

@@ -10,9 +10,10 @@ from chalice import Rate, Response
 from functions.checkout.blueprint import bp
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, OrderPath, RefundDecisionIn, RefundIn, ShipIn
+from shared.kernel.clock import now_ms
 from shared.kernel.errors import NotFound
 from shared.kernel.idempotency import IdempotentRequest
-from shared.ordering.model import now_ms
+from shared.kernel.identity import Role
 from shared.payments.hmac_webhook import sign
 from shared.platform import bootstrap
 from shared.web.api import (
@@ -30,7 +31,6 @@ from shared.web.api import (
     raw_body,
     validate,
 )
-from shared.web.auth import Role
 
 STAFF = [Role.STORE_STAFF, Role.MERCHANT_ADMIN]
 ANY_ROLE = list(Role)

@@ -6,9 +6,9 @@ from chalice import Response
 
 from functions.checkout.blueprint import bp
 from functions.checkout.models import CartIn
+from shared.kernel.identity import Role
 from shared.platform import bootstrap
 from shared.web.api import ok, parse, principal
-from shared.web.auth import Role
 
 
 @bp.route("/checkout/quote", methods=["POST"], roles=[Role.CUSTOMER])

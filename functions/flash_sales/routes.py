@@ -8,12 +8,12 @@ from chalice import Rate, Response
 
 from functions.flash_sales.models import SALE_ID, FlashOrderIn, FlashSaleIn
 from shared.flash_sales.model import FlashSale, new_sale_id
+from shared.kernel.clock import now_ms
 from shared.kernel.errors import NotFound, UnknownSku
 from shared.kernel.idempotency import IdempotentRequest
-from shared.ordering.model import now_ms
+from shared.kernel.identity import Role
 from shared.platform import bootstrap
 from shared.web.api import Api, idempotency_key, json_response, ok, parse, principal
-from shared.web.auth import Role
 
 bp = Api(__name__)
 

@@ -4,9 +4,9 @@ from chalice import Response
 
 from functions.inventory.models import SkuPath, StockIn, level_view, sheet_view
 from shared.inventory import model as inventory
+from shared.kernel.identity import Role
 from shared.platform import bootstrap
 from shared.web.api import Api, created, ok, parse, validate
-from shared.web.auth import Role
 
 bp = Api(__name__)
 

@@ -14,6 +14,7 @@ from chalice import Response
 from functions.notifications.blueprint import bp
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from shared.kernel.idempotency import IdempotentRequest
+from shared.kernel.identity import Role
 from shared.platform import bootstrap
 from shared.web.api import (
     decode_cursor,
@@ -26,7 +27,6 @@ from shared.web.api import (
     query_int,
     query_str,
 )
-from shared.web.auth import Role
 
 if TYPE_CHECKING:
     from shared.notifications.model import Page

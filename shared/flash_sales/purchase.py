@@ -46,6 +46,7 @@ from shared.flash_sales.model import (
     shard_order,
 )
 from shared.inventory.locations import WAREHOUSE, Location
+from shared.kernel.clock import iso
 from shared.kernel.errors import (
     DomainError,
     LimitReached,
@@ -57,7 +58,7 @@ from shared.kernel.errors import (
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.checkout import fulfilment_record
 from shared.ordering.fulfilment import Fulfilment, FulfilmentType, choose_location
-from shared.ordering.model import Order, iso
+from shared.ordering.model import Order
 from shared.ordering.placement import Placement, place
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
 from shared.platform.observability import count, logger

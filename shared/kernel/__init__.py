@@ -1,1 +1,1 @@
-"""Errors, annotated value types, money, events, idempotency, identity and the clock: what every capability may import (docs/architecture.md)."""
+"""What every capability may import: errors, value types, money, events, identity, clock (docs/architecture.md)."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from shared.kernel.clock import now_iso
 
 
 class EventType(StrEnum):
@@ -55,7 +56,3 @@ class DomainEvent:
             event_id=message["event_id"],
             occurred_at=message["occurred_at"],
         )
-
-
-def now_iso() -> str:
-    return datetime.now(tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

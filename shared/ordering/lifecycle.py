@@ -32,10 +32,10 @@ from shared.kernel.errors import (
 )
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.kernel.identity import Principal, Role
 from shared.ordering.model import MAX_PICKUP_ATTEMPTS, REFUNDABLE, Action, Order, Status, new_pickup_code, next_status
 from shared.payments.hmac_webhook import PaymentNotice
 from shared.platform.observability import count, logger
-from shared.web.auth import Principal, Role
 
 ATTEMPTS = 4
 

@@ -11,12 +11,11 @@ version, so two writers can never both win; an illegal transition is `InvalidTra
 from __future__ import annotations
 
 import secrets
-import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from shared.kernel.clock import iso
 from shared.kernel.errors import InvalidTransition, RuleViolation
 from shared.ordering.pricing import PricedLine, Quote, refund_amount
 
@@ -74,14 +73,6 @@ def new_order_id(now_ms: int) -> str:
 
 def new_pickup_code() -> str:
     return f"{secrets.randbelow(10**6):06d}"
-
-
-def iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)

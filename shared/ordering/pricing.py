@@ -31,6 +31,7 @@ from types import MappingProxyType
 
 from shared.catalog.model import Product
 from shared.kernel.errors import DuplicateSku, RuleViolation, UnknownCoupon, UnknownSku
+from shared.kernel.money import allocate, unit_share
 
 PICKUP = "pickup"
 FULFILMENT_TYPES = frozenset({"delivery", "pickup", "ship_from_store", "same_city"})
@@ -203,26 +204,6 @@ def _unit_price(product: Product, is_member: bool, override_fen: int | None) -> 
     return product.price_for(is_member)
 
 
-def allocate(amount_fen: int, weights: Sequence[int]) -> list[int]:
-    """Split `amount_fen` in proportion to `weights` by largest remainder: the parts sum exactly to
-    `amount_fen` and each is floor or ceil of its exact share. Ties go to the larger weight, then
-    to the earlier position, so the result is deterministic. A zero weight gets nothing."""
-    if amount_fen < 0 or any(w < 0 for w in weights):
-        raise ValueError("amount and weights must not be negative")
-    total = sum(weights)
-    if total == 0:
-        if amount_fen:
-            raise ValueError("cannot allocate a non-zero amount over zero weights")
-        return [0] * len(weights)
-    parts = [amount_fen * w // total for w in weights]
-    remainders = [amount_fen * w % total for w in weights]
-    short = amount_fen - sum(parts)
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], -weights[i], i))
-    for i in order[:short]:
-        parts[i] += 1
-    return parts
-
-
 def refund_amount(line: PricedLine, qty: int, already_refunded_qty: int = 0) -> int:
     """What `qty` units of `line` paid, when `already_refunded_qty` units were refunded before.
 
@@ -240,9 +221,6 @@ def refund_amount(line: PricedLine, qty: int, already_refunded_qty: int = 0) -> 
             already_refunded_qty=already_refunded_qty,
             line_qty=line.qty,
         )
-    return _paid_by_first(line, already_refunded_qty + qty) - _paid_by_first(line, already_refunded_qty)
-
-
-def _paid_by_first(line: PricedLine, units: int) -> int:
-    base, odd = divmod(line.payable_fen, line.qty)
-    return units * base + max(0, units - (line.qty - odd))
+    return unit_share(line.payable_fen, line.qty, already_refunded_qty + qty) - unit_share(
+        line.payable_fen, line.qty, already_refunded_qty
+    )

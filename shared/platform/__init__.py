@@ -1,1 +1,1 @@
-"""Settings, observability and the composition root, the only place that wires data stores into services (docs/architecture.md)."""
+"""Settings, observability and the composition root, which alone wires stores to services (docs/architecture.md)."""

@@ -56,7 +56,8 @@ def event_relay():  # type: ignore[no-untyped-def]
 
 def consumer_runtime():  # type: ignore[no-untyped-def]
     from shared.data.queues import ConsumerQueue
-    from shared.data.stores.consumer_marks import DynamoMarks, now_ms
+    from shared.data.stores.consumer_marks import DynamoMarks
+    from shared.kernel.clock import now_ms
     from shared.messaging.consumers import RetryPolicy, Runtime
 
     current = ready()
@@ -79,7 +80,7 @@ def contacts():  # type: ignore[no-untyped-def]
 
 
 def notifier():  # type: ignore[no-untyped-def]
-    from shared.data.stores.consumer_marks import now_ms
+    from shared.kernel.clock import now_ms
     from shared.notifications.delivery import Notifier
 
     current = ready()

@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import time
 import warnings
-from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from types import ModuleType
 
-from shared.kernel.errors import Forbidden, Unauthenticated
-
-
-class Role(StrEnum):
-    CUSTOMER = "customer"
-    GUIDE = "guide"
-    STORE_STAFF = "store_staff"
-    MERCHANT_ADMIN = "merchant_admin"
-    FINANCE = "finance"
-
-
-STORE_ROLES = frozenset({Role.GUIDE, Role.STORE_STAFF})
-
-
-@dataclass(frozen=True)
-class Principal:
-    sub: str
-    role: Role
-    store_id: str | None = None
-
-    def require(self, *roles: Role) -> None:
-        if self.role not in roles:
-            raise Forbidden(
-                "this action needs another role",
-                required=sorted(r.value for r in roles),
-                role=self.role.value,
-            )
-
-    def require_store(self, store_id: str) -> None:
-        """Staff and guides act only for their own store."""
-        self.require(*STORE_ROLES)
-        if self.store_id != store_id:
-            raise Forbidden("not a member of this store", store_id=store_id)
+from shared.kernel import clock
+from shared.kernel.errors import Unauthenticated
+from shared.kernel.identity import STORE_ROLES, Principal, Role
 
 
 @cache
@@ -57,7 +24,7 @@ def _jwt() -> ModuleType:
 
 
 def issue_token(secret: str, sub: str, role: Role | str, store_id: str | None = None, ttl_s: int = 3600) -> str:
-    claims: dict[str, object] = {"sub": sub, "role": str(role), "exp": int(time.time()) + ttl_s}
+    claims: dict[str, object] = {"sub": sub, "role": str(role), "exp": clock.now_ms() // 1000 + ttl_s}
     if store_id is not None:
         claims["store_id"] = store_id
     return _jwt().encode(claims, secret, algorithm="HS256")

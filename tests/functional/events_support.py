@@ -15,8 +15,9 @@ import boto3
 from infra.local.runner import as_lambda_sqs_record
 from shared.data import outbox
 from shared.data.queues import ConsumerQueue
-from shared.data.stores.consumer_marks import DynamoMarks, now_ms
+from shared.data.stores.consumer_marks import DynamoMarks
 from shared.data.transactions import Transaction
+from shared.kernel.clock import now_ms
 from shared.kernel.events import DomainEvent, EventType
 from shared.messaging.consumers import Consumer, RetryPolicy, Runtime, consume
 

@@ -11,8 +11,8 @@ from shared.data.items import FlashBuyerItem, FlashClaimItem, OrderItem
 from shared.data.stores import flash_sales as flash_sale_store
 from shared.flash_sales import purchase as flash_purchases
 from shared.flash_sales.model import FlashSale, new_sale_id
+from shared.kernel.clock import now_ms
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
-from shared.ordering.model import now_ms
 from shared.ordering.pricing import PricingRules
 from tests.functional.orders_support import PRODUCTS
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 from chalice.test import Client
 
-from shared.data.stores.consumer_marks import now_ms
 from shared.data.stores.notifications import DynamoContacts, DynamoMessages
+from shared.kernel.clock import now_ms
 from shared.notifications.delivery import Notifier
 from shared.notifications.model import CHANNELS, Locale, Message
 from shared.notifications.providers import ProviderError

@@ -9,7 +9,8 @@ import pytest
 
 from infra.local.runner import EventRunner
 from shared.data.items import ConsumedItem
-from shared.data.stores.consumer_marks import DynamoMarks, now_ms
+from shared.data.stores.consumer_marks import DynamoMarks
+from shared.kernel.clock import now_ms
 from shared.kernel.events import DomainEvent, EventType
 from shared.messaging.consumers import Claim
 from tests.functional.events_support import Queue, emit, fast_runtime, order_event

@@ -12,8 +12,9 @@ from shared.data import queues
 from shared.data.items import ConsumedItem, StockItem
 from shared.data.queues import ConsumerQueue
 from shared.data.stores import stock as stock_store
-from shared.data.stores.consumer_marks import DynamoMarks, now_ms
+from shared.data.stores.consumer_marks import DynamoMarks
 from shared.data.transactions import Transaction, translated
+from shared.kernel.clock import now_ms
 from shared.kernel.events import DomainEvent, EventType
 from shared.messaging.consumers import RetryPolicy, Runtime
 from tests.functional.events_support import Queue, emit, order_event

@@ -15,9 +15,9 @@ from infra.local.faults import FaultInjector, Kind
 from shared.data.connection import events
 from shared.data.stores import flash_sales as flash_sale_store
 from shared.flash_sales import purchase as flash_purchases
+from shared.kernel.clock import now_ms
 from shared.kernel.errors import Ended, LimitReached, NotStarted, SoldOut
 from shared.ordering import lifecycle as order_lifecycle
-from shared.ordering.model import now_ms
 from shared.web.auth import Principal, Role, issue_token
 from tests.conftest import TEST_ENV, bearer
 from tests.functional.flash_support import books, buy, given_sale, iso_in

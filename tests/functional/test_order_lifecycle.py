@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.data.stores import orders as order_store
+from shared.kernel.clock import now_ms
 from shared.kernel.errors import (
     AmountMismatch,
     IdempotencyKeyReused,
@@ -15,11 +16,11 @@ from shared.kernel.errors import (
     WrongPickupCode,
 )
 from shared.kernel.idempotency import IdempotentRequest
+from shared.kernel.identity import Principal, Role
 from shared.ordering import lifecycle as order_lifecycle
 from shared.ordering import placement as ordering
-from shared.ordering.model import Status, now_ms
+from shared.ordering.model import Status
 from shared.payments.hmac_webhook import PaymentNotice
-from shared.web.auth import Principal, Role
 from tests.functional.orders_support import events_of, given_catalogue, placement, request, stock_of
 
 ALICE = Principal("alice", Role.CUSTOMER)

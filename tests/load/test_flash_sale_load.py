@@ -12,8 +12,8 @@ import pytest
 from infra.local.faults import FaultInjector, Kind
 from shared.data.stores import flash_sales as flash_sale_store
 from shared.flash_sales import purchase as flash_purchases
+from shared.kernel.clock import now_ms
 from shared.kernel.errors import LimitReached, OutOfStock, SoldOut, TemporarilyUnavailable
-from shared.ordering.model import now_ms
 from tests.functional.flash_support import books, buy, given_sale
 from tests.functional.orders_support import given_catalogue
 

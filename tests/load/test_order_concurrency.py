@@ -9,9 +9,9 @@ import pytest
 
 from infra.local.faults import FaultInjector
 from shared.data.items import EventItem, OrderItem
+from shared.kernel.clock import now_ms
 from shared.kernel.errors import OutOfStock, TemporarilyUnavailable
 from shared.ordering import placement as ordering
-from shared.ordering.model import now_ms
 from tests.functional.orders_support import given_catalogue, placement, request, stock_of
 
 pytestmark = pytest.mark.load

@@ -6,7 +6,8 @@ import pytest
 
 from shared.catalog.model import Product
 from shared.kernel.errors import DuplicateSku, RuleViolation, UnknownCoupon, UnknownSku
-from shared.ordering.pricing import CartLine, PricedLine, PricingRules, allocate, price_cart, refund_amount
+from shared.kernel.money import allocate
+from shared.ordering.pricing import CartLine, PricedLine, PricingRules, price_cart, refund_amount
 
 TEA = Product(sku="TEA", name="龙井", price_fen=16800, member_price_fen=15800)
 MUG = Product(sku="MUG", name="杯", price_fen=2500)

@@ -4,7 +4,6 @@ See shared.messaging.consumers for why a claim with a lease and not a marker wri
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from pynamodb.exceptions import DeleteError, PutError
@@ -77,7 +76,3 @@ class DynamoMarks:
             except DeleteError as exc:
                 if exc.cause_response_code != "ConditionalCheckFailedException":
                     raise
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

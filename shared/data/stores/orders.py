@@ -13,7 +13,8 @@ from pynamodb.expressions.condition import Condition
 
 from shared.data.items import OrderItem, PaymentItem, RefundItem
 from shared.data.transactions import Transaction, translated
-from shared.ordering.model import HistoryEntry, Order, Status, iso
+from shared.kernel.clock import iso
+from shared.ordering.model import HistoryEntry, Order, Status
 from shared.ordering.pricing import PricedLine
 
 ORDER_LABEL = "order"
