@@ -14,11 +14,9 @@ decrement and the order, a response lost and retried) are found and given back b
 
 from __future__ import annotations
 
-import math
 import secrets
 import threading
 import time
-import zlib
 from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,14 +25,12 @@ from typing import TYPE_CHECKING
 from shared.catalog.model import Product
 from shared.flash_sales.unit_release import register_flash_releaser
 from shared.kernel.errors import Ended, LimitReached, NotStarted, RuleViolation, ValidationFailed
+from shared.kernel.shards import shards_for_peak, start_shard
 
 if TYPE_CHECKING:
     from shared.data.transactions import Transaction
     from shared.ordering.model import Order
 
-PARTITION_WRITES_PER_S = 1_000  # DynamoDB: 1,000 WCU per partition; a shard decrement is 1 WCU
-HEADROOM = 0.5  # uneven hashing, bursts, the shard writes of compensations and releases
-MAX_SHARDS = 64  # a sale is created in one transaction (sale + shards + state <= 100 items)
 MAX_PER_USER_LIMIT = 20  # an order claims at most this many takes in its transaction
 MAX_QUANTITY = 1_000_000
 MAX_WINDOW_MS = 30 * 24 * 3600 * 1000
@@ -48,33 +44,10 @@ class SaleStatus(StrEnum):
     ENDED = "ENDED"
 
 
-def shards_for_peak(peak_orders_per_s: int, quantity: int) -> int:
-    """N = ceil(peak / (1,000 x HEADROOM)), at least 1, at most MAX_SHARDS and never more shards
-    than units (an empty shard only costs a buyer a round trip)."""
-    wanted = math.ceil(peak_orders_per_s / (PARTITION_WRITES_PER_S * HEADROOM))
-    return max(1, min(wanted, MAX_SHARDS, quantity))
-
-
-def split(quantity: int, shards: int) -> list[int]:
-    """The quantity per shard: as even as it goes, the remainder on the first shards."""
-    base, extra = divmod(quantity, shards)
-    return [base + (1 if i < extra else 0) for i in range(shards)]
-
-
-def start_shard(customer_id: str, shards: int) -> int:
-    """The shard a buyer tries first: stable per buyer, spread evenly over buyers."""
-    return zlib.crc32(customer_id.encode()) % shards
-
-
-def shard_order(customer_id: str, shards: int) -> list[int]:
-    first = start_shard(customer_id, shards)
-    return [(first + step) % shards for step in range(shards)]
-
-
 def release_shard(order_id: str, shards: int) -> int:
     """Where an unpaid order's units go back: any shard will do (units are alike); hashing the
     order id spreads the returns."""
-    return zlib.crc32(order_id.encode()) % shards
+    return start_shard(order_id, shards)
 
 
 def new_sale_id(now_ms: int) -> str:

@@ -43,7 +43,6 @@ from shared.flash_sales.model import (
     Take,
     refuse_same_city,
     release_shard,
-    shard_order,
 )
 from shared.inventory.locations import WAREHOUSE, Location
 from shared.kernel.clock import iso
@@ -56,6 +55,7 @@ from shared.kernel.errors import (
     TemporarilyUnavailable,
 )
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.kernel.shards import shard_order
 from shared.ordering.checkout import fulfilment_record
 from shared.ordering.fulfilment import Fulfilment, FulfilmentType, choose_location
 from shared.ordering.model import Order

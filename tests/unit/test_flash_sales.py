@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from shared.catalog.model import Product
 from shared.data.stores.flash_sales import Claim
-from shared.flash_sales.model import ContendedSales, FlashSale, SaleStatus, Take, shard_order, shards_for_peak, split
+from shared.flash_sales.model import ContendedSales, FlashSale, SaleStatus, Take
 from shared.flash_sales.purchase import unclaimed
 from shared.kernel.errors import Ended, LimitReached, NotStarted, ValidationFailed
+from shared.kernel.shards import shard_order, shards_for_peak, split
 
 PRODUCT = Product(sku="TEA-1", name="龙井", price_fen=10000)
 

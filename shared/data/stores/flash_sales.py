@@ -40,8 +40,9 @@ from shared.data.items import (
 from shared.data.items.flash_sales import SALES_PARTITION
 from shared.data.table import BaseItem
 from shared.data.transactions import TRANSIENT_CODES, Transaction, TransactionCancelled, translated
-from shared.flash_sales.model import FlashSale, Take, split
+from shared.flash_sales.model import FlashSale, Take
 from shared.kernel.errors import TemporarilyUnavailable
+from shared.kernel.shards import split
 
 LIMIT_LABEL = "flash-limit"
 CLAIM_PREFIX = "flash-claim:"
