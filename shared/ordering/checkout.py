@@ -15,14 +15,12 @@ resource.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from shared.catalog.model import Product
-from shared.inventory.locations import Location
 from shared.kernel.errors import OutOfStock
 from shared.ordering.fulfilment import SAME_CITY_RADIUS_KM, Fulfilment, choose_location, shortages
+from shared.ordering.ports import CheckoutReader
 from shared.ordering.pricing import CartLine, PricingRules, Quote, price_cart
 
 if TYPE_CHECKING:
@@ -43,23 +41,6 @@ class CartSource(Protocol):
     """A cart, or a request model that becomes one (`functions.checkout.models.CartIn`)."""
 
     def to_cart(self) -> Cart: ...
-
-
-@dataclass(frozen=True)
-class CheckoutData:
-    """What checkout reads before it prices: found products by SKU, membership, available units
-    per (sku, location) read, and the locations read (by id)."""
-
-    products: Mapping[str, Product]
-    is_member: bool
-    availability: Mapping[tuple[str, str], int]
-    locations: Mapping[str, Location]
-
-
-class CheckoutReader(Protocol):
-    def __call__(self, skus: Sequence[str], customer_sub: str, locations: Sequence[str] | None) -> CheckoutData:
-        """`locations` None: every store (same-city)."""
-        ...
 
 
 @dataclass(frozen=True)

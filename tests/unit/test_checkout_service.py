@@ -11,7 +11,8 @@ from shared.catalog.model import Product
 from shared.inventory.locations import Location
 from shared.inventory.model import StockChanged, StockLevel, set_on_hand
 from shared.kernel.errors import ConcurrentUpdate, OnHandBelowReserved, OutOfStock
-from shared.ordering.checkout import Checkout, CheckoutData
+from shared.ordering.checkout import Checkout
+from shared.ordering.ports import CheckoutData
 from shared.ordering.pricing import PricingRules
 
 TEA = Product(sku="TEA", name="龙井", price_fen=16800, member_price_fen=15800, low_stock_threshold=3)

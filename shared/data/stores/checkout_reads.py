@@ -16,7 +16,7 @@ from shared.data.item_mapping import location_of, product_of
 from shared.data.items import LocationItem, MemberItem, ProductItem, StockItem
 from shared.data.stores.locations import DynamoLocations
 from shared.inventory.locations import Location
-from shared.ordering.checkout import CheckoutData
+from shared.ordering.ports import CheckoutData
 
 
 def load_for_checkout(skus: Sequence[str], customer_sub: str, locations: Sequence[str] | None = None) -> CheckoutData:

@@ -1,0 +1,183 @@
+"""What the ordering use cases need from the outside: reads, and one unit of work per change.
+
+The unit of work is ONE DynamoDB transaction in production (`shared.data.stores.ordering_uow`):
+each method adds a conditional part, `commit` applies every part or none, and a refused part
+comes back as the domain error it means, never as an SDK error:
+
+- `add_order` / `replace_order`: ConcurrentUpdate when the stored order is not the one read
+  (another writer got there first; the lifecycle reads again and decides again);
+- `reserve_stock`: OutOfStock naming the SKU and location that is short (nothing is held);
+- `record_payment`: PaymentAlreadyRecorded when the transaction id was recorded before;
+- `decide_refund`: InvalidTransition when the refund was decided a moment ago;
+- `commit_once`: the idempotency record joins the same transaction; a replay of the key gets the
+  first response back, the key with another body is IdempotencyKeyReused;
+- TemporarilyUnavailable (503) when the database stays busy: nothing applied.
+
+The in-memory fake (`tests/fakes/ordering.py`) keeps the same rules, and one contract test class
+(`tests/contract/test_ordering_ports.py`) runs against both, so the fake cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.catalog.model import Product
+from shared.inventory.locations import Location
+from shared.kernel.errors import Conflict
+from shared.kernel.events import DomainEvent
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.ordering.model import Order
+
+# A refund as the API shows it (API.md, "Refunds"): refund_id, order_id, customer_id, status
+# (REQUESTED | ISSUED | REJECTED), lines [{sku, qty, amount_fen}], amount_fen, reason, restock,
+# created_at.
+Refund = dict[str, Any]
+
+
+class PaymentAlreadyRecorded(Conflict):
+    """This payment transaction id was recorded before (a concurrent or earlier duplicate)."""
+
+    code = "PAYMENT_ALREADY_RECORDED"
+
+
+@dataclass(frozen=True)
+class PaymentRecord:
+    """A provider's payment as we received it, recorded once per transaction id: APPLIED to the
+    order, or NEEDS_REFUND (late, cancelled order, second payment) with the reason."""
+
+    transaction_id: str
+    order_id: str
+    amount_fen: int
+    paid_at: str
+    status: str  # "APPLIED" | "NEEDS_REFUND"
+    reason: str | None
+    recorded_at_ms: int
+
+
+# -- checkout reads ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckoutData:
+    """What checkout reads before it prices: found products by SKU, membership, available units
+    per (sku, location) read, and the locations read (by id)."""
+
+    products: Mapping[str, Product]
+    is_member: bool
+    availability: Mapping[tuple[str, str], int]
+    locations: Mapping[str, Location]
+
+
+class CheckoutReader(Protocol):
+    def __call__(self, skus: Sequence[str], customer_sub: str, locations: Sequence[str] | None) -> CheckoutData:
+        """`locations` None: every store (same-city)."""
+        ...
+
+
+# -- order reads -------------------------------------------------------------------------------
+class OrderReads(Protocol):
+    def get(self, order_id: str) -> Order | None:
+        """The order as last written (a consistent read), or None."""
+        ...
+
+    def due_orders(self, now_ms: int) -> Iterable[Order]:
+        """PENDING_PAYMENT orders whose payment window has passed by `now_ms`, oldest first per
+        partition of the expiry queue. May include a few that are no longer due: callers check."""
+        ...
+
+    def list_for_customer(
+        self, customer_id: str, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[Order], dict[str, Any] | None]:
+        """The customer's orders, newest first, a page at a time."""
+        ...
+
+    def refunds_of(self, order_id: str) -> list[Refund]: ...
+
+    def get_refund(self, order_id: str, refund_id: str) -> Refund | None: ...
+
+    def get_payment(self, transaction_id: str) -> PaymentRecord | None: ...
+
+    def replay(self, request: IdempotentRequest) -> StoredResponse | None:
+        """The response stored under this request's key, if the key was used with the same body;
+        IdempotencyKeyReused if it was used with another body; None if it was never used."""
+        ...
+
+
+# -- the unit of work --------------------------------------------------------------------------
+class OrderingUnitOfWork(Protocol):
+    """The parts of one transaction. Nothing is written before `commit` / `commit_once`, and then
+    every part or none. A unit of work is committed once."""
+
+    def add_order(self, order: Order) -> None:
+        """A new order (its id unused)."""
+        ...
+
+    def replace_order(self, before: Order, after: Order) -> None:
+        """Write `after` only if the stored order is still `before` (same status and version)."""
+        ...
+
+    def reserve_stock(self, sku: str, location: str, qty: int) -> None:
+        """Hold qty units: available -= qty, reserved += qty, only if available >= qty."""
+        ...
+
+    def commit_stock(self, sku: str, location: str, qty: int) -> None:
+        """Held units leave: on_hand -= qty, reserved -= qty (on payment)."""
+        ...
+
+    def release_stock(self, sku: str, location: str, qty: int) -> None:
+        """Held units come back: available += qty, reserved -= qty (cancel, expiry)."""
+        ...
+
+    def restock(self, sku: str, location: str, qty: int) -> None:
+        """Refunded units back on the shelf: on_hand += qty, available += qty."""
+        ...
+
+    def emit(self, event: DomainEvent) -> None:
+        """The event that announces this change (the outbox), in the same transaction."""
+        ...
+
+    def record_payment(self, payment: PaymentRecord) -> None:
+        """Once per transaction id: PaymentAlreadyRecorded at commit otherwise."""
+        ...
+
+    def add_refund(self, refund: Refund, now_ms: int) -> None:
+        """A new refund request (status REQUESTED)."""
+        ...
+
+    def decide_refund(self, refund: Refund, status: str, restock: bool) -> None:
+        """REQUESTED -> ISSUED | REJECTED, once: InvalidTransition at commit otherwise."""
+        ...
+
+    def commit(self) -> None:
+        """Apply every part or none; a refused part raises its domain error (module docstring)."""
+        ...
+
+    def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
+        """Join the idempotency record of `request` (answering `response`) and commit. Returns
+        `response`, or the response stored under the key by the request that used it first
+        (nothing else applied); IdempotencyKeyReused when the key came with another body."""
+        ...
+
+
+class OrderingUnitOfWorkFactory(Protocol):
+    def __call__(self, *, retry_conflicts: bool = True) -> OrderingUnitOfWork:
+        """A fresh unit of work. `retry_conflicts` False: a transaction conflict raises
+        TemporarilyUnavailable at once instead of being retried (for a caller with somewhere
+        else to go, e.g. a flash purchase that moves off a contended shard)."""
+        ...
+
+
+# -- who holds and gives back an order's units --------------------------------------------------
+class UnitHolder(Protocol):
+    def hold(self, uow: OrderingUnitOfWork, order: Order) -> None:
+        """Add the parts that take the units of `order` (a new order) to its transaction: stock
+        reservations by default; a flash sale's shard and buyer count; nothing when its units
+        were taken before."""
+        ...
+
+
+class FlashUnitReleaser(Protocol):
+    def release(self, uow: OrderingUnitOfWork, order: Order) -> None:
+        """Add the parts that give the units of an unpaid flash-sale order (`order.flash_sale_id`
+        set) back to its sale, in the transaction that cancels or expires it, so exactly once."""
+        ...
