@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from shared.kernel.errors import BadSignature, MalformedRequest, ValidationFailed
+from shared.kernel.errors import BadSignature, ValidationFailed
+from shared.kernel.json_body import parse_json
 from shared.kernel.values import Fen
 
 SIGNATURE_HEADER = "x-pay-signature"
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only; 12 reach the year 33658
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,18 @@ class _NoticeBody(BaseModel):
     amount_fen: Fen
     paid_at: str = Field(min_length=1, max_length=40)
 
+    @field_validator("paid_at")
+    @classmethod
+    def _iso_8601_with_zone(cls, value: str) -> str:
+        """API.md: times are ISO-8601 (UTC); one without a zone, or "yesterday", is refused with 422."""
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError("paid_at must be an ISO-8601 time such as 2026-11-23T08:00:00Z") from exc
+        if when.tzinfo is None:
+            raise ValueError("paid_at needs a zone (Z or +08:00)")
+        return value
+
 
 def sign(secret: str, raw_body: bytes, timestamp: int) -> str:
     """The `X-Pay-Signature` header value: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`."""
@@ -58,21 +74,13 @@ class HmacWebhookProvider:
         header = headers.get(SIGNATURE_HEADER) or headers.get("X-Pay-Signature")
         if not header:
             raise BadSignature("missing X-Pay-Signature")
-        parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-        try:
-            timestamp = int(parts["t"])
-            supplied = parts["v1"]
-        except (KeyError, ValueError) as exc:
-            raise BadSignature("X-Pay-Signature must be t=<unix seconds>,v1=<hex>") from exc
+        timestamp, supplied = _signature_parts(header)
         if abs(now_s - timestamp) > self.tolerance_s:
             raise BadSignature("stale signature", tolerance_s=self.tolerance_s)
         expected = sign(self.secret, raw_body, timestamp).split("v1=", 1)[1]
-        if not hmac.compare_digest(expected, supplied):
+        if not hmac.compare_digest(expected.encode(), supplied.lower().encode()):
             raise BadSignature("signature does not match the body")
-        try:
-            data = json.loads(raw_body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedRequest("notification body is not JSON") from exc
+        data = parse_json(raw_body, "notification body")
         try:
             body = _NoticeBody.model_validate(data)
         except ValidationError as exc:
@@ -81,3 +89,14 @@ class HmacWebhookProvider:
                 errors=[{"field": ".".join(map(str, e["loc"])), "problem": e["msg"]} for e in exc.errors()],
             ) from exc
         return PaymentNotice(body.order_id, body.transaction_id, body.amount_fen, body.paid_at)
+
+
+def _signature_parts(header: str) -> tuple[int, str]:
+    """(t, v1) of `t=<unix seconds>,v1=<hex>`, or BadSignature. Checked by shape before use: `int()`
+    takes 4,300 digits (and non-ASCII ones), whose distance from now overflows a float, and
+    `compare_digest` refuses non-ASCII text with a TypeError; both were 500s."""
+    parts = dict(part.strip().split("=", 1) for part in header.split(",") if "=" in part)
+    timestamp, supplied = parts.get("t", ""), parts.get("v1", "")
+    if not _UNIX_SECONDS.fullmatch(timestamp) or not _HEX_SHA256.fullmatch(supplied):
+        raise BadSignature("X-Pay-Signature must be t=<unix seconds>,v1=<64 hex digits>")
+    return int(timestamp), supplied

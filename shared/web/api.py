@@ -21,6 +21,7 @@ from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
 from shared.kernel import errors
+from shared.kernel.json_body import parse_json
 from shared.platform.observability import count, flush, logger
 from shared.platform.settings import settings
 from shared.web.auth import Principal, Role, authenticate
@@ -113,10 +114,7 @@ def principal() -> Principal:
 def parse(model: type[M]) -> M:
     """The request body as `model`: 400 if it is not JSON, 422 if it is JSON that breaks the schema."""
     raw = current_request().raw_body or b""
-    try:
-        data = json.loads(raw) if raw.strip() else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise errors.MalformedRequest("request body is not valid JSON", error=str(exc)) from exc
+    data = parse_json(raw) if raw.strip() else None
     if data is None:
         raise errors.MalformedRequest("request body is missing")
     return validate(model, data)
@@ -163,8 +161,12 @@ def idempotency_key() -> str | None:
     key = header("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 128 or not key.isprintable():
-        raise errors.MalformedRequest("Idempotency-Key must be 1-128 printable characters")
+    # Header values travel as Latin-1 (chalice local) or UTF-8 (API Gateway): only printable ASCII
+    # reads the same through both, and in the DynamoDB key built from it.
+    if not 1 <= len(key) <= 128 or not (key.isascii() and key.isprintable()):
+        raise errors.MalformedRequest(
+            "Idempotency-Key must be 1-128 printable ASCII characters", header="Idempotency-Key"
+        )
     return key
 
 
