@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import time
-
 from chalice import Response
 
 from functions.catalog.models import ProductIn, SkuPath, product_view, stocked_product_view
 from shared.catalog import model as catalog
 from shared.inventory import model as inventory
+from shared.kernel.clock import now_ms
 from shared.kernel.identity import Role
 from shared.platform import bootstrap
 from shared.web.api import Api, created, decode_cursor, encode_cursor, ok, parse, query_int, query_str, validate
@@ -18,9 +17,7 @@ bp = Api(__name__)
 def put_product(sku: str) -> Response:
     path = validate(SkuPath, {"sku": sku})
     body = parse(ProductIn)
-    product, was_new = catalog.upsert_product(
-        body.to_domain(path.sku), bootstrap.products(), now_ms=int(time.time() * 1000)
-    )
+    product, was_new = catalog.upsert_product(body.to_domain(path.sku), bootstrap.products(), now_ms=now_ms())
     return created(product_view(product)) if was_new else ok(product_view(product))
 
 

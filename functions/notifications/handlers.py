@@ -3,12 +3,12 @@ schedule."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from chalice import Rate
 
 from functions.notifications.blueprint import bp
+from shared.kernel.clock import now_ms
 from shared.messaging.consumers import consume
 from shared.platform import bootstrap
 
@@ -23,4 +23,4 @@ def notifications_consumer(event: dict[str, Any], context: Any) -> dict[str, Any
 # later runs no-ops.
 @bp.schedule(Rate(1, unit=Rate.HOURS), name="birthday_greetings")
 def birthday_greetings(event: Any) -> dict[str, int]:
-    return {"looked_at": bootstrap.notifier().greet_birthdays(int(time.time() * 1000))}
+    return {"looked_at": bootstrap.notifier().greet_birthdays(now_ms())}

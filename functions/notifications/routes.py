@@ -6,13 +6,13 @@ runs, and the API Lambda's cold import serves every route.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from chalice import Response
 
 from functions.notifications.blueprint import bp
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
+from shared.kernel.clock import now_ms
 from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import Role
 from shared.platform import bootstrap
@@ -40,10 +40,6 @@ def _profiles() -> Any:
     return profiles
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _page(page: Page) -> Response:
     return ok({"items": [m.view() for m in page.messages], "next_cursor": encode_cursor(page.next_cursor)})
 
@@ -59,10 +55,9 @@ def my_notifications() -> Response:
 def admin_notifications() -> Response:
     limit = query_int("limit", 20, low=1, high=100)
     cursor = decode_cursor(query_str("cursor"))
-    profiles = _profiles()
     log = bootstrap.notification_messages()
     recipient, event = query_str("recipient"), query_str("event")
-    return _page(profiles.admin_feed(log, recipient, event, limit, cursor, profiles.today_utc()))
+    return _page(_profiles().admin_feed(log, recipient, event, limit, cursor, now_ms()))
 
 
 @bp.route("/me/notification-preferences", methods=["GET"], roles=ANYONE_SIGNED_IN)
@@ -74,7 +69,7 @@ def get_preferences() -> Response:
 def put_preferences() -> Response:
     body, who = parse(PreferencesIn), principal()
     channels = _profiles().set_preferences(
-        bootstrap.contacts(), who.sub, who.role, who.store_id, body.channels, _now_ms()
+        bootstrap.contacts(), who.sub, who.role, who.store_id, body.channels, now_ms()
     )
     return ok({"channels": channels})
 
@@ -89,7 +84,7 @@ def get_contact() -> Response:
 def put_contact() -> Response:
     body, who = parse(ContactIn), principal()
     profiles = _profiles()
-    contact = profiles.save_contact(bootstrap.contacts(), who.sub, who.role, who.store_id, body.changes(), _now_ms())
+    contact = profiles.save_contact(bootstrap.contacts(), who.sub, who.role, who.store_id, body.changes(), now_ms())
     return ok(profiles.contact_view(contact, who.sub))
 
 

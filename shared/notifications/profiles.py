@@ -3,9 +3,10 @@ what they (or a merchant admin) may read of the messages produced."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Protocol
 
+from shared.kernel.clock import today
 from shared.kernel.errors import RuleViolation
 from shared.kernel.events import EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
@@ -100,10 +101,11 @@ def own_messages(log: MessageLog, user_id: str, limit: int, cursor: dict | None)
 
 
 def admin_feed(
-    log: MessageLog, recipient: str | None, event: str | None, limit: int, cursor: dict | None, today: date
+    log: MessageLog, recipient: str | None, event: str | None, limit: int, cursor: dict | None, now_ms: int
 ) -> Page:
     """Messages produced, newest first. `event` is an event type (`OrderPaid`, `Birthday`) or one
-    event's id; `recipient` a user id."""
+    event's id; `recipient` a user id. The whole feed is read from the UTC day of `now_ms` back
+    (its partitions are UTC days)."""
     event_type = event if event in _EVENT_TYPES else None
     if event and event_type is None:
         messages = [m for m in log.of_notice(event) if recipient is None or m.recipient == recipient]
@@ -111,12 +113,7 @@ def admin_feed(
         return Page(messages[:limit], None)
     if recipient:
         return log.inbox(recipient, limit, cursor, event_type)
-    return log.feed(limit, cursor, event_type, today)
+    return log.feed(limit, cursor, event_type, today(now_ms))
 
 
 _EVENT_TYPES = frozenset({*(str(t) for t in EventType), BIRTHDAY_NOTICE})
-
-
-def today_utc() -> date:
-    """The admin feed's partitions are UTC days."""
-    return datetime.now(tz=UTC).date()

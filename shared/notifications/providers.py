@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.kernel.clock import SYSTEM, Clock
 from shared.notifications.model import Channel, Locale, Message
 
 
@@ -109,10 +109,11 @@ class StableAccessToken:
     """`POST /cgi-bin/stable_token` (client_credential), cached until a minute before expiry; the
     stable token stays valid across refreshes, so concurrent Lambdas do not invalidate each other."""
 
-    def __init__(self, app_id: str, app_secret: str, transport: Transport) -> None:
+    def __init__(self, app_id: str, app_secret: str, transport: Transport, clock: Clock = SYSTEM) -> None:
         self.app_id, self.app_secret, self.transport = app_id, app_secret, transport
+        self.clock = clock
         self._token: str | None = None
-        self._expires_at = 0.0
+        self._expires_at = 0.0  # on the clock's monotonic seconds: a lifetime inside this process
         self._lock = threading.Lock()
 
     def request_body(self, force_refresh: bool = False) -> dict[str, Any]:
@@ -125,12 +126,12 @@ class StableAccessToken:
 
     def token(self) -> str:
         with self._lock:
-            if self._token is None or time.time() >= self._expires_at:
+            if self._token is None or self.clock.monotonic() >= self._expires_at:
                 answer = self.transport.post(f"{WECHAT_API}/cgi-bin/stable_token", json_body=self.request_body())
                 if "access_token" not in answer.body:
                     raise ProviderError(f"wechat token: {answer.body.get('errmsg', answer.status)}", retryable=True)
                 self._token = str(answer.body["access_token"])
-                self._expires_at = time.time() + int(answer.body.get("expires_in", 7200)) - 60
+                self._expires_at = self.clock.monotonic() + int(answer.body.get("expires_in", 7200)) - 60
             return self._token
 
     def forget(self) -> None:

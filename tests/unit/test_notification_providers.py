@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.kernel.clock import FakeClock
 from shared.notifications.model import Channel, Locale, Message
 from shared.notifications.providers import (
     HttpResponse,
@@ -82,6 +83,18 @@ def test_the_access_token_is_reused_until_it_expires():
     provider.send(message(Channel.WECHAT), "o", Locale.ZH)
     provider.send(message(Channel.WECHAT), "o", Locale.ZH)
     assert [url for url, *_ in transport.calls].count("https://api.weixin.qq.com/cgi-bin/stable_token") == 1
+
+
+def test_the_access_token_is_fetched_again_a_minute_before_it_expires():
+    answers = [token_answer(), {"access_token": "FRESH", "expires_in": 7200}]
+    transport = RecordingTransport(*answers)
+    clock = FakeClock()
+    tokens = StableAccessToken("a", "s", transport, clock)
+    assert tokens.token() == "ACCESS"
+    clock.advance(7200 - 61)
+    assert tokens.token() == "ACCESS" and len(transport.calls) == 1
+    clock.advance(1)
+    assert tokens.token() == "FRESH" and len(transport.calls) == 2
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pynamodb.exceptions import DeleteError, PutError
 
 from shared.data.items.consumers import ConsumedItem
 from shared.data.transactions import translated
-from shared.messaging.consumers import Claim
+from shared.messaging.ports import ClaimOutcome
 
 # Longer than any message can still arrive: SQS retention (4 days) plus the stream's 24 hours.
 RETENTION_S = 6 * 24 * 3600
@@ -19,7 +19,7 @@ DONE = "DONE"
 
 
 class DynamoMarks:
-    def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> Claim:
+    def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> ClaimOutcome:
         """One conditional put: the event is ours if nobody marked it, or if the last claim's
         lease ran out (its worker died). Otherwise it is DONE, or BUSY with another worker."""
         pk, sk = ConsumedItem.key(consumer, event_id)
@@ -32,7 +32,7 @@ class DynamoMarks:
             token=token,
             lease_until=now_ms + lease_ms,
             created_at=now_ms,
-            ttl=timedelta(seconds=RETENTION_S),
+            ttl=_kept_until(now_ms),
         )
         free = ConsumedItem.pk.does_not_exist() | (
             (ConsumedItem.state == CLAIMED) & (ConsumedItem.lease_until < now_ms)
@@ -40,15 +40,15 @@ class DynamoMarks:
         with translated():
             try:
                 item.save(condition=free)
-                return Claim.CLAIMED
+                return ClaimOutcome.CLAIMED
             except PutError as exc:
                 if exc.cause_response_code != "ConditionalCheckFailedException":
                     raise
             try:
                 held = ConsumedItem.get(pk, sk, consistent_read=True)
             except ConsumedItem.DoesNotExist:
-                return Claim.BUSY  # released between our put and our read: try again later
-        return Claim.DONE if held.state == DONE else Claim.BUSY
+                return ClaimOutcome.BUSY  # released between our put and our read: try again later
+        return ClaimOutcome.DONE if held.state == DONE else ClaimOutcome.BUSY
 
     def complete(self, consumer: str, event_id: str, token: str, now_ms: int) -> None:
         """Mark DONE whoever holds the claim now: our effect happened, so redeliveries must skip."""
@@ -63,7 +63,7 @@ class DynamoMarks:
                     ConsumedItem.token.set(token),
                     ConsumedItem.lease_until.set(now_ms),
                     ConsumedItem.created_at.set(now_ms),
-                    ConsumedItem.ttl.set(datetime.now(UTC) + timedelta(seconds=RETENTION_S)),
+                    ConsumedItem.ttl.set(_kept_until(now_ms)),
                 ]
             )
 
@@ -76,3 +76,9 @@ class DynamoMarks:
             except DeleteError as exc:
                 if exc.cause_response_code != "ConditionalCheckFailedException":
                     raise
+
+
+def _kept_until(now_ms: int) -> datetime:
+    """The mark's TTL from the caller's clock (the consumer runtime's), not from PynamoDB's reading
+    of the wall clock, so one claim has one time."""
+    return datetime.fromtimestamp(now_ms / 1000, tz=UTC) + timedelta(seconds=RETENTION_S)

@@ -7,21 +7,34 @@ request, and a new store appearing a minute late costs nothing.
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 from shared.data.connection import table_name
 from shared.data.item_mapping import location_of
 from shared.data.items import LocationItem
 from shared.data.transactions import translated
 from shared.inventory.locations import Location
+from shared.kernel.clock import SYSTEM, Clock
 
 LOCATIONS_PARTITION = "LOCATIONS"
 CACHE_S = 60.0
 
-_cache: dict[str, tuple[float, list[Location]]] = {}
+
+@dataclass(frozen=True)
+class _Cached:
+    clock: Clock  # an entry counts only for the clock whose monotonic seconds `until` is on
+    until: float
+    locations: list[Location]
+
+
+# Per process and table: stores are built per request, the list outlives them.
+_cache: dict[str, _Cached] = {}
 
 
 class DynamoLocations:
+    def __init__(self, clock: Clock = SYSTEM) -> None:
+        self.clock = clock
+
     def get(self, location_id: str) -> Location | None:
         with translated():
             try:
@@ -32,12 +45,12 @@ class DynamoLocations:
     def list(self) -> list[Location]:
         key = table_name()
         cached = _cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        if cached is not None and cached.clock is self.clock and cached.until > self.clock.monotonic():
+            return cached.locations
         with translated():
             found = LocationItem.gsi1.query(LOCATIONS_PARTITION)
             locations = [location_of(item) for item in found if isinstance(item, LocationItem)]
-        _cache[key] = (time.monotonic() + CACHE_S, locations)
+        _cache[key] = _Cached(self.clock, self.clock.monotonic() + CACHE_S, locations)
         return locations
 
     def put(self, location: Location, now_ms: int) -> None:
