@@ -71,7 +71,7 @@ def role_tokens(secret: str) -> dict[str, str]:
         "store_staff": issue_token(secret, "staff-1", Role.STORE_STAFF, "S001"),
         "merchant_admin": issue_token(secret, "admin", Role.MERCHANT_ADMIN),
         "finance": issue_token(secret, "fin", Role.FINANCE),
-        "expired": issue_token(secret, "admin", Role.MERCHANT_ADMIN, ttl_s=-10),
+        "expired": issue_token(secret, "admin", Role.MERCHANT_ADMIN, ttl_s=-3600),  # past the leeway
     }
 
 

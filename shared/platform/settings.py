@@ -24,6 +24,9 @@ class Settings(BaseModel):
     dynamodb_endpoint: str | None = Field(alias="DYNAMODB_ENDPOINT", default=None)
     sqs_endpoint: str | None = Field(alias="SQS_ENDPOINT", default=None)
     jwt_secret: SecretStr = Field(alias="JWT_SECRET", min_length=8)
+    # When set (non-empty), a token must carry this `iss` / `aud`: a Cognito or WeChat-login issuer (web/auth.py).
+    jwt_issuer: str | None = Field(alias="JWT_ISSUER", default=None)
+    jwt_audience: str | None = Field(alias="JWT_AUDIENCE", default=None)
     payment_webhook_secret: SecretStr = Field(alias="PAYMENT_WEBHOOK_SECRET", min_length=8)
     order_payment_window_s: int = Field(alias="ORDER_PAYMENT_WINDOW_S", default=900, gt=0)
     # Queue URLs for the stream relay, "consumer=url,consumer=url".

@@ -69,7 +69,13 @@ def _serve(bp: Blueprint, view: Callable[..., Any], params: dict, allowed: froze
     principal_token = _principal.set(None)
     try:
         if not public:
-            who = authenticate(request.headers.get("authorization"), settings().jwt_secret.get_secret_value())
+            config = settings()
+            who = authenticate(
+                request.headers.get("authorization"),
+                config.jwt_secret.get_secret_value(),
+                issuer=config.jwt_issuer,
+                audience=config.jwt_audience,
+            )
             if allowed:
                 who.require(*allowed)
             _principal.set(who)

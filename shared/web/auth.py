@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from functools import cache
 from types import ModuleType
+from typing import Any
 
 from shared.kernel import clock
 from shared.kernel.errors import Unauthenticated
 from shared.kernel.identity import STORE_ROLES, Principal, Role
+
+# Seconds a token may be past its `exp` (or before its `nbf`): clocks of the issuer and of Lambda
+# drift apart by a few seconds; a minute would keep a token that should be dead alive too long.
+LEEWAY_S = 30
+MAX_SUB = 128
+ROLE_NAMES = frozenset(role.value for role in Role)
+_STORE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # shared.kernel.values.LocationId
 
 
 @cache
@@ -30,8 +39,20 @@ def issue_token(secret: str, sub: str, role: Role | str, store_id: str | None = 
     return _jwt().encode(claims, secret, algorithm="HS256")
 
 
-def authenticate(authorization: str | None, secret: str) -> Principal:
-    """The principal behind an `Authorization: Bearer` header, or Unauthenticated (401)."""
+def authenticate(
+    authorization: str | None,
+    secret: str,
+    *,
+    issuer: str | None = None,
+    audience: str | None = None,
+    leeway_s: int = LEEWAY_S,
+) -> Principal:
+    """The principal behind an `Authorization: Bearer` header, or Unauthenticated (401).
+
+    Beyond the signature: `exp` an integer (PyJWT itself takes `"1800000000"`, spaces and all),
+    `sub` a non-blank string (a blank one would make every such token one person), `role` one of
+    the five, `store_id` for store roles; `iss` and `aud` when the stage names them. No message
+    repeats the token or a claim's value."""
     if not authorization:
         raise Unauthenticated("missing Authorization header")
     scheme, _, token = authorization.partition(" ")
@@ -39,16 +60,44 @@ def authenticate(authorization: str | None, secret: str) -> Principal:
         raise Unauthenticated("Authorization must be 'Bearer <token>'")
     jwt = _jwt()
     try:
-        claims = jwt.decode(token.strip(), secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]})
+        claims = jwt.decode(
+            token.strip(),
+            secret,
+            algorithms=["HS256"],
+            leeway=leeway_s,
+            issuer=issuer or None,
+            audience=audience or None,
+            options={"require": ["exp", "sub", "role", *(["iss"] if issuer else []), *(["aud"] if audience else [])]},
+        )
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("token expired") from exc
+    except (jwt.InvalidIssuerError, jwt.InvalidAudienceError) as exc:
+        raise Unauthenticated("token from another issuer or for another audience") from exc
     except jwt.InvalidTokenError as exc:
         raise Unauthenticated("invalid token") from exc
-    try:
-        role = Role(claims["role"])
-    except ValueError as exc:
-        raise Unauthenticated("unknown role in token", role=str(claims["role"])) from exc
+    return _principal_of(claims)
+
+
+def _principal_of(claims: dict[str, Any]) -> Principal:
+    if not _is_int(claims["exp"]) or any(n in claims and not _is_number(claims[n]) for n in ("iat", "nbf")):
+        raise Unauthenticated("exp must be an integer (and iat, nbf numbers) of seconds since the epoch")
+    sub = claims["sub"]
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUB or not sub.isprintable():
+        raise Unauthenticated(f"sub must be a non-blank string of at most {MAX_SUB} printable characters")
+    if not isinstance(claims["role"], str) or claims["role"] not in ROLE_NAMES:
+        raise Unauthenticated("unknown role in token", roles=sorted(ROLE_NAMES))
+    role = Role(claims["role"])
     store_id = claims.get("store_id")
-    if role in STORE_ROLES and not store_id:
-        raise Unauthenticated("store roles need a store_id claim")
-    return Principal(sub=str(claims["sub"]), role=role, store_id=store_id)
+    if role not in STORE_ROLES:
+        return Principal(sub=sub, role=role)
+    if not isinstance(store_id, str) or not _STORE_ID.fullmatch(store_id):
+        raise Unauthenticated("store roles need a store_id claim (a location id such as S001)")
+    return Principal(sub=sub, role=role, store_id=store_id)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return _is_int(value) or isinstance(value, float)
