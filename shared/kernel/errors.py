@@ -71,6 +71,30 @@ class CouponExhausted(Conflict):
     code = "EXHAUSTED"
 
 
+class CouponInUse(Conflict):
+    """The coupon is LOCKED to an unpaid order (another one, or the same cart placed twice)."""
+
+    code = "COUPON_IN_USE"
+
+
+class CouponNotAvailable(Conflict):
+    """The coupon was used, redeemed in a store, or has expired (`details.status`)."""
+
+    code = "COUPON_NOT_AVAILABLE"
+
+
+class CouponExpired(CouponNotAvailable):
+    code = "COUPON_EXPIRED"
+
+
+class ReversalWindowClosed(Conflict):
+    code = "REVERSAL_WINDOW_CLOSED"
+
+
+class AlreadyReversed(Conflict):
+    code = "ALREADY_REVERSED"
+
+
 class OnHandBelowReserved(Conflict):
     """A stock count below the units already held by orders would break available >= 0."""
 
@@ -106,6 +130,23 @@ class DuplicateSku(RuleViolation):
 
 class UnknownCoupon(RuleViolation):
     code = "UNKNOWN_COUPON"
+
+
+class CouponNotUsable(RuleViolation):
+    """The coupon exists and is the caller's, but not for this (`details.reason`: online_only,
+    store_not_allowed, below_threshold, out_of_scope, not_stackable, ...)."""
+
+    code = "COUPON_NOT_USABLE"
+
+
+class VerificationCodeRequired(RuleViolation):
+    """A customer redeeming in a store must give the store's current verification code."""
+
+    code = "VERIFICATION_CODE_REQUIRED"
+
+
+class WrongVerificationCode(RuleViolation):
+    code = "WRONG_VERIFICATION_CODE"
 
 
 class UnknownLocation(RuleViolation):

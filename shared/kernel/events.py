@@ -28,12 +28,15 @@ class EventType(StrEnum):
     REFUND_ISSUED = "RefundIssued"
     PAYMENT_NEEDS_REFUND = "PaymentNeedsRefund"
     LOW_STOCK = "LowStock"
+    COUPON_CLAIMED = "CouponClaimed"
+    COUPON_REDEEMED_OFFLINE = "CouponRedeemedOffline"
+    COUPON_REDEMPTION_REVERSED = "CouponRedemptionReversed"
 
 
 @dataclass(frozen=True)
 class DomainEvent:
     type: EventType
-    aggregate_id: str  # the order id, or "<sku>@<location>" for stock
+    aggregate_id: str  # the order id, "<sku>@<location>" for stock, the coupon id for coupons
     payload: dict[str, Any]
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     occurred_at: str = field(default_factory=lambda: now_iso())
