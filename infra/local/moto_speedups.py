@@ -17,27 +17,40 @@ single-item UpdateItem 0.48 ms, much of it spent re-doing work whose result neve
 
 Results are the same objects moto would compute (errors are never cached: an invalid expression
 raises every time), so the emulator's answers do not change: tests/functional/test_emulator_speedups.py
-holds it to that. Installed by `infra.local.moto_server` with the journal of moto_transactions.py.
+holds it to that, and tests/functional/test_emulator_patches_differential.py runs the transaction
+scenarios with and without them. Installed by `infra.local.moto_server` with the journal of
+moto_transactions.py. `install()` refuses any moto but `moto_pin.MOTO_VERSION` (on a bump, see
+infra/local/moto_pin.py); `uninstall()` puts back the very attributes moto shipped.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from moto.dynamodb.comparisons import ConditionExpressionParser
-from moto.dynamodb.exceptions import ItemSizeTooLarge
-from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
-from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+from infra.local.moto_pin import require_pinned_moto
+
+try:
+    from moto.dynamodb.comparisons import ConditionExpressionParser
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+except ImportError:  # moto moved what this reaches into: say which moto, not only what is missing
+    require_pinned_moto(__name__)
+    raise
 
 ITEM_SIZE_LIMIT = 405_000  # moto's own limit (DynamoDB's 400 KB, as moto measures an item)
 CACHE_ENTRIES = 4096  # distinct expressions kept; the cache starts over when full
 
-_installed: list[bool] = []
 _conditions: dict[str, tuple[Any, list[str], list[str]]] = {}
 _updates: dict[str, Any] = {}
-_moto_parse_condition = ConditionExpressionParser.parse
-_moto_make_update = UpdateExpressionParser.make.__func__  # type: ignore[attr-defined]
-_moto_item_init = Item.__init__
+# moto's own attributes, as its classes hold them (`make` is a classmethod object): uninstall() restores these.
+_MOTO = {
+    (ConditionExpressionParser, "parse"): ConditionExpressionParser.__dict__["parse"],
+    (UpdateExpressionParser, "make"): UpdateExpressionParser.__dict__["make"],
+    (Item, "__init__"): Item.__dict__["__init__"],
+}
+_moto_parse_condition = _MOTO[ConditionExpressionParser, "parse"]
+_moto_make_update = _MOTO[UpdateExpressionParser, "make"].__func__
 
 
 def _condition_key(parser: ConditionExpressionParser) -> str:
@@ -94,23 +107,27 @@ def build_item(self: Item, hash_key: DynamoType, range_key: DynamoType | None, a
         raise ItemSizeTooLarge
 
 
+_OURS = {
+    (ConditionExpressionParser, "parse"): parse_condition,
+    (UpdateExpressionParser, "make"): classmethod(make_update),
+    (Item, "__init__"): build_item,
+}
+
+
+def installed() -> bool:
+    return all(cls.__dict__[name] is ours for (cls, name), ours in _OURS.items())
+
+
 def install() -> None:
-    """Patch this process's moto (idempotent)."""
-    if _installed:
-        return
-    ConditionExpressionParser.parse = parse_condition  # type: ignore[method-assign]
-    UpdateExpressionParser.make = classmethod(make_update)  # type: ignore[method-assign, assignment]
-    Item.__init__ = build_item  # type: ignore[method-assign]
-    _installed.append(True)
+    """Patch this process's moto (a second call does nothing)."""
+    require_pinned_moto(__name__)
+    for (cls, name), ours in _OURS.items():
+        setattr(cls, name, ours)
 
 
 def uninstall() -> None:
-    """moto as shipped (tests compare both)."""
-    if not _installed:
-        return
-    ConditionExpressionParser.parse = _moto_parse_condition  # type: ignore[method-assign]
-    UpdateExpressionParser.make = classmethod(_moto_make_update)  # type: ignore[method-assign, assignment]
-    Item.__init__ = _moto_item_init  # type: ignore[method-assign]
+    """moto as shipped (tests compare both); the caches start empty on the next install."""
+    for (cls, name), moto_own in _MOTO.items():
+        setattr(cls, name, moto_own)
     _conditions.clear()
     _updates.clear()
-    _installed.clear()

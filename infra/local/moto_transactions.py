@@ -10,9 +10,19 @@ either.
 This keeps moto's own checks and error reporting (the loop below follows moto's, case for case)
 and replaces the backup with a journal: before each part is applied, a copy of the one item it
 touches, and the length of the table's stream. A cancelled transaction puts those items back and
-drops the stream records it added, which leaves the table exactly as the deep copy would have.
-That is only sound because the serialised server runs one request at a time (nothing else can
-write in between), so `install()` is called for the serialised server only.
+drops the stream records it added, in place. That is only sound because the serialised server runs
+one request at a time (nothing else can write in between), so `install()` is called for the
+serialised server only. Where it answers differently from moto 5.2.5, moto is wrong and this is
+what DynamoDB does; tests/functional/test_emulator_patches_differential.py names each case:
+
+- moto swaps in its copy of the table on a rollback, so a stream reader's shard iterator stays on
+  the old table: it reads records of the writes rolled back, and nothing written afterwards (the
+  local stream relay would go deaf). Here the table stays the same object.
+- moto leaves the parts before a part naming two operations applied (it raises before its
+  rollback); here that request, as in DynamoDB, writes nothing.
+
+`install()` refuses any moto but `moto_pin.MOTO_VERSION`; `uninstall()` puts moto's own back (the
+differential test runs both). On a moto bump, see infra/local/moto_pin.py.
 """
 
 from __future__ import annotations
@@ -20,50 +30,58 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from moto.dynamodb.comparisons import get_filter_expression
-from moto.dynamodb.exceptions import (
-    ConditionalCheckFailed,
-    MockValidationException,
-    MultipleTransactionsException,
-    TooManyTransactionsException,
-    TransactionCanceledException,
-    TransactWriteSingleOpException,
-)
-from moto.dynamodb.models import DynamoDBBackend
-from moto.dynamodb.models.dynamo_type import DynamoType, Item
-from moto.dynamodb.models.table import Table
+from infra.local.moto_pin import require_pinned_moto
 
-_installed: list[bool] = []
+try:
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import Table
+except ImportError:  # moto moved what this reaches into: say which moto, not only what is missing
+    require_pinned_moto(__name__)
+    raise
+
+_MOTO_TRANSACT_WRITE_ITEMS = DynamoDBBackend.__dict__["transact_write_items"]
 
 
 class _Journal:
     """The items a transaction is about to change, as they were, and where each stream stood."""
 
-    def __init__(self, backend: DynamoDBBackend) -> None:
-        self.backend = backend
-        self.saved: list[tuple[Table, DynamoType, DynamoType | None, Item | None]] = []
+    def __init__(self) -> None:
+        # (table, hash, range, the item before, whether the range table had the hash's bucket)
+        self.saved: list[tuple[Table, DynamoType, DynamoType | None, Item | None, bool]] = []
         self.stream_marks: dict[int, tuple[Table, int]] = {}
 
-    def remember(self, table_name: str, key: dict[str, Any]) -> None:
-        table = self.backend.get_table(table_name)
-        hash_value = DynamoType(key[table.hash_key_attr])
-        range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-        current = table.get_item(hash_value, range_value)
-        self.saved.append((table, hash_value, range_value, copy.deepcopy(current)))
+    def remember(
+        self, table: Table, hash_value: DynamoType, range_value: DynamoType | None, current: Item | None
+    ) -> None:
+        self.saved.append((table, hash_value, range_value, copy.deepcopy(current), hash_value in table.items))
         if table.stream_shard is not None and id(table) not in self.stream_marks:
             self.stream_marks[id(table)] = (table, len(table.stream_shard.items))
 
     def roll_back(self) -> None:
-        for table, hash_value, range_value, original in reversed(self.saved):
+        for table, hash_value, range_value, original, had_bucket in reversed(self.saved):
             if range_value is None:
                 if original is None:
                     table.items.pop(hash_value, None)
                 else:
                     table.items[hash_value] = original  # type: ignore[assignment]
-            elif original is None:
-                table.items[hash_value].pop(range_value, None)
+                continue
+            bucket = table.items[hash_value]
+            if original is None:
+                bucket.pop(range_value, None)
             else:
-                table.items[hash_value][range_value] = original
+                bucket[range_value] = original
+            if not had_bucket and not bucket:
+                del table.items[hash_value]  # as the deep copy had it: no empty bucket left behind
         for table, mark in self.stream_marks.values():
             if table.stream_shard is not None:
                 del table.stream_shard.items[mark:]
@@ -85,11 +103,10 @@ class _ConditionFailed(Exception):
         self.item = item
 
 
-def _check(backend: DynamoDBBackend, op: dict[str, Any], key: dict[str, Any]) -> None:
+def _check(op: dict[str, Any], current: Item | None) -> None:
     condition = op.get("ConditionExpression")
     if condition is None:
         return
-    current = backend.get_item(op["TableName"], key)
     names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
     if not get_filter_expression(condition, names, values).expr(current):
         wants_old = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
@@ -105,12 +122,14 @@ def _apply(backend: DynamoDBBackend, op_type: str, op: dict[str, Any], key: dict
     elif op_type == "Delete":
         backend.delete_item(op["TableName"], key)
     elif op_type == "Update":
+        names: Any = op.get("ExpressionAttributeNames")  # None when absent, as moto passes them
+        values: Any = op.get("ExpressionAttributeValues")
         backend.update_item(
             op["TableName"],
             key,
             update_expression=op["UpdateExpression"],
-            expression_attribute_names=op.get("ExpressionAttributeNames"),
-            expression_attribute_values=op.get("ExpressionAttributeValues"),
+            expression_attribute_names=names,
+            expression_attribute_values=values,
         )
 
 
@@ -126,16 +145,21 @@ def _one_part(backend: DynamoDBBackend, item: dict[str, Any], journal: _Journal,
     if target in targets:
         raise MultipleTransactionsException()
     targets.add(target)
-    _check(backend, op, key)
+    table = backend.get_table(op["TableName"])
+    hash_value, range_value = backend.get_keys_value(
+        table, key
+    )  # moto's get_item: a key short of the schema is invalid
+    current = table.get_item(hash_value, range_value)
+    _check(op, current)
     if op_type != "ConditionCheck":
-        journal.remember(op["TableName"], key)
+        journal.remember(table, hash_value, range_value, current)
         _apply(backend, op_type, op, key)
 
 
 def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
-    journal = _Journal(self)
+    journal = _Journal()
     targets: set[tuple[str, str]] = set()
     errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
     for item in transact_items:
@@ -157,8 +181,17 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
         raise TransactionCanceledException(errors)
 
 
+def installed() -> bool:
+    return DynamoDBBackend.__dict__["transact_write_items"] is transact_write_items
+
+
 def install() -> None:
-    """Replace moto's TransactWriteItems in this process (idempotent)."""
-    if not _installed:
+    """Replace moto's TransactWriteItems in this process (a second call does nothing)."""
+    require_pinned_moto(__name__)
+    if not installed():
         DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-        _installed.append(True)
+
+
+def uninstall() -> None:
+    """moto's own TransactWriteItems again, the very function moto shipped."""
+    DynamoDBBackend.transact_write_items = _MOTO_TRANSACT_WRITE_ITEMS  # type: ignore[method-assign]
