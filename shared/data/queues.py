@@ -3,7 +3,8 @@ talks to SQS.
 
 One botocore client per process, created on first use: the API Lambda never pays for it, and
 boto3 is not needed at all (botocore is already loaded by PynamoDB). Retries are botocore's
-"standard" mode (bounded, jittered), as for DynamoDB.
+"standard" mode (bounded, jittered), as for DynamoDB. Where SQS is (region, endpoint) is given
+once by the composition root (`configure`, called by `bootstrap.ready()`), as for the table.
 """
 
 from __future__ import annotations
@@ -16,12 +17,31 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from shared.messaging.relay import Message
-from shared.platform.settings import settings
+from shared.messaging.ports import QueueMessage
 
 BATCH_LIMIT = 10  # SendMessageBatch / ChangeMessageVisibilityBatch take at most ten entries
 _lock = threading.Lock()
 _client: Any = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    region: str
+    url: str | None  # only the local emulator has one; in AWS botocore finds SQS itself
+
+
+_endpoint: Endpoint | None = None
+
+
+def configure(region: str, url: str | None) -> None:
+    """Where SQS is; the next client is created there (bootstrap.ready() calls this)."""
+    global _endpoint
+    wanted = Endpoint(region, url)
+    if wanted == _endpoint:
+        return
+    reset()
+    with _lock:
+        _endpoint = wanted
 
 
 def client() -> Any:
@@ -32,7 +52,8 @@ def client() -> Any:
             import botocore.config
             import botocore.session
 
-            current = settings()
+            if _endpoint is None:
+                raise RuntimeError("SQS is not configured: bootstrap.ready() calls shared.data.queues.configure")
             config = botocore.config.Config(
                 retries={"mode": "standard", "total_max_attempts": 4},
                 connect_timeout=2,
@@ -40,21 +61,23 @@ def client() -> Any:
                 max_pool_connections=20,
             )
             _client = botocore.session.get_session().create_client(
-                "sqs", region_name=current.region, endpoint_url=current.sqs_endpoint, config=config
+                "sqs", region_name=_endpoint.region, endpoint_url=_endpoint.url, config=config
             )
         return _client
 
 
 def reset() -> None:
-    """Forget the client and the looked-up queues (tests and the local runner change endpoints)."""
-    global _client
+    """Forget the client, where SQS is and the looked-up queues (tests and the local runner change
+    endpoints)."""
+    global _client, _endpoint
     with _lock:
         _client = None
+        _endpoint = None
     url_of_arn.cache_clear()
     redrive_of.cache_clear()
 
 
-def send_batch(queue_url: str, messages: Sequence[Message]) -> list[int]:
+def send_batch(queue_url: str, messages: Sequence[QueueMessage]) -> list[int]:
     """Send `messages` in batches of ten; returns the indexes of those SQS did not take."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -125,7 +148,7 @@ def _attributes(values: dict[str, str]) -> dict[str, dict[str, str]]:
 
 
 class ConsumerQueue:
-    """What a consumer needs of its own queue (shared.messaging.consumers.RetryQueue)."""
+    """What a consumer needs of its own queue (shared.messaging.ports.RetryQueue)."""
 
     def max_receives(self, source_arn: str) -> int | None:
         redrive = redrive_of(source_arn)

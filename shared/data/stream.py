@@ -1,4 +1,4 @@
-"""DynamoDB stream records, read into what the relay needs (shared.messaging.relay.StreamChange).
+"""DynamoDB stream records, read into what the relay needs (shared.messaging.ports.StreamChange).
 
 Only two kinds of change matter: an outbox Event item inserted (to forward its body), and a Stock
 item modified (to see `available` cross its threshold). Everything else in the stream (orders,
@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.messaging.relay import EventToForward, StockLevel, StreamChange
+from shared.messaging.ports import EventToForward, StockSnapshot, StreamChange
 
 EVENT_ENTITY = "Event"
 STOCK_ENTITY = "Stock"
@@ -39,8 +39,8 @@ def decode(record: dict[str, Any]) -> StreamChange:
     return change
 
 
-def _stock(image: dict[str, Any]) -> StockLevel:
-    return StockLevel(
+def _stock(image: dict[str, Any]) -> StockSnapshot:
+    return StockSnapshot(
         sku=_string(image, "sku") or "",
         location=_string(image, "location") or "",
         on_hand=_number(image, "on_hand") or 0,

@@ -32,45 +32,13 @@ import functools
 import json
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from shared.kernel.events import DomainEvent
+from shared.messaging.ports import ClaimOutcome, Consumer, Marks, RetryQueue
 from shared.platform.observability import count, flush, logger
-
-
-class Claim(StrEnum):
-    CLAIMED = "claimed"  # ours: run the effect
-    DONE = "done"  # handled before: skip
-    BUSY = "busy"  # another worker holds a live lease: retry soon
-
-
-class Marks(Protocol):
-    def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> Claim: ...
-
-    def complete(self, consumer: str, event_id: str, token: str, now_ms: int) -> None: ...
-
-    def release(self, consumer: str, event_id: str, token: str) -> None: ...
-
-
-class RetryQueue(Protocol):
-    def max_receives(self, source_arn: str) -> int | None: ...
-
-    def retry_later(self, source_arn: str, delays: Sequence[tuple[str, int]]) -> None: ...
-
-    def dead_letter(self, source_arn: str, body: str, attributes: dict[str, str]) -> None: ...
-
-
-class Consumer(Protocol):
-    name: str
-
-    def handle(self, event: DomainEvent) -> None:
-        """The effect. Raise to have the event retried; must be idempotent per event id."""
-
-    def gave_up(self, event: DomainEvent, reason: str) -> None:
-        """Called once when the event goes to the dead-letter queue (e.g. to record why)."""
 
 
 @dataclass(frozen=True)
@@ -132,10 +100,10 @@ class _Batch:
         claim = self.runtime.marks.claim(
             name, event.event_id, token, self.runtime.clock(), int(self.runtime.policy.lease_s * 1000)
         )
-        if claim is Claim.DONE:
+        if claim is ClaimOutcome.DONE:
             count("DuplicateEventsSkipped", consumer=name)
             return
-        if claim is Claim.BUSY:
+        if claim is ClaimOutcome.BUSY:
             raise RecordFailed("another worker is handling this event")
         try:
             self.consumer.handle(event)

@@ -18,53 +18,18 @@ Guarantees:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from shared.kernel.errors import TemporarilyUnavailable
 from shared.kernel.events import DomainEvent, EventType
+from shared.messaging.ports import Decode, EmitOnce, EventToForward, QueueMessage, Send, StreamChange
 from shared.messaging.routing import SUBSCRIPTIONS, queues_for
 from shared.platform.observability import count, logger
 
 # Derived event ids: uuid5 over the stream record, so the same record always names the same event.
 LOW_STOCK_NAMESPACE = uuid.UUID("6f1d3c5e-2b8a-4c1e-9a57-0d4e2f7b9c31")
-
-
-@dataclass(frozen=True)
-class EventToForward:
-    event_id: str
-    event_type: str
-    body: str  # the message JSON, exactly as the outbox wrote it
-
-
-@dataclass(frozen=True)
-class StockLevel:
-    sku: str
-    location: str
-    on_hand: int
-    available: int
-    threshold: int | None
-
-    @property
-    def is_low(self) -> bool:
-        return self.threshold is not None and self.available < self.threshold
-
-
-@dataclass(frozen=True)
-class StreamChange:
-    sequence_number: str
-    record_id: str
-    at: str
-    event: EventToForward | None = None
-    stock_before: StockLevel | None = None
-    stock_after: StockLevel | None = None
-
-    def with_event(self, event: EventToForward) -> StreamChange:
-        return replace(self, event=event)
-
-    def with_stock(self, before: StockLevel, after: StockLevel) -> StreamChange:
-        return replace(self, stock_before=before, stock_after=after)
 
 
 def low_stock_event(change: StreamChange) -> DomainEvent | None:
@@ -86,17 +51,6 @@ def low_stock_event(change: StreamChange) -> DomainEvent | None:
         event_id=str(uuid.uuid5(LOW_STOCK_NAMESPACE, stable)),
     )
     return replace(event, occurred_at=change.at) if change.at else event
-
-
-@dataclass(frozen=True)
-class Message:
-    body: str
-    attributes: dict[str, str]
-
-
-Send = Callable[[str, Sequence[Message]], list[int]]  # (queue url, messages) -> failed indexes
-EmitOnce = Callable[[DomainEvent], bool]  # True if written now, False if it already existed
-Decode = Callable[[dict[str, Any]], StreamChange]  # a Lambda stream record -> what it changed
 
 
 class Relay:
@@ -123,7 +77,7 @@ class Relay:
         names the first record that did not complete (Lambda retries from it)."""
         changes = [self.decode(record) for record in records]
         failed: set[int] = set()
-        outgoing: dict[str, list[tuple[int, Message]]] = {}
+        outgoing: dict[str, list[tuple[int, QueueMessage]]] = {}
         for index, change in enumerate(changes):
             if change.event is not None:
                 for queue in queues_for(change.event.event_type, self.subscriptions):
@@ -154,5 +108,5 @@ class Relay:
             return False
 
 
-def _message(event: EventToForward) -> Message:
-    return Message(body=event.body, attributes={"event_type": event.event_type, "event_id": event.event_id})
+def _message(event: EventToForward) -> QueueMessage:
+    return QueueMessage(body=event.body, attributes={"event_type": event.event_type, "event_id": event.event_id})

@@ -1,8 +1,6 @@
-"""Payment providers behind one interface, and the HMAC webhook of API.md.
-
-`PaymentProvider.verify` turns a provider's HTTP notification into a `PaymentNotice` or raises
-(401 bad or stale signature, 400 / 422 bad body). A WeChat Pay adapter would verify its own
-signature scheme and return the same notice; nothing after `verify` knows which provider spoke.
+"""The HMAC webhook of API.md: a `PaymentProvider` (shared.payments.ports) that checks the
+`X-Pay-Signature` header and returns a `PaymentNotice`. A WeChat Pay adapter would verify its own
+signature scheme and return the same notice.
 """
 
 from __future__ import annotations
@@ -13,29 +11,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.kernel.errors import BadSignature, ValidationFailed
 from shared.kernel.json_body import parse_json
 from shared.kernel.values import Fen
+from shared.payments.model import PaymentNotice
 
 SIGNATURE_HEADER = "x-pay-signature"
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")  # ASCII digits only; 12 reach the year 33658
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-
-
-@dataclass(frozen=True)
-class PaymentNotice:
-    order_id: str
-    transaction_id: str
-    amount_fen: int
-    paid_at: str
-
-
-class PaymentProvider(Protocol):
-    def verify(self, headers: Mapping[str, str], raw_body: bytes, now_s: float) -> PaymentNotice: ...
 
 
 class _NoticeBody(BaseModel):

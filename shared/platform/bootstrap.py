@@ -4,16 +4,31 @@ Tests and the local runner call `reset()` after changing the environment."""
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from shared.platform.settings import Settings, reset_settings, settings
+
+if TYPE_CHECKING:  # the data layer stays out of the cold import: these are for the type checker only
+    from shared.data.stores.catalog import DynamoProducts
+    from shared.data.stores.locations import DynamoLocations
+    from shared.data.stores.notifications import DynamoContacts, DynamoMessages
+    from shared.data.stores.stock_levels import DynamoStockLevels
+    from shared.messaging.consumers import Runtime
+    from shared.messaging.relay import Relay
+    from shared.notifications.delivery import Notifier
+    from shared.notifications.model import Channel
+    from shared.notifications.providers import Provider
+    from shared.payments.ports import PaymentProvider
 
 
 @lru_cache(maxsize=1)
 def ready() -> Settings:
+    from shared.data import queues
     from shared.data.connection import bind
 
     current = settings()
     bind(current.table_name, current.region, current.dynamodb_endpoint)
+    queues.configure(current.region, current.sqs_endpoint)
     return current
 
 
@@ -25,7 +40,7 @@ def reset() -> None:
     queues.reset()
 
 
-def products():  # type: ignore[no-untyped-def]
+def products() -> DynamoProducts:
     from shared.data.stores.catalog import DynamoProducts
 
     ready()
@@ -39,13 +54,13 @@ def orders():  # type: ignore[no-untyped-def]
     return order_store
 
 
-def payment_provider():  # type: ignore[no-untyped-def]
+def payment_provider() -> PaymentProvider:
     from shared.payments.hmac_webhook import HmacWebhookProvider
 
     return HmacWebhookProvider(ready().payment_webhook_secret.get_secret_value())
 
 
-def event_relay():  # type: ignore[no-untyped-def]
+def event_relay() -> Relay:
     from shared.data import queues, stream
     from shared.data.derived_events import emit_once
     from shared.messaging.relay import Relay
@@ -54,7 +69,7 @@ def event_relay():  # type: ignore[no-untyped-def]
     return Relay(current.queue_urls(), stream.decode, queues.send_batch, emit_once)
 
 
-def consumer_runtime():  # type: ignore[no-untyped-def]
+def consumer_runtime() -> Runtime:
     from shared.data.queues import ConsumerQueue
     from shared.data.stores.consumer_marks import DynamoMarks
     from shared.kernel.clock import now_ms
@@ -65,21 +80,21 @@ def consumer_runtime():  # type: ignore[no-untyped-def]
     return Runtime(marks=DynamoMarks(), queue=ConsumerQueue(), policy=policy, clock=now_ms)
 
 
-def notification_messages():  # type: ignore[no-untyped-def]
+def notification_messages() -> DynamoMessages:
     from shared.data.stores.notifications import DynamoMessages
 
     ready()
     return DynamoMessages()
 
 
-def contacts():  # type: ignore[no-untyped-def]
+def contacts() -> DynamoContacts:
     from shared.data.stores.notifications import DynamoContacts
 
     ready()
     return DynamoContacts()
 
 
-def notifier():  # type: ignore[no-untyped-def]
+def notifier() -> Notifier:
     from shared.kernel.clock import now_ms
     from shared.notifications.delivery import Notifier
 
@@ -94,7 +109,7 @@ def notifier():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=1)
-def _notification_providers(current: Settings):  # type: ignore[no-untyped-def]
+def _notification_providers(current: Settings) -> dict[Channel, Provider]:
     """Per process (the WeChat access token is cached in its provider), per settings."""
     from shared.notifications import providers
     from shared.notifications.model import CHANNELS, Channel
@@ -129,14 +144,14 @@ def pricing_rules():  # type: ignore[no-untyped-def]
     )
 
 
-def locations():  # type: ignore[no-untyped-def]
+def locations() -> DynamoLocations:
     from shared.data.stores.locations import DynamoLocations
 
     ready()
     return DynamoLocations()
 
 
-def stock_levels():  # type: ignore[no-untyped-def]
+def stock_levels() -> DynamoStockLevels:
     from shared.data.stores.stock_levels import DynamoStockLevels
 
     ready()

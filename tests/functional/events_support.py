@@ -19,7 +19,8 @@ from shared.data.stores.consumer_marks import DynamoMarks
 from shared.data.transactions import Transaction
 from shared.kernel.clock import now_ms
 from shared.kernel.events import DomainEvent, EventType
-from shared.messaging.consumers import Consumer, RetryPolicy, Runtime, consume
+from shared.messaging.consumers import RetryPolicy, Runtime, consume
+from shared.messaging.ports import Consumer
 
 
 def emit(event: DomainEvent) -> DomainEvent:

@@ -12,7 +12,7 @@ from shared.data.items import ConsumedItem
 from shared.data.stores.consumer_marks import DynamoMarks
 from shared.kernel.clock import now_ms
 from shared.kernel.events import DomainEvent, EventType
-from shared.messaging.consumers import Claim
+from shared.messaging.ports import ClaimOutcome
 from tests.functional.events_support import Queue, emit, fast_runtime, order_event
 
 
@@ -127,7 +127,7 @@ def test_an_event_held_by_a_crashed_worker_is_handled_after_its_lease(queue: Que
     # Given a worker that claimed the event and died before marking it done
     [event] = relayed(order_event(EventType.ORDER_PAID))
     marks, start = DynamoMarks(), now_ms()
-    assert marks.claim("recording", event.event_id, "crashed", start, 60_000) is Claim.CLAIMED
+    assert marks.claim("recording", event.event_id, "crashed", start, 60_000) is ClaimOutcome.CLAIMED
     consumer = RecordingConsumer()
     # When it is delivered within the lease, it waits
     assert queue.deliver(consumer, fast_runtime(clock=lambda: start + 1_000)) == {

@@ -191,10 +191,10 @@ def test_it_attaches_to_an_sqs_client_whose_retries_absorb_throttling(table: dic
     queue = Queue.of(table, "NotificationsQueue")
     faults = FaultInjector(rate=1.0, kinds=[Kind.THROTTLING], max_faults=1)
     # When a batch is sent through it
-    from shared.messaging.relay import Message
+    from shared.messaging.ports import QueueMessage
 
     with faults.attached(queues.client()):
-        refused = queues.send_batch(queue.url, [Message("{}", {"event_type": "X"})])
+        refused = queues.send_batch(queue.url, [QueueMessage("{}", {"event_type": "X"})])
     # Then SQS's own throttling code was injected, retried, and the message delivered once
     assert refused == [] and faults.count(Kind.THROTTLING, "SendMessageBatch") == 1
     assert len(queue.receive()) == 1

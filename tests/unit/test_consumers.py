@@ -1,54 +1,19 @@
-"""The consumer framework's rules, with in-memory marks and queue (the DynamoDB and SQS versions
-are exercised on moto in tests/functional/test_consumers.py)."""
+"""The consumer framework's rules, with in-memory marks and queue (tests/fakes/messaging.py; the
+DynamoDB and SQS versions are exercised on moto in tests/functional/test_consumers.py, and the
+marks fake is checked against DynamoMarks in tests/contract/test_consumer_marks.py)."""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
 
 from shared.kernel.events import DomainEvent, EventType
-from shared.messaging.consumers import Claim, RetryPolicy, Runtime, consume
+from shared.messaging.consumers import RetryPolicy, Runtime, consume
+from shared.messaging.ports import ClaimOutcome
 from tests.events import load
+from tests.fakes.messaging import MemoryMarks, MemoryQueue
 
 ARN = "arn:aws:sqs:ap-east-1:123456789012:retail-dev-NotificationsQueue-1A2B3C"
-
-
-class MemoryMarks:
-    def __init__(self) -> None:
-        self.marks: dict[tuple[str, str], dict] = {}
-
-    def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> Claim:
-        held = self.marks.get((consumer, event_id))
-        if held and held["state"] == "DONE":
-            return Claim.DONE
-        if held and held["lease_until"] >= now_ms:
-            return Claim.BUSY
-        self.marks[(consumer, event_id)] = {"state": "CLAIMED", "token": token, "lease_until": now_ms + lease_ms}
-        return Claim.CLAIMED
-
-    def complete(self, consumer: str, event_id: str, token: str, now_ms: int) -> None:
-        self.marks[(consumer, event_id)] = {"state": "DONE", "token": token, "lease_until": now_ms}
-
-    def release(self, consumer: str, event_id: str, token: str) -> None:
-        if self.marks.get((consumer, event_id), {}).get("token") == token:
-            del self.marks[(consumer, event_id)]
-
-
-class MemoryQueue:
-    def __init__(self, max_receives: int | None = 5) -> None:
-        self.limit = max_receives
-        self.delays: list[tuple[str, int]] = []
-        self.dead: list[tuple[str, dict[str, str]]] = []
-
-    def max_receives(self, source_arn: str) -> int | None:
-        return self.limit
-
-    def retry_later(self, source_arn: str, delays: Sequence[tuple[str, int]]) -> None:
-        self.delays.extend(delays)
-
-    def dead_letter(self, source_arn: str, body: str, attributes: dict[str, str]) -> None:
-        self.dead.append((body, attributes))
 
 
 class RecordingConsumer:
@@ -165,7 +130,7 @@ def test_a_poison_message_is_retried_then_dead_lettered():
 def test_while_another_worker_holds_the_event_the_delivery_waits():
     # Given a worker that claimed the event and died without finishing
     marks, clock = MemoryMarks(), Clock()
-    assert marks.claim("recording", "e-5", "dead-worker", clock(), 60_000) is Claim.CLAIMED
+    assert marks.claim("recording", "e-5", "dead-worker", clock(), 60_000) is ClaimOutcome.CLAIMED
     consumer = RecordingConsumer()
     kit = runtime(marks=marks, clock=clock)
     # When the event is delivered again within the lease

@@ -10,7 +10,8 @@ import pytest
 from shared.data.stream import decode
 from shared.kernel.errors import TemporarilyUnavailable
 from shared.kernel.events import DomainEvent, EventType
-from shared.messaging.relay import Message, Relay, low_stock_event
+from shared.messaging.ports import QueueMessage
+from shared.messaging.relay import Relay, low_stock_event
 from shared.messaging.routing import SUBSCRIPTIONS, queues_for
 from tests.events import load
 
@@ -23,10 +24,10 @@ TWO_CONSUMERS = {
 
 class FakeQueues:
     def __init__(self, refuse: set[str] | None = None) -> None:
-        self.sent: dict[str, list[Message]] = {}
+        self.sent: dict[str, list[QueueMessage]] = {}
         self.refuse = refuse or set()  # event ids SQS will not take
 
-    def send(self, url: str, messages: Sequence[Message]) -> list[int]:
+    def send(self, url: str, messages: Sequence[QueueMessage]) -> list[int]:
         refused = [i for i, m in enumerate(messages) if m.attributes["event_id"] in self.refuse]
         self.sent.setdefault(url, []).extend(m for i, m in enumerate(messages) if i not in refused)
         return refused

@@ -1,0 +1,1 @@
+"""In-memory implementations of the ports, each checked against its DynamoDB store in tests/contract."""
