@@ -235,11 +235,6 @@ class EventRunner:
     def _schedules(self) -> list[Any]:
         return [s for s in self.app.event_sources if type(s).__name__ == "ScheduledEventConfig"]
 
-    def run_schedules_once(self) -> None:
-        """Every @schedule once, as if its time had come (tests)."""
-        for name, handler in [(s.name, self.app.handler_map[s.name]) for s in self._schedules()]:
-            handler(_scheduled_event(name), FakeContext())
-
     def _run_schedules(self, schedules: list[Any]) -> None:
         handlers = [(s.name, self.app.handler_map[s.name]) for s in schedules]
         while not self._stop.wait(self.schedule_every_s):

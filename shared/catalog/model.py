@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from shared.kernel.errors import NotFound, RuleViolation
+from shared.kernel.errors import RuleViolation
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,6 @@ class Page:
 class ProductRepository(Protocol):
     def get(self, sku: str) -> Product | None: ...
 
-    def get_many(self, skus: list[str]) -> dict[str, Product]: ...
-
     def put(self, product: Product) -> bool:
         """Store the product; True if it was new."""
         ...
@@ -61,13 +59,6 @@ def upsert_product(product: Product, repo: ProductRepository, now_ms: int) -> tu
     stored = replace(product, updated_at_ms=now_ms)
     was_new = repo.put(stored)
     return stored, was_new
-
-
-def get_product(sku: str, repo: ProductRepository) -> Product:
-    product = repo.get(sku)
-    if product is None:
-        raise NotFound("no such product", sku=sku)
-    return product
 
 
 class AvailabilityReader(Protocol):

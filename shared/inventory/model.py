@@ -61,9 +61,6 @@ class StockSheet:
     def available(self) -> int:
         return sum(level.available for level in self.levels)
 
-    def available_by_location(self) -> dict[str, int]:
-        return {level.location: level.available for level in self.levels}
-
 
 class StockChanged(ConcurrentUpdate):
     """The stock item changed between our read and our conditional write."""

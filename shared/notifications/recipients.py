@@ -20,9 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shared.inventory.locations import WAREHOUSE
 from shared.kernel.events import DomainEvent, EventType
-
-WAREHOUSE = "WH"
 
 
 class Audience(StrEnum):

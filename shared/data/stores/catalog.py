@@ -22,12 +22,6 @@ class DynamoProducts:
             except ProductItem.DoesNotExist:
                 return None
 
-    def get_many(self, skus: list[str]) -> dict[str, Product]:
-        """One BatchGetItem per 100 distinct SKUs."""
-        keys = [ProductItem.key(sku) for sku in dict.fromkeys(skus)]
-        with translated():
-            return {item.sku: product_of(item) for item in ProductItem.batch_get(keys)}
-
     def put(self, product: Product) -> bool:
         pk, sk = ProductItem.key(product.sku)
         with translated():

@@ -223,9 +223,6 @@ def audience_key(role: str | None, store_id: str | None) -> str | None:
     return None
 
 
-CONTACT_FIELDS = ("locale", "phone", "email", "wechat_openid", "birthday")
-
-
 class DynamoContacts:
     def get(self, user_id: str) -> Contact | None:
         with translated():
