@@ -6,14 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, model_validator
 
-from shared.kernel.values import LocationId, Quantity, Sku
+from shared.kernel.values import LocationId, LongText, Phone, Quantity, ShortText, Sku
 from shared.ordering.checkout import Cart
 from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
 from shared.ordering.pricing import CartLine
 
 MAX_LINES = 50
 CouponId = Annotated[str, Field(min_length=1, max_length=64)]
-Phone = Annotated[str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
 
 
 class LineIn(BaseModel):
@@ -26,10 +25,10 @@ class LineIn(BaseModel):
 class AddressIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    recipient: str = Field(min_length=1, max_length=64)
+    recipient: ShortText
     phone: Phone
-    city: str = Field(min_length=1, max_length=64)
-    detail: str = Field(min_length=1, max_length=200)
+    city: ShortText
+    detail: LongText
     # Coordinates are not money: floats are fine. Same-city uses them to find the nearest store.
     # StrictFloat: numbers only (ints too); lax float would take `false` or "31.2" as a coordinate.
     lat: StrictFloat | None = Field(default=None, ge=-90, le=90)

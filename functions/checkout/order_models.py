@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from shared.kernel.values import Quantity, Sku
+from shared.kernel.values import PickupCode, Quantity, Sku
 
 OrderId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
@@ -22,7 +22,7 @@ class ShipIn(BaseModel):
 
 class HandOverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pickup_code: str = Field(pattern=r"^\d{6}$")
+    pickup_code: PickupCode
 
 
 class RefundLineIn(BaseModel):

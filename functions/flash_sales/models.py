@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from shared.kernel.values import Fen, LocationId, Quantity, Sku
+from shared.kernel.values import Fen, LocationId, LongText, Phone, Quantity, ShortText, Sku
 from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
 
 SALE_ID = re.compile(r"fs[0-9a-f]{24}")  # shared.flash_sales.model.new_sale_id
@@ -34,10 +34,10 @@ class FlashSaleIn(BaseModel):
 class AddressIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    recipient: str = Field(min_length=1, max_length=64)
-    phone: str = Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")
-    city: str = Field(min_length=1, max_length=64)
-    detail: str = Field(min_length=1, max_length=200)
+    recipient: ShortText
+    phone: Phone
+    city: ShortText
+    detail: LongText
 
 
 class FulfilmentIn(BaseModel):

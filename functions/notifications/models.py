@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{6,15}$")]
+from shared.kernel.values import Phone
+
 Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 OpenId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 # MM-DD of a day that exists in a leap year (so 02-29 is a birthday, 02-30 and 04-31 are not).

@@ -118,6 +118,12 @@ class AmountMismatch(RuleViolation):
     code = "AMOUNT_MISMATCH"
 
 
+class OrderTooLarge(RuleViolation):
+    """The total is above what one payment carries (shared.kernel.values.MAX_AMOUNT_FEN)."""
+
+    code = "ORDER_TOO_LARGE"
+
+
 class UnknownSku(RuleViolation):
     """A cart names a SKU the catalogue does not have (the SKU is in the body, not the path)."""
 

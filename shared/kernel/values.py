@@ -7,10 +7,32 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt
 
+# Patterns say [0-9], never \d: Python's \d takes every script's digits (１２３４５６ passed ^\d{6}$).
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 LocationId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
+
+# Bounds on money and counts (API.md: below 2^53, so a JavaScript storefront reads them exactly).
+# A price times the largest quantity is at most what a payment carries, and pricing refuses an order
+# whose total is above MAX_AMOUNT_FEN (422 ORDER_TOO_LARGE): every order that can be placed can be
+# paid, and no amount or count the API returns reaches 2^53.
+MAX_PRICE_FEN = 10**8  # ¥1,000,000 a unit
+MAX_QUANTITY = 10_000  # units on one line
+MAX_AMOUNT_FEN = 10**12  # a payment, an order's total, a refund
+MAX_COUNT = 10**9  # units on hand at one location
+assert MAX_PRICE_FEN * MAX_QUANTITY <= MAX_AMOUNT_FEN < 2**53
+
 # StrictInt: a float such as 12.5 (or even 12.0) is refused, never rounded. Money is integer fen.
-Fen = Annotated[StrictInt, Field(ge=0, le=10**12)]
-Quantity = Annotated[StrictInt, Field(gt=0, le=10_000)]
-Count = Annotated[StrictInt, Field(ge=0, le=10**9)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+Fen = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT_FEN)]
+PriceFen = Annotated[StrictInt, Field(ge=0, le=MAX_PRICE_FEN)]
+Quantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+
+# Text people type: at least one character that is not white space (a pattern searches; "\S" also
+# refuses U+3000, the ideographic space).
+NON_BLANK = r"\S"
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NON_BLANK)]
+ShortText = Annotated[str, Field(min_length=1, max_length=64, pattern=NON_BLANK)]
+LongText = Annotated[str, Field(min_length=1, max_length=200, pattern=NON_BLANK)]
+# A phone number as people write it: +86 137 0000 0000, 137-0000-0000, 13700000000.
+Phone = Annotated[str, Field(pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
+PickupCode = Annotated[str, Field(pattern=r"^[0-9]{6}$")]

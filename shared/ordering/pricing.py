@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from shared.catalog.model import Product
-from shared.kernel.errors import DuplicateSku, RuleViolation, UnknownCoupon, UnknownSku
+from shared.kernel.errors import DuplicateSku, OrderTooLarge, RuleViolation, UnknownCoupon, UnknownSku
 from shared.kernel.money import allocate, unit_share
+from shared.kernel.values import MAX_AMOUNT_FEN
 
 PICKUP = "pickup"
 FULFILMENT_TYPES = frozenset({"delivery", "pickup", "ship_from_store", "same_city"})
@@ -178,6 +179,9 @@ def price_cart(
     subtotal = sum(gross)
     discount = sum(discounts)
     shipping = rules.shipping_for(fulfilment_type, subtotal - discount)
+    if max(subtotal, subtotal - discount + shipping) > MAX_AMOUNT_FEN:
+        # Refused here, at quote and order alike, so that every order placed can be paid in one payment.
+        raise OrderTooLarge("the order is above what one payment carries", max_fen=MAX_AMOUNT_FEN)
     return Quote(priced, subtotal, discount, shipping, subtotal - discount + shipping, tuple(applied))
 
 

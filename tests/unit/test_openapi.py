@@ -82,8 +82,11 @@ def body_schema(operation_id: str) -> dict[str, Any]:
 
 
 def validator(media: dict[str, Any]) -> Draft202012Validator:
-    # The document is the root so that "#/components/..." references resolve in it.
-    return Draft202012Validator({**media["schema"], "components": document()["components"]})
+    # The document is the root so that "#/components/..." references resolve in it. Formats are
+    # checked (date-time): the models refuse a time that is not one, so the document says so too.
+    return Draft202012Validator(
+        {**media["schema"], "components": document()["components"]}, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def pydantic_accepts(model: type[BaseModel], body: Any) -> bool:
@@ -138,6 +141,7 @@ def test_the_documented_example_is_accepted_by_the_schema_and_the_model(operatio
     assert pydantic_accepts(BODY_MODELS[operation_id], example)
 
 
+PAID_AT = "2026-11-23T08:00:00+08:00"
 ADDRESS = {"recipient": "张三", "phone": "+86 138 0000 0000", "city": "上海", "detail": "南京西路 1 号"}
 LINE = {"sku": "TEA-001", "qty": 1}
 SALE = {
@@ -192,6 +196,20 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("decideRefund", {"approve": 1}),
     ("decideRefund", {"approve": "true"}),
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now", "x": 1}),
+    ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": PAID_AT, "x": 1}),
+    ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": "2026-11-23"}),
+    ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 10**12 + 1, "paid_at": PAID_AT}),
+    ("putProduct", {"name": "茶", "price_fen": 10**8}),
+    ("putProduct", {"name": "茶", "price_fen": 10**8 + 1}),  # a price times 10,000 units is one payment at most
+    ("putProduct", {"name": "茶", "price_fen": 1, "member_price_fen": 10**8 + 1}),
+    ("putProduct", {"name": "   ", "price_fen": 100}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "delivery", "address": {**ADDRESS, "recipient": "   "}}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "delivery", "address": {**ADDRESS, "city": "\u3000"}}}),
+    ("quote", {"lines": [LINE], "fulfilment": {"type": "delivery", "address": {**ADDRESS, "detail": " \t "}}}),
+    ("buyInFlashSale", {"qty": 1, "fulfilment": {"type": "delivery", "address": {**ADDRESS, "city": "  "}}}),
+    ("handOver", {"pickup_code": "１２３４５６"}),  # full-width digits are not the code
+    ("putContact", {"phone": "+86 137 0000 0000"}),
+    ("putContact", {"phone": "137-0000-0000"}),
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 1.5, "paid_at": "now"}),
     ("paymentNotification", {"order_id": "", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now"}),
     ("createFlashSale", SALE),
