@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 from chalice import Rate, Response
 
 from functions.checkout.blueprint import bp
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, OrderPath, RefundDecisionIn, RefundIn, ShipIn
-from shared.kernel.clock import now_ms
+from shared.kernel.clock import iso, now_s
 from shared.kernel.errors import NotFound
 from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import Role
@@ -46,12 +45,7 @@ def place_order() -> Response:
     cart = parse(CartIn)
     who = principal()
     request = IdempotentRequest.of(f"orders:{who.sub}", idempotency_key(), cart.model_dump(mode="json"))
-    stored = bootstrap.ordering().place_checked(
-        lambda: bootstrap.checkout().prepare_placement(cart, who.sub),
-        who.sub,
-        request,
-        now_ms(),
-    )
+    stored = bootstrap.ordering().place_order(cart, who.sub, request)
     return json_response(stored.body, stored.status)
 
 
@@ -59,7 +53,7 @@ def place_order() -> Response:
 def list_orders() -> Response:
     who = principal()
     limit = query_int("limit", 20, low=1, high=100)
-    orders, cursor = bootstrap.orders().list_for_customer(who.sub, limit, decode_cursor(query_str("cursor")))
+    orders, cursor = bootstrap.order_lifecycle().list_for_customer(who.sub, limit, decode_cursor(query_str("cursor")))
     return ok({"items": [o.view(include_history=False) for o in orders], "next_cursor": encode_cursor(cursor)})
 
 
@@ -70,37 +64,35 @@ def get_order(order_id: str) -> Response:
     body = order.view()
     if who.role is Role.CUSTOMER and order.pickup_code:
         body["pickup_code"] = order.pickup_code  # shown to its customer only, who shows it at the store
-    body["refunds"] = bootstrap.orders().refunds_of(order.order_id)
+    body["refunds"] = bootstrap.order_refunds().refunds_of(order.order_id)
     return ok(body)
 
 
 @bp.route("/orders/{order_id}/cancel", methods=["POST"], roles=[Role.CUSTOMER])
 def cancel_order(order_id: str) -> Response:
-    return ok(bootstrap.order_lifecycle().cancel(_order_id(order_id), principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().cancel(_order_id(order_id), principal()).view())
 
 
 @bp.route("/orders/{order_id}/ship", methods=["POST"], roles=STAFF)
 def ship_order(order_id: str) -> Response:
     body = parse(ShipIn)
-    return ok(bootstrap.order_lifecycle().ship(_order_id(order_id), body.tracking_number, principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().ship(_order_id(order_id), body.tracking_number, principal()).view())
 
 
 @bp.route("/orders/{order_id}/ready-for-pickup", methods=["POST"], roles=STAFF)
 def ready_for_pickup(order_id: str) -> Response:
-    return ok(bootstrap.order_lifecycle().ready_for_pickup(_order_id(order_id), principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().ready_for_pickup(_order_id(order_id), principal()).view())
 
 
 @bp.route("/orders/{order_id}/hand-over", methods=["POST"], roles=STAFF)
 def hand_over(order_id: str) -> Response:
     body = parse(HandOverIn)
-    return ok(
-        bootstrap.order_lifecycle().hand_over(_order_id(order_id), body.pickup_code, principal(), now_ms()).view()
-    )
+    return ok(bootstrap.order_lifecycle().hand_over(_order_id(order_id), body.pickup_code, principal()).view())
 
 
 @bp.route("/orders/{order_id}/complete", methods=["POST"], roles=[Role.CUSTOMER, *STAFF])
 def complete_order(order_id: str) -> Response:
-    return ok(bootstrap.order_lifecycle().complete(_order_id(order_id), principal(), now_ms()).view())
+    return ok(bootstrap.order_lifecycle().complete(_order_id(order_id), principal()).view())
 
 
 @bp.route("/orders/{order_id}/refunds", methods=["POST"], roles=[Role.CUSTOMER])
@@ -109,15 +101,15 @@ def request_refund(order_id: str) -> Response:
     who = principal()
     oid = _order_id(order_id)
     request = IdempotentRequest.of(f"refunds:{who.sub}:{oid}", idempotency_key(), body.model_dump(mode="json"))
-    stored = bootstrap.order_lifecycle().request_refund(oid, body.units(), body.reason, who, now_ms(), request)
+    stored = bootstrap.order_refunds().request_refund(oid, body.units(), body.reason, who, request)
     return json_response(stored.body, stored.status)
 
 
 @bp.route("/admin/orders/{order_id}/refunds/{refund_id}/decision", methods=["POST"], roles=[Role.MERCHANT_ADMIN])
 def decide_refund(order_id: str, refund_id: str) -> Response:
     body = parse(RefundDecisionIn)
-    refund = bootstrap.order_lifecycle().decide_refund(
-        _order_id(order_id), _order_id(refund_id), body.approve, body.restock, principal(), now_ms()
+    refund = bootstrap.order_refunds().decide_refund(
+        _order_id(order_id), _order_id(refund_id), body.approve, body.restock, principal()
     )
     return ok(refund)
 
@@ -125,8 +117,8 @@ def decide_refund(order_id: str, refund_id: str) -> Response:
 @bp.route("/payments/notify", methods=["POST"], public=True)
 def payment_notification() -> Response:
     headers = dict(current_request().headers)
-    notice = bootstrap.payment_provider().verify(headers, raw_body(), time.time())
-    return ok(bootstrap.order_lifecycle().apply_payment(notice, now_ms()).view())
+    notice = bootstrap.payment_provider().verify(headers, raw_body(), now_s())
+    return ok(bootstrap.order_lifecycle().apply_payment(notice).view())
 
 
 @bp.route("/dev/pay/{order_id}", methods=["POST"], public=True)
@@ -136,18 +128,19 @@ def dev_pay(order_id: str) -> Response:
     if not settings.is_local:
         raise NotFound("no such route")
     order = bootstrap.order_lifecycle().load(_order_id(order_id))
+    now = now_s()
     body = json.dumps(
         {
             "order_id": order.order_id,
             "transaction_id": f"dev-{order.order_id}",
             "amount_fen": order.total_fen,
-            "paid_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "paid_at": iso(int(now * 1000)),
         }
     ).encode()
     secret = settings.payment_webhook_secret.get_secret_value()
-    headers = {"x-pay-signature": sign(secret, body, int(time.time()))}
-    notice = bootstrap.payment_provider().verify(headers, body, time.time())
-    return ok(bootstrap.order_lifecycle().apply_payment(notice, now_ms()).view())
+    headers = {"x-pay-signature": sign(secret, body, int(now))}
+    notice = bootstrap.payment_provider().verify(headers, body, now)
+    return ok(bootstrap.order_lifecycle().apply_payment(notice).view())
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="expire_unpaid_orders")
@@ -155,4 +148,4 @@ def expire_unpaid_orders(event: object) -> dict:
     """Cancels unpaid orders past their window and releases their units (the local runner runs this
     every few seconds). DynamoDB TTL is never the mechanism: it deletes "within days"."""
     bootstrap.ready()
-    return {"expired": bootstrap.order_lifecycle().expire_due(now_ms())}
+    return {"expired": bootstrap.order_lifecycle().expire_due()}

@@ -1,5 +1,5 @@
 """Placing an order: price the cart, hold its units, write the order, its event and the
-idempotency record in ONE DynamoDB transaction.
+idempotency record in ONE unit of work (one DynamoDB transaction).
 
 Round trips on the happy path: one BatchGetItem (products, stock, membership) and one
 TransactWriteItems. If any line is short, the transaction is cancelled as a whole (nothing is
@@ -11,21 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from shared.data import outbox
-from shared.data.stores import idempotency as idempotency_store
-from shared.data.stores import orders as order_store
-from shared.data.stores import stock as stock_store
-from shared.data.transactions import Transaction, TransactionCancelled
+from shared.kernel.clock import Clock, iso
 from shared.kernel.errors import DomainError, OutOfStock
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.model import Order, new_order_id
+from shared.ordering.ports import OrderingUnitOfWork, OrderingUnitOfWorkFactory, OrderReads, UnitHolder
 from shared.ordering.pricing import Quote
 from shared.platform.observability import count
 
-HoldUnits = Callable[[Transaction, Order], None]
+if TYPE_CHECKING:
+    from shared.ordering.checkout import CartSource, Checkout
 
 
 @dataclass(frozen=True)
@@ -39,29 +37,79 @@ class Placement:
     flash_sale_id: str | None = None
 
 
-def hold_stock(tx: Transaction, order: Order) -> None:
-    for line in order.lines:
-        stock_store.reserve(tx, line.sku, order.location, line.qty)
+class StockReservation:
+    """The units of an ordinary order: a reservation of each line at the order's location."""
+
+    def hold(self, uow: OrderingUnitOfWork, order: Order) -> None:
+        for line in order.lines:
+            uow.reserve_stock(line.sku, order.location, line.qty)
 
 
-def place_checked(
-    prepare: Callable[[], Placement],
-    customer_id: str,
-    request: IdempotentRequest,
-    now: int,
-    **kwargs: Any,
-) -> StoredResponse:
-    """`place`, with the checks of `prepare` (prices, stock read, store choice) in front. A replay
-    of a request that succeeded must get its first answer back even when those checks would now
-    fail (its own order may hold the last units), so a refusal looks for a stored response first."""
-    try:
-        placement = prepare()
-    except DomainError:
-        stored = idempotency_store.replay(request) if request.client_supplied else None
-        if stored is not None:
+RESERVE_STOCK = StockReservation()
+
+
+class OrderPlacement:
+    def __init__(self, uow: OrderingUnitOfWorkFactory, reads: OrderReads, checkout: Checkout, clock: Clock) -> None:
+        self._uow = uow
+        self._reads = reads
+        self._checkout = checkout
+        self._clock = clock
+
+    def place_order(self, cart: CartSource, customer_id: str, request: IdempotentRequest) -> StoredResponse:
+        """`POST /orders`: the checkout's checks (prices, stock read, store choice), then `place`.
+        A replay of a request that succeeded gets its first answer back even when those checks
+        would now fail (its own order may hold the last units), so a refusal looks for a stored
+        response first."""
+        try:
+            placement = self._checkout.prepare_placement(cart, customer_id)
+        except DomainError:
+            stored = self._reads.replay(request) if request.client_supplied else None
+            if stored is not None:
+                return stored
+            raise
+        return self.place(placement, customer_id, request)
+
+    def place(
+        self,
+        placement: Placement,
+        customer_id: str,
+        request: IdempotentRequest,
+        *,
+        holder: UnitHolder = RESERVE_STOCK,
+        retry_conflicts: bool = True,
+    ) -> StoredResponse:
+        """Write the order, PENDING_PAYMENT, with its OrderPlaced event and idempotency record.
+        `holder` adds the parts that take its units (stock reservations by default; a flash sale's
+        shard and buyer count, or only the claims when its units were taken before this call).
+        `retry_conflicts` False: a transaction conflict raises TemporarilyUnavailable at once.
+        Returns 201 and the order, or the first response of a replayed key."""
+        now = self._clock.now_ms()
+        order = Order.place(
+            order_id=new_order_id(now),
+            customer_id=customer_id,
+            quote=placement.quote,
+            fulfilment=placement.fulfilment,
+            location=placement.location,
+            now=now,
+            payment_window_s=placement.payment_window_s,
+            flash_sale_id=placement.flash_sale_id,
+        )
+        response = StoredResponse(201, order.view())
+        uow = self._uow(retry_conflicts=retry_conflicts)
+        holder.hold(uow, order)
+        uow.add_order(order)
+        payload = order.event_payload(expires_at=response.body["expires_at"])
+        uow.emit(DomainEvent(EventType.ORDER_PLACED, order.order_id, payload, occurred_at=iso(now)))
+        try:
+            stored = uow.commit_once(request, response)
+        except OutOfStock:
+            count("OutOfStock")
+            raise
+        if stored.body.get("order_id") != order.order_id:
+            count("IdempotentReplays")
             return stored
-        raise
-    return place(placement, customer_id, request, now, **kwargs)
+        count("OrdersPlaced")
+        return stored
 
 
 def place(
@@ -69,50 +117,26 @@ def place(
     customer_id: str,
     request: IdempotentRequest,
     now: int,
-    hold: HoldUnits = hold_stock,
-    extra: Callable[[Transaction, Order], None] | None = None,
+    hold: Callable[[Any, Order], None] | None = None,
+    extra: Callable[[Any, Order], None] | None = None,
     retry_conflicts: bool = True,
 ) -> StoredResponse:
-    """Write the order. `hold` adds the parts that take its units (stock items by default; a flash
-    sale's shard, or nothing when its units were taken before this call); `extra` adds more
-    conditional parts (e.g. a per-user purchase counter) to the same transaction.
-    `retry_conflicts` False: a TransactionConflict raises TemporarilyUnavailable at once."""
-    order = Order.place(
-        order_id=new_order_id(now),
-        customer_id=customer_id,
-        quote=placement.quote,
-        fulfilment=placement.fulfilment,
-        location=placement.location,
-        now=now,
-        payment_window_s=placement.payment_window_s,
-        flash_sale_id=placement.flash_sale_id,
-    )
-    response = StoredResponse(201, order.view())
-    tx = Transaction(retry_conflicts=retry_conflicts)
-    hold(tx, order)
-    order_store.add_new(tx, order)
-    if extra is not None:
-        extra(tx, order)
-    outbox.emit(
-        tx,
-        DomainEvent(
-            EventType.ORDER_PLACED, order.order_id, order.event_payload(expires_at=response.body["expires_at"])
-        ),
-    )
-    idempotency_store.join(tx, request, response)
-    try:
-        tx.commit()
-    except TransactionCancelled as cancelled:
-        if idempotency_store.was_replayed(cancelled):
-            stored = idempotency_store.replay(request, cancelled)
-            if stored is not None:
-                count("IdempotentReplays")
-                return stored
-        short = [label for label in cancelled.failed if label.startswith("stock:")]
-        if short:
-            count("OutOfStock")
-            sku = stock_store.sku_of(short[0])
-            raise OutOfStock("not enough stock", sku=sku, location=placement.location) from cancelled
-        raise
-    count("OrdersPlaced")
-    return response
+    """TRANSITIONAL, for `shared.flash_sales.purchase` only, until it places through
+    `OrderPlacement.place` with a UnitHolder of its own: `hold` and `extra` add raw transaction
+    parts. It goes with that move, and with it the last data-layer import of this package."""
+    from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork, unit_of_work
+    from shared.data.stores.orders import DynamoOrders
+    from shared.kernel.clock import FakeClock
+
+    class RawParts:
+        def hold(self, uow: OrderingUnitOfWork, order: Order) -> None:
+            assert isinstance(uow, DynamoOrderingUnitOfWork)
+            if hold is None:
+                RESERVE_STOCK.hold(uow, order)
+            else:
+                hold(uow.tx, order)
+            if extra is not None:
+                extra(uow.tx, order)
+
+    service = OrderPlacement(unit_of_work, DynamoOrders(), cast("Checkout", None), FakeClock(now))
+    return service.place(placement, customer_id, request, holder=RawParts(), retry_conflicts=retry_conflicts)

@@ -42,6 +42,22 @@ class PaymentAlreadyRecorded(Conflict):
     code = "PAYMENT_ALREADY_RECORDED"
 
 
+class VerifiedPayment(Protocol):
+    """A payment notification whose signature the provider checked (`shared.payments`)."""
+
+    @property
+    def order_id(self) -> str: ...
+
+    @property
+    def transaction_id(self) -> str: ...
+
+    @property
+    def amount_fen(self) -> int: ...
+
+    @property
+    def paid_at(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class PaymentRecord:
     """A provider's payment as we received it, recorded once per transaction id: APPLIED to the

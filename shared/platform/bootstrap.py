@@ -8,6 +8,17 @@ from typing import TYPE_CHECKING
 
 from shared.platform.settings import Settings, reset_settings, settings
 
+if TYPE_CHECKING:  # ordering: the services and their stores, typed
+    from shared.data.stores.orders import DynamoOrders
+    from shared.kernel.clock import Clock
+    from shared.ordering.checkout import Checkout
+    from shared.ordering.lifecycle import OrderLifecycle
+    from shared.ordering.model import Order
+    from shared.ordering.placement import OrderPlacement
+    from shared.ordering.ports import FlashUnitReleaser, OrderingUnitOfWork
+    from shared.ordering.pricing import PricingRules
+    from shared.ordering.refunds import OrderRefunds
+
 if TYPE_CHECKING:  # the data layer stays out of the cold import: these are for the type checker only
     from shared.data.stores.catalog import DynamoProducts
     from shared.data.stores.locations import DynamoLocations
@@ -47,11 +58,11 @@ def products() -> DynamoProducts:
     return DynamoProducts()
 
 
-def orders():  # type: ignore[no-untyped-def]
-    from shared.data.stores import orders as order_store
+def orders() -> DynamoOrders:
+    from shared.data.stores.orders import DynamoOrders
 
     ready()
-    return order_store
+    return DynamoOrders()
 
 
 def payment_provider() -> PaymentProvider:
@@ -127,7 +138,7 @@ def _notification_providers(current: Settings) -> dict[Channel, Provider]:
     }
 
 
-def pricing_rules():  # type: ignore[no-untyped-def]
+def pricing_rules() -> PricingRules:
     from shared.ordering.pricing import PricingRules
 
     s = settings()
@@ -158,7 +169,7 @@ def stock_levels() -> DynamoStockLevels:
     return DynamoStockLevels()
 
 
-def checkout():  # type: ignore[no-untyped-def]
+def checkout() -> Checkout:
     from shared.data.stores.checkout_reads import load_for_checkout
     from shared.ordering.checkout import Checkout
 
@@ -171,20 +182,46 @@ def checkout():  # type: ignore[no-untyped-def]
     )
 
 
-# The order services load the data layer (botocore, about 100 ms); importing them on first use
-# keeps them out of the cold import of app.py, which every function of the app pays.
-def order_lifecycle():  # type: ignore[no-untyped-def]
-    from shared.ordering import lifecycle as module
+# The order services and their stores load the data layer (botocore, about 100 ms); importing them
+# on first use keeps them out of the cold import of app.py, which every function of the app pays.
+# `clock`: the system clock unless a test or the local stage passes its own.
+def order_lifecycle(clock: Clock | None = None) -> OrderLifecycle:
+    from shared.data.stores.ordering_uow import unit_of_work
+    from shared.kernel.clock import SYSTEM
+    from shared.ordering.lifecycle import OrderLifecycle
 
-    ready()
-    return module
+    return OrderLifecycle(unit_of_work, orders(), flash_unit_releaser(), clock or SYSTEM)
 
 
-def ordering():  # type: ignore[no-untyped-def]
-    from shared.ordering import placement as module
+def ordering(clock: Clock | None = None) -> OrderPlacement:
+    from shared.data.stores.ordering_uow import unit_of_work
+    from shared.kernel.clock import SYSTEM
+    from shared.ordering.placement import OrderPlacement
 
-    ready()
-    return module
+    return OrderPlacement(unit_of_work, orders(), checkout(), clock or SYSTEM)
+
+
+def order_refunds(clock: Clock | None = None) -> OrderRefunds:
+    from shared.data.stores.ordering_uow import unit_of_work
+    from shared.kernel.clock import SYSTEM
+    from shared.ordering.refunds import OrderRefunds
+
+    return OrderRefunds(unit_of_work, orders(), clock or SYSTEM)
+
+
+def flash_unit_releaser() -> FlashUnitReleaser:
+    """Gives an unpaid flash order's units back to its sale, in the order's unit of work.
+    Transitional: an adapter over `shared.flash_sales.purchase.release` until the flash-sale
+    capability wires its own FlashUnitReleaser here."""
+    from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
+    from shared.flash_sales import purchase
+
+    class PurchaseRelease:
+        def release(self, uow: OrderingUnitOfWork, order: Order) -> None:
+            assert isinstance(uow, DynamoOrderingUnitOfWork)
+            purchase.release(uow.tx, order)
+
+    return PurchaseRelease()
 
 
 def flash_purchases():  # type: ignore[no-untyped-def]

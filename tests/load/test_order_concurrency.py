@@ -9,9 +9,8 @@ import pytest
 
 from infra.local.faults import FaultInjector
 from shared.data.items import EventItem, OrderItem
-from shared.kernel.clock import now_ms
 from shared.kernel.errors import OutOfStock, TemporarilyUnavailable
-from shared.ordering import placement as ordering
+from shared.platform import bootstrap
 from tests.functional.orders_support import given_catalogue, placement, request, stock_of
 
 pytestmark = pytest.mark.load
@@ -29,11 +28,13 @@ def race_for_stock(customers: int, qty_each: int = 1, attempts: int = 10) -> dic
     """Each customer sends one request and, on a retryable 503, sends it again with the same key,
     as a storefront does, until it gets a definite answer."""
 
+    placing = bootstrap.ordering()
+
     def buy(i: int) -> str:
         body = {"lines": {"TEA-1": qty_each}, "i": i}
         for _ in range(attempts):
             try:
-                ordering.place(placement({"TEA-1": qty_each}), f"c-{i}", request(f"c-{i}", f"k-{i}", body), now_ms())
+                placing.place(placement({"TEA-1": qty_each}), f"c-{i}", request(f"c-{i}", f"k-{i}", body))
                 return "ok"
             except OutOfStock:
                 return "out"
@@ -60,11 +61,12 @@ def test_fifty_customers_racing_for_the_last_ten_units_make_ten_orders(table):
 
 def replay_one_key(clients: int) -> set[str]:
     body = {"lines": {"TEA-1": 2}}
+    placing = bootstrap.ordering()
 
     def send(_: int) -> str:
         for _attempt in range(10):
             try:
-                stored = ordering.place(placement({"TEA-1": 2}), "alice", request("alice", "same-key", body), now_ms())
+                stored = placing.place(placement({"TEA-1": 2}), "alice", request("alice", "same-key", body))
                 return stored.body["order_id"]
             except TemporarilyUnavailable:
                 continue
@@ -77,9 +79,10 @@ def replay_one_key(clients: int) -> set[str]:
 def test_twenty_concurrent_replays_of_one_key_make_one_order(table):
     given_catalogue({("TEA-1", "WH"): 100})
     body = {"lines": {"TEA-1": 2}}
+    placing = bootstrap.ordering()
 
     def send(_: int) -> str:
-        stored = ordering.place(placement({"TEA-1": 2}), "alice", request("alice", "same-key", body), now_ms())
+        stored = placing.place(placement({"TEA-1": 2}), "alice", request("alice", "same-key", body))
         return stored.body["order_id"]
 
     with ThreadPoolExecutor(max_workers=20) as pool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 
 from shared.data.items import IdempotencyItem
 from shared.data.transactions import Transaction, TransactionCancelled, translated
+from shared.kernel.clock import now_ms
 from shared.kernel.errors import IdempotencyKeyReused
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 
@@ -20,14 +20,13 @@ RETENTION_S = 24 * 3600
 def join(tx: Transaction, request: IdempotentRequest, response: StoredResponse) -> None:
     """Add the record to `tx`: the transaction applies only if the key is new."""
     pk, sk = IdempotencyItem.key(request.scope, request.key)
-    now = time.time()
     item = IdempotencyItem(
         pk,
         sk,
         request_hash=request.fingerprint,
         status_code=response.status,
         response_body=json.dumps(response.body, ensure_ascii=False),
-        created_at=int(now * 1000),
+        created_at=now_ms(),
         ttl=timedelta(seconds=RETENTION_S),
     )
     tx.put(item, LABEL, condition=IdempotencyItem.pk.does_not_exist())

@@ -12,9 +12,12 @@ from typing import Any
 from pynamodb.expressions.condition import Condition
 
 from shared.data.items import OrderItem, PaymentItem, RefundItem
+from shared.data.stores import idempotency as idempotency_store
 from shared.data.transactions import Transaction, translated
 from shared.kernel.clock import iso
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.model import HistoryEntry, Order, Status
+from shared.ordering.ports import PaymentRecord, Refund
 from shared.ordering.pricing import PricedLine
 
 ORDER_LABEL = "order"
@@ -23,6 +26,10 @@ PAYMENT_LABEL = "payment"
 # partitions is 500 index writes/s each, half a partition's 1,000 (docs/data-model.md, orders). The
 # sweeper queries every partition each run: 40 queries a minute in AWS, ~70 ms of emulator CPU locally.
 DUE_SHARDS = 40
+
+
+def refund_label(refund_id: str) -> str:
+    return f"refund:{refund_id}"
 
 
 def due_partition(order_id: str) -> str:
@@ -111,78 +118,25 @@ def replace_if_unchanged(tx: Transaction, before: Order, after: Order) -> None:
     tx.put(_to_item(after), ORDER_LABEL, condition=condition)
 
 
-def get(order_id: str, consistent: bool = True) -> Order | None:
-    pk, sk = OrderItem.key(order_id)
-    with translated():
-        try:
-            return _to_domain(OrderItem.get(pk, sk, consistent_read=consistent))
-        except OrderItem.DoesNotExist:
-            return None
-
-
-def list_for_customer(customer_id: str, limit: int, cursor: dict | None) -> tuple[list[Order], dict | None]:
-    with translated():
-        result = OrderItem.gsi1.query(
-            f"CUSTOMER#{customer_id}", scan_index_forward=False, limit=limit, last_evaluated_key=cursor
-        )
-        orders = [_to_domain(item) for item in result if isinstance(item, OrderItem)]
-        return orders, result.last_evaluated_key
-
-
-def due_orders(now_ms: int, per_shard: int = 100) -> Iterator[Order]:
-    """PENDING_PAYMENT orders whose payment window has passed, oldest first in each shard."""
-    bound = f"{iso(now_ms)}#~"
-    with translated():
-        for shard in range(DUE_SHARDS):
-            for item in OrderItem.gsi2.query(f"DUE#{shard}", OrderItem.gsi2sk <= bound, limit=per_shard):
-                if isinstance(item, OrderItem):
-                    yield _to_domain(item)
-
-
 # -- payments ----------------------------------------------------------------------------------
-def record_payment(
-    tx: Transaction,
-    transaction_id: str,
-    order_id: str,
-    amount_fen: int,
-    paid_at: str,
-    status: str,
-    reason: str | None,
-    now_ms: int,
-) -> None:
-    pk, sk = PaymentItem.key(transaction_id)
+def record_payment(tx: Transaction, payment: PaymentRecord) -> None:
+    pk, sk = PaymentItem.key(payment.transaction_id)
     item = PaymentItem(
         pk,
         sk,
-        transaction_id=transaction_id,
-        order_id=order_id,
-        amount_fen=amount_fen,
-        paid_at=paid_at,
-        status=status,
-        reason=reason,
-        created_at=now_ms,
+        transaction_id=payment.transaction_id,
+        order_id=payment.order_id,
+        amount_fen=payment.amount_fen,
+        paid_at=payment.paid_at,
+        status=payment.status,
+        reason=payment.reason,
+        created_at=payment.recorded_at_ms,
     )
     tx.put(item, PAYMENT_LABEL, condition=PaymentItem.pk.does_not_exist())
 
 
-def get_payment(transaction_id: str) -> dict[str, Any] | None:
-    pk, sk = PaymentItem.key(transaction_id)
-    with translated():
-        try:
-            item = PaymentItem.get(pk, sk, consistent_read=True)
-        except PaymentItem.DoesNotExist:
-            return None
-    return {
-        "transaction_id": item.transaction_id,
-        "order_id": item.order_id,
-        "amount_fen": int(item.amount_fen),
-        "status": item.status,
-        "reason": item.reason,
-    }
-
-
 # -- refunds -----------------------------------------------------------------------------------
-def _refund_dict(item: RefundItem) -> dict[str, Any]:
+def _refund_dict(item: RefundItem) -> Refund:
     return {
         "refund_id": item.refund_id,
         "order_id": item.order_id,
@@ -196,7 +150,7 @@ def _refund_dict(item: RefundItem) -> dict[str, Any]:
     }
 
 
-def add_refund(tx: Transaction, refund: dict[str, Any], now_ms: int) -> None:
+def add_refund(tx: Transaction, refund: Refund, now_ms: int) -> None:
     pk, sk = RefundItem.key(refund["order_id"], refund["refund_id"])
     item = RefundItem(
         pk,
@@ -213,10 +167,10 @@ def add_refund(tx: Transaction, refund: dict[str, Any], now_ms: int) -> None:
         gsi1pk=f"REFUNDS#{refund['status']}",
         gsi1sk=f"{iso(now_ms)}#{refund['refund_id']}",
     )
-    tx.put(item, f"refund:{refund['refund_id']}", condition=RefundItem.pk.does_not_exist())
+    tx.put(item, refund_label(refund["refund_id"]), condition=RefundItem.pk.does_not_exist())
 
 
-def decide_refund(tx: Transaction, refund: dict[str, Any], status: str, restock: bool) -> None:
+def decide_refund(tx: Transaction, refund: Refund, status: str, restock: bool) -> None:
     """Move a REQUESTED refund to ISSUED or REJECTED; conditional, so it is decided once."""
     tx.update(
         RefundItem,
@@ -226,23 +180,74 @@ def decide_refund(tx: Transaction, refund: dict[str, Any], status: str, restock:
             RefundItem.restock.set("yes" if restock else "no"),
             RefundItem.gsi1pk.set(f"REFUNDS#{status}"),
         ],
-        f"refund:{refund['refund_id']}",
+        refund_label(refund["refund_id"]),
         condition=RefundItem.status == "REQUESTED",
     )
 
 
-def refunds_of(order_id: str) -> list[dict[str, Any]]:
-    with translated():
-        return [
-            _refund_dict(item)
-            for item in RefundItem.query(f"ORDER#{order_id}", RefundItem.sk.startswith("REFUND#"), consistent_read=True)
-        ]
+class DynamoOrders:
+    """The order reads of `shared.ordering.ports.OrderReads` on the table."""
 
+    def get(self, order_id: str, consistent: bool = True) -> Order | None:
+        pk, sk = OrderItem.key(order_id)
+        with translated():
+            try:
+                return _to_domain(OrderItem.get(pk, sk, consistent_read=consistent))
+            except OrderItem.DoesNotExist:
+                return None
 
-def get_refund(order_id: str, refund_id: str) -> dict[str, Any] | None:
-    pk, sk = RefundItem.key(order_id, refund_id)
-    with translated():
-        try:
-            return _refund_dict(RefundItem.get(pk, sk, consistent_read=True))
-        except RefundItem.DoesNotExist:
-            return None
+    def list_for_customer(
+        self, customer_id: str, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[Order], dict[str, Any] | None]:
+        with translated():
+            result = OrderItem.gsi1.query(
+                f"CUSTOMER#{customer_id}", scan_index_forward=False, limit=limit, last_evaluated_key=cursor
+            )
+            orders = [_to_domain(item) for item in result if isinstance(item, OrderItem)]
+            return orders, result.last_evaluated_key
+
+    def due_orders(self, now_ms: int, per_shard: int = 100) -> Iterator[Order]:
+        """PENDING_PAYMENT orders whose payment window has passed, oldest first in each shard."""
+        bound = f"{iso(now_ms)}#~"
+        with translated():
+            for shard in range(DUE_SHARDS):
+                for item in OrderItem.gsi2.query(f"DUE#{shard}", OrderItem.gsi2sk <= bound, limit=per_shard):
+                    if isinstance(item, OrderItem):
+                        yield _to_domain(item)
+
+    def get_payment(self, transaction_id: str) -> PaymentRecord | None:
+        pk, sk = PaymentItem.key(transaction_id)
+        with translated():
+            try:
+                item = PaymentItem.get(pk, sk, consistent_read=True)
+            except PaymentItem.DoesNotExist:
+                return None
+        return PaymentRecord(
+            transaction_id=item.transaction_id,
+            order_id=item.order_id,
+            amount_fen=int(item.amount_fen),
+            paid_at=item.paid_at,
+            status=item.status,
+            reason=item.reason,
+            recorded_at_ms=int(item.created_at or 0),
+        )
+
+    def refunds_of(self, order_id: str) -> list[Refund]:
+        with translated():
+            return [
+                _refund_dict(item)
+                for item in RefundItem.query(
+                    f"ORDER#{order_id}", RefundItem.sk.startswith("REFUND#"), consistent_read=True
+                )
+            ]
+
+    def get_refund(self, order_id: str, refund_id: str) -> Refund | None:
+        pk, sk = RefundItem.key(order_id, refund_id)
+        with translated():
+            try:
+                return _refund_dict(RefundItem.get(pk, sk, consistent_read=True))
+            except RefundItem.DoesNotExist:
+                return None
+
+    def replay(self, request: IdempotentRequest) -> StoredResponse | None:
+        return idempotency_store.replay(request)
