@@ -2,16 +2,20 @@
 
 One pydantic model per concern; values come from the Lambda environment (set per stage in
 `.chalice/config.json`, and by `infra/local` for the local stack). Logic receives the values as
-arguments and never reads `os.environ` itself.
+arguments and never reads `os.environ` itself. Secrets of a deployed stage come from SSM Parameter
+Store, never the environment (shared/platform/secrets.py).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from shared.platform import secrets
 
 
 class Settings(BaseModel):
@@ -100,12 +104,24 @@ class Settings(BaseModel):
         return {name.strip(): url.strip() for name, url in pairs}
 
 
+def load_settings(environ: Mapping[str, str], fetch: secrets.Fetch | None = None) -> Settings:
+    """Settings from an environment, its secrets resolved first: in a deployed stage from the SSM
+    parameters the environment names (shared/platform/secrets.py), elsewhere from plain variables.
+    The notification providers' secrets are read only where they are used (a live stage)."""
+    needed = {"JWT_SECRET", "PAYMENT_WEBHOOK_SECRET"}
+    if environ.get("NOTIFICATION_PROVIDER") == "live":
+        needed |= {"WECHAT_APP_SECRET", "SMS_API_KEY"}
+    return Settings.model_validate(secrets.resolve(environ, needed, fetch))
+
+
 @lru_cache(maxsize=1)
 def settings() -> Settings:
-    """The process's settings; a missing or bad value fails the cold start with a clear message."""
-    return Settings.model_validate(dict(os.environ))
+    """The process's settings; a missing or bad value (or an unreadable secret) fails the cold
+    start with a clear message."""
+    return load_settings(dict(os.environ))
 
 
 def reset_settings() -> None:
     """For tests and the local runner, which change the environment between stacks."""
     settings.cache_clear()
+    secrets.forget()
