@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.catalog.model import Product
-from shared.inventory.model import StockSheet
+from shared.inventory.ports import StockSheet
 from shared.kernel.values import Count, Fen, Name, Sku
 
 

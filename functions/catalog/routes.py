@@ -4,7 +4,7 @@ from chalice import Response
 
 from functions.catalog.models import ProductIn, SkuPath, product_view, stocked_product_view
 from shared.catalog import model as catalog
-from shared.inventory import model as inventory
+from shared.inventory import stock as inventory
 from shared.kernel.clock import now_ms
 from shared.kernel.identity import Role
 from shared.platform import bootstrap

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.inventory.model import StockLevel, StockSheet
+from shared.inventory.model import StockLevel
+from shared.inventory.ports import StockSheet
 from shared.kernel.values import Count, LocationId, Sku
 
 

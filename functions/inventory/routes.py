@@ -3,7 +3,7 @@ from __future__ import annotations
 from chalice import Response
 
 from functions.inventory.models import SkuPath, StockIn, level_view, sheet_view
-from shared.inventory import model as inventory
+from shared.inventory import stock as inventory
 from shared.kernel.identity import Role
 from shared.platform import bootstrap
 from shared.web.api import Api, created, ok, parse, validate

@@ -10,7 +10,7 @@ from infra.local.seed_contacts import seed_contacts
 from shared.catalog import model as catalog
 from shared.catalog.model import Product
 from shared.data.items import LocationItem, MemberItem, PartyItem
-from shared.inventory import model as inventory
+from shared.inventory import stock as inventory
 from shared.platform import bootstrap
 
 PRODUCTS = [

@@ -9,7 +9,8 @@ import pytest
 from functions.checkout.models import CartIn
 from shared.catalog.model import Product
 from shared.inventory.locations import Location
-from shared.inventory.model import StockChanged, StockLevel, set_on_hand
+from shared.inventory.model import StockChanged, StockLevel
+from shared.inventory.stock import set_on_hand
 from shared.kernel.errors import ConcurrentUpdate, OnHandBelowReserved, OutOfStock
 from shared.ordering.checkout import Checkout
 from shared.ordering.ports import CheckoutData

@@ -23,7 +23,8 @@ from shared.data.stores.locations import DynamoLocations
 from shared.data.table import BaseItem
 from shared.data.transactions import translated
 from shared.inventory.locations import Location
-from shared.inventory.model import StockChanged, StockLevel, StockSheet
+from shared.inventory.model import StockChanged, StockLevel
+from shared.inventory.ports import StockSheet
 
 
 class DynamoStockLevels:
