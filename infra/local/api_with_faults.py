@@ -3,15 +3,16 @@ so it is the only place where throttling, conflicts and timeouts can be injected
 
     FAULT_RATE=0.1 FAULT_PARTITIONS='FLASH#,ORDER#' python -m infra.local.api_with_faults --port 8000
 
-serves the app exactly as `chalice local --no-autoreload --stage local` does (chalice's own config
-loading and local server), after attaching a `FaultInjector` (infra/local/faults.py) to the shared
-DynamoDB client (`shared.data.connection.events()`). What it injects is read from FAULT_* variables
+serves the app exactly as `make dev` does (infra/local/api_server.py: chalice's own config loading
+and local server, with its 404 for unknown routes and its listen backlog), after attaching a
+`FaultInjector` (infra/local/faults.py) to the shared DynamoDB client
+(`shared.data.connection.events()`). What it injects is read from FAULT_* variables
 by `FaultPlan.from_environment` (here only: shared/ and functions/ never see them, and nothing of
 this module is packaged). On SIGTERM or Ctrl-C it prints the injector's report to stderr, so the
 stack's log ends with what was injected.
 
-`LocalStack(faults=FaultPlan(...))` runs this instead of `chalice local`; `make dev` does so with
-`python -m infra.local.dev --fault-rate 0.1` and runs plain `chalice local` otherwise.
+`LocalStack(faults=FaultPlan(...))` runs this instead of `infra.local.api_server`; `make dev` does
+so with `python -m infra.local.dev --fault-rate 0.1`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,10 @@ import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from infra.local.faults import FaultInjector
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _listed(text: str | None) -> tuple[str, ...]:
@@ -93,11 +91,10 @@ class FaultPlan:
 def serve(host: str, port: int, stage: str, plan: FaultPlan | None) -> None:
     """What `chalice local --no-autoreload` does (cli `local` -> `run_local_server`), with the
     injector attached to the bound client before the first request."""
-    from chalice.cli import create_local_server
-    from chalice.cli.factory import CLIFactory
+    from infra.local.api_server import create_server
 
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")  # as `chalice local`
-    server = create_local_server(CLIFactory(str(ROOT), environ=os.environ), host, port, stage)
+    server = create_server(host, port, stage)
     injector = None
     if plan is not None:
         from shared.platform import bootstrap

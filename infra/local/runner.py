@@ -11,6 +11,7 @@ their visibility timeout and, past `maxReceiveCount`, land in the dead-letter qu
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import traceback
@@ -20,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import boto3
+from botocore.exceptions import EndpointConnectionError
 
 from infra.local.resources import load_template, queue_name
 
@@ -113,9 +115,23 @@ class EventRunner:
             try:
                 target(arg)
                 return
+            except EndpointConnectionError:
+                # The emulator is gone (stopped, or crashed): nothing left to poll. One line, not a
+                # traceback per poller per second until someone notices.
+                if not self._stop.is_set():
+                    self._stop.set()
+                    print("event runner: the emulator does not answer; the runner stops", file=sys.stderr, flush=True)
+                return
             except Exception:  # a crashed poller must not stop the others; log and restart it
+                if self._stop.is_set():
+                    return  # stopping: whatever failed was cut short by the stop
                 traceback.print_exc()
                 self._stop.wait(1.0)
+
+    def _report_crash(self) -> None:
+        """A handler's traceback, unless the runner is stopping (the emulator may be gone already)."""
+        if not self._stop.is_set():
+            traceback.print_exc()
 
     def _loop(self, mapping: Mapping) -> None:
         while not self._stop.is_set():
@@ -184,7 +200,7 @@ class EventRunner:
         try:
             result = mapping.function({"Records": records}, FakeContext()) or {}
         except Exception:
-            traceback.print_exc()
+            self._report_crash()
             return str(records[0]["dynamodb"]["SequenceNumber"])  # a crash retries the whole batch
         failures = result.get("batchItemFailures") or []
         if not failures:
@@ -221,7 +237,7 @@ class EventRunner:
             result = mapping.function(event, FakeContext()) or {}
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures") or []}
         except Exception:
-            traceback.print_exc()
+            self._report_crash()
             failed = {m["MessageId"] for m in messages}  # a crash fails the whole batch, as in Lambda
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
@@ -242,7 +258,7 @@ class EventRunner:
                 try:
                     handler(_scheduled_event(name), FakeContext())
                 except Exception:
-                    traceback.print_exc()
+                    self._report_crash()
 
 
 def _scheduled_event(name: str) -> dict[str, Any]:

@@ -2,13 +2,15 @@
 `infra/template.yaml`, demo data, `chalice local` and the event runner.
 
 `make dev` runs it on the usual ports (`infra.local.dev`); the end-to-end tests start the same
-stack on free ports. Children stay in the caller's process group, so Ctrl-C stops everything.
+stack on free ports. Children stay in the caller's process group but ignore SIGINT: Ctrl-C stops
+the runner first, then the API and the emulator (`stop()`), so nothing polls a server that is gone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -49,6 +51,10 @@ def stage_environment(stage: str = "local") -> dict[str, str]:
     env = dict(config.get("environment_variables", {}))
     env.update(config["stages"][stage].get("environment_variables", {}))
     return env
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass
@@ -125,15 +131,19 @@ class LocalStack:
             self.runner = runner
 
     def _api_command(self) -> list[str]:
+        """chalice local's server, as infra/local/api_server.py tunes it (404 for unknown routes, a
+        listen backlog for bursts), or the same server with the fault harness attached."""
         where = ["--stage", self.stage, "--host", HOST, "--port", str(self.api_port)]
         if self.faults is not None:
             return [sys.executable, "-m", "infra.local.api_with_faults", *where]
-        return [str(Path(sys.executable).with_name("chalice")), "local", "--no-autoreload", *where]
+        return [sys.executable, "-m", "infra.local.api_server", *where]
 
     def _spawn(self, argv: list[str], extra_env: dict[str, str] | None = None) -> None:
         out = subprocess.DEVNULL if self.quiet else None
         env = {**os.environ, **self.env, **(extra_env or {})}
-        child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out)
+        # Children ignore SIGINT: Ctrl-C reaches the whole process group, and the emulator must not
+        # die before the event runner has stopped polling it; `stop()` ends them, in order.
+        child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=out, preexec_fn=_ignore_sigint)
         self._children.append(child)
 
     def _wait_for_api(self, timeout_s: float = 60.0) -> None:
