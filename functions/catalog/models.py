@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.catalog.model import Product
 from shared.inventory.ports import StockSheet
-from shared.kernel.values import Count, Fen, Name, Sku
+from shared.kernel.values import Count, Name, PriceFen, Sku
 
 
 class ProductIn(BaseModel):
@@ -14,9 +14,9 @@ class ProductIn(BaseModel):
 
     name: Name
     name_en: Name | None = None
-    price_fen: Fen
+    price_fen: PriceFen
     category: str | None = Field(default=None, max_length=64)
-    member_price_fen: Fen | None = None
+    member_price_fen: PriceFen | None = None
     low_stock_threshold: Count | None = None
 
     def to_domain(self, sku: str) -> Product:
