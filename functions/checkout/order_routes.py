@@ -32,6 +32,7 @@ from shared.web.api import (
 )
 
 STAFF = [Role.STORE_STAFF, Role.MERCHANT_ADMIN]
+PICKUP_HANDLERS = [Role.STORE_STAFF, Role.GUIDE, Role.MERCHANT_ADMIN]  # of the fulfilling store (API.md)
 ANY_ROLE = list(Role)
 _: Api = bp
 
@@ -64,6 +65,8 @@ def get_order(order_id: str) -> Response:
     body = order.view()
     if who.role is Role.CUSTOMER and order.pickup_code:
         body["pickup_code"] = order.pickup_code  # shown to its customer only, who shows it at the store
+    if who.role is Role.FINANCE:  # the money, not where it goes: no recipient, phone or address
+        body["fulfilment"] = {k: v for k, v in body["fulfilment"].items() if k != "address"}
     body["refunds"] = bootstrap.order_refunds().refunds_of(order.order_id)
     return ok(body)
 
@@ -79,12 +82,12 @@ def ship_order(order_id: str) -> Response:
     return ok(bootstrap.order_lifecycle().ship(_order_id(order_id), body.tracking_number, principal()).view())
 
 
-@bp.route("/orders/{order_id}/ready-for-pickup", methods=["POST"], roles=STAFF)
+@bp.route("/orders/{order_id}/ready-for-pickup", methods=["POST"], roles=PICKUP_HANDLERS)
 def ready_for_pickup(order_id: str) -> Response:
     return ok(bootstrap.order_lifecycle().ready_for_pickup(_order_id(order_id), principal()).view())
 
 
-@bp.route("/orders/{order_id}/hand-over", methods=["POST"], roles=STAFF)
+@bp.route("/orders/{order_id}/hand-over", methods=["POST"], roles=PICKUP_HANDLERS)
 def hand_over(order_id: str) -> Response:
     body = parse(HandOverIn)
     return ok(bootstrap.order_lifecycle().hand_over(_order_id(order_id), body.pickup_code, principal()).view())

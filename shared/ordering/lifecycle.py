@@ -69,10 +69,16 @@ def may_see(order: Order, who: Principal) -> bool:
     return who.store_id == order.location  # staff and guides see their store's orders
 
 
-def _require_fulfiller(order: Order, who: Principal) -> None:
+# API.md: store staff or guides of the fulfilling store ready and hand over pickups; shipping and
+# completing are the staff's.
+STAFF_ONLY = frozenset({Role.STORE_STAFF})
+PICKUP_HANDLERS = frozenset({Role.STORE_STAFF, Role.GUIDE})
+
+
+def _require_fulfiller(order: Order, who: Principal, store_roles: frozenset[Role] = STAFF_ONLY) -> None:
     if who.role is Role.MERCHANT_ADMIN:
         return
-    if who.role is Role.STORE_STAFF and who.store_id == order.location:
+    if who.role in store_roles and who.store_id == order.location:
         return
     raise Forbidden("only the fulfilling store's staff or a merchant admin may do this", location=order.location)
 
@@ -251,7 +257,7 @@ class OrderLifecycle:
         now = self._clock.now_ms()
 
         def step(order: Order) -> Order:
-            _require_fulfiller(order, who)
+            _require_fulfiller(order, who, PICKUP_HANDLERS)
             if not order.is_pickup:
                 raise RuleViolation("only pickup orders wait for pickup", order_id=order_id)
             ready = order.transition(Action.READY_FOR_PICKUP, who.sub, now, pickup_code=new_pickup_code())
@@ -267,7 +273,7 @@ class OrderLifecycle:
         now = self._clock.now_ms()
 
         def step(order: Order) -> Order:
-            _require_fulfiller(order, who)
+            _require_fulfiller(order, who, PICKUP_HANDLERS)
             next_status(order.status, Action.HAND_OVER)  # InvalidTransition (409) unless FULFILLING
             if not order.is_pickup or order.pickup_code is None:
                 raise RuleViolation("this order is not waiting for pickup", order_id=order_id)
