@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install dev test test-unit test-functional test-e2e test-load test-package lint bench package clean
+.PHONY: install dev test test-unit test-contract test-functional test-e2e test-load test-package lint bench package clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -d $(VENV) || $(PY) -m venv $(VENV)
@@ -20,10 +20,13 @@ dev: install
 	$(BIN)/python -m infra.local.dev
 
 test: install
-	$(BIN)/pytest -q tests/unit tests/functional tests/e2e tests/load tests/package
+	$(BIN)/pytest -q tests/unit tests/contract tests/functional tests/e2e tests/load tests/package
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
+
+test-contract: install
+	$(BIN)/pytest -q tests/contract
 
 test-functional: install
 	$(BIN)/pytest -q tests/functional
@@ -41,6 +44,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy shared functions
+	$(BIN)/lint-imports --no-cache
 
 bench: install
 	$(BIN)/python -m bench
