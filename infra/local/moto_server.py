@@ -62,6 +62,7 @@ def make_moto_server(host: str, port: int, serialised: bool = True) -> BaseWSGIS
     if serialised:
         from infra.local import moto_speedups, moto_transactions
 
+        # Each refuses (MotoVersionMismatch) a moto other than the pin: infra/local/moto_pin.py.
         moto_transactions.install()  # O(items touched) rollback; sound only when serialised
         moto_speedups.install()  # parse each expression once, size each item once
         app = SerialisedApp(app)
