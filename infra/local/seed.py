@@ -31,10 +31,12 @@ PRODUCTS = [
 
 LOCATIONS = [
     # id, kind, 中文名, English name, city, lat_e6, lng_e6
-    ("WH", "warehouse", "嘉兴中心仓", "Jiaxing central warehouse", "Jiaxing", 30746000, 120755000),
-    ("S001", "store", "上海静安店", "Shanghai Jing'an store", "Shanghai", 31229000, 121448000),
-    ("S002", "store", "杭州西湖店", "Hangzhou West Lake store", "Hangzhou", 30259000, 120130000),
+    ("WH", "warehouse", "嘉兴中心仓", "Jiaxing central warehouse", "嘉兴", 30746000, 120755000),
+    ("S001", "store", "上海静安店", "Shanghai Jing'an store", "上海", 31229000, 121448000),
+    ("S002", "store", "杭州西湖店", "Hangzhou West Lake store", "杭州", 30259000, 120130000),
 ]
+# Each location's city in the other script: same-city matches "上海" and "Shanghai" alike.
+CITY_EN = {"嘉兴": "Jiaxing", "上海": "Shanghai", "杭州": "Hangzhou"}
 
 # Units on hand per location for every product: enough to play with, few enough at the stores
 # that same-city and pickup run out where a developer can see it.
@@ -72,6 +74,7 @@ def seed() -> dict[str, int]:
             name=name,
             name_en=name_en,
             city=city,
+            city_en=CITY_EN[city],
             lat_e6=lat,
             lng_e6=lng,
             dealer_id=DEALER[0] if kind == "store" else None,

@@ -42,6 +42,7 @@ def location_of(item: LocationItem) -> Location:
         kind=item.kind,
         name=item.name,
         city=item.city,
+        city_en=item.city_en,
         lat_e6=_int_or_none(item.lat_e6),
         lng_e6=_int_or_none(item.lng_e6),
     )

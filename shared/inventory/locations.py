@@ -16,10 +16,15 @@ class Location:
     city: str | None = None
     lat_e6: int | None = None  # micro-degrees, so coordinates stay exact integers in DynamoDB
     lng_e6: int | None = None
+    city_en: str | None = None  # the city's name in the other script: same-city matches either
 
     @property
     def is_store(self) -> bool:
         return self.kind == "store"
+
+    @property
+    def city_names(self) -> tuple[str, ...]:
+        return tuple(name for name in (self.city, self.city_en) if name)
 
     @property
     def coordinates(self) -> tuple[float, float] | None:

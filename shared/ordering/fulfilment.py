@@ -7,8 +7,9 @@
   served by one location; lines are never split). "Near" is:
     * with coordinates on the address: stores within `radius_km` (great-circle distance), the
       nearest first;
-    * without: stores in the address's city (names compared without case, spaces or a trailing
-      "市"), by store id.
+    * without: stores in the address's city, by store id. A store carries its city's name in
+      both scripts (`city` 上海, `city_en` Shanghai); either matches, compared without case,
+      spaces or a trailing "市".
   The first of those with every line available wins. None near at all: `SameCityUnavailable`
   (422). Some near, none with every line: `OutOfStock` (409) naming a SKU short at the nearest.
 
@@ -121,8 +122,9 @@ def stores_near(address: Address, locations: Sequence[Location], radius_km: floa
     if here is not None:
         placed = [(distance_km(here, there), loc.location_id, loc) for loc in stores if (there := loc.coordinates)]
         return [loc for km, _, loc in sorted(placed, key=lambda t: t[:2]) if km <= radius_km]
-    city = _city_key(address.city)
-    return sorted((loc for loc in stores if loc.city and _city_key(loc.city) == city), key=lambda loc: loc.location_id)
+    city = _city_key(address.city)  # 上海 or Shanghai: a store carries its city's name in both scripts
+    named = (loc for loc in stores if city in {_city_key(name) for name in loc.city_names})
+    return sorted(named, key=lambda loc: loc.location_id)
 
 
 def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from infra.local.seed import LOCATIONS
+from infra.local.seed import CITY_EN, LOCATIONS
 from shared.data.connection import events
 from shared.data.items import MemberItem
 from shared.data.stores.locations import DynamoLocations
@@ -22,7 +22,7 @@ def given_locations(*extra: Location) -> None:
     store = DynamoLocations()
     now_ms = int(time.time() * 1000)
     for loc_id, kind, name, _name_en, city, lat, lng in LOCATIONS:
-        store.put(Location(loc_id, kind, name, city, lat, lng), now_ms)
+        store.put(Location(loc_id, kind, name, city, lat, lng, CITY_EN[city]), now_ms)
     for location in extra:
         store.put(location, now_ms)
 

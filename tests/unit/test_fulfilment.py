@@ -92,3 +92,14 @@ def test_choices_missing_their_store_or_address_are_refused():
 def test_distance_is_great_circle_kilometres():
     assert distance_km((31.2304, 121.4737), (30.259, 120.130)) == pytest.approx(165, abs=3)
     assert distance_km((0.0, 0.0), (0.0, 0.0)) == 0
+
+
+def test_a_store_named_in_both_scripts_matches_either():
+    # Given a store whose city is 上海 with its English name, as the seed's stores carry it
+    both = Location("S005", "store", "静安寺", "上海", city_en="Shanghai")
+    locations = [WH, HANGZHOU, both]
+    # When an address without coordinates names the city in either script, Then it is served there
+    for city in ("上海", "上海市", "Shanghai", " SHANGHAI ", "shang hai"):
+        assert choose_location(same_city(city=city), LINES, locations, stocked("S005")) == "S005", city
+    with pytest.raises(SameCityUnavailable):
+        choose_location(same_city(city="杭州市外"), LINES, locations, stocked("S005"))

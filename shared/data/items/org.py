@@ -14,6 +14,7 @@ class LocationItem(BaseItem, discriminator="Location"):
     name = UnicodeAttribute()
     name_en = UnicodeAttribute(null=True)
     city = UnicodeAttribute(null=True)
+    city_en = UnicodeAttribute(null=True)
     lat_e6 = NumberAttribute(null=True)
     lng_e6 = NumberAttribute(null=True)
     dealer_id = UnicodeAttribute(null=True)

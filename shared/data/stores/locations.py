@@ -63,6 +63,7 @@ class DynamoLocations:
                 kind=location.kind,
                 name=location.name,
                 city=location.city,
+                city_en=location.city_en,
                 lat_e6=location.lat_e6,
                 lng_e6=location.lng_e6,
                 gsi1pk=LOCATIONS_PARTITION,
