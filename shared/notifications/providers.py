@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.kernel.clock import SYSTEM, Clock
+from shared.kernel.redaction import mask_text
 from shared.notifications.model import Channel, Locale, Message
 
 
@@ -94,7 +95,9 @@ class SinkProvider:
 
     def send(self, message: Message, address: str, locale: Locale) -> str:
         if self.echo:
-            line = f"[notify] {message.channel:<6} -> {message.recipient} ({message.template}): {message.rendered.text}"
+            # Printed to the dev stage's log: digits that could be a pickup code or a phone are masked.
+            text = mask_text(message.rendered.text)
+            line = f"[notify] {message.channel:<6} -> {message.recipient} ({message.template}): {text}"
             print(line, flush=True)
         return f"sink:{message.notice_id}:{message.channel}:{message.recipient}"
 

@@ -1,38 +1,32 @@
 """Structured logs, metrics and tracing names, one set per process (aws-lambda-powertools).
 
 The service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE
-(set per stage in `.chalice/config.json`). Personal data is masked before it reaches a log line.
+(set per stage in `.chalice/config.json`). Personal data is masked before it reaches a log line
+(shared/kernel/redaction.py).
 """
 
 from __future__ import annotations
 
-import re
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
-logger = Logger(service="retail", use_rfc3339=True)
+from shared.kernel.redaction import mask_pii
+
+
+def _masked_json(log: Any) -> str:
+    """Every log line through `mask_pii`: a phone, address or pickup code passed in `extra=` (or in an
+    exception's text) never reaches CloudWatch in clear."""
+    return json.dumps(mask_pii(log), default=str, separators=(",", ":"))
+
+
+logger = Logger(service="retail", use_rfc3339=True, json_serializer=_masked_json)
 metrics = Metrics(namespace="RetailSuite", service="retail")
 
 __all__ = ["MetricUnit", "count", "logger", "mask_pii", "metrics"]
-
-_PII_KEYS = frozenset({"phone", "mobile", "address", "name", "recipient_name", "email", "id_card"})
-_PHONE = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
-
-
-def mask_pii(value: Any, key: str | None = None) -> Any:
-    """A copy of `value` with phone numbers, addresses and names masked, for logging only."""
-    if isinstance(value, dict):
-        return {k: mask_pii(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_pii(v) for v in value]
-    if isinstance(value, str):
-        if key in _PII_KEYS:
-            return value[:1] + "***" if value else value
-        return _PHONE.sub(r"\1****\2", value)
-    return value
 
 
 def count(name: str, value: float = 1, **dimensions: str) -> None:
