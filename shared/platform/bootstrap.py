@@ -231,3 +231,37 @@ def flash_purchases():  # type: ignore[no-untyped-def]
     module.hints.lifetime_s = current.flash_sale_empty_hint_s
     module.contention.lifetime_s = current.flash_sale_contended_s
     return module
+
+
+if TYPE_CHECKING:
+    from shared.coupons.ports import CouponPorts
+
+
+def coupons() -> CouponPorts:
+    """The coupon use cases' ports: the DynamoDB stores, the system clock and the settings' policy.
+    The stores' verification codes are keyed by a key derived from the JWT secret (a secret of the
+    stage already, never shown), so a stage needs no second secret for them."""
+    from shared.coupons.ports import CouponPolicy, CouponPorts
+    from shared.data.stores import coupons as store
+    from shared.data.stores.idempotency import replay
+    from shared.kernel.clock import SYSTEM
+
+    current = ready()
+    policy = CouponPolicy(
+        default_peak_per_s=current.coupon_default_peak_per_s,
+        template_cache_s=current.coupon_template_cache_s,
+        exhausted_hint_s=current.flash_sale_empty_hint_s,
+        reversal_window_s=current.coupon_reversal_window_s,
+        verification_step_s=current.coupon_verification_step_s,
+    )
+    return CouponPorts(
+        templates=store.DynamoCouponTemplates(),
+        coupons=store.DynamoCoupons(),
+        unit_of_work=store.unit_of_work,
+        replay=replay,
+        stores=store.DynamoStoreDirectory(),
+        prices=store.DynamoCartPrices(),
+        policy=policy,
+        clock=SYSTEM,
+        verification_key=b"store-verification:" + current.jwt_secret.get_secret_value().encode(),
+    )

@@ -70,6 +70,14 @@ class Settings(BaseModel):
     flash_sale_empty_hint_s: float = Field(alias="FLASH_SALE_EMPTY_HINT_S", default=1.0, ge=0)
     # How long a process keeps a sale on the contended (two round trip) path after a conflict.
     flash_sale_contended_s: float = Field(alias="FLASH_SALE_CONTENDED_S", default=10.0, ge=0)
+    # Coupons (docs/coupons.md): the peak a template is sharded for when its creator gives none;
+    # how long a process claims against the template it read (an edit or a stop reaches every
+    # process within it); how long after an offline redemption an admin may reverse it; how often
+    # a store's verification code changes.
+    coupon_default_peak_per_s: int = Field(alias="COUPON_DEFAULT_PEAK_PER_S", default=2000, gt=0)
+    coupon_template_cache_s: float = Field(alias="COUPON_TEMPLATE_CACHE_S", default=1.0, ge=0)
+    coupon_reversal_window_s: int = Field(alias="COUPON_REVERSAL_WINDOW_S", default=86400, gt=0)
+    coupon_verification_step_s: int = Field(alias="COUPON_VERIFICATION_STEP_S", default=300, ge=30)
 
     @model_validator(mode="after")
     def _deployed_stages_are_safe(self) -> Settings:

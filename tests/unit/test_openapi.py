@@ -7,20 +7,23 @@ only, or a model constraint the document does not say all fail here."""
 from __future__ import annotations
 
 import inspect
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from jsonschema import Draft202012Validator
+from hypothesis import HealthCheck, example, given, settings
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError as SchemaError
 from openapi_spec_validator import validate as validate_openapi
 from pydantic import BaseModel, ValidationError
 
 from functions.catalog.models import ProductIn
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
+from functions.coupons.models import CouponRedemptionIn, CouponTemplateEditIn, CouponTemplateIn, ReversalIn
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.inventory.models import StockIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
@@ -46,6 +49,10 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "putNotificationPreferences": PreferencesIn,
     "putContact": ContactIn,
     "postWechatConsents": ConsentsIn,
+    "createCouponTemplate": CouponTemplateIn,
+    "editCouponTemplate": CouponTemplateEditIn,
+    "redeemCouponOffline": CouponRedemptionIn,
+    "reverseCouponRedemption": ReversalIn,
 }
 
 
@@ -81,10 +88,26 @@ def body_schema(operation_id: str) -> dict[str, Any]:
     return operation["requestBody"]["content"]["application/json"]
 
 
-def validator(media: dict[str, Any]) -> Draft202012Validator:
+@lru_cache(maxsize=None)
+def _ecma_pattern(pattern: str) -> jsonschema_rs.Validator:
+    return jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+
+
+def _pattern_as_ecma_262_reads_it(checker: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """JSON Schema's patterns are ECMA-262 regular expressions. Python's `re`, which `jsonschema`
+    uses, reads them otherwise: its \\s takes U+0085 and U+001C..U+001F and leaves U+FEFF, and its `$`
+    matches before a final newline. jsonschema_rs (schemathesis' validator) reads them as ECMA-262."""
+    if checker.is_type(instance, "string") and not _ecma_pattern(pattern).is_valid(instance):
+        yield SchemaError(f"{instance!r} does not match {pattern!r}")
+
+
+DocumentValidator = validators.extend(Draft202012Validator, {"pattern": _pattern_as_ecma_262_reads_it})
+
+
+def validator(media: dict[str, Any]) -> Any:
     # The document is the root so that "#/components/..." references resolve in it. Formats are
     # checked (date-time): the models refuse a time that is not one, so the document says so too.
-    return Draft202012Validator(
+    return DocumentValidator(
         {**media["schema"], "components": document()["components"]}, format_checker=Draft202012Validator.FORMAT_CHECKER
     )
 
@@ -151,6 +174,16 @@ SALE = {
     "per_user_limit": 2,
     "starts_at": "2030-05-01T10:00:00+08:00",
     "ends_at": "2030-05-01T12:00:00Z",
+}
+TEMPLATE = {
+    "kind": "threshold",
+    "amount_fen": 3000,
+    "threshold_fen": 30000,
+    "total": 500,
+    "per_user_limit": 2,
+    "valid_from": "2030-05-01T00:00:00+08:00",
+    "valid_to": "2030-05-31T00:00:00Z",
+    "channels": ["online", "offline"],
 }
 
 # (operationId, body): the schema and the model must agree on each, accepted or refused.
@@ -241,11 +274,52 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("putContact", {"birthday": "12-31", "phone": "+8613800000000"}),
     ("putContact", {"phone": "12345"}),
     ("putContact", {"email": "not-an-address"}),
+    # The document's \\s is ECMA-262's: U+0085 is not white space there, U+00A0, U+2028 and U+FEFF are,
+    # and `$` is the end of the text (Python's `re` and pydantic's Rust engine read each otherwise)
+    ("putContact", {"email": "0@0.\x85"}),
+    ("putContact", {"email": "a\x1c@b.c"}),
+    ("putContact", {"email": "a@b.c\xa0"}),
+    ("putContact", {"email": "a@b\u2028.c"}),
+    ("putContact", {"email": "a@\ufeffb.c"}),
+    ("putContact", {"email": "a@b.c\n"}),
+    ("putProduct", {"name": "\x85", "price_fen": 100}),
+    ("putProduct", {"name": "\ufeff", "price_fen": 100}),
+    ("putProduct", {"name": "\u3000", "price_fen": 100}),
     ("putContact", {"locale": "fr"}),
     ("putContact", {"name": "张三"}),  # no other fields
     ("postWechatConsents", {"template_ids": ["wx-order-paid"]}),
     ("postWechatConsents", {"template_ids": []}),
     ("postWechatConsents", {"template_ids": [""]}),
+    ("createCouponTemplate", TEMPLATE),
+    ("createCouponTemplate", {**TEMPLATE, "kind": "percent", "percent_off": 10, "cap_fen": 500, "amount_fen": None}),
+    ("createCouponTemplate", {**TEMPLATE, "percent_off": 100}),
+    ("createCouponTemplate", {**TEMPLATE, "kind": "voucher"}),
+    ("createCouponTemplate", {**TEMPLATE, "channels": []}),
+    ("createCouponTemplate", {**TEMPLATE, "channels": ["instore"]}),
+    ("createCouponTemplate", {**TEMPLATE, "total": 0}),
+    ("createCouponTemplate", {**TEMPLATE, "per_user_limit": 101}),
+    ("createCouponTemplate", {**TEMPLATE, "amount_fen": 12.5}),
+    ("createCouponTemplate", {**TEMPLATE, "scope": {"skus": ["TEA-001"], "exclude_categories": ["tea"]}}),
+    ("createCouponTemplate", {**TEMPLATE, "scope": {"brands": ["x"]}}),
+    ("createCouponTemplate", {**TEMPLATE, "stores": []}),
+    ("createCouponTemplate", {**TEMPLATE, "stores": ["S001"], "valid_days": 7, "stackable_with_promotions": False}),
+    ("createCouponTemplate", {**TEMPLATE, "stackable_with_promotions": "no"}),
+    ("createCouponTemplate", {**TEMPLATE, "valid_days": 0}),
+    ("createCouponTemplate", {k: v for k, v in TEMPLATE.items() if k != "valid_to"}),
+    ("editCouponTemplate", {"issuing": False}),
+    ("editCouponTemplate", {"name": None}),
+    ("editCouponTemplate", {}),
+    ("editCouponTemplate", {"total": 1000}),  # the quantity is never edited
+    ("editCouponTemplate", {"issuing": "false"}),
+    ("redeemCouponOffline", {"code": "RSCPN1:7K3M9QXA2RTW"}),
+    ("redeemCouponOffline", {"code": "7K3M-9QXA-2RTW", "purchase_fen": 100, "verification_code": "012345"}),
+    ("redeemCouponOffline", {"code": "7K3M", "verification_code": "12345"}),
+    ("redeemCouponOffline", {"code": "7K3M", "verification_code": None}),
+    ("redeemCouponOffline", {"code": "abc"}),
+    ("redeemCouponOffline", {"code": "<script>"}),
+    ("redeemCouponOffline", {}),
+    ("reverseCouponRedemption", {"reason": "扫错"}),
+    ("reverseCouponRedemption", {"reason": ""}),
 ]
 
 
@@ -287,14 +361,32 @@ def _cases_of(operation_id: str):
     return schema[path][method].as_strategy()
 
 
+# Bodies the generator drew once that the model refused, kept as explicit examples: with no example
+# database (database=None, as on a fresh clone), a failure is only reproducible from this file.
+DRAWN_BEFORE: dict[str, list[dict[str, Any]]] = {
+    # U+0085 is not white space to the document (ECMA-262), it was to the model's Rust \\s
+    "putContact": [{"email": "0@0.\x85"}],
+    "putProduct": [{"name": "\x85", "price_fen": 0}],
+}
+
+
+def _case(operation_id: str, body: dict[str, Any]) -> Any:
+    import schemathesis
+
+    path, method = next(key for key, op in operations().items() if op["operationId"] == operation_id)
+    return schemathesis.openapi.from_dict(document())[path][method].Case(body=body, media_type="application/json")
+
+
 @pytest.mark.parametrize("operation_id", sorted(BODY_MODELS))
 def test_every_body_the_document_allows_is_accepted_by_the_model(operation_id):
-    # Given bodies generated from the document's schema (valid by it, by construction)
-    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-    @given(case=_cases_of(operation_id))
+    # Given bodies generated from the document's schema (valid by it, by construction), and those drawn before
     def check(case):
         # Then the pydantic model accepts each: the document is no looser than the code
+        assert validator(body_schema(operation_id)).is_valid(case.body), "the document refuses what it generated"
         body = as_json_schema_reads_it(case.body)
         assert pydantic_accepts(BODY_MODELS[operation_id], body), body
 
-    check()
+    test = given(case=_cases_of(operation_id))(check)
+    for body in DRAWN_BEFORE.get(operation_id, []):
+        test = example(case=_case(operation_id, body))(test)
+    settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)(test)()

@@ -2,6 +2,15 @@
 
 from shared.data.items.catalog import ProductItem
 from shared.data.items.consumers import ConsumedItem
+from shared.data.items.coupons import (
+    CouponClaimantItem,
+    CouponCodeItem,
+    CouponItem,
+    CouponRedemptionItem,
+    CouponShardItem,
+    CouponTallyItem,
+    CouponTemplateItem,
+)
 from shared.data.items.events import EventItem
 from shared.data.items.flash_sales import (
     FlashBuyerItem,
@@ -20,6 +29,13 @@ from shared.data.items.stock import StockItem
 __all__ = [
     "ConsumedItem",
     "ContactItem",
+    "CouponClaimantItem",
+    "CouponCodeItem",
+    "CouponItem",
+    "CouponRedemptionItem",
+    "CouponShardItem",
+    "CouponTallyItem",
+    "CouponTemplateItem",
     "EventItem",
     "FlashBuyerItem",
     "FlashClaimItem",

@@ -1,0 +1,164 @@
+"""Claiming a coupon (领券): ONE transaction per claim, on a template that may be as hot as a flash sale.
+
+The template's remaining quantity is a sharded counter (`shared.data.shard_counter`,
+docs/coupons.md "Claims"): a claimant starts at the shard its id names and moves on when a shard
+is empty. One transaction holds every part of the claim, so a coupon exists exactly when its unit
+left a shard and the claimant's count went up:
+
+- a unit off the shard, if it has one (no coupon beyond the total, whatever the concurrency);
+- the claimant's count, if it stays within the per-user limit (a conditional item, not a read);
+- the coupon and its offline code (the code's own item: unique by its key);
+- the CouponClaimed event and the idempotency record.
+
+EXHAUSTED only when every shard is empty. The template is read once per process and kept for
+`template_cache_s` (a claim is then one round trip); an edit or a stop reaches every process
+within that time, and never changes how many coupons there are.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from shared.coupons.model import Coupon, Template, new_coupon_id
+from shared.coupons.ports import CodeTaken, CouponPorts, ShardEmpty
+from shared.kernel.clock import iso
+from shared.kernel.errors import CouponExhausted, DomainError, NotFound, TemporarilyUnavailable
+from shared.kernel.events import DomainEvent, EventType
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.kernel.shards import shard_order
+
+TEMPLATES_KEPT = 512
+CODE_DRAWS = 3
+
+
+@dataclass
+class _Kept:
+    template: Template
+    until: float  # monotonic seconds
+
+
+class ClaimMemory:
+    """Per process: templates read a moment ago, and templates found used up a moment ago (whose
+    claims first read the shards, one consistent BatchGetItem, instead of trying every shard)."""
+
+    def __init__(self) -> None:
+        self._templates: dict[str, _Kept] = {}
+        self._exhausted: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def template(self, template_id: str, ports: CouponPorts) -> Template:
+        now = ports.clock.monotonic()
+        kept = self._templates.get(template_id)
+        if kept is not None and kept.until > now:
+            return kept.template
+        found = ports.templates.get(template_id)
+        if found is None:
+            raise NotFound("no such coupon template", template_id=template_id)
+        with self._lock:
+            if len(self._templates) >= TEMPLATES_KEPT:
+                self._templates.clear()
+            self._templates[template_id] = _Kept(found, now + ports.policy.template_cache_s)
+        return found
+
+    def forget(self, template_id: str) -> None:
+        with self._lock:
+            self._templates.pop(template_id, None)
+
+    def note_exhausted(self, template_id: str, ports: CouponPorts) -> None:
+        with self._lock:
+            if len(self._exhausted) >= TEMPLATES_KEPT:
+                self._exhausted.clear()
+            self._exhausted[template_id] = ports.clock.monotonic() + ports.policy.exhausted_hint_s
+
+    def seems_exhausted(self, template_id: str, ports: CouponPorts) -> bool:
+        until = self._exhausted.get(template_id)
+        return until is not None and until > ports.clock.monotonic()
+
+    def note_stocked(self, template_id: str) -> None:
+        with self._lock:
+            self._exhausted.pop(template_id, None)
+
+
+memory = ClaimMemory()
+
+
+def claim(template_id: str, customer_id: str, request: IdempotentRequest, ports: CouponPorts) -> StoredResponse:
+    """201 and the coupon (`coupon_id`, `code`, `qr_payload`, its terms and use window), or:
+    NotStarted / Ended (409: the claim window, or issuing stopped), LimitReached (429),
+    CouponExhausted (409 EXHAUSTED, every shard empty), TemporarilyUnavailable (503, nothing
+    claimed: retry with the same Idempotency-Key). A replayed key gets its first answer back,
+    even after the template ran out."""
+    try:
+        template = memory.template(template_id, ports)
+        template.check_claim(ports.clock.now_ms())
+        return _claim_from_shards(template, customer_id, request, ports)
+    except DomainError:
+        stored = ports.replay(request) if request.client_supplied else None
+        if stored is not None:
+            return stored
+        raise
+
+
+def _claim_from_shards(
+    template: Template, customer_id: str, request: IdempotentRequest, ports: CouponPorts
+) -> StoredResponse:
+    if memory.seems_exhausted(template.template_id, ports):
+        _confirm_exhausted(template, ports)
+    busy: TemporarilyUnavailable | None = None
+    for shard in shard_order(customer_id, template.shards):
+        try:
+            return _claim_on(template, shard, customer_id, request, ports)
+        except ShardEmpty:
+            continue
+        except TemporarilyUnavailable as exc:
+            busy = exc  # held by another transaction or throttled: the next shard may not be
+    if busy is not None:
+        raise busy
+    memory.note_exhausted(template.template_id, ports)
+    raise CouponExhausted("every coupon of this template has been claimed", template_id=template.template_id)
+
+
+def _confirm_exhausted(template: Template, ports: CouponPorts) -> None:
+    """A template seen used up a moment ago: one consistent read of its shards says whether a
+    unit came back (none can today: coupons are never returned to the template, but an admin's
+    future top-up would) before EXHAUSTED goes out without a write."""
+    if any(left > 0 for left in ports.templates.remaining(template)):
+        memory.note_stocked(template.template_id)
+        return
+    raise CouponExhausted("every coupon of this template has been claimed", template_id=template.template_id)
+
+
+def _claim_on(
+    template: Template, shard: int, customer_id: str, request: IdempotentRequest, ports: CouponPorts
+) -> StoredResponse:
+    for _ in range(CODE_DRAWS):
+        now = ports.clock.now_ms()
+        coupon = Coupon.claimed(template, customer_id, new_coupon_id(now), shard, now)
+        uow = ports.unit_of_work(retry_conflicts=False)
+        uow.take_one(template, shard)
+        uow.count_claim(template, customer_id)
+        uow.add_coupon(coupon)
+        uow.emit(claimed_event(coupon))
+        try:
+            return uow.commit_once(request, StoredResponse(201, coupon.view(now)))
+        except CodeTaken:
+            continue
+    raise TemporarilyUnavailable("could not draw a free coupon code; retry")
+
+
+def claimed_event(coupon: Coupon) -> DomainEvent:
+    return DomainEvent(
+        EventType.COUPON_CLAIMED,
+        coupon.coupon_id,
+        {
+            "coupon_id": coupon.coupon_id,
+            "template_id": coupon.template_id,
+            "customer_id": coupon.customer_id,
+            "name": coupon.name,
+            "kind": str(coupon.terms.benefit.kind),
+            # Never the offline code: it redeems the coupon, and events reach other systems.
+            "valid_from": iso(coupon.use_window.starts_ms),
+            "valid_to": iso(coupon.use_window.ends_ms),
+        },
+    )

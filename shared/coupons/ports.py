@@ -1,0 +1,189 @@
+"""What the coupon use cases need from the outside: reads, one unit of work per change, the stores
+that exist and the cart's prices. docs/coupons.md has the keys behind each.
+
+The unit of work is ONE DynamoDB transaction in production (`shared.data.stores.coupons`): each
+method adds a conditional part, and `commit` / `commit_once` apply every part or none. A refused
+part comes back as the error it means, never as an SDK error, in this order of precedence:
+
+- `commit_once`: a replay of the idempotency key returns the first response (nothing else
+  applied); the key with another body is IdempotencyKeyReused;
+- `count_claim`: LimitReached (429) when the customer already holds the per-user limit;
+- `take_one`: ShardEmpty when that shard of the template's remaining quantity is empty;
+- `add_coupon`: CodeTaken when the offline code is somebody else's (60 random bits: never seen);
+- `move` / `replace_template`: ConcurrentUpdate when the stored coupon or template is not the
+  one read (another writer got there first: the use case reads again and decides again);
+- `reverse_redemption`: AlreadyReversed when the redemption was reversed a moment ago;
+- TemporarilyUnavailable (503) when the database stays busy: nothing applied.
+
+The in-memory fake (`tests/fakes/coupons.py`) keeps the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.coupons.model import CartItem, Coupon, Redemption, Status, Tally, Template
+from shared.kernel.clock import Clock
+from shared.kernel.events import DomainEvent
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+
+Cursor = dict[str, Any]
+
+
+class ShardEmpty(Exception):
+    """The shard named had no unit left when the claim's transaction ran (nothing applied)."""
+
+    def __init__(self, shard: int) -> None:
+        super().__init__(f"shard {shard} is empty")
+        self.shard = shard
+
+
+class CodeTaken(Exception):
+    """The new coupon's offline code exists already (nothing applied): draw another."""
+
+
+class TemplateReads(Protocol):
+    def get(self, template_id: str) -> Template | None:
+        """The template as last written (a consistent read), or None."""
+        ...
+
+    def page(self, limit: int, cursor: Cursor | None) -> tuple[list[Template], Cursor | None]:
+        """Templates, newest first, a page at a time."""
+        ...
+
+    def tally(self, template: Template) -> Tally:
+        """The template's books, from its shards and tallies read consistently."""
+        ...
+
+    def remaining(self, template: Template) -> list[int]:
+        """Units left on each shard, read consistently, in shard order."""
+        ...
+
+
+class CouponReads(Protocol):
+    def get(self, coupon_id: str) -> Coupon | None: ...
+
+    def by_code(self, code: str) -> Coupon | None:
+        """The coupon whose offline code is `code` (normalised), or None."""
+        ...
+
+    def of_customer(
+        self, customer_id: str, status: Status | None, now_ms: int, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Coupon], Cursor | None]:
+        """The customer's coupons, newest claim first; `status` as the customer sees it
+        (`Coupon.shown_status`: an AVAILABLE coupon past its window is EXPIRED)."""
+        ...
+
+    def due(self, now_ms: int, limit: int) -> Iterable[Coupon]:
+        """AVAILABLE coupons whose use window ended by `now_ms` (may include a few that moved
+        meanwhile: callers check)."""
+        ...
+
+    def redemption(self, redemption_id: str) -> Redemption | None: ...
+
+    def redemptions_at(
+        self, store_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Redemption], Cursor | None]:
+        """A store's offline redemptions, newest first."""
+        ...
+
+
+class CouponUnitOfWork(Protocol):
+    """The parts of one transaction. Nothing is written before `commit` / `commit_once`, and then
+    every part or none. A unit of work is committed once."""
+
+    def add_template(self, template: Template) -> None:
+        """The template and its shards (the total split over them)."""
+        ...
+
+    def replace_template(self, before: Template, after: Template) -> None:
+        """Write `after` only if the stored template is still `before` (same version). Never
+        touches the shards: an edit cannot change how many coupons are left."""
+        ...
+
+    def take_one(self, template: Template, shard: int) -> None:
+        """One unit off `shard` if it has one (ShardEmpty at commit otherwise)."""
+        ...
+
+    def count_claim(self, template: Template, customer_id: str) -> None:
+        """The customer's claims of the template go up by one, unless that passes the per-user
+        limit (LimitReached at commit)."""
+        ...
+
+    def add_coupon(self, coupon: Coupon) -> None:
+        """A new coupon, and its offline code (CodeTaken at commit if the code exists)."""
+        ...
+
+    def move(self, before: Coupon, after: Coupon) -> None:
+        """Write `after` if the stored coupon is still `before` (status and version), and move the
+        template's tally from `before.status` to `after.status` in the same transaction."""
+        ...
+
+    def add_redemption(self, redemption: Redemption) -> None: ...
+
+    def reverse_redemption(self, before: Redemption, after: Redemption) -> None:
+        """Record the reversal once (AlreadyReversed at commit otherwise)."""
+        ...
+
+    def emit(self, event: DomainEvent) -> None:
+        """The event that announces this change (the outbox), in the same transaction."""
+        ...
+
+    def commit(self) -> None: ...
+
+    def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
+        """Join the idempotency record of `request` (answering `response`) and commit. Returns
+        `response`, or the response stored under the key by the request that used it first."""
+        ...
+
+
+class CouponUnitOfWorkFactory(Protocol):
+    def __call__(self, *, retry_conflicts: bool = True) -> CouponUnitOfWork:
+        """A fresh unit of work. `retry_conflicts` False: a transaction conflict raises
+        TemporarilyUnavailable at once (a claim moves on to the template's next shard)."""
+        ...
+
+
+class Replays(Protocol):
+    def __call__(self, request: IdempotentRequest) -> StoredResponse | None:
+        """The response stored under this request's key (same body), IdempotencyKeyReused (other
+        body), or None (never used)."""
+        ...
+
+
+class StoreDirectory(Protocol):
+    def is_store(self, location_id: str) -> bool:
+        """Is this a store (not the warehouse, not unknown)?"""
+        ...
+
+
+class CartPrices(Protocol):
+    def items(self, lines: Sequence[tuple[str, int]]) -> list[CartItem]:
+        """The lines (sku, qty) at list price, with their categories; unknown SKUs left out."""
+        ...
+
+
+@dataclass(frozen=True)
+class CouponPolicy:
+    """The merchant's settings for coupons (shared.platform.settings, COUPON_*)."""
+
+    default_peak_per_s: int = 2_000  # shards for a template whose creator gives no peak
+    template_cache_s: float = 1.0  # how long a process claims against the template it read
+    exhausted_hint_s: float = 1.0  # how long a process checks the shards first for a used-up template
+    reversal_window_s: int = 24 * 3600  # how long after a redemption an admin may reverse it
+    verification_step_s: int = 300  # how often a store's verification code changes
+
+
+@dataclass(frozen=True)
+class CouponPorts:
+    templates: TemplateReads
+    coupons: CouponReads
+    unit_of_work: CouponUnitOfWorkFactory
+    replay: Replays
+    stores: StoreDirectory
+    prices: CartPrices
+    policy: CouponPolicy
+    clock: Clock
+    verification_key: bytes  # keys the stores' rotating verification codes

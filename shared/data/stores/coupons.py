@@ -1,0 +1,481 @@
+"""Coupons in DynamoDB: the ports of `shared.coupons.ports` (keys on the item classes in
+items/coupons.py; every access pattern in docs/data-model.md, "Coupons").
+
+`DynamoCouponUnitOfWork` is ONE TransactWriteItems: each method adds a labelled conditional part
+and a refused part comes back as the error the port names. A template's remaining quantity is a
+`ShardedCounter` (shared/data/shard_counter.py), the same module as any other hot counter's.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Sequence
+
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from shared.coupons.model import (
+    CartItem,
+    Coupon,
+    Redemption,
+    Status,
+    Tally,
+    Template,
+    Terms,
+    Validity,
+    Window,
+    tally_moves,
+)
+from shared.coupons.ports import CodeTaken, Cursor, ShardEmpty
+from shared.data import outbox
+from shared.data.batch_get import get_items
+from shared.data.item_mapping import product_of
+from shared.data.items.catalog import ProductItem
+from shared.data.items.coupons import (
+    DUE_SHARDS,
+    TEMPLATES_PARTITION,
+    CouponClaimantItem,
+    CouponCodeItem,
+    CouponItem,
+    CouponRedemptionItem,
+    CouponShardItem,
+    CouponTallyItem,
+    CouponTemplateItem,
+)
+from shared.data.shard_counter import ShardedCounter
+from shared.data.stores import idempotency as idempotency_store
+from shared.data.stores.locations import DynamoLocations
+from shared.data.transactions import Transaction, TransactionCancelled, translated
+from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, LimitReached
+from shared.kernel.events import DomainEvent
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+
+TEMPLATE_LABEL = "coupon-template"
+CLAIMANT_LABEL = "coupon-claimant"
+SHARD_LABEL = "coupon-shard"
+TALLY_FIELDS = {
+    Status.LOCKED: "locked",
+    Status.USED: "used",
+    Status.REDEEMED_OFFLINE: "redeemed_offline",
+    Status.EXPIRED: "expired",
+}
+
+
+def counter(template: Template) -> ShardedCounter:
+    return ShardedCounter(CouponShardItem, template.template_id, template.shards, SHARD_LABEL)
+
+
+# -- mapping -----------------------------------------------------------------------------------
+def _template_of(item: CouponTemplateItem) -> Template:
+    return Template(
+        template_id=item.template_id,
+        name=item.name,
+        description=item.description or "",
+        terms=Terms.of(item.terms),
+        total=int(item.total),
+        per_user_limit=int(item.per_user_limit),
+        claim_window=Window(int(item.claim_from), int(item.claim_to)),
+        validity=Validity(
+            int(item.valid_from), int(item.valid_to), None if item.valid_days is None else int(item.valid_days)
+        ),
+        shards=int(item.shards),
+        member_levels=None if item.member_levels is None else frozenset(item.member_levels),
+        issuing=bool(item.issuing),
+        version=int(item.version),
+        created_at_ms=int(item.created_at or 0),
+    )
+
+
+def _template_item(template: Template) -> CouponTemplateItem:
+    pk, sk = CouponTemplateItem.key(template.template_id)
+    return CouponTemplateItem(
+        pk,
+        sk,
+        template_id=template.template_id,
+        name=template.name,
+        description=template.description or None,
+        terms=template.terms.to_dict(),
+        total=template.total,
+        per_user_limit=template.per_user_limit,
+        claim_from=template.claim_window.starts_ms,
+        claim_to=template.claim_window.ends_ms,
+        valid_from=template.validity.valid_from_ms,
+        valid_to=template.validity.valid_to_ms,
+        valid_days=template.validity.days,
+        member_levels=None if template.member_levels is None else sorted(template.member_levels),
+        issuing=template.issuing,
+        shards=template.shards,
+        version=template.version,
+        created_at=template.created_at_ms,
+        gsi1pk=TEMPLATES_PARTITION,
+        gsi1sk=f"{template.created_at_ms:013d}#{template.template_id}",
+    )
+
+
+def _coupon_of(item: CouponItem) -> Coupon:
+    return Coupon(
+        coupon_id=item.coupon_id,
+        template_id=item.template_id,
+        customer_id=item.customer_id,
+        code=item.code,
+        name=item.name,
+        terms=Terms.of(item.terms),
+        use_window=Window(int(item.use_from), int(item.use_to)),
+        claimed_at_ms=int(item.claimed_at),
+        shard=int(item.shard),
+        status=Status(item.status),
+        version=int(item.version),
+        order_id=item.order_id,
+        redemption_id=item.redemption_id,
+        updated_at_ms=int(item.updated_at),
+    )
+
+
+def _coupon_item(coupon: Coupon) -> CouponItem:
+    pk, sk = CouponItem.key(coupon.coupon_id)
+    due = coupon.status is Status.AVAILABLE  # the sweeper's queue holds exactly the AVAILABLE coupons
+    return CouponItem(
+        pk,
+        sk,
+        coupon_id=coupon.coupon_id,
+        template_id=coupon.template_id,
+        customer_id=coupon.customer_id,
+        code=coupon.code,
+        name=coupon.name,
+        terms=coupon.terms.to_dict(),
+        use_from=coupon.use_window.starts_ms,
+        use_to=coupon.use_window.ends_ms,
+        claimed_at=coupon.claimed_at_ms,
+        shard=coupon.shard,
+        status=str(coupon.status),
+        version=coupon.version,
+        order_id=coupon.order_id,
+        redemption_id=coupon.redemption_id,
+        updated_at=coupon.updated_at_ms,
+        created_at=coupon.claimed_at_ms,
+        gsi1pk=f"CUSTCOUPONS#{coupon.customer_id}",
+        gsi1sk=f"{coupon.claimed_at_ms:013d}#{coupon.coupon_id}",
+        gsi2pk=f"CPNDUE#{zlib.crc32(coupon.coupon_id.encode()) % DUE_SHARDS}" if due else None,
+        gsi2sk=f"{coupon.use_window.ends_ms:013d}#{coupon.coupon_id}" if due else None,
+    )
+
+
+def _redemption_of(item: CouponRedemptionItem) -> Redemption:
+    return Redemption(
+        redemption_id=item.redemption_id,
+        coupon_id=item.coupon_id,
+        template_id=item.template_id,
+        customer_id=item.customer_id,
+        store_id=item.store_id,
+        redeemed_by=item.redeemed_by,
+        redeemed_by_role=item.redeemed_by_role,
+        redeemed_at_ms=int(item.redeemed_at),
+        purchase_fen=None if item.purchase_fen is None else int(item.purchase_fen),
+        reversed_at_ms=None if item.reversed_at is None else int(item.reversed_at),
+        reversed_by=item.reversed_by,
+        reversal_reason=item.reversal_reason,
+    )
+
+
+def _redemption_item(redemption: Redemption) -> CouponRedemptionItem:
+    pk, sk = CouponRedemptionItem.key(redemption.redemption_id)
+    return CouponRedemptionItem(
+        pk,
+        sk,
+        redemption_id=redemption.redemption_id,
+        coupon_id=redemption.coupon_id,
+        template_id=redemption.template_id,
+        customer_id=redemption.customer_id,
+        store_id=redemption.store_id,
+        redeemed_by=redemption.redeemed_by,
+        redeemed_by_role=redemption.redeemed_by_role,
+        redeemed_at=redemption.redeemed_at_ms,
+        purchase_fen=redemption.purchase_fen,
+        reversed_at=redemption.reversed_at_ms,
+        reversed_by=redemption.reversed_by,
+        reversal_reason=redemption.reversal_reason,
+        created_at=redemption.redeemed_at_ms,
+        gsi1pk=f"STOREREDEMPTIONS#{redemption.store_id}",
+        gsi1sk=f"{redemption.redeemed_at_ms:013d}#{redemption.redemption_id}",
+    )
+
+
+def _coupon_label(coupon_id: str) -> str:
+    return f"coupon:{coupon_id}"
+
+
+def _code_label(code: str) -> str:
+    return f"coupon-code:{code}"
+
+
+def _redemption_label(redemption_id: str) -> str:
+    return f"coupon-redemption:{redemption_id}"
+
+
+# -- reads -------------------------------------------------------------------------------------
+class DynamoCouponTemplates:
+    def get(self, template_id: str) -> Template | None:
+        with translated():
+            try:
+                item = CouponTemplateItem.get(*CouponTemplateItem.key(template_id), consistent_read=True)
+            except CouponTemplateItem.DoesNotExist:
+                return None
+        return _template_of(item)
+
+    def page(self, limit: int, cursor: Cursor | None) -> tuple[list[Template], Cursor | None]:
+        with translated():
+            result = CouponTemplateItem.gsi1.query(
+                TEMPLATES_PARTITION, scan_index_forward=False, limit=limit, last_evaluated_key=cursor
+            )
+            found = [_template_of(item) for item in result if isinstance(item, CouponTemplateItem)]
+            return found, result.last_evaluated_key
+
+    def tally(self, template: Template) -> Tally:
+        levels = counter(template).levels()
+        keys = [CouponTallyItem.key(template.template_id, shard) for shard in range(template.shards)]
+        with translated():
+            tallies = [
+                i for i in CouponTallyItem.batch_get(keys, consistent_read=True) if isinstance(i, CouponTallyItem)
+            ]
+        by_status = {status: sum(int(getattr(t, name) or 0) for t in tallies) for status, name in TALLY_FIELDS.items()}
+        return Tally(
+            total=template.total,
+            remaining=sum(level.remaining for level in levels),
+            claimed=sum(level.initial - level.remaining for level in levels),  # coupons never go back to a template
+            by_status=by_status,
+        )
+
+    def remaining(self, template: Template) -> list[int]:
+        return [level.remaining for level in counter(template).levels()]
+
+
+class DynamoCoupons:
+    def get(self, coupon_id: str) -> Coupon | None:
+        with translated():
+            try:
+                item = CouponItem.get(*CouponItem.key(coupon_id), consistent_read=True)
+            except CouponItem.DoesNotExist:
+                return None
+        return _coupon_of(item)
+
+    def by_code(self, code: str) -> Coupon | None:
+        with translated():
+            try:
+                found = CouponCodeItem.get(*CouponCodeItem.key(code), consistent_read=True)
+            except CouponCodeItem.DoesNotExist:
+                return None
+        return self.get(found.coupon_id)
+
+    def of_customer(
+        self, customer_id: str, status: Status | None, now_ms: int, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Coupon], Cursor | None]:
+        with translated():
+            result = CouponItem.gsi1.query(
+                f"CUSTCOUPONS#{customer_id}",
+                filter_condition=_shown_as(status, now_ms),
+                scan_index_forward=False,
+                limit=limit,
+                last_evaluated_key=cursor,
+            )
+            found = [_coupon_of(item) for item in result if isinstance(item, CouponItem)]
+            return found, result.last_evaluated_key
+
+    def due(self, now_ms: int, limit: int) -> Iterator[Coupon]:
+        bound = f"{now_ms:013d}#~"
+        found = 0
+        with translated():
+            for shard in range(DUE_SHARDS):
+                for item in CouponItem.gsi2.query(f"CPNDUE#{shard}", CouponItem.gsi2sk <= bound, limit=limit):
+                    if found >= limit:
+                        return
+                    if isinstance(item, CouponItem):
+                        found += 1
+                        yield _coupon_of(item)
+
+    def redemption(self, redemption_id: str) -> Redemption | None:
+        with translated():
+            try:
+                item = CouponRedemptionItem.get(*CouponRedemptionItem.key(redemption_id), consistent_read=True)
+            except CouponRedemptionItem.DoesNotExist:
+                return None
+        return _redemption_of(item)
+
+    def redemptions_at(
+        self, store_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Redemption], Cursor | None]:
+        with translated():
+            result = CouponRedemptionItem.gsi1.query(
+                f"STOREREDEMPTIONS#{store_id}", scan_index_forward=False, limit=limit, last_evaluated_key=cursor
+            )
+            found = [_redemption_of(item) for item in result if isinstance(item, CouponRedemptionItem)]
+            return found, result.last_evaluated_key
+
+
+def _shown_as(status: Status | None, now_ms: int) -> Condition | None:
+    """The status a customer sees (`Coupon.shown_status`) as a filter on the stored status."""
+    if status is None:
+        return None
+    if status is Status.AVAILABLE:
+        return (CouponItem.status == str(Status.AVAILABLE)) & (CouponItem.use_to > now_ms)
+    if status is Status.EXPIRED:
+        lapsed = (CouponItem.status == str(Status.AVAILABLE)) & (CouponItem.use_to <= now_ms)
+        return (CouponItem.status == str(Status.EXPIRED)) | lapsed
+    return CouponItem.status == str(status)
+
+
+class DynamoStoreDirectory:
+    def is_store(self, location_id: str) -> bool:
+        found = DynamoLocations().get(location_id)
+        return found is not None and found.is_store
+
+
+class DynamoCartPrices:
+    def items(self, lines: Sequence[tuple[str, int]]) -> list[CartItem]:
+        found = get_items([ProductItem.key(sku) for sku, _ in lines])
+        products = {p.sku: p for p in (product_of(i) for i in found.values() if isinstance(i, ProductItem))}
+        return [
+            CartItem(sku, products[sku].category, products[sku].price_fen * qty)
+            for sku, qty in lines
+            if sku in products
+        ]
+
+
+# -- the unit of work --------------------------------------------------------------------------
+class DynamoCouponUnitOfWork:
+    def __init__(self, *, retry_conflicts: bool = True, tx: Transaction | None = None) -> None:
+        self.tx = tx if tx is not None else Transaction(retry_conflicts=retry_conflicts)
+        self._shards: list[tuple[ShardedCounter, int]] = []
+        self._claimant: Template | None = None
+        self._codes: list[str] = []
+        self._coupons: list[str] = []
+        self._redemptions: list[str] = []
+        self._committed = False
+
+    def add_template(self, template: Template) -> None:
+        self.tx.put(_template_item(template), TEMPLATE_LABEL, condition=CouponTemplateItem.pk.does_not_exist())
+        counter(template).create(self.tx, template.total, template.created_at_ms, template_id=template.template_id)
+
+    def replace_template(self, before: Template, after: Template) -> None:
+        self.tx.put(_template_item(after), TEMPLATE_LABEL, condition=CouponTemplateItem.version == before.version)
+
+    def take_one(self, template: Template, shard: int) -> None:
+        shards = counter(template)
+        shards.take_in(self.tx, shard, 1)
+        self._shards.append((shards, shard))
+
+    def count_claim(self, template: Template, customer_id: str) -> None:
+        key = CouponClaimantItem.key(template.template_id, customer_id)
+        if template.per_user_limit == 1:
+            # The whole limit in one claim: only a customer with no claim yet may, so it is a Put of
+            # `claimed = 1` on a new item (the cheaper write for the emulator; the same for DynamoDB).
+            item = CouponClaimantItem(*key, claimed=1)
+            self.tx.put(item, CLAIMANT_LABEL, condition=CouponClaimantItem.pk.does_not_exist())
+        else:
+            self.tx.update(
+                CouponClaimantItem,
+                key,
+                [CouponClaimantItem.claimed.add(1), CouponClaimantItem.entity.set(CouponClaimantItem)],
+                CLAIMANT_LABEL,
+                condition=CouponClaimantItem.claimed.does_not_exist()
+                | (CouponClaimantItem.claimed <= template.per_user_limit - 1),
+            )
+        self._claimant = template
+
+    def add_coupon(self, coupon: Coupon) -> None:
+        label = _coupon_label(coupon.coupon_id)
+        self.tx.put(_coupon_item(coupon), label, condition=CouponItem.pk.does_not_exist())
+        code = CouponCodeItem(
+            *CouponCodeItem.key(coupon.code), coupon_id=coupon.coupon_id, created_at=coupon.claimed_at_ms
+        )
+        self.tx.put(code, _code_label(coupon.code), condition=CouponCodeItem.pk.does_not_exist())
+        self._codes.append(coupon.code)
+
+    def move(self, before: Coupon, after: Coupon) -> None:
+        condition = (CouponItem.status == str(before.status)) & (CouponItem.version == before.version)
+        self.tx.put(_coupon_item(after), _coupon_label(before.coupon_id), condition=condition)
+        self._coupons.append(before.coupon_id)
+        moves = tally_moves(before.status, after.status)
+        if moves:
+            actions: list[Action] = [CouponTallyItem.entity.set(CouponTallyItem)]
+            actions += [getattr(CouponTallyItem, TALLY_FIELDS[status]).add(n) for status, n in moves.items()]
+            self.tx.update(
+                CouponTallyItem,
+                CouponTallyItem.key(before.template_id, before.shard),
+                actions,
+                f"coupon-tally:{before.coupon_id}",
+            )
+
+    def add_redemption(self, redemption: Redemption) -> None:
+        label = _redemption_label(redemption.redemption_id)
+        self.tx.put(_redemption_item(redemption), label, condition=CouponRedemptionItem.pk.does_not_exist())
+
+    def reverse_redemption(self, before: Redemption, after: Redemption) -> None:
+        label = _redemption_label(before.redemption_id)
+        self.tx.put(_redemption_item(after), label, condition=CouponRedemptionItem.reversed_at.does_not_exist())
+        self._redemptions.append(before.redemption_id)
+
+    def emit(self, event: DomainEvent) -> None:
+        outbox.emit(self.tx, event)
+
+    def commit(self) -> None:
+        self._start()
+        try:
+            self.tx.commit()
+        except TransactionCancelled as cancelled:
+            self.raise_domain_error(cancelled)
+            raise
+
+    def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
+        self._start()
+        idempotency_store.join(self.tx, request, response)
+        try:
+            self.tx.commit()
+        except TransactionCancelled as cancelled:
+            if idempotency_store.was_replayed(cancelled):
+                stored = idempotency_store.replay(request, cancelled)
+                if stored is not None:
+                    return stored
+            self.raise_domain_error(cancelled)
+            raise
+        return response
+
+    def _start(self) -> None:
+        if self._committed:
+            raise RuntimeError("a unit of work is committed once")
+        self._committed = True
+
+    def raise_domain_error(self, cancelled: TransactionCancelled) -> None:
+        """The error of the first refused part that has one (ports.py gives the precedence);
+        returns when none has (a condition no use case expects to fail)."""
+        failed = cancelled.failed
+        if self._claimant is not None and CLAIMANT_LABEL in failed:
+            template = self._claimant
+            raise LimitReached(
+                "you have claimed this coupon as often as allowed",
+                template_id=template.template_id,
+                per_user_limit=template.per_user_limit,
+            ) from cancelled
+        for shards, shard in self._shards:
+            if shards.short_on(cancelled, shard) is not None:
+                raise ShardEmpty(shard) from cancelled
+        if any(_code_label(code) in failed for code in self._codes):
+            raise CodeTaken() from cancelled
+        for coupon_id in self._coupons:
+            if _coupon_label(coupon_id) in failed:
+                raise ConcurrentUpdate("the coupon changed since it was read", coupon_id=coupon_id) from cancelled
+        if TEMPLATE_LABEL in failed:
+            raise ConcurrentUpdate("the template changed since it was read") from cancelled
+        for redemption_id in self._redemptions:
+            if _redemption_label(redemption_id) in failed:
+                raise AlreadyReversed("this redemption was reversed", redemption_id=redemption_id) from cancelled
+
+
+def unit_of_work(*, retry_conflicts: bool = True) -> DynamoCouponUnitOfWork:
+    """The `CouponUnitOfWorkFactory` of production."""
+    return DynamoCouponUnitOfWork(retry_conflicts=retry_conflicts)
+
+
+def coupon_parts(tx: Transaction) -> DynamoCouponUnitOfWork:
+    """Coupon parts that join another capability's transaction (an order's): the caller commits
+    `tx` and asks `raise_domain_error` what a cancellation meant for these parts."""
+    return DynamoCouponUnitOfWork(tx=tx)
