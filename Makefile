@@ -20,7 +20,7 @@ dev: install
 	$(BIN)/python -m infra.local.dev
 
 test: install
-	$(BIN)/pytest -q tests/unit tests/contract tests/functional tests/e2e tests/load tests/package
+	$(BIN)/pytest -q tests/unit tests/contract tests/functional tests/e2e tests/hostile tests/load tests/package
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit

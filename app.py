@@ -2,12 +2,13 @@
 
 from chalice import Chalice
 
-from functions import catalog, checkout, coupons, flash_sales, inventory, notifications, relay
+from functions import catalog, checkout, coupons, edge, flash_sales, inventory, notifications, relay
 
 app = Chalice(app_name="retail-suite")
 app.register_blueprint(catalog.bp)
 app.register_blueprint(checkout.bp)
 app.register_blueprint(coupons.bp)
+app.register_blueprint(edge.bp)
 app.register_blueprint(flash_sales.bp)
 app.register_blueprint(inventory.bp)
 app.register_blueprint(notifications.bp)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Response
 
@@ -51,3 +53,28 @@ def internal_error_response(correlation_id: str | None) -> Response:
 
 def _jsonable(details: dict) -> dict:
     return json.loads(json.dumps(details, default=str))
+
+
+# Chalice answers some requests itself, before any view runs, in its own shape {"Code", "Message"}:
+# a method the path lacks (405), a Content-Type the route does not take (415), a binary answer to
+# a request whose Accept does not allow it (400). The deployed API Gateway only lets the last two
+# through (a missing method is a missing route there: 404 from its Gateway Responses).
+CHALICE_ERRORS: dict[str, tuple[str, str]] = {
+    "MethodNotAllowedError": ("METHOD_NOT_ALLOWED", "this path does not take this method"),
+    "UnsupportedMediaType": ("UNSUPPORTED_MEDIA_TYPE", "send the body as JSON (Content-Type: application/json)"),
+    "BadRequest": ("MALFORMED_REQUEST", "the answer is binary: send an Accept header that allows it"),
+}
+
+
+def chalice_errors_as_problems(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """HTTP middleware: Chalice's own error answers in API.md's shape, with fixed messages (Chalice's
+    repeat the request's Content-Type)."""
+    response = get_response(request)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code, message = CHALICE_ERRORS.get(str(body["Code"]), ("INTERNAL_ERROR", "unexpected error"))
+        allow = response.headers.get("Allow")
+        details = {"allowed": sorted(str(allow).split(", "))} if allow else {}
+        response.body = json.dumps(error_body(code, message, details))
+        response.headers["Content-Type"] = "application/json"
+    return response
