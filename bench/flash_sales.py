@@ -6,7 +6,7 @@ Everything runs against the serialised moto server in its own process (as `make 
 1. baseline: the emulator's raw single-item conditional decrement (`SET remaining = remaining - 1`
    if `remaining >= 1`, one item) from THREADS threads of this process, through the same shared
    botocore client the service uses;
-2. the service layer (`shared.flash_sales.purchase.purchase`, what the route calls): buyers on THREADS
+2. the service layer (`bootstrap.flash_sales().purchase`, what the route calls): buyers on THREADS
    threads, one process, until the sale sells out; the same on the contended path (units taken by
    a plain decrement before the order is written: what a process does after a TransactionConflict
    on a shard; the emulator never conflicts, so the bench forces it); then PROCESSES processes;
@@ -181,8 +181,7 @@ def raw_decrement_rate(ops: int = BASELINE_OPS, threads: int = THREADS) -> float
 def create_sale(units: int, peak: int) -> str:
     from shared.catalog import model as catalog
     from shared.catalog.model import Product
-    from shared.flash_sales import purchase as flash_purchases
-    from shared.flash_sales.model import FlashSale, new_sale_id
+    from shared.flash_sales.model import NewFlashSale
     from shared.kernel.clock import now_ms
     from shared.kernel.idempotency import IdempotentRequest
     from shared.platform import bootstrap
@@ -190,9 +189,8 @@ def create_sale(units: int, peak: int) -> str:
     now = now_ms()
     product = Product(sku="FLASH-BENCH", name="秒杀 bench", price_fen=19900)
     catalog.upsert_product(product, bootstrap.products(), now)
-    planned = FlashSale.plan(
-        new_sale_id(now),
-        product,
+    wanted = NewFlashSale(
+        sku=product.sku,
         price_fen=9900,
         quantity=units,
         per_user_limit=1,
@@ -200,25 +198,23 @@ def create_sale(units: int, peak: int) -> str:
         ends_at_ms=now + 3600_000,
         payment_window_s=900,
         expected_peak_per_s=peak,
-        now_ms=now,
     )
-    flash_purchases.create_sale(planned, IdempotentRequest.of("bench", None, {}), now)
-    return planned.sale_id
+    created = bootstrap.flash_sales().create(wanted, IdempotentRequest.of("bench", None, {}))
+    return str(created.body["flash_sale_id"])
 
 
 def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[str, Any]:
     """Buyers (one purchase each) on `threads` threads until the sale answers SOLD_OUT."""
-    from shared.flash_sales import purchase as flash_purchases
-    from shared.kernel.clock import now_ms
+    from shared.flash_sales.purchase import FlashOrder
     from shared.kernel.errors import DomainError, SoldOut
     from shared.kernel.idempotency import IdempotentRequest
     from shared.platform import bootstrap
     from shared.platform.observability import flush
 
-    rules = bootstrap.pricing_rules()
+    flash = bootstrap.flash_sales()  # what the route calls
     meter = RoundTrips()
     meter.attach()
-    flash_purchases.sale(sale_id)  # settings read once per process, as a warm Lambda has them
+    flash.sale(sale_id)  # settings read once per process, as a warm Lambda has them
     sold_out = threading.Event()
     next_buyer = iter(range(10**9))
     lock = threading.Lock()
@@ -234,9 +230,7 @@ def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[st
             meter.start()
             started = time.perf_counter()
             try:
-                flash_purchases.purchase(
-                    sale_id, customer, flash_purchases.FlashOrder(1), request, now_ms(), rules, lambda: []
-                )
+                flash.purchase(sale_id, customer, FlashOrder(1), request)
                 outcome = "201"
             except SoldOut:
                 outcome = "SOLD_OUT"
@@ -274,15 +268,15 @@ def _process_buyers(endpoint: str, table: str, sale_id: str, threads: int, prefi
 def audit(sale_id: str) -> dict[str, int]:
     """Units on the shards and in live orders, oversold units and buyers over the limit."""
     from shared.data.items import OrderItem
-    from shared.data.stores import flash_sales as flash_sale_store
-    from shared.flash_sales import purchase as flash_purchases
+    from shared.data.stores.flash_sales import DynamoShards
+    from shared.platform import bootstrap
 
-    found = flash_purchases.sale(sale_id)
+    found = bootstrap.flash_sales().sale(sale_id)
     held: Counter[str] = Counter()
     for order in OrderItem.scan(OrderItem.flash_sale_id == sale_id):
         if isinstance(order, OrderItem) and order.status != "CANCELLED":
             held[order.customer_id] += sum(line["qty"] for line in order.body["lines"])
-    on_shards = sum(level.remaining for level in flash_sale_store.levels(found))
+    on_shards = sum(level.remaining for level in DynamoShards().levels(found))
     sold = sum(held.values())
     return {
         "units sold": sold,
@@ -341,19 +335,20 @@ def service_layer() -> dict[str, Any]:
 
         # The contended path (what a process switches to after a TransactionConflict on a shard, as
         # at a real peak; the emulator never conflicts, so it is forced here): decrement, then order.
-        from shared.flash_sales import purchase as flash_purchases
+        from shared.platform import bootstrap
 
         sale_id = create_sale(UNITS, peak=4000)
-        kept = flash_purchases.contention.lifetime_s
-        flash_purchases.contention.lifetime_s = 3600.0
-        flash_purchases.contention.note_conflict(sale_id)
+        contention = bootstrap.flash_sales().contention
+        kept = contention.lifetime_s
+        contention.lifetime_s = 3600.0  # this process's mark outlasts the run
+        contention.note_conflict(sale_id)
         try:
             before = cpu.seconds()
             contended = buy_until_sold_out(sale_id, THREADS, "d")
             contended_ms = cpu.per_op_ms(before, len(contended["latencies_ms"]))
         finally:
-            flash_purchases.contention.clear(sale_id)
-            flash_purchases.contention.lifetime_s = kept
+            contention.clear(sale_id)
+            contention.lifetime_s = kept
         label = f"service, contended path (decrement first), 1 process x {THREADS} threads"
         figures.update(_summary(label, [contended], baseline))
         figures.update({f"service, contended path: {k}": v for k, v in audit(sale_id).items()})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from shared.kernel.values import Fen, LocationId, LongText, Phone, Quantity, ShortText, Sku
-from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
+from shared.flash_sales.model import NewFlashSale
+from shared.flash_sales.purchase import FlashOrder
+from shared.kernel.values import Fen, Quantity, Sku
+from shared.web.requests import FulfilmentIn
 
 SALE_ID = re.compile(r"fs[0-9a-f]{24}")  # shared.flash_sales.model.new_sale_id
 
@@ -27,46 +29,43 @@ class FlashSaleIn(BaseModel):
     payment_window_s: StrictInt | None = None
     expected_peak_per_s: Annotated[StrictInt, Field(gt=0, le=1_000_000)] | None = None
 
-    def ms(self, when: AwareDatetime) -> int:
-        return int(when.timestamp() * 1000)
+    def to_command(self) -> NewFlashSale:
+        return NewFlashSale(
+            sku=self.sku,
+            price_fen=self.price_fen,
+            quantity=self.quantity,
+            per_user_limit=self.per_user_limit,
+            starts_at_ms=_ms(self.starts_at),
+            ends_at_ms=_ms(self.ends_at),
+            payment_window_s=self.payment_window_s,
+            expected_peak_per_s=self.expected_peak_per_s,
+        )
 
 
-class AddressIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    recipient: ShortText
-    phone: Phone
-    city: ShortText
-    detail: LongText
-
-
-class FulfilmentIn(BaseModel):
-    """As in checkout; same-city is refused for flash sales (its store is chosen by stock)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    type: Literal["delivery", "pickup", "ship_from_store"]
-    store_id: LocationId | None = None
-    address: AddressIn | None = None
-
-    @model_validator(mode="after")
-    def _has_what_the_type_needs(self) -> FulfilmentIn:
-        if self.type in ("pickup", "ship_from_store") and self.store_id is None:
-            raise ValueError(f"{self.type} needs a store_id")
-        if self.type in ("delivery", "ship_from_store") and self.address is None:
-            raise ValueError(f"{self.type} needs an address")
-        return self
-
-    def to_domain(self) -> Fulfilment:
-        address = Address(**self.address.model_dump()) if self.address else None
-        store_id = self.store_id if self.type != "delivery" else None
-        return Fulfilment(FulfilmentType(self.type), store_id=store_id, address=address)
+def _ms(when: AwareDatetime) -> int:
+    return int(when.timestamp() * 1000)
 
 
 class FlashOrderIn(BaseModel):
-    """No fulfilment: delivery from the warehouse, the address given at payment."""
+    """No fulfilment: delivery from the warehouse, the address given at payment. The fulfilment is
+    checkout's without same-city (its store is chosen by stock; flash units are the sale's) and
+    without coordinates (docs/openapi.yaml, FlashFulfilmentIn and FlashAddressIn)."""
 
     model_config = ConfigDict(extra="forbid")
 
     qty: Quantity
     fulfilment: FulfilmentIn | None = None
+
+    @field_validator("fulfilment")
+    @classmethod
+    def _as_flash_sales_offer_it(cls, fulfilment: FulfilmentIn | None) -> FulfilmentIn | None:
+        if fulfilment is None:
+            return None
+        if fulfilment.type == "same_city":
+            raise ValueError("same-city delivery is not offered for flash sales")
+        if fulfilment.address is not None and fulfilment.address.has_coordinates:
+            raise ValueError("a flash-sale address has no lat or lng")
+        return fulfilment
+
+    def to_command(self) -> FlashOrder:
+        return FlashOrder(self.qty, self.fulfilment.to_domain() if self.fulfilment else None)

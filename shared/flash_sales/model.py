@@ -16,20 +16,14 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from shared.catalog.model import Product
-from shared.flash_sales.unit_release import register_flash_releaser
+from shared.kernel.clock import Clock
 from shared.kernel.errors import Ended, LimitReached, NotStarted, RuleViolation, ValidationFailed
-from shared.kernel.shards import shards_for_peak, start_shard
-
-if TYPE_CHECKING:
-    from shared.data.transactions import Transaction
-    from shared.ordering.model import Order
+from shared.kernel.shards import MAX_SHARDS, shards_for_peak, start_shard
 
 MAX_PER_USER_LIMIT = 20  # an order claims at most this many takes in its transaction
 MAX_QUANTITY = 1_000_000
@@ -54,6 +48,42 @@ def new_sale_id(now_ms: int) -> str:
     return f"fs{now_ms:012x}{secrets.token_hex(6)}"
 
 
+class ListedProduct(Protocol):
+    """What a sale needs of the catalogue's product (shared.catalog.model.Product has it)."""
+
+    @property
+    def sku(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def price_fen(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class NewFlashSale:
+    """A merchant admin's request for a sale. None: the setting's default (SaleDefaults)."""
+
+    sku: str
+    price_fen: int
+    quantity: int
+    per_user_limit: int
+    starts_at_ms: int
+    ends_at_ms: int
+    payment_window_s: int | None = None
+    expected_peak_per_s: int | None = None
+
+
+@dataclass(frozen=True)
+class SaleDefaults:
+    """What a sale gets when its creator does not say (FLASH_SALE_DEFAULT_PEAK_PER_S, the orders'
+    ORDER_PAYMENT_WINDOW_S)."""
+
+    payment_window_s: int = 900
+    peak_per_s: int = 2_000
+
+
 @dataclass(frozen=True)
 class FlashSale:
     """The campaign as created; immutable, so a process may keep it for the life of the sale."""
@@ -72,20 +102,11 @@ class FlashSale:
 
     @classmethod
     def plan(
-        cls,
-        sale_id: str,
-        product: Product,
-        price_fen: int,
-        quantity: int,
-        per_user_limit: int,
-        starts_at_ms: int,
-        ends_at_ms: int,
-        payment_window_s: int,
-        expected_peak_per_s: int,
-        now_ms: int,
+        cls, sale_id: str, product: ListedProduct, wanted: NewFlashSale, defaults: SaleDefaults, now_ms: int
     ) -> FlashSale:
-        """A new sale, or ValidationFailed (422) naming what is wrong with it."""
-        problems = _problems(product, price_fen, quantity, per_user_limit, starts_at_ms, ends_at_ms, now_ms)
+        """A new sale, or ValidationFailed (422) naming everything that is wrong with it."""
+        payment_window_s = defaults.payment_window_s if wanted.payment_window_s is None else wanted.payment_window_s
+        problems = _problems(product, wanted, now_ms)
         if not 1 <= payment_window_s <= MAX_PAYMENT_WINDOW_S:
             problems.append({"field": "payment_window_s", "problem": f"must be 1..{MAX_PAYMENT_WINDOW_S} seconds"})
         if problems:
@@ -93,21 +114,16 @@ class FlashSale:
         return cls(
             sale_id=sale_id,
             sku=product.sku,
-            price_fen=price_fen,
-            quantity=quantity,
-            per_user_limit=per_user_limit,
-            starts_at_ms=starts_at_ms,
-            ends_at_ms=ends_at_ms,
+            price_fen=wanted.price_fen,
+            quantity=wanted.quantity,
+            per_user_limit=wanted.per_user_limit,
+            starts_at_ms=wanted.starts_at_ms,
+            ends_at_ms=wanted.ends_at_ms,
             payment_window_s=payment_window_s,
-            shards=shards_for_peak(expected_peak_per_s, quantity),
+            shards=shards_for_peak(wanted.expected_peak_per_s or defaults.peak_per_s, wanted.quantity, MAX_SHARDS),
             product_name=product.name,
             list_price_fen=product.price_fen,
         )
-
-    @property
-    def product(self) -> Product:
-        """The product as pricing needs it (the flash price replaces the list price)."""
-        return Product(sku=self.sku, name=self.product_name, price_fen=self.list_price_fen)
 
     def status(self, now_ms: int, remaining: int) -> SaleStatus:
         if now_ms < self.starts_at_ms:
@@ -130,31 +146,30 @@ class FlashSale:
             )
 
 
-def _problems(
-    product: Product,
-    price_fen: int,
-    quantity: int,
-    per_user_limit: int,
-    starts_at_ms: int,
-    ends_at_ms: int,
-    now_ms: int,
-) -> list[dict[str, str]]:
+def _problems(product: ListedProduct, wanted: NewFlashSale, now_ms: int) -> list[dict[str, str]]:
     problems = []
-    if not 1 <= quantity <= MAX_QUANTITY:
+    if not 1 <= wanted.quantity <= MAX_QUANTITY:
         problems.append({"field": "quantity", "problem": f"must be 1..{MAX_QUANTITY}"})
-    if not 1 <= per_user_limit <= MAX_PER_USER_LIMIT:
+    if not 1 <= wanted.per_user_limit <= MAX_PER_USER_LIMIT:
         problems.append({"field": "per_user_limit", "problem": f"must be 1..{MAX_PER_USER_LIMIT}"})
-    if not 1 <= price_fen <= product.price_fen:
+    if not 1 <= wanted.price_fen <= product.price_fen:
         problems.append({"field": "price_fen", "problem": f"must be 1..{product.price_fen} (the list price)"})
-    if ends_at_ms <= starts_at_ms:
+    if wanted.ends_at_ms <= wanted.starts_at_ms:
         problems.append({"field": "ends_at", "problem": "must be after starts_at"})
-    elif ends_at_ms - starts_at_ms > MAX_WINDOW_MS:
+    elif wanted.ends_at_ms - wanted.starts_at_ms > MAX_WINDOW_MS:
         problems.append({"field": "ends_at", "problem": "a flash sale lasts at most 30 days"})
-    if ends_at_ms <= now_ms:
+    if wanted.ends_at_ms <= now_ms:
         problems.append({"field": "ends_at", "problem": "must be in the future"})
     return problems
 
 
+def refuse_same_city(fulfilment_type: str) -> None:
+    if fulfilment_type == "same_city":
+        # Same-city picks a store by its stock; flash units are the sale's, not a store's.
+        raise RuleViolation("same-city delivery is not offered for flash sales", fulfilment_type=fulfilment_type)
+
+
+# -- shards, takes and claims ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Take:
     """Units taken from one shard by one conditional decrement: numbers first_unit .. last_unit."""
@@ -168,11 +183,87 @@ class Take:
         return self.last_unit - self.qty + 1
 
 
-class ExpiringMarks:
-    """Per process: keys marked for `lifetime_s` seconds (thread-safe, bounded)."""
+def units_of(takes: Sequence[Take]) -> int:
+    return sum(taken.qty for taken in takes)
 
-    def __init__(self, lifetime_s: float) -> None:
+
+class ShardShort(Exception):
+    """The shard has fewer units than asked (`remaining` as the failed condition saw it)."""
+
+    def __init__(self, remaining: int) -> None:
+        super().__init__(f"shard has {remaining} units")
+        self.remaining = remaining
+
+
+@dataclass(frozen=True)
+class ShardLevel:
+    """One shard as read: remaining = initial + returned - ordered - taken."""
+
+    shard: int
+    initial: int
+    remaining: int
+    taken: int  # units taken by single-item decrements (the contended path); numbers them
+    returned: int
+    ordered: int = 0  # units taken inside an order's own transaction
+
+
+class ClaimStatus(StrEnum):
+    ORDER = "ORDER"  # an order holds the units
+    VOID = "VOID"  # the units went back to a shard; no order can ever claim them
+
+
+@dataclass(frozen=True)
+class UnitClaim:
+    """Who owns units first_unit .. first_unit + qty - 1 of a shard (the contended path's takes)."""
+
+    first_unit: int
+    qty: int
+    status: ClaimStatus
+
+
+class UnitsClaimed(Exception):
+    """A give-back did not apply: the units of `claimed` were claimed already (by an order, or
+    given back before), with that claim's status. Empty when it failed for another reason."""
+
+    def __init__(self, claimed: dict[Take, ClaimStatus]) -> None:
+        super().__init__(f"{len(claimed)} takes claimed already")
+        self.claimed = claimed
+
+
+def unclaimed(claims: Sequence[UnitClaim], checked: int, through: int) -> list[int]:
+    """The unit numbers in (checked, through] that no claim covers."""
+    covered: set[int] = set()
+    for found_claim in claims:
+        covered.update(range(found_claim.first_unit, found_claim.first_unit + found_claim.qty))
+    return [unit for unit in range(checked + 1, through + 1) if unit not in covered]
+
+
+@dataclass(frozen=True)
+class ShardMark:
+    """How far the reconciler has judged one shard: units 1..checked are settled; units up to
+    `pending` were seen taken at `seen_at_ms` and are judged once the settle time has passed."""
+
+    checked: int = 0
+    pending: int = 0
+    seen_at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class ReconcileMarks:
+    """Every shard's mark, and the version they were read at (-1: none stored yet)."""
+
+    shards: dict[int, ShardMark]
+    version: int = -1
+
+
+# -- what one process remembers for a moment ---------------------------------------------------
+class ExpiringMarks:
+    """Per process: keys marked for `lifetime_s` seconds of `clock`'s monotonic time (thread-safe,
+    bounded)."""
+
+    def __init__(self, lifetime_s: float, clock: Clock) -> None:
         self.lifetime_s = lifetime_s
+        self._clock = clock
         self._until: dict[Hashable, float] = {}
         self._lock = threading.Lock()
 
@@ -180,7 +271,7 @@ class ExpiringMarks:
         with self._lock:
             if len(self._until) > 10_000:
                 self._until.clear()
-            self._until[key] = time.monotonic() + self.lifetime_s
+            self._until[key] = self._clock.monotonic() + self.lifetime_s
 
     def unmark(self, key: Hashable) -> None:
         with self._lock:
@@ -188,16 +279,13 @@ class ExpiringMarks:
 
     def marked(self, key: Hashable) -> bool:
         until = self._until.get(key)
-        return until is not None and until > time.monotonic()
+        return until is not None and until > self._clock.monotonic()
 
 
 class EmptyShardHints(ExpiringMarks):
     """Shards seen empty a moment ago are skipped, so a sold-out sale answers SOLD_OUT without one
     round trip per shard per buyer. A hint lives `lifetime_s` (a unit given back meanwhile is found
     by the next buyer after that); a successful take clears it."""
-
-    def __init__(self, lifetime_s: float = 1.0) -> None:
-        super().__init__(lifetime_s)
 
     def note_empty(self, sale_id: str, shard: int) -> None:
         self.mark((sale_id, shard))
@@ -216,9 +304,6 @@ class ContendedSales(ExpiringMarks):
     otherwise the decrement is a part of the order's transaction (one round trip).
     docs/flash-sales.md, "The purchase"."""
 
-    def __init__(self, lifetime_s: float = 10.0) -> None:
-        super().__init__(lifetime_s)
-
     def note_conflict(self, sale_id: str) -> None:
         self.mark(sale_id)
 
@@ -227,20 +312,3 @@ class ContendedSales(ExpiringMarks):
 
     def contended(self, sale_id: str) -> bool:
         return self.marked(sale_id)
-
-
-def refuse_same_city(fulfilment_type: str) -> None:
-    if fulfilment_type == "same_city":
-        # Same-city picks a store by its stock; flash units are the sale's, not a store's.
-        raise RuleViolation("same-city delivery is not offered for flash sales", fulfilment_type=fulfilment_type)
-
-
-def _release_units(tx: Transaction, order: Order) -> None:
-    from shared.flash_sales import purchase as flash_purchases  # the data layer, loaded on first release
-
-    flash_purchases.release(tx, order)
-
-
-# Registered at import: app.py imports this module (through functions/flash_sales), so every
-# process that cancels or expires orders gives flash units back to the shards.
-register_flash_releaser(_release_units)

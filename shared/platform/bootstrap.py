@@ -13,9 +13,8 @@ if TYPE_CHECKING:  # ordering: the services and their stores, typed
     from shared.kernel.clock import Clock
     from shared.ordering.checkout import Checkout
     from shared.ordering.lifecycle import OrderLifecycle
-    from shared.ordering.model import Order
     from shared.ordering.placement import OrderPlacement
-    from shared.ordering.ports import FlashUnitReleaser, OrderingUnitOfWork
+    from shared.ordering.ports import FlashUnitReleaser
     from shared.ordering.pricing import PricingRules
     from shared.ordering.refunds import OrderRefunds
 
@@ -24,6 +23,7 @@ if TYPE_CHECKING:  # the data layer stays out of the cold import: these are for 
     from shared.data.stores.locations import DynamoLocations
     from shared.data.stores.notifications import DynamoContacts, DynamoMessages
     from shared.data.stores.stock_levels import DynamoStockLevels
+    from shared.flash_sales.service import FlashSales
     from shared.messaging.consumers import Runtime
     from shared.messaging.relay import Relay
     from shared.notifications.delivery import Notifier
@@ -210,27 +210,49 @@ def order_refunds(clock: Clock | None = None) -> OrderRefunds:
 
 
 def flash_unit_releaser() -> FlashUnitReleaser:
-    """Gives an unpaid flash order's units back to its sale, in the order's unit of work.
-    Transitional: an adapter over `shared.flash_sales.purchase.release` until the flash-sale
-    capability wires its own FlashUnitReleaser here."""
-    from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
-    from shared.flash_sales import purchase
-
-    class PurchaseRelease:
-        def release(self, uow: OrderingUnitOfWork, order: Order) -> None:
-            assert isinstance(uow, DynamoOrderingUnitOfWork)
-            purchase.release(uow.tx, order)
-
-    return PurchaseRelease()
+    """Gives an unpaid flash order's units back to its sale, in the order's unit of work."""
+    return flash_sales().releaser
 
 
-def flash_purchases():  # type: ignore[no-untyped-def]
-    from shared.flash_sales import purchase as module
-
+def flash_sales(clock: Clock | None = None) -> FlashSales:
+    """The flash-sale service. It keeps what it learns (the sales it has read, the empty-shard
+    hints, the contended marks), so the routes get one per process and settings, on the system
+    clock; a test or the local stage that passes its own clock gets a new one, and keeps it."""
     current = ready()
-    module.hints.lifetime_s = current.flash_sale_empty_hint_s
-    module.contention.lifetime_s = current.flash_sale_contended_s
-    return module
+    if clock is None:
+        return _flash_sales_of_the_process(current)
+    return _flash_sales(current, clock)
+
+
+@lru_cache(maxsize=2)
+def _flash_sales_of_the_process(current: Settings) -> FlashSales:
+    from shared.kernel.clock import SYSTEM
+
+    return _flash_sales(current, SYSTEM)
+
+
+def _flash_sales(current: Settings, clock: Clock) -> FlashSales:
+    from shared.data.stores.flash_sales import DynamoFlashSales, DynamoPurchaseParts, DynamoShards
+    from shared.flash_sales.service import FlashSales, FlashSaleSettings
+
+    return FlashSales(
+        sales=DynamoFlashSales(),
+        shards=DynamoShards(),
+        parts=DynamoPurchaseParts(),
+        orders=ordering(clock),
+        replays=orders(),
+        products=products(),
+        stores=locations(),
+        rules=pricing_rules(),
+        settings=FlashSaleSettings(
+            default_peak_per_s=current.flash_sale_default_peak_per_s,
+            payment_window_s=current.order_payment_window_s,
+            settle_s=current.flash_sale_settle_s,
+            empty_hint_s=current.flash_sale_empty_hint_s,
+            contended_s=current.flash_sale_contended_s,
+        ),
+        clock=clock,
+    )
 
 
 if TYPE_CHECKING:

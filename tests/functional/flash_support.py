@@ -1,5 +1,6 @@
-"""Set-up and audits for flash-sale tests: a sale on the moto table, buyers' tokens, and the
-books of a sale read straight from the table (units on shards, units in live orders, counts)."""
+"""Set-up and audits for flash-sale tests: the flash-sale service over the moto table (with the
+clock and settings a test chooses), a sale, a buyer, and the books of a sale read straight from
+the table (units on shards, units in live orders, counts)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,44 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.data.items import FlashBuyerItem, FlashClaimItem, OrderItem
-from shared.data.stores import flash_sales as flash_sale_store
-from shared.flash_sales import purchase as flash_purchases
-from shared.flash_sales.model import FlashSale, new_sale_id
-from shared.kernel.clock import now_ms
+from shared.data.stores.flash_sales import DynamoFlashSales, DynamoPurchaseParts, DynamoShards
+from shared.flash_sales.model import FlashSale, NewFlashSale
+from shared.flash_sales.purchase import FlashOrder
+from shared.flash_sales.service import FlashSales, FlashSaleSettings
+from shared.kernel.clock import SYSTEM, Clock, now_ms
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.pricing import PricingRules
-from tests.functional.orders_support import PRODUCTS
+from shared.platform import bootstrap
 
 
 def iso_in(seconds: float) -> str:
     return datetime.fromtimestamp(now_ms() / 1000 + seconds, tz=UTC).isoformat()
 
 
+class NoStores:
+    def list(self) -> list:
+        return []
+
+
+def flash_service(clock: Clock = SYSTEM, settings: FlashSaleSettings | None = None) -> FlashSales:
+    """The flash-sale service on the bound moto table, as bootstrap builds it, with this clock and
+    these settings, no stores and the default pricing rules."""
+    return FlashSales(
+        sales=DynamoFlashSales(),
+        shards=DynamoShards(),
+        parts=DynamoPurchaseParts(),
+        orders=bootstrap.ordering(clock),
+        replays=bootstrap.orders(),
+        products=bootstrap.products(),
+        stores=NoStores(),
+        rules=PricingRules(),
+        settings=settings or FlashSaleSettings(),
+        clock=clock,
+    )
+
+
 def given_sale(
+    flash: FlashSales,
     quantity: int = 10,
     per_user_limit: int = 1,
     price_fen: int = 5000,
@@ -30,10 +55,11 @@ def given_sale(
     starts_in_s: float = -1,
     lasts_s: float = 3600,
 ) -> FlashSale:
-    now = now_ms()
-    planned = FlashSale.plan(
-        new_sale_id(now),
-        PRODUCTS["TEA-1"],
+    """A sale of TEA-1 (the catalogue of orders_support must be seeded), created now by the
+    service's clock."""
+    now = flash.clock.now_ms()
+    wanted = NewFlashSale(
+        sku="TEA-1",
         price_fen=price_fen,
         quantity=quantity,
         per_user_limit=per_user_limit,
@@ -41,23 +67,14 @@ def given_sale(
         ends_at_ms=now + int((starts_in_s + lasts_s) * 1000),
         payment_window_s=payment_window_s,
         expected_peak_per_s=peak,
-        now_ms=now,
     )
-    flash_purchases.create_sale(planned, IdempotentRequest.of("flash-sales:test", None, {}), now)
-    return planned
+    created = flash.create(wanted, IdempotentRequest.of("flash-sales:test", None, {}))
+    return flash.sale(created.body["flash_sale_id"])
 
 
-def buy(sale: FlashSale, customer: str, qty: int = 1, key: str | None = None, at: int | None = None) -> StoredResponse:
+def buy(flash: FlashSales, sale: FlashSale, customer: str, qty: int = 1, key: str | None = None) -> StoredResponse:
     request = IdempotentRequest.of(f"flash:{sale.sale_id}:{customer}", key, {"qty": qty})
-    return flash_purchases.purchase(
-        sale.sale_id,
-        customer,
-        flash_purchases.FlashOrder(qty),
-        request,
-        at or now_ms(),
-        PricingRules(),
-        lambda: [],
-    )
+    return flash.purchase(sale.sale_id, customer, FlashOrder(qty), request)
 
 
 @dataclass(frozen=True)
@@ -87,7 +104,7 @@ class Books:
 
 
 def books(sale: FlashSale) -> Books:
-    levels = flash_sale_store.levels(sale)
+    levels = DynamoShards().levels(sale)
     orders = [o for o in OrderItem.scan(OrderItem.flash_sale_id == sale.sale_id) if isinstance(o, OrderItem)]
     live = [o for o in orders if o.status != "CANCELLED"]
     held: Counter[str] = Counter()

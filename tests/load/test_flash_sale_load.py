@@ -10,11 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from infra.local.faults import FaultInjector, Kind
-from shared.data.stores import flash_sales as flash_sale_store
-from shared.flash_sales import purchase as flash_purchases
-from shared.kernel.clock import now_ms
+from shared.data.stores.flash_sales import DynamoShards
+from shared.flash_sales.service import FlashSales, FlashSaleSettings
 from shared.kernel.errors import LimitReached, OutOfStock, SoldOut, TemporarilyUnavailable
-from tests.functional.flash_support import books, buy, given_sale
+from tests.functional.flash_support import books, buy, flash_service, given_sale
 from tests.functional.orders_support import given_catalogue
 
 pytestmark = pytest.mark.load
@@ -24,14 +23,14 @@ ATTEMPTS = 3
 UNITS = 40
 
 
-def crowd(sale, buyers: int = BUYERS, attempts: int = ATTEMPTS, wave: int = 0) -> Counter[str]:
+def crowd(flash: FlashSales, sale, buyers: int = BUYERS, attempts: int = ATTEMPTS, wave: int = 0) -> Counter[str]:
     """Every buyer tries `attempts` times, each attempt with its own Idempotency-Key; a 503 is
     retried with the same key (as a client should)."""
 
     def one_buyer(i: int) -> list[str]:
         answers = []
         for attempt in range(attempts):
-            answers.append(attempt_with_retries(sale, f"b-{i}", f"b-{i}-{wave}-{attempt}"))
+            answers.append(attempt_with_retries(flash, sale, f"b-{i}", f"b-{i}-{wave}-{attempt}"))
         return answers
 
     with ThreadPoolExecutor(max_workers=32) as pool:
@@ -39,10 +38,10 @@ def crowd(sale, buyers: int = BUYERS, attempts: int = ATTEMPTS, wave: int = 0) -
     return Counter(results)
 
 
-def attempt_with_retries(sale, customer: str, key: str, retries: int = 3) -> str:
+def attempt_with_retries(flash: FlashSales, sale, customer: str, key: str, retries: int = 3) -> str:
     for _ in range(retries + 1):
         try:
-            buy(sale, customer, key=key)
+            buy(flash, sale, customer, key=key)
             return "201"
         except SoldOut:
             return "SOLD_OUT"
@@ -55,19 +54,26 @@ def attempt_with_retries(sale, customer: str, key: str, retries: int = 3) -> str
     return "503"
 
 
-def settle(sale) -> None:
-    """Let the reconciler give back whatever a lost response left unclaimed."""
-    now = now_ms()
-    flash_purchases.reconcile(now, settle_ms=0)
-    flash_purchases.reconcile(now + 1, settle_ms=0)
+def flash_sales(contended_s: float = 10.0) -> FlashSales:
+    """The service on the system clock (the crowd's threads run in real time), with a reconciler
+    that judges units as soon as it has seen them."""
+    return flash_service(settings=FlashSaleSettings(settle_s=0, contended_s=contended_s))
+
+
+def settle(flash: FlashSales) -> None:
+    """Let the reconciler give back whatever a lost response left unclaimed (settle time 0: the
+    first run notes the shards' counts, the second judges them)."""
+    flash.reconcile()
+    flash.reconcile()
 
 
 def test_a_crowd_buys_exactly_the_units_there_are(table):
     # Given 40 units with a limit of one per buyer
     given_catalogue({})
-    sale = given_sale(quantity=UNITS, per_user_limit=1, peak=4000)
+    flash = flash_sales()
+    sale = given_sale(flash, quantity=UNITS, per_user_limit=1, peak=4000)
     # When 200 buyers try three times each, all at once
-    answers = crowd(sale)
+    answers = crowd(flash, sale)
     # Then exactly 40 orders exist, one per winning buyer, and the shards are empty
     state = books(sale)
     assert answers["201"] == UNITS and state.live_orders == UNITS
@@ -79,7 +85,8 @@ def test_a_crowd_buys_exactly_the_units_there_are(table):
 def test_the_same_crowd_with_faults_on_the_hot_items(table):
     # Given 10% throttling, conflicts and lost responses on every flash-sale item and order transaction
     given_catalogue({})
-    sale = given_sale(quantity=UNITS, per_user_limit=1, peak=4000)
+    flash = flash_sales()
+    sale = given_sale(flash, quantity=UNITS, per_user_limit=1, peak=4000)
     faults = FaultInjector(
         rate=0.10,
         seed=4,
@@ -89,10 +96,10 @@ def test_the_same_crowd_with_faults_on_the_hot_items(table):
     )
     # When the crowd buys, the reconciler repairs what lost responses left, and the crowd tries again
     with faults.attached():
-        answers = crowd(sale)
-        settle(sale)
-        answers += crowd(sale, attempts=1, wave=1)
-    settle(sale)
+        answers = crowd(flash, sale)
+        settle(flash)
+        answers += crowd(flash, sale, attempts=1, wave=1)
+    settle(flash)
     # Then faults happened, every answer is a definite one, nothing is oversold, nobody is over
     # the limit, and every unit is in an order or back on a shard
     assert faults.total > 20, faults.report()
@@ -109,7 +116,8 @@ def test_conflicts_on_the_shards_move_buyers_between_the_two_paths_and_lose_noth
     # Given transaction conflicts on the shards at 5% / 20% of the calls that touch one, and a
     # process that goes back to the one-transaction path a moment after each conflict
     given_catalogue({})
-    sale = given_sale(quantity=UNITS, per_user_limit=1, peak=4000)
+    flash = flash_sales(contended_s=0.05)
+    sale = given_sale(flash, quantity=UNITS, per_user_limit=1, peak=4000)
     held = FaultInjector(
         rate=rate,
         seed=7,
@@ -117,15 +125,10 @@ def test_conflicts_on_the_shards_move_buyers_between_the_two_paths_and_lose_noth
         operations=["UpdateItem", "TransactWriteItems"],
         partitions=lambda pk: "#SHARD#" in pk,
     )
-    kept = flash_purchases.contention.lifetime_s
-    flash_purchases.contention.lifetime_s = 0.05
-    try:
-        with held.attached():
-            answers = crowd(sale)
-    finally:
-        flash_purchases.contention.lifetime_s = kept
+    with held.attached():
+        answers = crowd(flash, sale)
     # Then both paths sold units, every answer is definite, and the books balance to the unit
-    levels = flash_sale_store.levels(sale)
+    levels = DynamoShards().levels(sale)
     assert held.total > 0, held.report()
     assert sum(level.ordered for level in levels) > 0 and sum(level.taken for level in levels) > 0
     assert set(answers) <= {"201", "SOLD_OUT", "LIMIT_REACHED", "OUT_OF_STOCK", "503"}

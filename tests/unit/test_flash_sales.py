@@ -3,16 +3,23 @@ status, and which unit numbers no claim covers."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.catalog.model import Product
-from shared.data.stores.flash_sales import Claim
-from shared.flash_sales.model import ContendedSales, FlashSale, SaleStatus, Take
-from shared.flash_sales.purchase import unclaimed
+from shared.flash_sales.model import (
+    ClaimStatus,
+    ContendedSales,
+    FlashSale,
+    NewFlashSale,
+    SaleDefaults,
+    SaleStatus,
+    Take,
+    UnitClaim,
+    unclaimed,
+)
+from shared.kernel.clock import FakeClock
 from shared.kernel.errors import Ended, LimitReached, NotStarted, ValidationFailed
 from shared.kernel.shards import shard_order, shards_for_peak, split
 
@@ -45,10 +52,9 @@ def test_a_buyer_visits_every_shard_once_starting_at_its_own(customer, shards):
     assert order == shard_order(customer, shards)
 
 
-def sale(**changes):
+def sale(now_ms=0, **changes):
     args = {
-        "sale_id": "fs1",
-        "product": PRODUCT,
+        "sku": PRODUCT.sku,
         "price_fen": 5000,
         "quantity": 100,
         "per_user_limit": 2,
@@ -56,9 +62,15 @@ def sale(**changes):
         "ends_at_ms": 2_000,
         "payment_window_s": 300,
         "expected_peak_per_s": 2_000,
-        "now_ms": 0,
     }
-    return FlashSale.plan(**{**args, **changes})
+    return FlashSale.plan("fs1", PRODUCT, NewFlashSale(**{**args, **changes}), SaleDefaults(), now_ms)
+
+
+def test_what_the_creator_leaves_out_comes_from_the_settings():
+    wanted = NewFlashSale(PRODUCT.sku, 5000, 100, 2, 1_000, 2_000)
+    planned = FlashSale.plan("fs1", PRODUCT, wanted, SaleDefaults(payment_window_s=120, peak_per_s=20_000), 0)
+    assert (planned.payment_window_s, planned.shards) == (120, 40)
+    assert (planned.product_name, planned.list_price_fen) == (PRODUCT.name, PRODUCT.price_fen)
 
 
 def test_status_follows_the_window_and_the_units():
@@ -94,17 +106,18 @@ def test_a_take_owns_the_units_that_end_at_the_shards_count():
 
 
 def test_units_no_claim_covers_are_found():
-    claims = [Claim(first_unit=1, qty=2, status="ORDER"), Claim(first_unit=5, qty=1, status="VOID")]
+    claims = [UnitClaim(first_unit=1, qty=2, status=ClaimStatus.ORDER), UnitClaim(5, 1, ClaimStatus.VOID)]
     assert unclaimed(claims, checked=0, through=6) == [3, 4, 6]
     assert unclaimed(claims, checked=4, through=5) == []
 
 
 def test_a_sale_is_contended_from_a_conflict_until_its_mark_lapses():
-    marks = ContendedSales(lifetime_s=0.05)
+    clock = FakeClock()
+    marks = ContendedSales(lifetime_s=0.05, clock=clock)
     assert not marks.contended("fs-1")
     marks.note_conflict("fs-1")
     assert marks.contended("fs-1") and not marks.contended("fs-2")
-    time.sleep(0.06)
+    clock.advance(0.06)
     assert not marks.contended("fs-1")
     marks.note_conflict("fs-1")
     marks.clear("fs-1")

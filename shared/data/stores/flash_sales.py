@@ -21,8 +21,10 @@ is definite (nothing applied): the buyer moves on to the next shard.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import weakref
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -38,47 +40,78 @@ from shared.data.items import (
     FlashShardItem,
 )
 from shared.data.items.flash_sales import SALES_PARTITION
+from shared.data.stores import idempotency as idempotency_store
+from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
 from shared.data.table import BaseItem
-from shared.data.transactions import TRANSIENT_CODES, Transaction, TransactionCancelled, translated
-from shared.flash_sales.model import FlashSale, Take
-from shared.kernel.errors import TemporarilyUnavailable
+from shared.data.transactions import (
+    CONFLICT_CODES,
+    TRANSIENT_CODES,
+    Transaction,
+    TransactionCancelled,
+    translated,
+)
+from shared.flash_sales.model import (
+    ClaimStatus,
+    FlashSale,
+    ReconcileMarks,
+    ShardLevel,
+    ShardMark,
+    ShardShort,
+    Take,
+    UnitClaim,
+    UnitsClaimed,
+)
+from shared.kernel.errors import LimitReached, TemporarilyUnavailable
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
+from shared.ordering.ports import OrderingUnitOfWork
 
 LIMIT_LABEL = "flash-limit"
 CLAIM_PREFIX = "flash-claim:"
 SHARD_PREFIX = "flash-shard:"
 STATE_LABEL = "flash-reconcile"
 CLAIM_RETENTION = timedelta(days=60)
+# A shard held by another transaction, or throttled: the sale is contended (docs/flash-sales.md).
+HOT_SHARD_CODES = CONFLICT_CODES | {"ProvisionedThroughputExceeded", "ThrottlingError"}
 
 
-class ShardShort(Exception):
-    """The shard has fewer units than asked (`remaining` as the failed condition saw it)."""
-
-    def __init__(self, remaining: int) -> None:
-        super().__init__(f"shard has {remaining} units")
-        self.remaining = remaining
+def shard_label(shard: int) -> str:
+    return f"{SHARD_PREFIX}{shard}"
 
 
-@dataclass(frozen=True)
-class ShardLevel:
-    shard: int
-    initial: int
-    remaining: int
-    taken: int
-    returned: int
-    ordered: int = 0
-
-
-@dataclass(frozen=True)
-class Claim:
-    first_unit: int
-    qty: int
-    status: str
+def claim_label(taken: Take) -> str:
+    return f"{CLAIM_PREFIX}{taken.shard}:{taken.first_unit}"
 
 
 # -- the sale ----------------------------------------------------------------------------------
-def create(tx: Transaction, sale: FlashSale, now_ms: int) -> None:
-    """The sale, its shards and the reconciler's marks, in the caller's transaction."""
+class DynamoFlashSales:
+    """`shared.flash_sales.ports.SaleStore`."""
+
+    def create(
+        self, sale: FlashSale, request: IdempotentRequest, response: StoredResponse, now_ms: int
+    ) -> StoredResponse:
+        tx = Transaction()
+        _add_sale(tx, sale, now_ms)
+        return idempotency_store.commit(tx, request, response)
+
+    def get(self, sale_id: str) -> FlashSale | None:
+        with translated():
+            try:
+                item = FlashSaleItem.get(*FlashSaleItem.key(sale_id), consistent_read=True)
+            except FlashSaleItem.DoesNotExist:
+                return None
+        return _sale_of(item)
+
+    def ending_after(self, after_ms: int) -> Iterator[FlashSale]:
+        with translated():
+            found = FlashSaleItem.gsi1.query(SALES_PARTITION, FlashSaleItem.gsi1sk > f"{after_ms:013d}")
+            for item in found:
+                if isinstance(item, FlashSaleItem):
+                    yield _sale_of(item)
+
+
+def _add_sale(tx: Transaction, sale: FlashSale, now_ms: int) -> None:
+    """The sale, its shards and the reconciler's marks, in one transaction."""
     pk, sk = FlashSaleItem.key(sale.sale_id)
     item = FlashSaleItem(
         pk,
@@ -113,18 +146,9 @@ def create(tx: Transaction, sale: FlashSale, now_ms: int) -> None:
             returned=0,
             created_at=now_ms,
         )
-        tx.put(shard_item, f"{SHARD_PREFIX}{shard}", condition=FlashShardItem.pk.does_not_exist())
+        tx.put(shard_item, shard_label(shard), condition=FlashShardItem.pk.does_not_exist())
     state_pk, state_sk = FlashReconcileItem.key(sale.sale_id)
     tx.put(FlashReconcileItem(state_pk, state_sk, marks={}, version=0, created_at=now_ms), STATE_LABEL)
-
-
-def get(sale_id: str) -> FlashSale | None:
-    with translated():
-        try:
-            item = FlashSaleItem.get(*FlashSaleItem.key(sale_id), consistent_read=True)
-        except FlashSaleItem.DoesNotExist:
-            return None
-    return _sale_of(item)
 
 
 def _sale_of(item: FlashSaleItem) -> FlashSale:
@@ -143,71 +167,98 @@ def _sale_of(item: FlashSaleItem) -> FlashSale:
     )
 
 
-def sales_ending_after(after_ms: int) -> Iterator[FlashSale]:
-    """Sales that end after `after_ms` (live, future and recently ended ones), by end time."""
-    with translated():
-        found = FlashSaleItem.gsi1.query(SALES_PARTITION, FlashSaleItem.gsi1sk > f"{after_ms:013d}")
-        for item in found:
-            if isinstance(item, FlashSaleItem):
-                yield _sale_of(item)
+# -- the shards outside orders -----------------------------------------------------------------
+class DynamoShards:
+    """`shared.flash_sales.ports.ShardStore`."""
 
+    def take(self, sale_id: str, shard: int, qty: int) -> Take:
+        kwargs = _operation(
+            FlashShardItem,
+            FlashShardItem.key(sale_id, shard),
+            condition=FlashShardItem.remaining >= qty,
+            actions=[FlashShardItem.remaining.add(-qty), FlashShardItem.taken.add(qty)],
+            return_values="UPDATED_NEW",
+            return_values_on_condition_failure="ALL_OLD",
+        )
+        try:
+            # The botocore client itself (not PynamoDB's wrapper, which drops the failed item).
+            response = connection().client.update_item(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                old = exc.response.get("Item") or {}
+                raise ShardShort(int(old.get("remaining", {}).get("N", 0))) from exc
+            raise _busy(exc) from exc
+        except BotoCoreError as exc:
+            raise TemporarilyUnavailable("the database did not answer in time; retry") from exc
+        return Take(shard=shard, last_unit=int(response["Attributes"]["taken"]["N"]), qty=qty)
 
-def levels(sale: FlashSale) -> list[ShardLevel]:
-    """Every shard, read consistently (one BatchGetItem per 100 shards)."""
-    keys = [FlashShardItem.key(sale.sale_id, shard) for shard in range(sale.shards)]
-    with translated():
-        items = list(FlashShardItem.batch_get(keys, consistent_read=True))
-    found = [
-        ShardLevel(int(i.shard), int(i.initial), int(i.remaining), int(i.taken), int(i.returned), int(i.ordered or 0))
-        for i in items
-        if isinstance(i, FlashShardItem)
-    ]
-    return sorted(found, key=lambda level: level.shard)
+    def levels(self, sale: FlashSale) -> list[ShardLevel]:
+        """One consistent BatchGetItem per 100 shards."""
+        keys = [FlashShardItem.key(sale.sale_id, shard) for shard in range(sale.shards)]
+        with translated():
+            items = list(FlashShardItem.batch_get(keys, consistent_read=True))
+        found = [
+            ShardLevel(
+                int(i.shard), int(i.initial), int(i.remaining), int(i.taken), int(i.returned), int(i.ordered or 0)
+            )
+            for i in items
+            if isinstance(i, FlashShardItem)
+        ]
+        return sorted(found, key=lambda level: level.shard)
 
+    def give_back(self, sale_id: str, takes: Sequence[Take], now_ms: int) -> None:
+        tx = Transaction()
+        by_shard: dict[int, int] = defaultdict(int)
+        for taken in takes:
+            _claim(tx, sale_id, taken, None, now_ms)
+            by_shard[taken.shard] += taken.qty
+        for shard, qty in sorted(by_shard.items()):
+            _give_back_units(tx, sale_id, shard, qty)
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            raise UnitsClaimed(
+                {
+                    taken: _claim_status(cancelled, claim_label(taken))
+                    for taken in takes
+                    if claim_label(taken) in cancelled.failed
+                }
+            ) from cancelled
 
-# -- the hot path ------------------------------------------------------------------------------
-def take_in_order(tx: Transaction, sale_id: str, shard: int, qty: int) -> None:
-    """The shard's decrement as a part of the order's transaction (the uncontended path). If the
-    shard has fewer than qty, that part fails and `left_on` tells what it had."""
-    tx.update(
-        FlashShardItem,
-        FlashShardItem.key(sale_id, shard),
-        [FlashShardItem.remaining.add(-qty), FlashShardItem.ordered.add(qty)],
-        f"{SHARD_PREFIX}{shard}",
-        condition=FlashShardItem.remaining >= qty,
-    )
+    def claims_between(self, sale_id: str, shard: int, after_unit: int, through_unit: int) -> list[UnitClaim]:
+        gsi1pk, low = FlashClaimItem.index_key(sale_id, shard, after_unit + 1)
+        _, high = FlashClaimItem.index_key(sale_id, shard, through_unit)
+        with translated():
+            found = FlashClaimItem.gsi1.query(gsi1pk, FlashClaimItem.gsi1sk.between(low, high))
+            return [
+                UnitClaim(int(item.first_unit), int(item.qty), ClaimStatus(item.status))
+                for item in found
+                if isinstance(item, FlashClaimItem)
+            ]
 
+    def marks(self, sale_id: str) -> ReconcileMarks:
+        with translated():
+            try:
+                item = FlashReconcileItem.get(*FlashReconcileItem.key(sale_id), consistent_read=True)
+            except FlashReconcileItem.DoesNotExist:
+                return ReconcileMarks({}, -1)
+        stored = dict(item.marks or {})
+        return ReconcileMarks({int(shard): ShardMark(*mark) for shard, mark in stored.items()}, int(item.version))
 
-def left_on(cancelled: TransactionCancelled, label: str) -> int | None:
-    """What the shard part `label` of a cancelled transaction saw remaining; None if it passed."""
-    if label not in cancelled.failed:
-        return None
-    raw = cancelled.items.get(label) or {}
-    return int(raw.get("remaining", {}).get("N", 0))
-
-
-def take(sale_id: str, shard: int, qty: int) -> Take:
-    """Take `qty` units from one shard: one conditional UpdateItem. ShardShort if it has fewer;
-    TemporarilyUnavailable if DynamoDB is busy (throttled, or a transaction holds the shard)."""
-    kwargs = _operation(
-        FlashShardItem,
-        FlashShardItem.key(sale_id, shard),
-        condition=FlashShardItem.remaining >= qty,
-        actions=[FlashShardItem.remaining.add(-qty), FlashShardItem.taken.add(qty)],
-        return_values="UPDATED_NEW",
-        return_values_on_condition_failure="ALL_OLD",
-    )
-    try:
-        # The botocore client itself (not PynamoDB's wrapper, which drops the failed item).
-        response = connection().client.update_item(**kwargs)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-            old = exc.response.get("Item") or {}
-            raise ShardShort(int(old.get("remaining", {}).get("N", 0))) from exc
-        raise _busy(exc) from exc
-    except BotoCoreError as exc:
-        raise TemporarilyUnavailable("the database did not answer in time; retry") from exc
-    return Take(shard=shard, last_unit=int(response["Attributes"]["taken"]["N"]), qty=qty)
+    def save_marks(self, sale_id: str, marks: ReconcileMarks) -> bool:
+        """Conditional on the version read, so two reconcilers never both advance a mark."""
+        pk, sk = FlashReconcileItem.key(sale_id)
+        stored = {str(shard): [m.checked, m.pending, m.seen_at_ms] for shard, m in sorted(marks.shards.items())}
+        item = FlashReconcileItem(pk, sk, marks=json.loads(json.dumps(stored)), version=marks.version + 1)
+        version = marks.version
+        condition = FlashReconcileItem.version == version if version >= 0 else FlashReconcileItem.pk.does_not_exist()
+        tx = Transaction()
+        tx.put(item, STATE_LABEL, condition=condition)
+        try:
+            tx.commit()
+        except TransactionCancelled:
+            return False
+        return True
 
 
 def _busy(exc: ClientError) -> Exception:
@@ -222,29 +273,114 @@ def _operation(item_cls: type[BaseItem], key: tuple[str, str], **kwargs: Any) ->
     return item_cls._get_connection().get_operation_kwargs(hash_key=hash_key, range_key=range_key, **kwargs)
 
 
-# -- parts of the order's transaction ----------------------------------------------------------
-def count_purchase(tx: Transaction, sale: FlashSale, customer_id: str, qty: int) -> None:
-    """The buyer's count goes up by qty unless that passes the limit (LIMIT_LABEL fails)."""
-    condition: Condition = FlashBuyerItem.bought.does_not_exist() | (FlashBuyerItem.bought <= sale.per_user_limit - qty)
-    if qty == sale.per_user_limit:
-        # Buying the whole limit (every purchase when the limit is 1, the usual flash sale) is only
-        # allowed to a buyer who holds nothing, so the count becomes exactly qty: a Put under the
-        # same condition says so without reading. DynamoDB charges a Put and an Update alike; the
-        # emulator validates an update expression twice when it creates the item, which made this
-        # one part two thirds of the order's transaction (docs/flash-sales.md, "Performance").
-        tx.put(FlashBuyerItem(*FlashBuyerItem.key(sale.sale_id, customer_id), bought=qty), LIMIT_LABEL, condition)
-        return
-    tx.update(
-        FlashBuyerItem,
-        FlashBuyerItem.key(sale.sale_id, customer_id),
-        # The first purchase creates the item, so it names its class too (scans and reads find it).
-        [FlashBuyerItem.bought.add(qty), FlashBuyerItem.entity.set(FlashBuyerItem)],
-        LIMIT_LABEL,
-        condition=condition,
-    )
+def _claim_status(cancelled: TransactionCancelled, label: str) -> ClaimStatus:
+    """How the claim that made part `label` fail holds the units (VOID: given back already)."""
+    raw = cancelled.items.get(label) or {}
+    return ClaimStatus.VOID if raw.get("status", {}).get("S") == "VOID" else ClaimStatus.ORDER
 
 
-def claim(tx: Transaction, sale_id: str, taken: Take, order_id: str | None, now_ms: int) -> None:
+# -- parts of an order's transaction -----------------------------------------------------------
+@dataclass
+class _PartsOfOneOrder:
+    """The flash parts one unit of work carries, to name the one that refused it."""
+
+    limit: FlashSale | None = None
+    shards: list[int] = field(default_factory=list)
+    claims: list[Take] = field(default_factory=list)
+
+    def translate(self, cancelled: TransactionCancelled) -> None:
+        failed = cancelled.failed
+        if self.limit is not None and LIMIT_LABEL in failed:
+            raise LimitReached(
+                "this buyer has bought the most this sale allows",
+                flash_sale_id=self.limit.sale_id,
+                per_user_limit=self.limit.per_user_limit,
+            ) from cancelled
+        for shard in self.shards:
+            if shard_label(shard) in failed:
+                raw = cancelled.items.get(shard_label(shard)) or {}
+                raise ShardShort(int(raw.get("remaining", {}).get("N", 0))) from cancelled
+        claimed = {t: _claim_status(cancelled, claim_label(t)) for t in self.claims if claim_label(t) in failed}
+        if claimed:
+            raise UnitsClaimed(claimed) from cancelled
+        if failed:
+            raise TemporarilyUnavailable("the order could not be written; retry") from cancelled
+
+
+class DynamoPurchaseParts:
+    """`shared.flash_sales.ports.PurchaseParts`: parts of the ordering unit of work's DynamoDB
+    transaction, with a translation of their refusals into the errors the port names."""
+
+    def __init__(self) -> None:
+        self._parts: weakref.WeakKeyDictionary[DynamoOrderingUnitOfWork, _PartsOfOneOrder] = weakref.WeakKeyDictionary()
+
+    def take_in_order(self, uow: OrderingUnitOfWork, sale_id: str, shard: int, qty: int) -> None:
+        _tx(uow).update(
+            FlashShardItem,
+            FlashShardItem.key(sale_id, shard),
+            [FlashShardItem.remaining.add(-qty), FlashShardItem.ordered.add(qty)],
+            shard_label(shard),
+            condition=FlashShardItem.remaining >= qty,
+        )
+        self._of(uow).shards.append(shard)
+
+    def count_purchase(self, uow: OrderingUnitOfWork, sale: FlashSale, customer_id: str, qty: int) -> None:
+        tx = _tx(uow)
+        condition: Condition = FlashBuyerItem.bought.does_not_exist() | (
+            FlashBuyerItem.bought <= sale.per_user_limit - qty
+        )
+        self._of(uow).limit = sale
+        if qty == sale.per_user_limit:
+            # Buying the whole limit (every purchase when the limit is 1, the usual flash sale) is
+            # only allowed to a buyer who holds nothing, so the count becomes exactly qty: a Put under
+            # the same condition says so without reading. DynamoDB charges a Put and an Update alike;
+            # the emulator validates an update expression twice when it creates the item, which made
+            # this one part two thirds of the order's transaction (docs/flash-sales.md, "Performance").
+            tx.put(FlashBuyerItem(*FlashBuyerItem.key(sale.sale_id, customer_id), bought=qty), LIMIT_LABEL, condition)
+            return
+        tx.update(
+            FlashBuyerItem,
+            FlashBuyerItem.key(sale.sale_id, customer_id),
+            # The first purchase creates the item, so it names its class too (scans and reads find it).
+            [FlashBuyerItem.bought.add(qty), FlashBuyerItem.entity.set(FlashBuyerItem)],
+            LIMIT_LABEL,
+            condition=condition,
+        )
+
+    def claim(self, uow: OrderingUnitOfWork, sale_id: str, taken: Take, order_id: str, now_ms: int) -> None:
+        _claim(_tx(uow), sale_id, taken, order_id, now_ms)
+        self._of(uow).claims.append(taken)
+
+    def release(self, uow: OrderingUnitOfWork, sale_id: str, shard: int, customer_id: str, qty: int) -> None:
+        tx = _tx(uow)
+        _give_back_units(tx, sale_id, shard, qty)
+        tx.update(
+            FlashBuyerItem,
+            FlashBuyerItem.key(sale_id, customer_id),
+            [FlashBuyerItem.bought.add(-qty)],
+            LIMIT_LABEL,
+            condition=FlashBuyerItem.bought >= qty,
+        )
+
+    def busy_on_shard(self, busy: TemporarilyUnavailable, shard: int) -> bool:
+        return busy.details.get("reasons", {}).get(shard_label(shard)) in HOT_SHARD_CODES
+
+    def _of(self, uow: OrderingUnitOfWork) -> _PartsOfOneOrder:
+        assert isinstance(uow, DynamoOrderingUnitOfWork)  # _tx checked it
+        parts = self._parts.get(uow)
+        if parts is None:
+            parts = self._parts[uow] = _PartsOfOneOrder()
+            uow.translate(parts.translate)
+        return parts
+
+
+def _tx(uow: OrderingUnitOfWork) -> Transaction:
+    if not isinstance(uow, DynamoOrderingUnitOfWork):
+        raise TypeError(f"DynamoDB flash-sale parts join a DynamoDB unit of work, not {type(uow).__name__}")
+    return uow.tx
+
+
+def _claim(tx: Transaction, sale_id: str, taken: Take, order_id: str | None, now_ms: int) -> None:
     """The claim of `taken`'s units: by the order, or VOID (they go back). Fails if the units
     were claimed already, so an order and a give-back of the same units never both win."""
     pk, sk = FlashClaimItem.key(sale_id, taken.shard, taken.first_unit)
@@ -256,76 +392,21 @@ def claim(tx: Transaction, sale_id: str, taken: Take, order_id: str | None, now_
         shard=taken.shard,
         first_unit=taken.first_unit,
         qty=taken.qty,
-        status="ORDER" if order_id else "VOID",
+        status=str(ClaimStatus.ORDER if order_id else ClaimStatus.VOID),
         order_id=order_id,
         gsi1pk=gsi1pk,
         gsi1sk=gsi1sk,
         created_at=now_ms,
         ttl=CLAIM_RETENTION,
     )
-    tx.put(item, f"{CLAIM_PREFIX}{taken.shard}:{taken.first_unit}", condition=FlashClaimItem.pk.does_not_exist())
+    tx.put(item, claim_label(taken), condition=FlashClaimItem.pk.does_not_exist())
 
 
-def give_back_units(tx: Transaction, sale_id: str, shard: int, qty: int) -> None:
+def _give_back_units(tx: Transaction, sale_id: str, shard: int, qty: int) -> None:
     tx.update(
         FlashShardItem,
         FlashShardItem.key(sale_id, shard),
         [FlashShardItem.remaining.add(qty), FlashShardItem.returned.add(qty)],
-        f"{SHARD_PREFIX}{shard}",
+        shard_label(shard),
         condition=FlashShardItem.pk.exists(),
     )
-
-
-def uncount_purchase(tx: Transaction, sale_id: str, customer_id: str, qty: int) -> None:
-    tx.update(
-        FlashBuyerItem,
-        FlashBuyerItem.key(sale_id, customer_id),
-        [FlashBuyerItem.bought.add(-qty)],
-        LIMIT_LABEL,
-        condition=FlashBuyerItem.bought >= qty,
-    )
-
-
-def claim_labels(cancelled: TransactionCancelled) -> list[str]:
-    return [label for label in cancelled.failed if label.startswith(CLAIM_PREFIX)]
-
-
-def voided(cancelled: TransactionCancelled, label: str) -> bool:
-    """Did the failed claim `label` fail because the units were VOID (given back) already?"""
-    raw = cancelled.items.get(label) or {}
-    return raw.get("status", {}).get("S") == "VOID"
-
-
-# -- reconciliation ----------------------------------------------------------------------------
-def claims_between(sale_id: str, shard: int, after_unit: int, through_unit: int) -> list[Claim]:
-    """Claims whose first unit is in (after_unit, through_unit], in order."""
-    gsi1pk, low = FlashClaimItem.index_key(sale_id, shard, after_unit + 1)
-    _, high = FlashClaimItem.index_key(sale_id, shard, through_unit)
-    with translated():
-        found = FlashClaimItem.gsi1.query(gsi1pk, FlashClaimItem.gsi1sk.between(low, high))
-        return [
-            Claim(int(item.first_unit), int(item.qty), item.status)
-            for item in found
-            if isinstance(item, FlashClaimItem)
-        ]
-
-
-def marks(sale_id: str) -> tuple[dict[str, list[int]], int]:
-    with translated():
-        try:
-            item = FlashReconcileItem.get(*FlashReconcileItem.key(sale_id), consistent_read=True)
-        except FlashReconcileItem.DoesNotExist:
-            return {}, -1
-    return dict(item.marks or {}), int(item.version)
-
-
-def save_marks(tx: Transaction, sale_id: str, new_marks: dict[str, list[int]], version: int) -> None:
-    """Conditional on the version read, so two reconcilers never both advance a mark."""
-    pk, sk = FlashReconcileItem.key(sale_id)
-    item = FlashReconcileItem(pk, sk, marks=json.loads(json.dumps(new_marks)), version=version + 1)
-    condition = FlashReconcileItem.version == version if version >= 0 else FlashReconcileItem.pk.does_not_exist()
-    tx.put(item, STATE_LABEL, condition=condition)
-
-
-def units_of(takes: Iterable[Take]) -> int:
-    return sum(taken.qty for taken in takes)

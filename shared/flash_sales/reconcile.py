@@ -1,0 +1,72 @@
+"""The reconciler: units the contended path took that no claim covers (a purchase that died
+between its decrement and its order, a decrement applied twice after a lost response) go back
+to their shard (docs/flash-sales.md, "Every unit is claimed exactly once")."""
+
+from __future__ import annotations
+
+from shared.flash_sales.model import FlashSale, ReconcileMarks, ShardMark, Take, UnitsClaimed, unclaimed
+from shared.flash_sales.ports import SaleStore, ShardStore
+from shared.kernel.clock import Clock
+from shared.kernel.errors import TemporarilyUnavailable
+from shared.platform.observability import count, logger
+
+RECONCILE_GRACE_MS = 24 * 3600 * 1000  # keep checking a sale this long after it ends
+VOIDS_PER_WRITE = 90  # VOID claims and their shard's increment: one transaction of at most 100 items
+
+
+class Reconciler:
+    def __init__(self, sales: SaleStore, shards: ShardStore, clock: Clock, settle_s: float) -> None:
+        self._sales = sales
+        self._shards = shards
+        self._clock = clock
+        self._settle_ms = int(settle_s * 1000)
+
+    def run(self) -> int:
+        """Give back units that nobody claimed, on every live or recently ended sale; returns how
+        many. A unit is judged only once the settle time has passed since it was seen taken, so a
+        purchase in flight normally claims its units first; if one is slower, the VOID claim wins
+        and that purchase answers 503 having sold nothing: never both."""
+        now = self._clock.now_ms()
+        returned = 0
+        for sale in self._sales.ending_after(now - RECONCILE_GRACE_MS):
+            if now >= sale.starts_at_ms:
+                returned += self.reconcile_sale(sale, now)
+        if returned:
+            count("FlashUnitsReconciled", returned)
+            logger.warning("reconciled unclaimed flash units", extra={"units": returned})
+        return returned
+
+    def reconcile_sale(self, sale: FlashSale, now_ms: int) -> int:
+        marks = self._shards.marks(sale.sale_id)
+        moved = dict(marks.shards)
+        returned = 0
+        for level in self._shards.levels(sale):
+            mark = marks.shards.get(level.shard, ShardMark())
+            checked, pending, seen_at = mark.checked, mark.pending, mark.seen_at_ms
+            if pending > checked and now_ms - seen_at >= self._settle_ms:
+                settled = self._return_unclaimed(sale.sale_id, level.shard, checked, pending)
+                if settled is not None:
+                    returned += settled
+                    checked = pending
+            if pending == checked and level.taken > checked:
+                pending, seen_at = level.taken, now_ms
+            moved[level.shard] = ShardMark(checked, pending, seen_at)
+        if moved != marks.shards:
+            # If another reconciler moved the marks first, its VOID claims and ours never overlap.
+            self._shards.save_marks(sale.sale_id, ReconcileMarks(moved, marks.version))
+        return returned
+
+    def _return_unclaimed(self, sale_id: str, shard: int, checked: int, through: int) -> int | None:
+        """Units checked+1 .. through of a shard that no claim covers go back, each with a VOID claim
+        of its own (any late claim starts at one of them and so fails). None if that could not be
+        settled now (it is tried again on the next run)."""
+        missing = unclaimed(self._shards.claims_between(sale_id, shard, checked, through), checked, through)
+        returned = 0
+        for start in range(0, len(missing), VOIDS_PER_WRITE):
+            chunk = [Take(shard, unit, 1) for unit in missing[start : start + VOIDS_PER_WRITE]]
+            try:
+                self._shards.give_back(sale_id, chunk, self._clock.now_ms())
+            except (UnitsClaimed, TemporarilyUnavailable):
+                return None  # a claim appeared meanwhile, or the database is busy: look again next run
+            returned += len(chunk)
+        return returned
