@@ -2,7 +2,8 @@
 
 `Checkout.quote` answers `POST /checkout/quote` and holds nothing. `Checkout.prepare_placement`
 does the same reading and pricing for `POST /orders`; the order itself is written by
-`shared.ordering.placement.place` in one transaction whose conditional stock parts are the real check.
+`shared.ordering.placement.OrderPlacement` in one transaction whose conditional stock parts are the
+real check.
 
 Reads: one BatchGetItem (products, stock at the chosen location, the member item, the named
 location) when the fulfilment names its location; same-city adds the cached list of stores and
@@ -16,15 +17,13 @@ resource.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from shared.kernel.errors import OutOfStock
 from shared.ordering.fulfilment import SAME_CITY_RADIUS_KM, Fulfilment, choose_location, shortages
+from shared.ordering.model import Placement
 from shared.ordering.ports import CheckoutReader
 from shared.ordering.pricing import CartLine, PricingRules, Quote, price_cart
-
-if TYPE_CHECKING:
-    from shared.ordering.placement import Placement
 
 
 @dataclass(frozen=True)
@@ -78,12 +77,8 @@ class Checkout:
         return self._price(cart.to_cart(), customer_sub, check_stock=True)
 
     def prepare_placement(self, cart: CartSource, customer_sub: str) -> Placement:
-        """What `shared.ordering.placement.place` writes. Stock at a named location is not pre-checked:
+        """What `OrderPlacement.place` writes. Stock at a named location is not pre-checked:
         the conditional reservation in the order's transaction decides, against fresh values."""
-        # Imported here: `shared.ordering.placement` loads the data layer (botocore), which the quote route
-        # and the cold import of app.py do not need.
-        from shared.ordering.placement import Placement
-
         priced = self._price(cart.to_cart(), customer_sub, check_stock=False)
         return Placement(
             quote=priced.quote,

@@ -6,6 +6,10 @@
 
 Every transition is applied by the data layer as a conditional write on the current status and
 version, so two writers can never both win; an illegal transition is `InvalidTransition` (409).
+
+An order is made of priced lines (`PricedLine`, from a `Quote` that shared.ordering.pricing makes);
+a refund of some of a line's units is `refund_amount` of its payable, so the parts of a line
+always sum to what it paid.
 """
 
 from __future__ import annotations
@@ -17,7 +21,104 @@ from typing import Any
 
 from shared.kernel.clock import iso
 from shared.kernel.errors import InvalidTransition, RuleViolation
-from shared.ordering.pricing import PricedLine, Quote, refund_amount
+from shared.kernel.money import unit_share
+
+
+# -- the priced lines an order is made of (shared.ordering.pricing prices them) ------------------
+@dataclass(frozen=True)
+class PricedLine:
+    sku: str
+    qty: int
+    unit_price_fen: int
+    discount_fen: int
+    payable_fen: int  # unit_price_fen * qty - discount_fen
+
+    @property
+    def gross_fen(self) -> int:
+        return self.unit_price_fen * self.qty
+
+    def to_dict(self) -> dict:
+        return {
+            "sku": self.sku,
+            "qty": self.qty,
+            "unit_price_fen": self.unit_price_fen,
+            "discount_fen": self.discount_fen,
+            "payable_fen": self.payable_fen,
+        }
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An order-level reduction and how much of `discount_fen` it accounts for."""
+
+    kind: str  # "promotion" (later: "coupon")
+    id: str
+    amount_fen: int
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "id": self.id, "amount_fen": self.amount_fen}
+
+
+@dataclass(frozen=True)
+class Quote:
+    lines: tuple[PricedLine, ...]
+    subtotal_fen: int  # sum of unit_price_fen * qty
+    discount_fen: int  # sum of line discounts == sum of applied amounts
+    shipping_fen: int
+    total_fen: int  # subtotal - discount + shipping == sum of line payables + shipping
+    applied: tuple[Applied, ...]
+
+    def to_dict(self) -> dict:
+        """The quote response of API.md."""
+        return {
+            "lines": [line.to_dict() for line in self.lines],
+            "subtotal_fen": self.subtotal_fen,
+            "discount_fen": self.discount_fen,
+            "shipping_fen": self.shipping_fen,
+            "total_fen": self.total_fen,
+            "applied": [a.to_dict() for a in self.applied],
+        }
+
+    def line(self, sku: str) -> PricedLine:
+        for line in self.lines:
+            if line.sku == sku:
+                return line
+        raise KeyError(sku)
+
+
+def refund_amount(line: PricedLine, qty: int, already_refunded_qty: int = 0) -> int:
+    """What `qty` units of `line` paid, when `already_refunded_qty` units were refunded before.
+
+    The line's payable is spread over its units by largest remainder (equal weights): every unit
+    paid `payable // qty` and the `payable % qty` odd fen sit on the last units refunded. So
+    refunding the whole line in any number of parts, each passing the units refunded before it,
+    sums exactly to `payable_fen`; and a caller that forgets `already_refunded_qty` refunds too
+    little, never too much.
+    """
+    if qty < 0 or already_refunded_qty < 0 or already_refunded_qty + qty > line.qty:
+        raise RuleViolation(
+            "cannot refund more units than the line has",
+            sku=line.sku,
+            qty=qty,
+            already_refunded_qty=already_refunded_qty,
+            line_qty=line.qty,
+        )
+    return unit_share(line.payable_fen, line.qty, already_refunded_qty + qty) - unit_share(
+        line.payable_fen, line.qty, already_refunded_qty
+    )
+
+
+# -- the order ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Placement:
+    """What the checkout decided before an order is written: the priced cart and where its units
+    come from (shared.ordering.placement writes it)."""
+
+    quote: Quote
+    location: str
+    fulfilment: dict[str, Any]
+    payment_window_s: int
+    flash_sale_id: str | None = None
 
 
 class Status(StrEnum):

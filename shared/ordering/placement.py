@@ -10,31 +10,16 @@ Idempotency-Key, same body) gets the first response back and holds nothing more.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from shared.kernel.clock import Clock, iso
 from shared.kernel.errors import DomainError, OutOfStock
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
-from shared.ordering.model import Order, new_order_id
+from shared.ordering.checkout import CartSource, Checkout
+from shared.ordering.model import Order, Placement, new_order_id
 from shared.ordering.ports import OrderingUnitOfWork, OrderingUnitOfWorkFactory, OrderReads, UnitHolder
-from shared.ordering.pricing import Quote
 from shared.platform.observability import count
-
-if TYPE_CHECKING:
-    from shared.ordering.checkout import CartSource, Checkout
-
-
-@dataclass(frozen=True)
-class Placement:
-    """What the checkout decided before writing: the priced cart and where its units come from."""
-
-    quote: Quote
-    location: str
-    fulfilment: dict[str, Any]
-    payment_window_s: int
-    flash_sale_id: str | None = None
 
 
 class StockReservation:

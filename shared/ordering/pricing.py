@@ -31,8 +31,23 @@ from types import MappingProxyType
 
 from shared.catalog.model import Product
 from shared.kernel.errors import DuplicateSku, OrderTooLarge, RuleViolation, UnknownCoupon, UnknownSku
-from shared.kernel.money import allocate, unit_share
+from shared.kernel.money import allocate
 from shared.kernel.values import MAX_AMOUNT_FEN
+from shared.ordering.model import Applied, PricedLine, Quote, refund_amount
+
+# PricedLine, Applied, Quote and refund_amount are the order's own values, in shared.ordering.model
+# (which imports only the kernel); pricing makes them, and its callers may import them from here.
+__all__ = [
+    "FULFILMENT_TYPES",
+    "PICKUP",
+    "Applied",
+    "CartLine",
+    "PricedLine",
+    "PricingRules",
+    "Quote",
+    "price_cart",
+    "refund_amount",
+]
 
 PICKUP = "pickup"
 FULFILMENT_TYPES = frozenset({"delivery", "pickup", "ship_from_store", "same_city"})
@@ -42,67 +57,6 @@ FULFILMENT_TYPES = frozenset({"delivery", "pickup", "ship_from_store", "same_cit
 class CartLine:
     sku: str
     qty: int
-
-
-@dataclass(frozen=True)
-class PricedLine:
-    sku: str
-    qty: int
-    unit_price_fen: int
-    discount_fen: int
-    payable_fen: int  # unit_price_fen * qty - discount_fen
-
-    @property
-    def gross_fen(self) -> int:
-        return self.unit_price_fen * self.qty
-
-    def to_dict(self) -> dict:
-        return {
-            "sku": self.sku,
-            "qty": self.qty,
-            "unit_price_fen": self.unit_price_fen,
-            "discount_fen": self.discount_fen,
-            "payable_fen": self.payable_fen,
-        }
-
-
-@dataclass(frozen=True)
-class Applied:
-    """An order-level reduction and how much of `discount_fen` it accounts for."""
-
-    kind: str  # "promotion" (later: "coupon")
-    id: str
-    amount_fen: int
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "id": self.id, "amount_fen": self.amount_fen}
-
-
-@dataclass(frozen=True)
-class Quote:
-    lines: tuple[PricedLine, ...]
-    subtotal_fen: int  # sum of unit_price_fen * qty
-    discount_fen: int  # sum of line discounts == sum of applied amounts
-    shipping_fen: int
-    total_fen: int  # subtotal - discount + shipping == sum of line payables + shipping
-    applied: tuple[Applied, ...]
-
-    def to_dict(self) -> dict:
-        """The quote response of API.md."""
-        return {
-            "lines": [line.to_dict() for line in self.lines],
-            "subtotal_fen": self.subtotal_fen,
-            "discount_fen": self.discount_fen,
-            "shipping_fen": self.shipping_fen,
-            "total_fen": self.total_fen,
-            "applied": [a.to_dict() for a in self.applied],
-        }
-
-    def line(self, sku: str) -> PricedLine:
-        for line in self.lines:
-            if line.sku == sku:
-                return line
-        raise KeyError(sku)
 
 
 def _default_shipping() -> Mapping[str, int]:
@@ -206,25 +160,3 @@ def _unit_price(product: Product, is_member: bool, override_fen: int | None) -> 
             raise RuleViolation("a price must not be negative", sku=product.sku)
         return override_fen
     return product.price_for(is_member)
-
-
-def refund_amount(line: PricedLine, qty: int, already_refunded_qty: int = 0) -> int:
-    """What `qty` units of `line` paid, when `already_refunded_qty` units were refunded before.
-
-    The line's payable is spread over its units by largest remainder (equal weights): every unit
-    paid `payable // qty` and the `payable % qty` odd fen sit on the last units refunded. So
-    refunding the whole line in any number of parts, each passing the units refunded before it,
-    sums exactly to `payable_fen`; and a caller that forgets `already_refunded_qty` refunds too
-    little, never too much.
-    """
-    if qty < 0 or already_refunded_qty < 0 or already_refunded_qty + qty > line.qty:
-        raise RuleViolation(
-            "cannot refund more units than the line has",
-            sku=line.sku,
-            qty=qty,
-            already_refunded_qty=already_refunded_qty,
-            line_qty=line.qty,
-        )
-    return unit_share(line.payable_fen, line.qty, already_refunded_qty + qty) - unit_share(
-        line.payable_fen, line.qty, already_refunded_qty
-    )

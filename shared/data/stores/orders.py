@@ -16,9 +16,8 @@ from shared.data.stores import idempotency as idempotency_store
 from shared.data.transactions import Transaction, translated
 from shared.kernel.clock import iso
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
-from shared.ordering.model import HistoryEntry, Order, Status
+from shared.ordering.model import HistoryEntry, Order, PricedLine, Status
 from shared.ordering.ports import PaymentRecord, Refund
-from shared.ordering.pricing import PricedLine
 
 ORDER_LABEL = "order"
 PAYMENT_LABEL = "payment"
