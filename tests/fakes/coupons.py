@@ -1,0 +1,311 @@
+"""In-memory coupon ports (shared.coupons.ports) over one `CouponTables`.
+
+They keep the rules of `shared.data.stores.coupons`: every part is conditional, a commit applies
+every part or none (under one lock, as the serialised emulator and DynamoDB do per transaction),
+and a refused part raises the same error in the same order of precedence (a replayed idempotency
+key, then the per-user limit, the shard, the code, the coupon or template, the redemption).
+
+Faults: `CouponTables.unavailable` > 0 makes that many commits answer TemporarilyUnavailable
+(nothing applied).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from shared.coupons.model import TALLIED, CartItem, Coupon, Redemption, Status, Tally, Template, tally_moves
+from shared.coupons.ports import CodeTaken, CouponPolicy, CouponPorts, Cursor, ShardEmpty
+from shared.kernel.clock import FakeClock
+from shared.kernel.errors import (
+    AlreadyReversed,
+    ConcurrentUpdate,
+    IdempotencyKeyReused,
+    LimitReached,
+    TemporarilyUnavailable,
+)
+from shared.kernel.events import DomainEvent
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.kernel.shards import split
+
+# Precedence of refusals, as DynamoCouponUnitOfWork.raise_domain_error has it.
+LIMIT, SHARD, CODE, COUPON, TEMPLATE, REDEMPTION = range(6)
+
+
+@dataclass
+class CouponTables:
+    templates: dict[str, Template] = field(default_factory=dict)
+    shards: dict[tuple[str, int], int] = field(default_factory=dict)  # remaining per shard
+    initial: dict[tuple[str, int], int] = field(default_factory=dict)
+    tallies: dict[tuple[str, int], Counter[Status]] = field(default_factory=dict)
+    claimants: dict[tuple[str, str], int] = field(default_factory=dict)
+    coupons: dict[str, Coupon] = field(default_factory=dict)
+    codes: dict[str, str] = field(default_factory=dict)
+    redemptions: dict[str, Redemption] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], tuple[str, StoredResponse]] = field(default_factory=dict)
+    events: list[DomainEvent] = field(default_factory=list)
+    commits: int = 0
+    unavailable: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class MemoryTemplates:
+    def __init__(self, tables: CouponTables) -> None:
+        self.t = tables
+
+    def get(self, template_id: str) -> Template | None:
+        return self.t.templates.get(template_id)
+
+    def page(self, limit: int, cursor: Cursor | None) -> tuple[list[Template], Cursor | None]:
+        ordered = sorted(self.t.templates.values(), key=lambda t: (t.created_at_ms, t.template_id), reverse=True)
+        start = int(cursor["at"]) if cursor else 0
+        page = ordered[start : start + limit]
+        return page, ({"at": start + limit} if start + limit < len(ordered) else None)
+
+    def tally(self, template: Template) -> Tally:
+        shards = range(template.shards)
+        remaining = sum(self.t.shards[(template.template_id, n)] for n in shards)
+        by_status: Counter[Status] = Counter()
+        for n in shards:
+            by_status.update(self.t.tallies.get((template.template_id, n), Counter()))
+        return Tally(template.total, remaining, template.total - remaining, dict(by_status))
+
+    def remaining(self, template: Template) -> list[int]:
+        return [self.t.shards[(template.template_id, n)] for n in range(template.shards)]
+
+
+class MemoryCoupons:
+    def __init__(self, tables: CouponTables) -> None:
+        self.t = tables
+
+    def get(self, coupon_id: str) -> Coupon | None:
+        return self.t.coupons.get(coupon_id)
+
+    def by_code(self, code: str) -> Coupon | None:
+        coupon_id = self.t.codes.get(code)
+        return None if coupon_id is None else self.t.coupons[coupon_id]
+
+    def of_customer(
+        self, customer_id: str, status: Status | None, now_ms: int, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Coupon], Cursor | None]:
+        mine = [c for c in self.t.coupons.values() if c.customer_id == customer_id]
+        mine = [c for c in mine if status is None or c.shown_status(now_ms) is status]
+        mine.sort(key=lambda c: (c.claimed_at_ms, c.coupon_id), reverse=True)
+        start = int(cursor["at"]) if cursor else 0
+        return mine[start : start + limit], ({"at": start + limit} if start + limit < len(mine) else None)
+
+    def due(self, now_ms: int, limit: int) -> Iterator[Coupon]:
+        due = [c for c in self.t.coupons.values() if c.status is Status.AVAILABLE and c.use_window.ends_ms <= now_ms]
+        return iter(sorted(due, key=lambda c: c.use_window.ends_ms)[:limit])
+
+    def redemption(self, redemption_id: str) -> Redemption | None:
+        return self.t.redemptions.get(redemption_id)
+
+    def redemptions_at(
+        self, store_id: str, limit: int, cursor: Cursor | None
+    ) -> tuple[list[Redemption], Cursor | None]:
+        found = sorted(
+            (r for r in self.t.redemptions.values() if r.store_id == store_id),
+            key=lambda r: (r.redeemed_at_ms, r.redemption_id),
+            reverse=True,
+        )
+        start = int(cursor["at"]) if cursor else 0
+        return found[start : start + limit], ({"at": start + limit} if start + limit < len(found) else None)
+
+
+# A part: (precedence, check returning the error to raise or None, apply).
+Part = tuple[int, Callable[[], Exception | None], Callable[[], None]]
+
+
+class MemoryCouponUnitOfWork:
+    def __init__(self, tables: CouponTables, *, retry_conflicts: bool = True) -> None:
+        self.t = tables
+        self.parts: list[Part] = []
+        self._committed = False
+
+    def add_template(self, template: Template) -> None:
+        t = self.t
+
+        def apply() -> None:
+            t.templates[template.template_id] = template
+            for n, units in enumerate(split(template.total, template.shards)):
+                t.shards[(template.template_id, n)] = units
+                t.initial[(template.template_id, n)] = units
+
+        taken = ConcurrentUpdate("template exists")
+        self.parts.append((TEMPLATE, lambda: taken if template.template_id in t.templates else None, apply))
+
+    def replace_template(self, before: Template, after: Template) -> None:
+        t = self.t
+
+        def check() -> Exception | None:
+            stored = t.templates.get(before.template_id)
+            ok = stored is not None and stored.version == before.version
+            return None if ok else ConcurrentUpdate("the template changed since it was read")
+
+        self.parts.append((TEMPLATE, check, lambda: t.templates.__setitem__(after.template_id, after)))
+
+    def take_one(self, template: Template, shard: int) -> None:
+        key = (template.template_id, shard)
+        t = self.t
+
+        def apply() -> None:
+            t.shards[key] -= 1
+
+        self.parts.append((SHARD, lambda: None if t.shards.get(key, 0) >= 1 else ShardEmpty(shard), apply))
+
+    def count_claim(self, template: Template, customer_id: str) -> None:
+        key = (template.template_id, customer_id)
+        t = self.t
+
+        def check() -> Exception | None:
+            if t.claimants.get(key, 0) <= template.per_user_limit - 1:
+                return None
+            return LimitReached("limit", template_id=template.template_id, per_user_limit=template.per_user_limit)
+
+        def apply() -> None:
+            t.claimants[key] = t.claimants.get(key, 0) + 1
+
+        self.parts.append((LIMIT, check, apply))
+
+    def add_coupon(self, coupon: Coupon) -> None:
+        t = self.t
+
+        def apply() -> None:
+            t.coupons[coupon.coupon_id] = coupon
+            t.codes[coupon.code] = coupon.coupon_id
+
+        self.parts.append((CODE, lambda: CodeTaken() if coupon.code in t.codes else None, apply))
+
+    def move(self, before: Coupon, after: Coupon) -> None:
+        t = self.t
+
+        def check() -> Exception | None:
+            stored = t.coupons.get(before.coupon_id)
+            ok = stored is not None and (stored.status, stored.version) == (before.status, before.version)
+            return None if ok else ConcurrentUpdate("the coupon changed", coupon_id=before.coupon_id)
+
+        def apply() -> None:
+            t.coupons[after.coupon_id] = after
+            tally = t.tallies.setdefault((before.template_id, before.shard), Counter())
+            for status, n in tally_moves(before.status, after.status).items():
+                tally[status] += n
+
+        self.parts.append((COUPON, check, apply))
+
+    def add_redemption(self, redemption: Redemption) -> None:
+        t = self.t
+        self.parts.append(
+            (REDEMPTION, lambda: None, lambda: t.redemptions.__setitem__(redemption.redemption_id, redemption))
+        )
+
+    def reverse_redemption(self, before: Redemption, after: Redemption) -> None:
+        t = self.t
+
+        def check() -> Exception | None:
+            stored = t.redemptions.get(before.redemption_id)
+            ok = stored is not None and stored.reversed_at_ms is None
+            return None if ok else AlreadyReversed("reversed", redemption_id=before.redemption_id)
+
+        self.parts.append((REDEMPTION, check, lambda: t.redemptions.__setitem__(after.redemption_id, after)))
+
+    def emit(self, event: DomainEvent) -> None:
+        t = self.t
+        self.parts.append((REDEMPTION, lambda: None, lambda: t.events.append(event)))
+
+    def commit(self) -> None:
+        self._commit(None, None)
+
+    def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
+        return self._commit(request, response) or response
+
+    def _commit(self, request: IdempotentRequest | None, response: StoredResponse | None) -> StoredResponse | None:
+        if self._committed:
+            raise RuntimeError("a unit of work is committed once")
+        self._committed = True
+        with self.t.lock:
+            if self.t.unavailable > 0:
+                self.t.unavailable -= 1
+                raise TemporarilyUnavailable("the database is busy; retry")
+            if request is not None:
+                stored = self.t.idempotency.get((request.scope, request.key))
+                if stored is not None:
+                    if stored[0] != request.fingerprint:
+                        raise IdempotencyKeyReused("key reused", idempotency_key=request.key)
+                    return stored[1]
+            refused = [(rank, error) for rank, check, _ in self.parts if (error := check()) is not None]
+            if refused:
+                raise min(refused, key=lambda pair: pair[0])[1]
+            for _, _, apply in self.parts:
+                apply()
+            if request is not None and response is not None:
+                self.t.idempotency[(request.scope, request.key)] = (request.fingerprint, response)
+            self.t.commits += 1
+        return None
+
+
+class MemoryStores:
+    def __init__(self, stores: Sequence[str]) -> None:
+        self.stores = frozenset(stores)
+
+    def is_store(self, location_id: str) -> bool:
+        return location_id in self.stores
+
+
+@dataclass
+class MemoryPrices:
+    catalogue: dict[str, tuple[str | None, int]]  # sku -> (category, list price)
+
+    def items(self, lines: Sequence[tuple[str, int]]) -> list[CartItem]:
+        return [
+            CartItem(sku, self.catalogue[sku][0], self.catalogue[sku][1] * qty)
+            for sku, qty in lines
+            if sku in self.catalogue
+        ]
+
+
+def replays(tables: CouponTables) -> Callable[[IdempotentRequest], StoredResponse | None]:
+    def replay(request: IdempotentRequest) -> StoredResponse | None:
+        stored = tables.idempotency.get((request.scope, request.key))
+        if stored is None:
+            return None
+        if stored[0] != request.fingerprint:
+            raise IdempotencyKeyReused("key reused", idempotency_key=request.key)
+        return stored[1]
+
+    return replay
+
+
+CATALOGUE = {"TEA-1": ("tea", 10000), "TEA-2": ("tea", 5000), "CUP-1": ("home", 3333)}
+
+
+def coupons_on_fakes(
+    clock: FakeClock | None = None, policy: CouponPolicy | None = None
+) -> tuple[CouponPorts, CouponTables]:
+    tables = CouponTables()
+    ports = CouponPorts(
+        templates=MemoryTemplates(tables),
+        coupons=MemoryCoupons(tables),
+        unit_of_work=lambda retry_conflicts=True: MemoryCouponUnitOfWork(tables, retry_conflicts=retry_conflicts),
+        replay=replays(tables),
+        stores=MemoryStores(["S001", "S002"]),
+        prices=MemoryPrices(dict(CATALOGUE)),
+        policy=policy or CouponPolicy(),
+        clock=clock or FakeClock(),
+        verification_key=b"test-verification-key",
+    )
+    return ports, tables
+
+
+def available(tables: CouponTables, template_id: str) -> int:
+    return sum(1 for c in tables.coupons.values() if c.template_id == template_id and c.status is Status.AVAILABLE)
+
+
+def tallied(tables: CouponTables, template_id: str) -> dict[Status, int]:
+    total: Counter[Status] = Counter()
+    for (tid, _), tally in tables.tallies.items():
+        if tid == template_id:
+            total.update(tally)
+    return {s: total[s] for s in TALLIED}
