@@ -6,9 +6,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from shared.kernel.values import Phone
+from shared.kernel.values import ECMA_WHITE_SPACE, Phone
 
-Email = Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+# docs/openapi.yaml: `^[^@\s]+@[^@\s]+\.[^@\s]+$`, its \s read as ECMA-262 reads it (see ECMA_WHITE_SPACE).
+_NOT_AT_OR_SPACE = rf"[^@{ECMA_WHITE_SPACE}]+"
+Email = Annotated[str, Field(max_length=254, pattern=rf"^{_NOT_AT_OR_SPACE}@{_NOT_AT_OR_SPACE}\.{_NOT_AT_OR_SPACE}$")]
 OpenId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 # MM-DD of a day that exists in a leap year (so 02-29 is a birthday, 02-30 and 04-31 are not).
 Birthday = Annotated[

@@ -27,9 +27,14 @@ PriceFen = Annotated[StrictInt, Field(ge=0, le=MAX_PRICE_FEN)]
 Quantity = Annotated[StrictInt, Field(gt=0, le=MAX_QUANTITY)]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 
-# Text people type: at least one character that is not white space (a pattern searches; "\S" also
-# refuses U+3000, the ideographic space).
-NON_BLANK = r"\S"
+# White space as docs/openapi.yaml means it: a JSON Schema pattern is an ECMA-262 regular expression,
+# whose \s is not the one pydantic's (Rust) engine reads: Rust counts U+0085 as white space and not
+# U+FEFF, ECMA-262 the other way round (Python's `re` differs again, on U+001C..U+001F). So patterns
+# spell the class out, never \s or \S, and model and document refuse the same text.
+ECMA_WHITE_SPACE = r"\x09-\x0d\x20\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# Text people type: at least one character that is not white space (a pattern searches; the
+# document's "\S", which also refuses U+3000, the ideographic space).
+NON_BLANK = rf"[^{ECMA_WHITE_SPACE}]"
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=NON_BLANK)]
 ShortText = Annotated[str, Field(min_length=1, max_length=64, pattern=NON_BLANK)]
 LongText = Annotated[str, Field(min_length=1, max_length=200, pattern=NON_BLANK)]
