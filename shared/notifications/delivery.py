@@ -66,7 +66,7 @@ class DeliveryFailed(Exception):
 
 @dataclass
 class Notifier:
-    """The notifications consumer (shared.messaging.consumers.Consumer) and the birthday greeter."""
+    """The notifications consumer (shared.messaging.ports.Consumer) and the birthday greeter."""
 
     messages: Messages
     contacts: Contacts
