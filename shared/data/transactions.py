@@ -173,8 +173,12 @@ def translated() -> Iterator[None]:
     try:
         yield
     except PynamoDBException as exc:
+        if isinstance(exc.cause, BotoCoreError):
+            # Asked first: a timeout's cause has `response = None`, on which PynamoDB's
+            # cause_response_code raises AttributeError (a 500 under load, as the hostile tier saw).
+            raise TemporarilyUnavailable("the database did not answer in time; retry") from exc
         code = exc.cause_response_code or ""
-        if code in TRANSIENT_CODES or isinstance(exc.cause, BotoCoreError):
+        if code in TRANSIENT_CODES:
             raise TemporarilyUnavailable("the database is busy; retry", aws_code=code) from exc
         raise
     except BotoCoreError as exc:
