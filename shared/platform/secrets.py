@@ -4,7 +4,7 @@ In AWS the environment carries only each secret's parameter NAME (`JWT_SECRET_PA
 set by infra/template.yaml from its `SecretsPath`); the value is a SecureString, fetched with the
 Powertools parameters utility (one GetParameters call, decrypted) when settings are first read and
 then cached with them for the life of the process. The local and test stages keep their values in
-plain variables (`JWT_SECRET=dev-jwt-secret`, .chalice/config.json), and a deployed stage refuses
+plain variables (`JWT_SECRET`, .chalice/config.json), and a deployed stage refuses
 those: a secret there must never sit in the Lambda environment (docs/operations.md).
 
 Powertools (and boto3 with it) is imported only when a parameter is to be read, so the local

@@ -2,15 +2,18 @@
 function's own variables (where Chalice writes `.chalice/config.json`'s, per stage and per
 function), the template's parameters as a deployer passes them, other CloudFormation references
 replaced by stand-ins of the right shape (a table name, a stream ARN), and what the Lambda runtime
-adds."""
+adds. The secrets are not in it: it names their SSM parameters, which `ssm_holding` stands in for."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-SECRET_STAND_IN = "s" * 32  # the shortest value JwtSecret's MinLength lets a deployer pass
+SECRET_STAND_IN = "s" * 32  # the shortest secret settings accept in a deployed stage
 LAMBDA_RUNTIME = {"AWS_DEFAULT_REGION": "ap-east-1", "AWS_REGION": "ap-east-1"}
+# Settings' secrets, each read from the SSM parameter that `<NAME>_PARAM` names.
+SECRET_VARIABLES = ("JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "WECHAT_APP_SECRET", "SMS_API_KEY")
 
 
 class DeployRefused(AssertionError):
@@ -33,6 +36,14 @@ def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str
         raise DeployRefused(f"parameters {missing} must have values")
     for name, value in values.items():
         spec = specs[name]
+        value = values[name] = str(value)
+        if spec.get("Type") == "Number":
+            try:
+                number = float(value)
+            except ValueError:
+                raise DeployRefused(f"{name}: {value!r} is not a number") from None
+            if number < spec.get("MinValue", number) or number > spec.get("MaxValue", number):
+                raise DeployRefused(f"{name}: {value} outside MinValue/MaxValue")
         if len(value) < spec.get("MinLength", 0) or len(value) > spec.get("MaxLength", len(value)):
             raise DeployRefused(f"{name}: length {len(value)} outside MinLength/MaxLength")
         if "AllowedValues" in spec and value not in spec["AllowedValues"]:
@@ -82,3 +93,14 @@ def function_environments(template: dict, parameters: dict[str, str] | None = No
         | LAMBDA_RUNTIME
         for name, own in own_variables(template).items()
     }
+
+
+def secret_parameters(environment: dict[str, str]) -> dict[str, str]:
+    """{secret variable: the SSM parameter its `<NAME>_PARAM` names} in one function's environment."""
+    return {v: environment[v + "_PARAM"] for v in SECRET_VARIABLES if v + "_PARAM" in environment}
+
+
+def ssm_holding(values: dict[str, str]) -> Callable[[list[str]], dict[str, str]]:
+    """Parameter Store as a deployer filled it, for shared.platform.settings.load_settings: the
+    values of the names it holds (a name it lacks is absent, as in GetParameters' answer)."""
+    return lambda names: {name: values[name] for name in names if name in values}

@@ -1,5 +1,6 @@
 """The zip Lambda runs: it imports `app` on its own (nothing from this checkout or its virtualenv)
-and answers a request under the environment the merged template gives a deployed function."""
+and answers requests under the environment the merged template gives a deployed function, its
+secrets read from Parameter Store (the emulator's SSM) at the first request."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ import sys
 import zipfile
 from pathlib import Path
 
+import boto3
+
 from infra.package import ROOT, Package
-from tests.package.template_environment import function_environments
+from shared.kernel.identity import Role
+from shared.web.auth import issue_token
+from tests.package.template_environment import LAMBDA_RUNTIME, function_environments, secret_parameters
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 # Run by `python -I -S`: no site-packages, no PYTHONPATH, no current directory; the task root
 # (the unzipped package) first, then only the standard library, as in the Lambda runtime.
@@ -27,26 +34,31 @@ class Context:
     def get_remaining_time_in_millis(self):
         return 10_000
 
-event = {
+def event(authorization):
+    headers = {"content-type": "application/json"}
+    if authorization:
+        headers["authorization"] = authorization
+    return {
     "resource": "/admin/products/{sku}",
     "path": "/admin/products/TEA-1",
     "httpMethod": "PUT",
-    "headers": {"content-type": "application/json"},
+    "headers": headers,
     "multiValueQueryStringParameters": None,
     "pathParameters": {"sku": "TEA-1"},
     "stageVariables": None,
     "body": '{"name": "x", "price_fen": 1}',
     "isBase64Encoded": False,
     "requestContext": {"resourcePath": "/admin/products/{sku}", "httpMethod": "PUT", "requestId": "req-1"},
-}
-response = app.app(event, Context())
+    }
+
+responses = [app.app(event(authorization), Context()) for authorization in json.loads(sys.argv[2])]
 outside = sorted(
     name for name, module in sys.modules.items()
     if "site-packages" in (getattr(module, "__file__", None) or "")
 )
 print(json.dumps({
     "routes": {path: sorted(methods) for path, methods in app.app.routes.items()},
-    "response": response,
+    "responses": responses,
     "from_outside_the_zip": outside,
 }))
 """
@@ -71,15 +83,33 @@ def test_the_zip_holds_our_packages_and_not_the_local_runtime_or_tests(packaged:
 
 
 def test_app_imports_from_the_zip_alone_and_answers_with_deployed_settings(
-    packaged: Package, unzipped: Path, merged_template: dict
+    packaged: Package, unzipped: Path, merged_template: dict, moto_endpoint: str
 ):
     # Given the environment the merged template gives the API handler in AWS, deployed with the
-    # fewest parameters CloudFormation takes (secrets 32+ bytes, live credentials for a live
-    # stage, no emulator endpoint), plus what the Lambda runtime adds
+    # fewest parameters CloudFormation takes (the live AppID for a live stage, no emulator
+    # endpoint), plus what the Lambda runtime adds, and SSM at the emulator
     environment = function_environments(merged_template)["APIHandler"] | {"POWERTOOLS_METRICS_DISABLED": "true"}
-    # When the unzipped package is imported by an interpreter that sees nothing else
+    environment |= FAKE_CREDENTIALS | {"AWS_ENDPOINT_URL_SSM": moto_endpoint}
+    # And the stage's secrets as SecureString parameters where the environment names them
+    ssm = boto3.client(
+        "ssm", region_name=LAMBDA_RUNTIME["AWS_REGION"], endpoint_url=moto_endpoint, **lowercase(FAKE_CREDENTIALS)
+    )
+    values = {
+        variable: f"{packaged.stage}-{variable.lower()}-from-ssm-{'x' * 16}"
+        for variable in secret_parameters(environment)
+    }
+    for variable, name in secret_parameters(environment).items():
+        ssm.put_parameter(Name=name, Value=values[variable], Type="SecureString", Overwrite=True)
+    # When the unzipped package is imported by an interpreter that sees nothing else, and asked to
+    # change a product with no token, a customer's token signed with the SSM secret, and one
+    # signed with another key
+    authorizations = [
+        None,
+        "Bearer " + issue_token(values["JWT_SECRET"], "c-1", Role.CUSTOMER),
+        "Bearer " + issue_token("another-key-" + "y" * 32, "c-1", Role.CUSTOMER),
+    ]
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", IMPORT_FROM_ZIP, str(unzipped)],
+        [sys.executable, "-I", "-S", "-c", IMPORT_FROM_ZIP, str(unzipped), json.dumps(authorizations)],
         capture_output=True,
         text=True,
         env=environment,
@@ -91,7 +121,14 @@ def test_app_imports_from_the_zip_alone_and_answers_with_deployed_settings(
     # Then every route of the source app is there, with its methods (the source read afresh, as
     # the tree may have changed since this session first imported it)
     assert seen["routes"] == source_routes()
+    # And boto3 and the Powertools parameters utility came from the zip, like everything else
     assert seen["from_outside_the_zip"] == []
-    # And a request runs through settings validation and auth to the API.md error body
-    assert seen["response"]["statusCode"] == 401
-    assert json.loads(seen["response"]["body"])["code"] == "UNAUTHENTICATED"
+    # And requests run through settings validation (secrets from SSM) and auth to the API.md
+    # error bodies: no token 401; the token signed with the SSM secret is authenticated (a
+    # customer may not change products: 403); the other key's is not
+    answers = [(r["statusCode"], json.loads(r["body"])["code"]) for r in seen["responses"]]
+    assert answers == [(401, "UNAUTHENTICATED"), (403, "FORBIDDEN"), (401, "UNAUTHENTICATED")]
+
+
+def lowercase(credentials: dict[str, str]) -> dict[str, str]:
+    return {key.lower(): value for key, value in credentials.items()}
