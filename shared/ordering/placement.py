@@ -9,9 +9,6 @@ Idempotency-Key, same body) gets the first response back and holds nothing more.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
-
 from shared.kernel.clock import Clock, iso
 from shared.kernel.errors import DomainError, OutOfStock
 from shared.kernel.events import DomainEvent, EventType
@@ -95,33 +92,3 @@ class OrderPlacement:
             return stored
         count("OrdersPlaced")
         return stored
-
-
-def place(
-    placement: Placement,
-    customer_id: str,
-    request: IdempotentRequest,
-    now: int,
-    hold: Callable[[Any, Order], None] | None = None,
-    extra: Callable[[Any, Order], None] | None = None,
-    retry_conflicts: bool = True,
-) -> StoredResponse:
-    """TRANSITIONAL, for `shared.flash_sales.purchase` only, until it places through
-    `OrderPlacement.place` with a UnitHolder of its own: `hold` and `extra` add raw transaction
-    parts. It goes with that move, and with it the last data-layer import of this package."""
-    from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork, unit_of_work
-    from shared.data.stores.orders import DynamoOrders
-    from shared.kernel.clock import FakeClock
-
-    class RawParts:
-        def hold(self, uow: OrderingUnitOfWork, order: Order) -> None:
-            assert isinstance(uow, DynamoOrderingUnitOfWork)
-            if hold is None:
-                RESERVE_STOCK.hold(uow, order)
-            else:
-                hold(uow.tx, order)
-            if extra is not None:
-                extra(uow.tx, order)
-
-    service = OrderPlacement(unit_of_work, DynamoOrders(), cast("Checkout", None), FakeClock(now))
-    return service.place(placement, customer_id, request, holder=RawParts(), retry_conflicts=retry_conflicts)
