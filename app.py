@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from functions import catalog, checkout, coupons, edge, flash_sales, inventory, notifications, relay
+from functions import catalog, checkout, coupons, edge, flash_sales, guides, inventory, notifications, relay
 
 app = Chalice(app_name="retail-suite")
 app.register_blueprint(catalog.bp)
@@ -10,6 +10,7 @@ app.register_blueprint(checkout.bp)
 app.register_blueprint(coupons.bp)
 app.register_blueprint(edge.bp)
 app.register_blueprint(flash_sales.bp)
+app.register_blueprint(guides.bp)
 app.register_blueprint(inventory.bp)
 app.register_blueprint(notifications.bp)
 app.register_blueprint(relay.bp)

@@ -9,7 +9,8 @@ import time
 from infra.local.seed_contacts import seed_contacts
 from shared.catalog import model as catalog
 from shared.catalog.model import Product
-from shared.data.items import LocationItem, MemberItem, PartyItem
+from shared.data.items import LocationItem, MemberItem
+from shared.guides.model import Dealer, Guide, Store
 from shared.inventory import stock as inventory
 from shared.platform import bootstrap
 
@@ -43,8 +44,12 @@ CITY_EN = {"嘉兴": "Jiaxing", "上海": "Shanghai", "杭州": "Hangzhou"}
 STOCK = {"WH": 100, "S001": 20, "S002": 20}
 MEMBERS = ["c-demo"]  # the customer of the demo token pays member prices
 
-DEALER = ("D001", "华东经销商", None)
+# The organisation (docs/commission.md): a dealer owning both stores, a guide per store, and two
+# distributors, the second recruited by the first (so an order through its link pays two levels).
+DEALER = ("D001", "华东经销商", "wxpay:1900000109")
+STORE_ACCOUNTS = {"S001": "bank:6222020200000000001", "S002": "bank:6222020200000000002"}
 GUIDES = [("G001", "导购 王芳", "S001"), ("G002", "导购 李明", "S002")]
+DISTRIBUTORS = [("m-li", "分销员 李娜", None), ("m-zhou", "分销员 周杰", "m-li")]
 
 
 def seed() -> dict[str, int]:
@@ -82,20 +87,7 @@ def seed() -> dict[str, int]:
             gsi1sk=loc_id,
             created_at=now_ms,
         ).save()
-    dealer_pk, dealer_sk = PartyItem.key(DEALER[0])
-    PartyItem(dealer_pk, dealer_sk, party_id=DEALER[0], kind="dealer", name=DEALER[1], created_at=now_ms).save()
-    for guide_id, name, store_id in GUIDES:
-        pk, sk = PartyItem.key(guide_id)
-        PartyItem(
-            pk,
-            sk,
-            party_id=guide_id,
-            kind="guide",
-            name=name,
-            store_id=store_id,
-            dealer_id=DEALER[0],
-            created_at=now_ms,
-        ).save()
+    _seed_organisation()
     stocked = _seed_stock()
     contacts = seed_contacts(now_ms)
     for customer_sub in MEMBERS:
@@ -104,11 +96,25 @@ def seed() -> dict[str, int]:
     return {
         "products": len(PRODUCTS),
         "locations": len(LOCATIONS),
-        "parties": 1 + len(GUIDES),
+        "parties": 1 + len(GUIDES) + len(DISTRIBUTORS),
         "stock_items": stocked,
         "members": len(MEMBERS),
         "contacts": contacts,
     }
+
+
+def _seed_organisation() -> None:
+    """Through the admin use cases, so the seed keeps their rules (a guide's store exists, an upline
+    is a distributor). Puts replace: running twice changes nothing."""
+    org = bootstrap.org_admin()
+    org.put_dealer(Dealer(dealer_id=DEALER[0], name=DEALER[1], payout_account=DEALER[2]))
+    for loc_id, kind, name, *_ in LOCATIONS:
+        if kind == "store":
+            org.put_store(Store(loc_id, name, dealer_id=DEALER[0], payout_account=STORE_ACCOUNTS[loc_id]))
+    for guide_id, name, store_id in GUIDES:
+        org.put_guide(Guide(guide_id=guide_id, name=name, store_id=store_id, payout_account=f"wxpay:{guide_id}"))
+    for member_id, name, parent_id in DISTRIBUTORS:
+        org.put_distributor(member_id, name, parent_id, f"wxpay:{member_id}")
 
 
 def _seed_stock() -> int:

@@ -5,22 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from shared.kernel.credited import Credited, PayeeRole
 from shared.kernel.errors import ValidationFailed
 from shared.kernel.money import allocate
+
+__all__ = [
+    "BASIS_POINTS",
+    "DEFAULT_CAP_BP",
+    "CommissionLine",
+    "CommissionRules",
+    "Credited",
+    "Earning",
+    "LineSplit",
+    "Override",
+    "PayeeRole",
+    "Share",
+    "clawback_fen",
+    "split_line",
+]
 
 BASIS_POINTS = 10_000
 # The most WeChat Pay profit sharing lets a merchant share out of one payment, and our default cap.
 DEFAULT_CAP_BP = 3_000
-
-
-class PayeeRole(StrEnum):
-    DEALER = "dealer"
-    STORE = "store"
-    GUIDE = "guide"
-    DISTRIBUTOR_1 = "distributor_1"
-    DISTRIBUTOR_2 = "distributor_2"
 
 
 @dataclass(frozen=True)
@@ -120,27 +127,6 @@ def _layered(defaults: Mapping[PayeeRole, Share], overrides: Sequence[Override])
     for override in sorted(overrides, key=lambda o: -o.precedence):  # category, then SKU, then guide
         shares.update(override.shares)
     return shares
-
-
-@dataclass(frozen=True)
-class Credited:
-    """Who is credited for an order, frozen onto it when it is placed (docs/commission.md, Binding)."""
-
-    dealer_id: str | None = None
-    store_id: str | None = None
-    guide_id: str | None = None
-    distributor_1_id: str | None = None
-    distributor_2_id: str | None = None
-
-    def payees(self) -> dict[PayeeRole, str]:
-        ids = {
-            PayeeRole.DEALER: self.dealer_id,
-            PayeeRole.STORE: self.store_id,
-            PayeeRole.GUIDE: self.guide_id,
-            PayeeRole.DISTRIBUTOR_1: self.distributor_1_id,
-            PayeeRole.DISTRIBUTOR_2: self.distributor_2_id,
-        }
-        return {role: payee for role, payee in ids.items() if payee}
 
 
 @dataclass(frozen=True)

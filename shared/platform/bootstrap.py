@@ -287,3 +287,30 @@ def coupons() -> CouponPorts:
         clock=SYSTEM,
         verification_key=b"store-verification:" + current.jwt_secret.get_secret_value().encode(),
     )
+
+
+if TYPE_CHECKING:
+    from shared.guides.binding import MemberBinding
+    from shared.guides.organisation import OrgAdmin
+
+
+def org_admin(clock: Clock | None = None) -> OrgAdmin:
+    """Dealers, stores, guides and distributors for merchant admins (shared/guides/organisation.py)."""
+    from shared.data.stores.guides import DynamoOrgDirectory
+    from shared.guides.organisation import OrgAdmin
+    from shared.kernel.clock import SYSTEM
+
+    ready()
+    return OrgAdmin(DynamoOrgDirectory(), clock or SYSTEM)
+
+
+def member_binding(clock: Clock | None = None) -> MemberBinding:
+    """Members bound to guides under the merchant's policy, share visits, and who an order credits."""
+    from shared.data.stores.guides import DynamoBindings, DynamoOrgDirectory
+    from shared.guides.binding import MemberBinding
+    from shared.guides.model import BindingPolicy
+    from shared.kernel.clock import SYSTEM
+
+    current = ready()
+    policy = BindingPolicy(expire_after_days=current.binding_expire_after_days)
+    return MemberBinding(DynamoOrgDirectory(), DynamoBindings(), policy, clock or SYSTEM)

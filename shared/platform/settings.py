@@ -78,6 +78,9 @@ class Settings(BaseModel):
     coupon_template_cache_s: float = Field(alias="COUPON_TEMPLATE_CACHE_S", default=1.0, ge=0)
     coupon_reversal_window_s: int = Field(alias="COUPON_REVERSAL_WINDOW_S", default=86400, gt=0)
     coupon_verification_step_s: int = Field(alias="COUPON_VERIFICATION_STEP_S", default=300, ge=30)
+    # Guides (docs/commission.md, "Binding and credit"): the merchant's binding policy. 0: the first
+    # binding wins for good; N: a binding lapses N days after it was made and the member may bind again.
+    binding_expire_after_days: int = Field(alias="BINDING_EXPIRE_AFTER_DAYS", default=0, ge=0, le=3650)
 
     @model_validator(mode="after")
     def _deployed_stages_are_safe(self) -> Settings:

@@ -25,6 +25,7 @@ from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
 from functions.coupons.models import CouponRedemptionIn, CouponTemplateEditIn, CouponTemplateIn, ReversalIn
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
+from functions.guides.models import DealerIn, DistributorIn, GuideIn, ReassignIn, ShareVisitIn, StoreIn
 from functions.inventory.models import StockIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from shared.payments.hmac_webhook import _NoticeBody as PaymentNoticeBody  # the webhook's body model
@@ -53,6 +54,12 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "editCouponTemplate": CouponTemplateEditIn,
     "redeemCouponOffline": CouponRedemptionIn,
     "reverseCouponRedemption": ReversalIn,
+    "putDealer": DealerIn,
+    "putOrgStore": StoreIn,
+    "putGuide": GuideIn,
+    "putDistributor": DistributorIn,
+    "reassignBinding": ReassignIn,
+    "postShareVisit": ShareVisitIn,
 }
 
 
@@ -320,6 +327,22 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("redeemCouponOffline", {}),
     ("reverseCouponRedemption", {"reason": "扫错"}),
     ("reverseCouponRedemption", {"reason": ""}),
+    ("putDealer", {"name": "华东经销商"}),
+    ("putDealer", {"name": "华东经销商", "payout_account": "wxpay:1900000109"}),
+    ("putDealer", {"name": "华东经销商", "payout_account": "有空格 的账号"}),
+    ("putDealer", {"name": " "}),
+    ("putOrgStore", {"name": "直营店"}),
+    ("putOrgStore", {"name": "店", "dealer_id": "D001", "city": "上海"}),
+    ("putOrgStore", {"name": "店", "dealer_id": "-D001"}),
+    ("putOrgStore", {"name": "店", "lat_e6": 1}),
+    ("putGuide", {"name": "王芳", "store_id": "S001", "member_id": "c-wang"}),
+    ("putGuide", {"name": "王芳"}),
+    ("putDistributor", {"name": "小周", "parent_id": "m-1"}),
+    ("putDistributor", {"name": "小周", "parent_id": ""}),
+    ("reassignBinding", {"guide_id": "G002", "reason": "导购离职"}),
+    ("reassignBinding", {"guide_id": "G002"}),
+    ("postShareVisit", {"share": "G001"}),
+    ("postShareVisit", {"share": "a b"}),
 ]
 
 

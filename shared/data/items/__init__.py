@@ -19,6 +19,7 @@ from shared.data.items.flash_sales import (
     FlashSaleItem,
     FlashShardItem,
 )
+from shared.data.items.guides import BindingAuditItem, BindingItem, DistributorItem, ShareVisitItem
 from shared.data.items.idempotency import IdempotencyItem
 from shared.data.items.member import MemberItem
 from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
@@ -27,6 +28,8 @@ from shared.data.items.org import LocationItem, PartyItem
 from shared.data.items.stock import StockItem
 
 __all__ = [
+    "BindingAuditItem",
+    "BindingItem",
     "ConsumedItem",
     "ContactItem",
     "CouponClaimantItem",
@@ -36,6 +39,7 @@ __all__ = [
     "CouponShardItem",
     "CouponTallyItem",
     "CouponTemplateItem",
+    "DistributorItem",
     "EventItem",
     "FlashBuyerItem",
     "FlashClaimItem",
@@ -51,6 +55,7 @@ __all__ = [
     "PaymentItem",
     "ProductItem",
     "RefundItem",
+    "ShareVisitItem",
     "StockItem",
     "WeChatGrantItem",
 ]
