@@ -76,8 +76,9 @@ class _TakeInOrder:
 
     def hold(self, uow: OrderingUnitOfWork, order: Order) -> None:
         self.order_id = order.order_id
-        self._parts.take_in_order(uow, self._sale.sale_id, self._shard, self._qty)
+        # The count first: where parts are named by their place, the limit is the refusal to report.
         self._parts.count_purchase(uow, self._sale, self._customer_id, self._qty)
+        self._parts.take_in_order(uow, self._sale.sale_id, self._shard, self._qty)
 
 
 class _ClaimTaken:

@@ -30,6 +30,7 @@ from shared.kernel.errors import IdempotencyKeyReused, LimitReached, Temporarily
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.ports import OrderingUnitOfWork
 from tests.fakes.flash_sales import FlashTables, MemoryPurchaseParts, MemorySales, MemoryShards
+from tests.fakes.ordering import MemoryUnitsOfWork, OrderingTables
 
 
 class Product:
@@ -48,8 +49,8 @@ class FlashPorts:
 @pytest.fixture(params=["memory", "dynamodb"])
 def ports(request: pytest.FixtureRequest) -> FlashPorts:
     if request.param == "memory":
-        tables = FlashTables()
-        parts = MemoryPurchaseParts(tables)
+        ordering = OrderingTables()
+        tables = FlashTables(lock=ordering.lock)
 
         class Busy:
             def __init__(self, sale: FlashSale, shard: int) -> None:
@@ -61,7 +62,8 @@ def ports(request: pytest.FixtureRequest) -> FlashPorts:
             def __exit__(self, *exc: object) -> None:
                 tables.busy.discard(self.key)
 
-        return FlashPorts(MemorySales(tables), MemoryShards(tables), parts, parts.unit_of_work(), Busy)
+        parts = MemoryPurchaseParts(tables)
+        return FlashPorts(MemorySales(tables), MemoryShards(tables), parts, MemoryUnitsOfWork(ordering), Busy)
     request.getfixturevalue("table")  # a fresh moto table, bound as the app's
     from infra.local.faults import FaultInjector, Kind
     from shared.data.stores.flash_sales import DynamoFlashSales, DynamoPurchaseParts, DynamoShards

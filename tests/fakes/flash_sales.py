@@ -6,19 +6,19 @@ write raises, in the same order); tests/contract/test_flash_sale_ports.py runs o
 against both. Faults: `FlashTables.busy` names shards whose writes answer TemporarilyUnavailable
 (held by another transaction) until removed.
 
-The flash parts join an ordering unit of work the way the DynamoDB parts join the DynamoDB one:
-`FlashUnitOfWork` wraps any ordering unit of work (the ordering fake's, or `BareUnitOfWork`) and
-applies its flash parts with it, all or nothing, under the tables' lock.
+The flash parts join the ordering fake's unit of work (tests/fakes/ordering.py) the way the
+DynamoDB parts join the DynamoDB one; give both fakes one lock (`FlashTables(lock=...)`), as one
+DynamoDB table applies one write at a time to an item.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
+from shared.catalog.model import Product
 from shared.flash_sales.model import (
     ClaimStatus,
     FlashSale,
@@ -30,10 +30,17 @@ from shared.flash_sales.model import (
     UnitClaim,
     UnitsClaimed,
 )
+from shared.flash_sales.service import FlashSales, FlashSaleSettings
+from shared.inventory.locations import Location
+from shared.kernel.clock import FakeClock
 from shared.kernel.errors import IdempotencyKeyReused, LimitReached, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
+from shared.ordering.lifecycle import OrderLifecycle
+from shared.ordering.model import Order, Status
 from shared.ordering.ports import OrderingUnitOfWork
+from shared.ordering.pricing import PricingRules
+from tests.fakes.ordering import MemoryOrderingUnitOfWork, OrderingOnFakes, RefusedPart, ordering_on_fakes
 
 
 @dataclass
@@ -58,7 +65,7 @@ class FlashTables:
     busy: set[tuple[str, int]] = field(default_factory=set)
     # One write at a time, as DynamoDB applies each item write (and transaction) atomically.
     lock: threading.RLock = field(default_factory=threading.RLock)
-    writes: list[str] = field(default_factory=list)  # the kind of every write sent, in order
+    calls: list[str] = field(default_factory=list)  # every call outside an order's unit of work, in order
 
     def level(self, sale_id: str, shard: int) -> ShardLevel:
         held = self.shards[(sale_id, shard)]
@@ -81,7 +88,7 @@ class MemorySales:
         self, sale: FlashSale, request: IdempotentRequest, response: StoredResponse, now_ms: int
     ) -> StoredResponse:
         with self.tables.lock:
-            self.tables.writes.append("create")
+            self.tables.calls.append("create")
             first = self.tables.responses.get((request.scope, request.key))
             if first is not None:
                 if first[0] != request.fingerprint:
@@ -108,7 +115,7 @@ class MemoryShards:
 
     def take(self, sale_id: str, shard: int, qty: int) -> Take:
         with self.tables.lock:
-            self.tables.writes.append("take")
+            self.tables.calls.append("take")
             self.tables.check_not_busy(sale_id, shard)
             held = self.tables.shards[(sale_id, shard)]
             if held.remaining < qty:
@@ -119,6 +126,7 @@ class MemoryShards:
 
     def levels(self, sale: FlashSale) -> list[ShardLevel]:
         with self.tables.lock:
+            self.tables.calls.append("levels")
             return [
                 self.tables.level(sale.sale_id, shard)
                 for shard in range(sale.shards)
@@ -127,7 +135,7 @@ class MemoryShards:
 
     def give_back(self, sale_id: str, takes: Sequence[Take], now_ms: int) -> None:
         with self.tables.lock:
-            self.tables.writes.append("give_back")
+            self.tables.calls.append("give_back")
             claimed = {t: c.status for t in takes if (c := self.tables.claim_of(sale_id, t)) is not None}
             if claimed:
                 raise UnitsClaimed(claimed)
@@ -167,159 +175,175 @@ class MemoryShards:
 
 
 # -- parts of an order's unit of work ----------------------------------------------------------
-class BareUnitOfWork:
-    """An ordering unit of work that holds no ordering parts (for tests of the flash parts alone)."""
-
-    def __init__(self, *, retry_conflicts: bool = True) -> None:
-        self.committed = False
-
-    def commit(self) -> None:
-        self.committed = True
-
-    def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
-        self.committed = True
-        return response
-
-
-@dataclass
-class _Part:
-    order: int  # which refusal is named first, as the DynamoDB translation names it: limit, shard, claim
-    check: Callable[[], None]  # raises what the part's refused condition means
-    apply: Callable[[], None]
-    shard: int | None = None  # the shard item the part writes, if any
-
-
-class FlashUnitOfWork:
-    """`inner` (an OrderingUnitOfWork) with the flash parts of `MemoryPurchaseParts` joined: at
-    commit, under the tables' lock, the flash conditions are checked (a refused one raises, nothing
-    applied), then a shard another transaction holds refuses it all (TemporarilyUnavailable), then
-    `inner` commits, and only if it applied (not a replayed key) the flash parts apply."""
-
-    def __init__(self, inner: Any, tables: FlashTables) -> None:
-        self._inner = inner
-        self._tables = tables
-        self._parts: list[_Part] = []
-        self.sale_id: str | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)  # the ordering parts: add_order, emit, ...
-
-    def join(self, part: _Part, sale_id: str) -> None:
-        self._parts.append(part)
-        self.sale_id = sale_id
-
-    def commit(self) -> None:
-        with self._tables.lock:
-            self._check()
-            self._inner.commit()
-            self._apply()
-
-    def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
-        with self._tables.lock:
-            self._check()
-            stored = self._inner.commit_once(request, response)
-            if stored is response:
-                self._apply()
-            return stored
-
-    def _check(self) -> None:
-        self._tables.writes.append("transaction")
-        for part in sorted(self._parts, key=lambda p: p.order):
-            part.check()
-        for part in self._parts:
-            if part.shard is not None and self.sale_id is not None:
-                self._tables.check_not_busy(self.sale_id, part.shard)
-
-    def _apply(self) -> None:
-        for part in self._parts:
-            part.apply()
-
-
 class MemoryPurchaseParts:
+    """The flash parts of the ordering fake's unit of work (`MemoryOrderingUnitOfWork.add_part`),
+    so they apply with the order or not at all, after its replay and order checks, as the DynamoDB
+    translation names them. Among themselves a refusal is named in the order the parts were added
+    (the purchase adds the buyer's count first: LimitReached before a shard's ShardShort); a shard
+    another transaction holds refuses only when no condition did, as in DynamoDB."""
+
     def __init__(self, tables: FlashTables) -> None:
         self.tables = tables
 
-    def unit_of_work(self, inner: Callable[..., Any] = BareUnitOfWork) -> Callable[..., FlashUnitOfWork]:
-        """An OrderingUnitOfWorkFactory whose units of work take these parts, around `inner`'s."""
-
-        def factory(*, retry_conflicts: bool = True) -> FlashUnitOfWork:
-            return FlashUnitOfWork(inner(retry_conflicts=retry_conflicts), self.tables)
-
-        return factory
-
     def take_in_order(self, uow: OrderingUnitOfWork, sale_id: str, shard: int, qty: int) -> None:
-        def check() -> None:
+        def check() -> Exception | None:
             held = self.tables.shards[(sale_id, shard)]
             if held.remaining < qty:
-                raise ShardShort(held.remaining)
+                return ShardShort(held.remaining)
+            if (sale_id, shard) in self.tables.busy:
+                return TemporarilyUnavailable("too many concurrent writers; retry", shard=shard)
+            return None
 
         def apply() -> None:
             held = self.tables.shards[(sale_id, shard)]
             held.remaining -= qty
             held.ordered += qty
 
-        _joined(uow).join(_Part(1, check, apply, shard), sale_id)
+        _joined(uow).add_part(("flash-shard", sale_id, str(shard)), check, apply)
 
     def count_purchase(self, uow: OrderingUnitOfWork, sale: FlashSale, customer_id: str, qty: int) -> None:
         key = (sale.sale_id, customer_id)
 
-        def check() -> None:
+        def check() -> Exception | None:
             if self.tables.bought.get(key, 0) > sale.per_user_limit - qty:
-                raise LimitReached(
+                return LimitReached(
                     "this buyer has bought the most this sale allows",
                     flash_sale_id=sale.sale_id,
                     per_user_limit=sale.per_user_limit,
                 )
+            return None
 
         def apply() -> None:
             self.tables.bought[key] = self.tables.bought.get(key, 0) + qty
 
-        _joined(uow).join(_Part(0, check, apply), sale.sale_id)
+        _joined(uow).add_part(("flash-buyer", *key), check, apply)
 
     def claim(self, uow: OrderingUnitOfWork, sale_id: str, taken: Take, order_id: str, now_ms: int) -> None:
-        def check() -> None:
+        def check() -> Exception | None:
             held = self.tables.claim_of(sale_id, taken)
-            if held is not None:
-                raise UnitsClaimed({taken: held.status})
+            return UnitsClaimed({taken: held.status}) if held is not None else None
 
         def apply() -> None:
             claim = UnitClaim(taken.first_unit, taken.qty, ClaimStatus.ORDER)
             self.tables.claims[(sale_id, taken.shard, taken.first_unit)] = (claim, order_id)
 
-        _joined(uow).join(_Part(2, check, apply), sale_id)
+        _joined(uow).add_part(("flash-claim", sale_id, str(taken.shard), str(taken.first_unit)), check, apply)
 
     def release(self, uow: OrderingUnitOfWork, sale_id: str, shard: int, customer_id: str, qty: int) -> None:
         key = (sale_id, customer_id)
 
-        def check() -> None:
-            if self.tables.bought.get(key, 0) < qty:
-                raise AssertionError(f"buyer {customer_id} holds fewer than {qty} units")  # never expected
-
-        def apply() -> None:
+        def give_back() -> None:
             held = self.tables.shards[(sale_id, shard)]
             held.remaining += qty
             held.returned += qty
+
+        def uncount() -> None:
             self.tables.bought[key] -= qty
 
-        _joined(uow).join(_Part(3, check, apply, shard), sale_id)
+        def holds_them() -> Exception | None:
+            return RefusedPart(f"flash-buyer:{customer_id}") if self.tables.bought.get(key, 0) < qty else None
+
+        joined = _joined(uow)
+        joined.add_part(("flash-shard", sale_id, str(shard)), lambda: None, give_back)
+        joined.add_part(("flash-buyer", *key), holds_them, uncount)
 
     def busy_on_shard(self, busy: TemporarilyUnavailable, shard: int) -> bool:
         return busy.details.get("shard") == shard
 
 
-def _joined(uow: OrderingUnitOfWork) -> FlashUnitOfWork:
-    if not isinstance(uow, FlashUnitOfWork):
-        raise TypeError(f"in-memory flash-sale parts join a FlashUnitOfWork, not {type(uow).__name__}")
+def _joined(uow: OrderingUnitOfWork) -> MemoryOrderingUnitOfWork:
+    if not isinstance(uow, MemoryOrderingUnitOfWork):
+        raise TypeError(f"in-memory flash-sale parts join a MemoryOrderingUnitOfWork, not {type(uow).__name__}")
     return uow
 
 
+# -- the service on the fakes ------------------------------------------------------------------
+@dataclass
+class MemoryProducts:
+    products: dict[str, Product] = field(default_factory=dict)
+
+    def get(self, sku: str) -> Product | None:
+        return self.products.get(sku)
+
+
+@dataclass
+class MemoryStores:
+    stores: list[Location] = field(default_factory=list)
+
+    def list(self) -> list[Location]:
+        return list(self.stores)
+
+
+@dataclass
+class FlashOnFakes:
+    """The flash-sale service as bootstrap wires it, on in-memory tables and the ordering fakes,
+    with an order lifecycle that gives flash units back through it; one FakeClock for all."""
+
+    tables: FlashTables
+    ordering: OrderingOnFakes
+    flash: FlashSales
+    lifecycle: OrderLifecycle
+
+    @property
+    def clock(self) -> FakeClock:
+        return self.ordering.clock
+
+    @property
+    def transactions(self) -> int:
+        """Units of work (order transactions) handed out so far."""
+        return len(self.ordering.units.made)
+
+    def on_shards(self, sale: FlashSale) -> int:
+        return sum(held.remaining for (sale_id, _), held in self.tables.shards.items() if sale_id == sale.sale_id)
+
+    def live_orders(self, sale: FlashSale) -> list[Order]:
+        return [
+            order
+            for order in self.ordering.tables.orders.values()
+            if order.flash_sale_id == sale.sale_id and order.status != Status.CANCELLED
+        ]
+
+    def balanced(self, sale: FlashSale) -> bool:
+        """Every unit is on a shard or in a live order, once; every buyer's count is its units."""
+        held: dict[str, int] = defaultdict(int)
+        for order in self.live_orders(sale):
+            held[order.customer_id] += sum(line.qty for line in order.lines)
+        bought = {customer: n for (sale_id, customer), n in self.tables.bought.items() if sale_id == sale.sale_id and n}
+        return self.on_shards(sale) + sum(held.values()) == sale.quantity and bought == dict(held)
+
+
+def flash_on_fakes(
+    products: Sequence[Product] = (),
+    stores: Sequence[Location] = (),
+    settings: FlashSaleSettings | None = None,
+    now_ms: int = 1_767_225_600_000,
+) -> FlashOnFakes:
+    ordering = ordering_on_fakes(products=products, locations=stores, now_ms=now_ms)
+    tables = FlashTables(lock=ordering.tables.lock)
+    flash = FlashSales(
+        sales=MemorySales(tables),
+        shards=MemoryShards(tables),
+        parts=MemoryPurchaseParts(tables),
+        orders=ordering.placement,
+        replays=ordering.reads,
+        products=MemoryProducts({product.sku: product for product in products}),
+        stores=MemoryStores(list(stores)),
+        rules=PricingRules(),
+        settings=settings or FlashSaleSettings(),
+        clock=ordering.clock,
+    )
+    lifecycle = OrderLifecycle(ordering.units, ordering.reads, flash.releaser, ordering.clock)
+    return FlashOnFakes(tables, ordering, flash, lifecycle)
+
+
 __all__ = [
-    "BareUnitOfWork",
+    "FlashOnFakes",
     "FlashTables",
-    "FlashUnitOfWork",
+    "MemoryProducts",
     "MemoryPurchaseParts",
     "MemorySales",
     "MemoryShards",
+    "MemoryStores",
     "Shard",
     "ShardMark",
 ]
