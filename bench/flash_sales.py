@@ -205,7 +205,7 @@ def create_sale(units: int, peak: int) -> str:
 
 def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[str, Any]:
     """Buyers (one purchase each) on `threads` threads until the sale answers SOLD_OUT."""
-    from shared.flash_sales.purchase import FlashOrder
+    from shared.flash_sales.commands import FlashOrder
     from shared.kernel.errors import DomainError, SoldOut
     from shared.kernel.idempotency import IdempotentRequest
     from shared.platform import bootstrap

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from shared.flash_sales.commands import FlashOrder
 from shared.flash_sales.model import NewFlashSale
-from shared.flash_sales.purchase import FlashOrder
 from shared.kernel.values import Fen, Quantity, Sku
 from shared.web.requests import FulfilmentIn
 

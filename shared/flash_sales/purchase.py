@@ -24,10 +24,9 @@ Invariants, and who keeps them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from shared.catalog.model import Product
 from shared.flash_sales.campaign import SaleBook
+from shared.flash_sales.commands import FlashOrder
 from shared.flash_sales.give_back import UnitReturns
 from shared.flash_sales.model import (
     ContendedSales,
@@ -45,21 +44,12 @@ from shared.kernel.errors import DomainError, LimitReached, OutOfStock, SoldOut,
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import shard_order
 from shared.ordering.checkout import fulfilment_record
-from shared.ordering.fulfilment import Fulfilment, FulfilmentType, choose_location
+from shared.ordering.fulfilment import FulfilmentType, choose_location
 from shared.ordering.model import Order
 from shared.ordering.placement import OrderPlacement, Placement
 from shared.ordering.ports import OrderingUnitOfWork
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
 from shared.platform.observability import count
-
-
-@dataclass(frozen=True)
-class FlashOrder:
-    """What the buyer asked for: `fulfilment` None is delivery from the warehouse (the address
-    is given at payment)."""
-
-    qty: int
-    fulfilment: Fulfilment | None = None
 
 
 class _ShardEmpty(Exception):

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.flash_sales.campaign import Campaigns, SaleBook
+from shared.flash_sales.commands import FlashOrder
 from shared.flash_sales.give_back import GiveBack, ShardRelease, UnitReturns
 from shared.flash_sales.model import ContendedSales, EmptyShardHints, FlashSale, NewFlashSale, SaleDefaults, Take
 from shared.flash_sales.ports import ProductLookup, PurchaseParts, SaleStore, ShardStore, StoredResponses, StoreList
-from shared.flash_sales.purchase import FlashOrder, Purchases
+from shared.flash_sales.purchase import Purchases
 from shared.flash_sales.reconcile import Reconciler
 from shared.kernel.clock import Clock
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse

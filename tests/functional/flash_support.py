@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from shared.data.items import FlashBuyerItem, FlashClaimItem, OrderItem
 from shared.data.stores.flash_sales import DynamoFlashSales, DynamoPurchaseParts, DynamoShards
+from shared.flash_sales.commands import FlashOrder
 from shared.flash_sales.model import FlashSale, NewFlashSale
-from shared.flash_sales.purchase import FlashOrder
 from shared.flash_sales.service import FlashSales, FlashSaleSettings
 from shared.kernel.clock import SYSTEM, Clock, now_ms
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse

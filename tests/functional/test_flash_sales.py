@@ -13,7 +13,7 @@ import pytest
 from infra.local.faults import FaultInjector, Kind
 from shared.data.connection import events
 from shared.data.stores.flash_sales import DynamoShards
-from shared.flash_sales.purchase import FlashOrder
+from shared.flash_sales.commands import FlashOrder
 from shared.flash_sales.service import FlashSales, FlashSaleSettings
 from shared.kernel.clock import FakeClock, now_ms
 from shared.kernel.errors import Ended, LimitReached, NotStarted, SoldOut, TemporarilyUnavailable

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from shared.catalog.model import Product
+from shared.flash_sales.commands import FlashOrder
 from shared.flash_sales.model import ClaimStatus, FlashSale, NewFlashSale, UnitClaim
-from shared.flash_sales.purchase import FlashOrder
 from shared.flash_sales.service import FlashSaleSettings
 from shared.inventory.locations import Location
 from shared.kernel.errors import (
