@@ -57,6 +57,21 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def local_environment(moto_endpoint: str, region: str = "us-east-1", stage: str = "local") -> dict[str, str]:
+    """What a process of the local stack runs with: the stage's variables and the emulator's endpoints."""
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "DYNAMODB_ENDPOINT": moto_endpoint,
+        "SQS_ENDPOINT": moto_endpoint,
+        **stage_environment(stage),
+    }
+
+
 @dataclass
 class LocalStack:
     moto_port: int = 5100
@@ -94,18 +109,7 @@ class LocalStack:
     def _start(self) -> None:
         from infra.local import resources
 
-        self.env = {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-            "DYNAMODB_ENDPOINT": self.moto_endpoint,
-            "SQS_ENDPOINT": self.moto_endpoint,
-            **stage_environment(self.stage),
-            **self.overrides,
-        }
+        self.env = {**local_environment(self.moto_endpoint, self.region, self.stage), **self.overrides}
         os.environ.update(self.env)
         self._spawn([sys.executable, "-m", "infra.local.moto_server", "--host", HOST, "--port", str(self.moto_port)])
         resources.wait_for(self.moto_endpoint)

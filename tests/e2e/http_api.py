@@ -1,6 +1,10 @@
 """HTTP to the running local stack, for end-to-end tests: `api.get("/products")`,
 `api.put("/admin/products/X", token=tokens["merchant_admin"], json={...})`, and `eventually(...)`
-for what the event runner does after the response (stream relay, queue consumers, schedules)."""
+for what the event runner does after the response (stream relay, queue consumers, schedules).
+
+Nothing here bets on the machine's speed: a wait polls its condition until a deadline that only a
+broken stack reaches (a test returns as soon as the condition holds, so a long deadline costs a
+passing run nothing), and a request may take a minute before it counts as lost."""
 
 from __future__ import annotations
 
@@ -12,11 +16,17 @@ import requests
 
 T = TypeVar("T")
 
+# How long an effect of the event runner may take to show. On an idle machine it is under a second;
+# on this 2-core machine under a parallel `make test`, an event waited behind a flash crowd's
+# thousands of stream records for more than 30 s. Five minutes is far past both.
+EVENT_DEADLINE_S = 300.0
+REQUEST_TIMEOUT_S = 60.0
+
 
 class HttpApi:
     """A requests session on the stack's base URL; every call returns the `requests.Response`."""
 
-    def __init__(self, base_url: str, timeout_s: float = 15.0) -> None:
+    def __init__(self, base_url: str, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.session = requests.Session()
@@ -70,13 +80,17 @@ class HttpApi:
                 return items
 
 
-def eventually(probe: Callable[[], T | None], timeout_s: float = 15.0, every_s: float = 0.2) -> T:
-    """Poll `probe` until it returns something truthy; the runner is asynchronous, as Lambda is."""
+def eventually(probe: Callable[[], T | None], timeout_s: float = EVENT_DEADLINE_S, every_s: float = 0.2) -> T:
+    """Poll `probe` until it returns something truthy, and return that; the runner is asynchronous,
+    as Lambda is. Polls start every `every_s` and space out to 2 s, so a long wait does not load
+    the machine it waits for."""
     deadline = time.monotonic() + timeout_s
+    pause = every_s
     while True:
         result = probe()
         if result:
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"nothing after {timeout_s} s (last: {result!r})")
-        time.sleep(every_s)
+        time.sleep(pause)
+        pause = min(pause * 1.5, max(every_s, 2.0))

@@ -11,8 +11,10 @@ table are exactly the 201 answers (a 503 changed nothing); unpaid units return a
 window, paid orders stay paid, and the returned units are bought again.
 
 The same 1,000 buyers x 3 attempts as the clean run; with faults the crowd and the mop-up take
-about 30 s here, inside the sale's 60 s payment window (checked, so that no order can expire while
-the crowd still buys). The whole test, with its own stack, takes about 1.5 minutes.
+about 30 s on an idle machine and 165 s were seen under a parallel `make test`, inside the sale's
+one-hour payment window (checked, so that no order can expire while the crowd still buys); the
+window then passes explicitly (`running.expire_unpaid_orders`, the sweeper on a clock moved past
+it). The whole test, with its own stack, takes about 1.5 minutes on an idle machine.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import requests
 from tests.conftest import role_tokens
 from tests.e2e.conftest import RunningStack, local_stack
 from tests.e2e.flash_crowd import Crowd, sale_body
-from tests.e2e.http_api import HttpApi, eventually
+from tests.e2e.http_api import EVENT_DEADLINE_S, HttpApi, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -38,8 +40,8 @@ BUYERS = 1000
 ATTEMPTS = 3
 UNITS = 100
 PAID = 30
-# Longer than the crowd and the mop-up take (about 30 s here), short enough to wait out.
-PAYMENT_WINDOW_S = 60
+# Far longer than the crowd and the mop-up take on any machine; the test moves the clock past it.
+PAYMENT_WINDOW_S = 3600
 FAULTS = ("--fault-rate", "0.1", "--fault-seed", "4", "--fault-partitions", "FLASH#,ORDER#")
 # Units a lost response took twice come back after the reconciler's settle time (15 s in AWS). A
 # conflict on a shard sends the sale the contended way for 2 s (10 s in AWS), so the crowd crosses
@@ -103,7 +105,7 @@ class Table:
         return sum(int(i.get(attribute, {}).get("N", 0)) for i in items)
 
 
-def sell_out(crowd: Crowd, api: HttpApi, wanted: int, prefix: str, deadline_s: float = 60) -> list[tuple]:
+def sell_out(crowd: Crowd, api: HttpApi, wanted: int, prefix: str, deadline_s: float = EVENT_DEADLINE_S) -> list[tuple]:
     """Fresh buyers, one attempt each, until `wanted` of them got an order. After the crowd, a unit
     may be out of circulation for a few seconds: a lost response took it twice, and the reconciler
     gives it back once it has waited its settle time. `remaining` says when there are units to buy."""
@@ -176,11 +178,8 @@ def buy_pay_expire_and_buy_again(running: RunningStack) -> Counter[str]:
     paid = sorted(orders)[:PAID]
     for order_id in paid:
         assert api.post(f"/dev/pay/{order_id}").status_code == 200
-    eventually(
-        lambda: api.get(f"/flash-sales/{sale_id}").json()["remaining"] == UNITS - PAID,
-        timeout_s=PAYMENT_WINDOW_S + 60,
-        every_s=1,
-    )
+    assert running.expire_unpaid_orders(PAYMENT_WINDOW_S + 1) >= UNITS - PAID
+    eventually(lambda: api.get(f"/flash-sales/{sale_id}").json()["remaining"] == UNITS - PAID)
     # Then the 70 unpaid units are back, the paid orders stay paid, and the expired buyers' counts are free
     statuses = table.orders(sale_id)
     assert Counter(status for _, status in statuses.values()) == {"PAID": PAID, "CANCELLED": UNITS - PAID}

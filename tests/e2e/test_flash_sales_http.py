@@ -1,7 +1,12 @@
 """Flash sales over HTTP against the `make dev` stack (issue 4, "Done means"): 1,000 buyers making
 3 attempts each for 100 units with a limit of 1 give exactly 100 orders and `remaining` 0; nobody
 is over the limit; after the payment window the unpaid units return, the paid orders stay paid,
-and the returned units can be bought again."""
+and the returned units can be bought again.
+
+The sale holds unpaid orders for an hour, so none expires while the crowd buys, however long a busy
+machine makes it take (with an 8 s window a loaded run saw 113 orders for 100 units: early orders
+expired and their units were sold again); the window then passes explicitly, through the stack's
+sweeper on a clock moved past it (`stack.expire_unpaid_orders`)."""
 
 from __future__ import annotations
 
@@ -19,14 +24,13 @@ BUYERS = 1000
 ATTEMPTS = 3
 UNITS = 100
 PAID = 30
-# Longer than the crowd takes over HTTP (about 30 s here), or early orders would expire and their
-# units be sold again while the crowd is still buying.
-PAYMENT_WINDOW_S = 60
+# Far longer than any crowd takes (30 s on an idle 2-core machine, 165 s under a parallel make test).
+PAYMENT_WINDOW_S = 3600
 
 
 def test_a_thousand_buyers_three_attempts_a_hundred_units(api, stack, tokens):
     secret = stack.environment["JWT_SECRET"]
-    # Given a flash sale of 100 units of a seeded product, one per buyer, a minute to pay
+    # Given a flash sale of 100 units of a seeded product, one per buyer, an hour to pay
     created = api.post(
         "/admin/flash-sales",
         token=tokens["merchant_admin"],
@@ -54,12 +58,9 @@ def test_a_thousand_buyers_three_attempts_a_hundred_units(api, stack, tokens):
     for order_id in paid:
         assert api.post(f"/dev/pay/{order_id}").status_code == 200
 
-    # Then the 70 unpaid units come back (the sweeper runs every second) and the paid orders stay paid
-    eventually(
-        lambda: api.get(f"/flash-sales/{sale_id}").json()["remaining"] == UNITS - PAID,
-        timeout_s=PAYMENT_WINDOW_S + 60,
-        every_s=1,
-    )
+    assert stack.expire_unpaid_orders(PAYMENT_WINDOW_S + 1) >= UNITS - PAID
+    # Then the 70 unpaid units come back and the paid orders stay paid
+    eventually(lambda: api.get(f"/flash-sales/{sale_id}").json()["remaining"] == UNITS - PAID)
     for order_id in paid[:5]:
         buyer, _ = orders[order_id]
         seen = api.get(f"/orders/{order_id}", token=issue_token(secret, buyer, Role.CUSTOMER)).json()

@@ -97,7 +97,7 @@ def test_paying_produces_one_paid_message_per_channel_despite_triple_delivery(ap
     ]
     assert outcomes == ["paid", "duplicate", "duplicate"]
     # Then the event runner relays and consumes: one paid message per channel
-    first = eventually(lambda: (m := paid_messages(api, token)) and len(m) == 3 and m, timeout_s=30)
+    first = eventually(lambda: (m := paid_messages(api, token)) and len(m) == 3 and m)
     assert sorted((m["channel"], m["status"]) for m in first) == [
         ("email", "sent"),
         ("sms", "sent"),
@@ -110,7 +110,7 @@ def test_paying_produces_one_paid_message_per_channel_despite_triple_delivery(ap
     for _ in range(2):
         sqs.send_message(QueueUrl=queue_url, MessageBody=body)
     # Then, once the queue is empty again, the buyer still has exactly one paid message per channel
-    eventually(lambda: _queue_empty(sqs, queue_url), timeout_s=30)
+    eventually(lambda: _queue_empty(sqs, queue_url))
     assert sorted((m["channel"], m["status"]) for m in paid_messages(api, token)) == [
         ("email", "sent"),
         ("sms", "sent"),
@@ -153,8 +153,7 @@ def test_an_opted_out_channel_is_recorded_as_skipped(api, stack, buyer, sku):
             (m := [x for x in api.pages("/me/notifications", token=token) if x["event"] == "OrderCancelled"])
             and len(m) == 3
             and m
-        ),
-        timeout_s=30,
+        )
     )
     by_channel = {m["channel"]: (m["status"], m["reason"]) for m in cancelled}
     assert by_channel == {

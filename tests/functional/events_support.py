@@ -127,7 +127,7 @@ class Queue:
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=names)["Attributes"]
         return sum(int(attributes[name]) for name in names)
 
-    def deliver_until_settled(self, consumer: Consumer, runtime: Runtime, timeout_s: float = 60.0) -> int:
+    def deliver_until_settled(self, consumer: Consumer, runtime: Runtime, timeout_s: float = 300.0) -> int:
         """Invoke until no message is visible or in flight (retries wait for their backoff)."""
         deadline = time.monotonic() + timeout_s
         invocations = 0
