@@ -37,7 +37,7 @@ CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
 CHECKOV_CONFIG = ROOT / ".checkov.yaml"
 CHECKOV_REQUIREMENTS = ROOT / "requirements-checkov.txt"
 # checkov pins boto3 (and packaging) below our pins, so it cannot share .venv: it gets its own.
-CHECKOV_VENV = Path(sys.prefix) / "tools" / "checkov"
+CHECKOV_VENV = ROOT / ".venv" / "tools" / "checkov"
 DEPLOYED_STAGES = ("dev", "prod")
 # Chalice ships app.py, chalicelib/ and vendor/ only; these links put our packages in the zip
 # (Chalice follows links in vendor/, DESIGN.md "Packaging").
