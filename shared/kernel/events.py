@@ -31,6 +31,8 @@ class EventType(StrEnum):
     COUPON_CLAIMED = "CouponClaimed"
     COUPON_REDEEMED_OFFLINE = "CouponRedeemedOffline"
     COUPON_REDEMPTION_REVERSED = "CouponRedemptionReversed"
+    COUPON_USED = "CouponUsed"  # the order holding it was paid
+    COUPON_RETURNED = "CouponReturned"  # the unpaid order was cancelled or expired: AVAILABLE or EXPIRED
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from shared.kernel.clock import SYSTEM, Clock
 from shared.kernel.errors import OutOfStock
 from shared.ordering.fulfilment import SAME_CITY_RADIUS_KM, Fulfilment, choose_location, shortages
-from shared.ordering.model import Placement
+from shared.ordering.model import COUPON_KINDS, OrderCoupon, Placement
 from shared.ordering.ports import CheckoutReader
 from shared.ordering.pricing import CartLine, PricingRules, Quote, price_cart
 
@@ -48,6 +49,7 @@ class PricedCheckout:
     location: str
     fulfilment: Fulfilment
     is_member: bool
+    coupons: tuple[OrderCoupon, ...] = ()  # the coupons the quote applied, for the order to lock
 
     def to_dict(self) -> dict:
         """The quote response of API.md, plus where the units would come from."""
@@ -70,6 +72,7 @@ class Checkout:
     rules: PricingRules
     payment_window_s: int
     same_city_radius_km: float = SAME_CITY_RADIUS_KM
+    clock: Clock = SYSTEM  # a coupon's use window is checked against it
 
     def quote(self, cart: CartSource, customer_sub: str) -> PricedCheckout:
         """Price the cart for this customer at the location its fulfilment chooses. Refuses with
@@ -85,11 +88,22 @@ class Checkout:
             location=priced.location,
             fulfilment=fulfilment_record(priced.fulfilment),
             payment_window_s=self.payment_window_s,
+            coupons=priced.coupons,
         )
 
     def _price(self, cart: Cart, customer_sub: str, *, check_stock: bool) -> PricedCheckout:
         fixed = cart.fulfilment.fixed_location
-        data = self.read([line.sku for line in cart.lines], customer_sub, None if fixed is None else [fixed])
+        skus, locations = [line.sku for line in cart.lines], None if fixed is None else [fixed]
+        # The customer's coupons come in the same read (the reader is asked for them only when named).
+        data = (
+            self.read(skus, customer_sub, locations, coupon_ids=cart.coupon_ids)
+            if cart.coupon_ids
+            else self.read(skus, customer_sub, locations)
+        )
+        now = self.clock.now_ms()
+        for coupon_id in cart.coupon_ids:
+            if coupon_id in data.coupons:
+                data.coupons[coupon_id].check_usable(now)
         # Pricing first: an unknown SKU, a duplicate line or a coupon is the clearer answer.
         quote = price_cart(
             cart.lines,
@@ -98,6 +112,7 @@ class Checkout:
             fulfilment_type=str(cart.fulfilment.type),
             rules=self.rules,
             coupon_ids=cart.coupon_ids,
+            coupons=data.coupons,
         )
         location = choose_location(
             cart.fulfilment,
@@ -110,4 +125,5 @@ class Checkout:
             short = shortages(cart.lines, location, data.availability)
             if short:
                 raise OutOfStock("not enough stock", sku=short[0], location=location)
-        return PricedCheckout(quote, location, cart.fulfilment, data.is_member)
+        applied = tuple(data.coupons[a.id] for a in quote.applied if a.kind in COUPON_KINDS)
+        return PricedCheckout(quote, location, cart.fulfilment, data.is_member, applied)

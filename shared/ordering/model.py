@@ -9,7 +9,8 @@ version, so two writers can never both win; an illegal transition is `InvalidTra
 
 An order is made of priced lines (`PricedLine`, from a `Quote` that shared.ordering.pricing makes);
 a refund of some of a line's units is `refund_amount` of its payable, so the parts of a line
-always sum to what it paid.
+always sum to what it paid. The units a refund request asks for are held on the order
+(`refund_requested_qty`) until it is decided, so the order itself says what can still be asked for.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from shared.kernel.clock import iso
 from shared.kernel.errors import InvalidTransition, RuleViolation
@@ -51,7 +52,7 @@ class PricedLine:
 class Applied:
     """An order-level reduction and how much of `discount_fen` it accounts for."""
 
-    kind: str  # "promotion" (later: "coupon")
+    kind: str  # "promotion", "coupon" (merchandise) or "shipping_coupon"
     id: str
     amount_fen: int
 
@@ -108,17 +109,48 @@ def refund_amount(line: PricedLine, qty: int, already_refunded_qty: int = 0) -> 
     )
 
 
+# -- coupons, as an order uses them (shared.coupons implements this; docs/coupons.md) -----------
+class OrderCoupon(Protocol):
+    """A coupon the customer named in a cart, read by checkout. Pricing asks it what it covers and
+    takes off; the order's transaction locks it (shared.ordering.ports.CouponHolder)."""
+
+    @property
+    def coupon_id(self) -> str: ...
+
+    @property
+    def is_shipping(self) -> bool:
+        """Takes off shipping (one per order, beside one merchandise coupon)."""
+        ...
+
+    def check_usable(self, now_ms: int) -> None:
+        """Refuses a coupon that cannot be used online now: CouponInUse / CouponNotAvailable /
+        CouponExpired / NotStarted (409), CouponNotUsable (422)."""
+        ...
+
+    def covers(self, sku: str, category: str | None) -> bool: ...
+
+    def discount(self, eligible_fen: int, shipping_fen: int, *, promoted: bool) -> int:
+        """What it takes off a cart whose covered merchandise is `eligible_fen` (after promotions;
+        `promoted`: a promotion applied), or CouponNotUsable (422) with `details.reason`."""
+        ...
+
+
+COUPON_KINDS = ("coupon", "shipping_coupon")  # `Applied.kind` of the coupons a quote applied
+
+
 # -- the order ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Placement:
     """What the checkout decided before an order is written: the priced cart and where its units
-    come from (shared.ordering.placement writes it)."""
+    come from (shared.ordering.placement writes it), and the coupons it applied, which the order's
+    transaction locks."""
 
     quote: Quote
     location: str
     fulfilment: dict[str, Any]
     payment_window_s: int
     flash_sale_id: str | None = None
+    coupons: tuple[OrderCoupon, ...] = ()
 
 
 class Status(StrEnum):
@@ -217,6 +249,7 @@ class Order:
     pickup_attempts: int = 0
     refunded_qty: dict[str, int] = field(default_factory=dict)
     refunded_fen: int = 0
+    refund_requested_qty: dict[str, int] = field(default_factory=dict)  # asked for, not yet decided
 
     @classmethod
     def place(
@@ -260,6 +293,12 @@ class Order:
         entry = HistoryEntry(at, self.status, "note", by, note)
         return replace(self, version=self.version + 1, history=(*self.history, entry))
 
+    def reset_pickup_attempts(self, by: str, at: int) -> Order:
+        """The pickup lock-out lifted by a merchant admin: the wrong codes are forgotten (the code
+        stays the one the customer holds), and the history says who did it, when, after how many."""
+        entry = HistoryEntry(at, self.status, "reset_pickup_attempts", by, f"after {self.pickup_attempts} wrong codes")
+        return replace(self, version=self.version + 1, history=(*self.history, entry), pickup_attempts=0)
+
     def is_due(self, at: int) -> bool:
         return self.status is Status.PENDING_PAYMENT and at >= self.expires_at_ms
 
@@ -267,8 +306,43 @@ class Order:
         return next((line for line in self.lines if line.sku == sku), None)
 
     def refundable_qty(self, sku: str) -> int:
+        """Units of the line a new refund request may still ask for: neither refunded nor held by
+        a request waiting for its decision."""
         line = self.line(sku)
-        return 0 if line is None else line.qty - self.refunded_qty.get(sku, 0)
+        if line is None:
+            return 0
+        return line.qty - self.refunded_qty.get(sku, 0) - self.refund_requested_qty.get(sku, 0)
+
+    def request_refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> Order:
+        """The order holding `units` ({sku: qty}) for a refund request until it is decided:
+        RuleViolation when a line has fewer units that can still be asked for. Written conditional
+        on the version read, so two requests decided on the same read cannot both hold a unit."""
+        for sku, qty in units.items():
+            if self.line(sku) is None or qty > self.refundable_qty(sku):
+                raise RuleViolation(
+                    "more units than can still be refunded", sku=sku, refundable_qty=self.refundable_qty(sku)
+                )
+        held = {**self.refund_requested_qty}
+        for sku, qty in units.items():
+            held[sku] = held.get(sku, 0) + qty
+        asked = ", ".join(f"{sku} x{qty}" for sku, qty in units.items())
+        return replace(self.note(by, at, f"refund {refund_id} requested: {asked}"), refund_requested_qty=held)
+
+    def reject_refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> Order:
+        """The order after a rejected request gave its held units back to what can be refunded."""
+        note = f"refund {refund_id} rejected"
+        return replace(self.note(by, at, note), refund_requested_qty=self._released(units))
+
+    def _released(self, units: dict[str, int]) -> dict[str, int]:
+        # A request made before requests held their units holds none: never below zero.
+        held = {**self.refund_requested_qty}
+        for sku, qty in units.items():
+            left = held.get(sku, 0) - min(qty, held.get(sku, 0))
+            if left:
+                held[sku] = left
+            else:
+                held.pop(sku, None)
+        return held
 
     def refund_amount(self, sku: str, qty: int) -> int:
         """The allocated amount of the next `qty` units of a line: units are priced by largest
@@ -280,13 +354,15 @@ class Order:
 
     def refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> tuple[Order, list[dict[str, Any]]]:
         """The order after refunding `units` ({sku: qty}), and the refunded lines with their exact
-        amounts. REFUNDED once every unit is refunded; a partial refund keeps the status."""
+        amounts. REFUNDED once every unit is refunded; a partial refund keeps the status. The units
+        come out of those a request held (`refund_requested_qty`) first."""
         lines: list[dict[str, Any]] = []
+        released = self._released(units)
         for sku, qty in units.items():
-            if self.line(sku) is None or qty > self.refundable_qty(sku):
-                raise RuleViolation(
-                    "more units than can still be refunded", sku=sku, refundable_qty=self.refundable_qty(sku)
-                )
+            line = self.line(sku)
+            open_qty = 0 if line is None else line.qty - self.refunded_qty.get(sku, 0) - released.get(sku, 0)
+            if line is None or qty > open_qty:
+                raise RuleViolation("more units than can still be refunded", sku=sku, refundable_qty=open_qty)
             lines.append({"sku": sku, "qty": qty, "amount_fen": self.refund_amount(sku, qty)})
         amount = sum(int(line["amount_fen"]) for line in lines)
         refunded_qty = {**self.refunded_qty}
@@ -294,15 +370,18 @@ class Order:
             refunded_qty[sku] = refunded_qty.get(sku, 0) + qty
         refunded_fen = self.refunded_fen + amount
         note = f"refund {refund_id}: {amount} fen"
+        changes = {"refunded_qty": refunded_qty, "refunded_fen": refunded_fen, "refund_requested_qty": released}
         if self.fully_refunded_after(units):
-            after = self.transition(
-                Action.REFUND_ALL, by, at, note=note, refunded_qty=refunded_qty, refunded_fen=refunded_fen
-            )
-            return after, lines
-        return replace(self.note(by, at, note), refunded_qty=refunded_qty, refunded_fen=refunded_fen), lines
+            return self.transition(Action.REFUND_ALL, by, at, note=note, **changes), lines
+        return replace(self.note(by, at, note), **changes), lines
 
     def fully_refunded_after(self, refund: dict[str, int]) -> bool:
         return all(self.refunded_qty.get(line.sku, 0) + refund.get(line.sku, 0) >= line.qty for line in self.lines)
+
+    @property
+    def coupon_ids(self) -> tuple[str, ...]:
+        """The coupons this order holds (LOCKED while unpaid, USED once paid)."""
+        return tuple(a["id"] for a in self.applied if a["kind"] in COUPON_KINDS)
 
     @property
     def is_pickup(self) -> bool:

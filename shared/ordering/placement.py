@@ -10,12 +10,19 @@ Idempotency-Key, same body) gets the first response back and holds nothing more.
 from __future__ import annotations
 
 from shared.kernel.clock import Clock, iso
-from shared.kernel.errors import DomainError, OutOfStock
+from shared.kernel.errors import CouponInUse, DomainError, OutOfStock
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.checkout import CartSource, Checkout
 from shared.ordering.model import Order, Placement, new_order_id
-from shared.ordering.ports import OrderingUnitOfWork, OrderingUnitOfWorkFactory, OrderReads, UnitHolder
+from shared.ordering.ports import (
+    NO_COUPONS,
+    CouponHolder,
+    OrderingUnitOfWork,
+    OrderingUnitOfWorkFactory,
+    OrderReads,
+    UnitHolder,
+)
 from shared.platform.observability import count
 
 
@@ -31,11 +38,19 @@ RESERVE_STOCK = StockReservation()
 
 
 class OrderPlacement:
-    def __init__(self, uow: OrderingUnitOfWorkFactory, reads: OrderReads, checkout: Checkout, clock: Clock) -> None:
+    def __init__(
+        self,
+        uow: OrderingUnitOfWorkFactory,
+        reads: OrderReads,
+        checkout: Checkout,
+        clock: Clock,
+        coupons: CouponHolder = NO_COUPONS,
+    ) -> None:
         self._uow = uow
         self._reads = reads
         self._checkout = checkout
         self._clock = clock
+        self._coupons = coupons
 
     def place_order(self, cart: CartSource, customer_id: str, request: IdempotentRequest) -> StoredResponse:
         """`POST /orders`: the checkout's checks (prices, stock read, store choice), then `place`.
@@ -79,6 +94,10 @@ class OrderPlacement:
         response = StoredResponse(201, order.view())
         uow = self._uow(retry_conflicts=retry_conflicts)
         holder.hold(uow, order)
+        if placement.coupons:
+            # AVAILABLE -> LOCKED to this order, in its transaction: a coupon another order took
+            # first refuses the whole order (CouponInUse), which then holds nothing.
+            self._coupons.lock(uow, order, placement.coupons)
         uow.add_order(order)
         payload = order.event_payload(expires_at=response.body["expires_at"])
         uow.emit(DomainEvent(EventType.ORDER_PLACED, order.order_id, payload, occurred_at=iso(now)))
@@ -86,6 +105,9 @@ class OrderPlacement:
             stored = uow.commit_once(request, response)
         except OutOfStock:
             count("OutOfStock")
+            raise
+        except CouponInUse:
+            count("CouponsInUse")
             raise
         if stored.body.get("order_id") != order.order_id:
             count("IdempotentReplays")

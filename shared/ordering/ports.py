@@ -8,6 +8,8 @@ comes back as the domain error it means, never as an SDK error:
   (another writer got there first; the lifecycle reads again and decides again);
 - `reserve_stock`: OutOfStock naming the SKU and location that is short (nothing is held);
 - `record_payment`: PaymentAlreadyRecorded when the transaction id was recorded before;
+- `record_clashing_payment`: PaymentAlreadyRecorded when this transaction id was recorded for
+  this order before (its id was taken by another order's payment);
 - `decide_refund`: InvalidTransition when the refund was decided a moment ago;
 - `commit_once`: the idempotency record joins the same transaction; a replay of the key gets the
   first response back, the key with another body is IdempotencyKeyReused;
@@ -20,7 +22,7 @@ The in-memory fake (`tests/fakes/ordering.py`) keeps the same rules, and one con
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.catalog.model import Product
@@ -28,7 +30,7 @@ from shared.inventory.locations import Location
 from shared.kernel.errors import Conflict
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
-from shared.ordering.model import Order
+from shared.ordering.model import Order, OrderCoupon
 
 # A refund as the API shows it (API.md, "Refunds"): refund_id, order_id, customer_id, status
 # (REQUESTED | ISSUED | REJECTED), lines [{sku, qty, amount_fen}], amount_fen, reason, restock,
@@ -61,7 +63,9 @@ class VerifiedPayment(Protocol):
 @dataclass(frozen=True)
 class PaymentRecord:
     """A provider's payment as we received it, recorded once per transaction id: APPLIED to the
-    order, or NEEDS_REFUND (late, cancelled order, second payment) with the reason."""
+    order, or NEEDS_REFUND (late, cancelled order, second payment, no such order) with the reason;
+    or, when its transaction id was recorded for another order, once per (transaction id, order)
+    as NEEDS_REFUND. Money that arrived is never left unrecorded (docs/orders.md, "Paying")."""
 
     transaction_id: str
     order_id: str
@@ -82,11 +86,15 @@ class CheckoutData:
     is_member: bool
     availability: Mapping[tuple[str, str], int]
     locations: Mapping[str, Location]
+    coupons: Mapping[str, OrderCoupon] = field(default_factory=dict)  # the customer's, of those named
 
 
 class CheckoutReader(Protocol):
-    def __call__(self, skus: Sequence[str], customer_sub: str, locations: Sequence[str] | None) -> CheckoutData:
-        """`locations` None: every store (same-city)."""
+    def __call__(
+        self, skus: Sequence[str], customer_sub: str, locations: Sequence[str] | None, *, coupon_ids: Sequence[str] = ()
+    ) -> CheckoutData:
+        """`locations` None: every store (same-city). `coupon_ids`: read those of the customer's
+        coupons in the same read (one not theirs, or not there, is left out)."""
         ...
 
 
@@ -112,6 +120,13 @@ class OrderReads(Protocol):
     def get_refund(self, order_id: str, refund_id: str) -> Refund | None: ...
 
     def get_payment(self, transaction_id: str) -> PaymentRecord | None: ...
+
+    def payments_needing_refund(
+        self, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[PaymentRecord], dict[str, Any] | None]:
+        """Every NEEDS_REFUND payment (the clashing ones too), newest first, a page at a time,
+        through an index of those alone (no scan; the applied ones are not in it)."""
+        ...
 
     def replay(self, request: IdempotentRequest) -> StoredResponse | None:
         """The response stored under this request's key, if the key was used with the same body;
@@ -156,6 +171,11 @@ class OrderingUnitOfWork(Protocol):
         """Once per transaction id: PaymentAlreadyRecorded at commit otherwise."""
         ...
 
+    def record_clashing_payment(self, payment: PaymentRecord) -> None:
+        """A NEEDS_REFUND payment whose transaction id is recorded for another order, kept beside
+        that record once per (transaction id, order id): PaymentAlreadyRecorded at commit otherwise."""
+        ...
+
     def add_refund(self, refund: Refund, now_ms: int) -> None:
         """A new refund request (status REQUESTED)."""
         ...
@@ -197,3 +217,39 @@ class FlashUnitReleaser(Protocol):
         """Add the parts that give the units of an unpaid flash-sale order (`order.flash_sale_id`
         set) back to its sale, in the transaction that cancels or expires it, so exactly once."""
         ...
+
+
+# -- the coupons an order holds (shared.coupons; docs/coupons.md, "At checkout") -----------------
+class CouponHolder(Protocol):
+    def lock(self, uow: OrderingUnitOfWork, order: Order, coupons: Sequence[OrderCoupon]) -> None:
+        """Add the parts that lock `coupons` to the new `order` (AVAILABLE -> LOCKED, conditional
+        on the coupon read) to its transaction. At commit: CouponInUse (409) when one is no longer
+        AVAILABLE (another order took it first); nothing of the order applied."""
+        ...
+
+    def use(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        """The order is paid: its coupons LOCKED -> USED, in the payment's transaction."""
+        ...
+
+    def give_back(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        """The unpaid order is cancelled or expires: its coupons go back to AVAILABLE if still
+        inside their use window, else EXPIRED, in the transaction that cancels it."""
+        ...
+
+
+class NoCoupons:
+    """For services wired without coupons (flash sales; tests of other things): an order that
+    names none needs nothing."""
+
+    def lock(self, uow: OrderingUnitOfWork, order: Order, coupons: Sequence[OrderCoupon]) -> None:
+        if coupons:
+            raise RuntimeError("this service was wired without coupons")
+
+    def use(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        return None
+
+    def give_back(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        return None
+
+
+NO_COUPONS = NoCoupons()

@@ -15,8 +15,15 @@ Rules (docs/checkout.md says the same for people who do not read Python):
   eligible lines in proportion to their value by largest remainder, so lines sum exactly.
 - Shipping: pickup is free; other fulfilment types pay a flat fee per type unless the merchandise
   after discounts reaches the free-shipping threshold. Shipping is not allocated to lines.
-- Coupons: there is no coupon module yet, so every coupon id is refused (`UnknownCoupon`, 422);
-  a coupon is never silently ignored.
+- Coupons (docs/coupons.md, "At checkout"), after the promotion: a coupon id the customer does not
+  hold is `UnknownCoupon` (422), one that cannot be used here is `CouponNotUsable` (422, with
+  `details.reason`): never silently dropped. At most one merchandise coupon and one shipping
+  coupon. A merchandise coupon takes off what it saves on the lines it covers (flash-priced lines
+  excluded), after the promotion, capped at those lines' payable, allocated to them by largest
+  remainder. Shipping is then priced on the merchandise after every discount, and a shipping
+  coupon takes off at most the shipping; it is listed in `applied` (kind `shipping_coupon`) and
+  lowers `shipping_fen`, so `discount_fen` (= the sum of the line discounts) is the merchandise
+  reductions only.
 
 Invariants (tests/unit/test_pricing_properties.py): every line's payable = unit * qty - discount
 >= 0; sum of payables + shipping == total; refunds of a line, in any partition of its quantity,
@@ -30,10 +37,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from shared.catalog.model import Product
-from shared.kernel.errors import DuplicateSku, OrderTooLarge, RuleViolation, UnknownCoupon, UnknownSku
+from shared.kernel.errors import CouponNotUsable, DuplicateSku, OrderTooLarge, RuleViolation, UnknownCoupon, UnknownSku
 from shared.kernel.money import allocate
 from shared.kernel.values import MAX_AMOUNT_FEN
-from shared.ordering.model import Applied, PricedLine, Quote, refund_amount
+from shared.ordering.model import Applied, OrderCoupon, PricedLine, Quote, refund_amount
 
 # PricedLine, Applied, Quote and refund_amount are the order's own values, in shared.ordering.model
 # (which imports only the kernel); pricing makes them, and its callers may import them from here.
@@ -109,11 +116,12 @@ def price_cart(
     rules: PricingRules,
     unit_price_override: Mapping[str, int] | None = None,
     coupon_ids: Sequence[str] = (),
+    coupons: Mapping[str, OrderCoupon] | None = None,
 ) -> Quote:
-    """Price `lines`. Raises UnknownSku, DuplicateSku, UnknownCoupon (422) and never returns a
+    """Price `lines` with the coupons named in `coupon_ids` (found in `coupons`, the customer's).
+    Raises UnknownSku, DuplicateSku, UnknownCoupon, CouponNotUsable (422) and never returns a
     quote whose lines do not sum exactly to its total."""
-    if coupon_ids:
-        raise UnknownCoupon("coupons are not accepted yet", coupon_id=coupon_ids[0], coupon_ids=list(coupon_ids))
+    named = _named_coupons(coupon_ids, coupons or {})
     _check_lines(lines, products)
     overrides = unit_price_override or {}
     units = [_unit_price(products[line.sku], is_member, overrides.get(line.sku)) for line in lines]
@@ -126,6 +134,16 @@ def price_cart(
         discounts = allocate(rules.promotion_off_fen, eligible)
         applied.append(Applied("promotion", rules.promotion_id, rules.promotion_off_fen))
 
+    promoted = bool(applied)
+    categories = [products[line.sku].category for line in lines]
+    covered = [
+        [e > 0 and c.covers(line.sku, cat) for line, cat, e in zip(lines, categories, eligible, strict=True)]
+        for c in named
+    ]
+    for coupon, mask in zip(named, covered, strict=True):
+        if not coupon.is_shipping:
+            discounts = _apply_coupon(coupon, mask, gross, discounts, promoted, applied)
+
     priced = tuple(
         PricedLine(line.sku, line.qty, unit, discount, g - discount)
         for line, unit, g, discount in zip(lines, units, gross, discounts, strict=True)
@@ -133,10 +151,61 @@ def price_cart(
     subtotal = sum(gross)
     discount = sum(discounts)
     shipping = rules.shipping_for(fulfilment_type, subtotal - discount)
+    for coupon, mask in zip(named, covered, strict=True):
+        if coupon.is_shipping:
+            base = sum(g - d for g, d, on in zip(gross, discounts, mask, strict=True) if on)
+            off = _shipping_coupon(coupon, base, shipping, promoted)
+            shipping -= off
+            applied.append(Applied("shipping_coupon", coupon.coupon_id, off))
     if max(subtotal, subtotal - discount + shipping) > MAX_AMOUNT_FEN:
         # Refused here, at quote and order alike, so that every order placed can be paid in one payment.
         raise OrderTooLarge("the order is above what one payment carries", max_fen=MAX_AMOUNT_FEN)
     return Quote(priced, subtotal, discount, shipping, subtotal - discount + shipping, tuple(applied))
+
+
+def _named_coupons(coupon_ids: Sequence[str], coupons: Mapping[str, OrderCoupon]) -> list[OrderCoupon]:
+    """The coupons named, each the customer's, at most one per kind group."""
+    unknown = [c for c in coupon_ids if c not in coupons]
+    if unknown:
+        raise UnknownCoupon("no such coupon in your wallet", coupon_id=unknown[0], coupon_ids=list(coupon_ids))
+    if len(set(coupon_ids)) != len(coupon_ids):
+        raise CouponNotUsable("a coupon is named twice", coupon_id=coupon_ids[0], reason="named_twice")
+    named = [coupons[c] for c in coupon_ids]
+    for shipping in (False, True):
+        group = [c.coupon_id for c in named if c.is_shipping is shipping]
+        if len(group) > 1:
+            raise CouponNotUsable(
+                "one merchandise coupon and one shipping coupon per order",
+                coupon_id=group[1],
+                coupon_ids=group,
+                reason="one_per_kind",
+            )
+    return named
+
+
+def _apply_coupon(
+    coupon: OrderCoupon,
+    mask: list[bool],
+    gross: list[int],
+    discounts: list[int],
+    promoted: bool,
+    applied: list[Applied],
+) -> list[int]:
+    """The line discounts after `coupon`: what it saves on the lines it covers, capped at their
+    payable, allocated to them by largest remainder."""
+    base = [g - d if on else 0 for g, d, on in zip(gross, discounts, mask, strict=True)]
+    eligible = sum(base)
+    off = min(coupon.discount(eligible, 0, promoted=promoted), eligible)
+    applied.append(Applied("coupon", coupon.coupon_id, off))
+    return [d + share for d, share in zip(discounts, allocate(off, base), strict=True)]
+
+
+def _shipping_coupon(coupon: OrderCoupon, eligible_fen: int, shipping_fen: int, promoted: bool) -> int:
+    if shipping_fen <= 0:
+        raise CouponNotUsable(
+            "this order has no shipping to take off", coupon_id=coupon.coupon_id, reason="no_shipping"
+        )
+    return min(coupon.discount(eligible_fen, shipping_fen, promoted=promoted), shipping_fen)
 
 
 def _check_lines(lines: Sequence[CartLine], products: Mapping[str, Product]) -> None:

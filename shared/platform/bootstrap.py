@@ -190,7 +190,7 @@ def order_lifecycle(clock: Clock | None = None) -> OrderLifecycle:
     from shared.kernel.clock import SYSTEM
     from shared.ordering.lifecycle import OrderLifecycle
 
-    return OrderLifecycle(unit_of_work, orders(), flash_unit_releaser(), clock or SYSTEM)
+    return OrderLifecycle(unit_of_work, orders(), flash_unit_releaser(), clock or SYSTEM, order_coupons())
 
 
 def ordering(clock: Clock | None = None) -> OrderPlacement:
@@ -198,7 +198,7 @@ def ordering(clock: Clock | None = None) -> OrderPlacement:
     from shared.kernel.clock import SYSTEM
     from shared.ordering.placement import OrderPlacement
 
-    return OrderPlacement(unit_of_work, orders(), checkout(), clock or SYSTEM)
+    return OrderPlacement(unit_of_work, orders(), checkout(), clock or SYSTEM, order_coupons())
 
 
 def order_refunds(clock: Clock | None = None) -> OrderRefunds:
@@ -287,6 +287,18 @@ def coupons() -> CouponPorts:
         clock=SYSTEM,
         verification_key=b"store-verification:" + current.jwt_secret.get_secret_value().encode(),
     )
+
+
+if TYPE_CHECKING:
+    from shared.ordering.ports import CouponHolder
+
+
+def order_coupons() -> CouponHolder:
+    """Locks, uses and gives back an order's coupons in the order's own transaction."""
+    from shared.data.stores.coupons import DynamoOrderCoupons
+
+    ready()
+    return DynamoOrderCoupons()
 
 
 if TYPE_CHECKING:

@@ -13,17 +13,23 @@ from collections.abc import Sequence
 
 from shared.data.batch_get import Key, get_items
 from shared.data.item_mapping import location_of, product_of
-from shared.data.items import LocationItem, MemberItem, ProductItem, StockItem
+from shared.data.items import CouponItem, LocationItem, MemberItem, ProductItem, StockItem
+from shared.data.stores.coupons import coupon_at_checkout
 from shared.data.stores.locations import DynamoLocations
 from shared.inventory.locations import Location
+from shared.ordering.model import OrderCoupon
 from shared.ordering.ports import CheckoutData
 
 
-def load_for_checkout(skus: Sequence[str], customer_sub: str, locations: Sequence[str] | None = None) -> CheckoutData:
-    """`locations`: the location ids that may serve the order; None for every store (same-city)."""
+def load_for_checkout(
+    skus: Sequence[str], customer_sub: str, locations: Sequence[str] | None = None, *, coupon_ids: Sequence[str] = ()
+) -> CheckoutData:
+    """`locations`: the location ids that may serve the order; None for every store (same-city).
+    `coupon_ids`: the customer's coupons named in the cart, in the same BatchGetItem."""
     skus = list(dict.fromkeys(skus))
     known: dict[str, Location] = {}
     keys: list[Key] = [ProductItem.key(sku) for sku in skus] + [MemberItem.key(customer_sub)]
+    keys += [CouponItem.key(coupon_id) for coupon_id in dict.fromkeys(coupon_ids)]
     if locations is None:
         known = {place.location_id: place for place in DynamoLocations().list() if place.is_store}
         location_ids = list(known)
@@ -35,6 +41,7 @@ def load_for_checkout(skus: Sequence[str], customer_sub: str, locations: Sequenc
     products = {}
     availability: dict[tuple[str, str], int] = {}
     is_member = False
+    coupons: dict[str, OrderCoupon] = {}
     for item in get_items(keys).values():
         if isinstance(item, ProductItem):
             products[item.sku] = product_of(item)
@@ -44,4 +51,8 @@ def load_for_checkout(skus: Sequence[str], customer_sub: str, locations: Sequenc
             known[item.location_id] = location_of(item)
         elif isinstance(item, MemberItem):
             is_member = True
-    return CheckoutData(products=products, is_member=is_member, availability=availability, locations=known)
+        elif isinstance(item, CouponItem) and item.customer_id == customer_sub:  # another's is not there
+            coupons[item.coupon_id] = coupon_at_checkout(item)
+    return CheckoutData(
+        products=products, is_member=is_member, availability=availability, locations=known, coupons=coupons
+    )

@@ -12,9 +12,11 @@ import zlib
 from collections.abc import Iterator, Sequence
 
 from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.update import Action
+from pynamodb.expressions.update import Action as UpdateAction
 
+from shared.coupons.checkout import CouponAtCheckout
 from shared.coupons.model import (
+    Action,
     CartItem,
     Coupon,
     Redemption,
@@ -45,10 +47,13 @@ from shared.data.items.coupons import (
 from shared.data.shard_counter import ShardedCounter
 from shared.data.stores import idempotency as idempotency_store
 from shared.data.stores.locations import DynamoLocations
+from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
 from shared.data.transactions import Transaction, TransactionCancelled, translated
-from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, LimitReached
-from shared.kernel.events import DomainEvent
+from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, CouponInUse, LimitReached
+from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.ordering.model import Order, OrderCoupon
+from shared.ordering.ports import OrderingUnitOfWork
 
 TEMPLATE_LABEL = "coupon-template"
 CLAIMANT_LABEL = "coupon-claimant"
@@ -396,7 +401,7 @@ class DynamoCouponUnitOfWork:
         self._coupons.append(before.coupon_id)
         moves = tally_moves(before.status, after.status)
         if moves:
-            actions: list[Action] = [CouponTallyItem.entity.set(CouponTallyItem)]
+            actions: list[UpdateAction] = [CouponTallyItem.entity.set(CouponTallyItem)]
             actions += [getattr(CouponTallyItem, TALLY_FIELDS[status]).add(n) for status, n in moves.items()]
             self.tx.update(
                 CouponTallyItem,
@@ -439,6 +444,10 @@ class DynamoCouponUnitOfWork:
             raise
         return response
 
+    @property
+    def coupon_ids(self) -> list[str]:
+        return list(self._coupons)
+
     def _start(self) -> None:
         if self._committed:
             raise RuntimeError("a unit of work is committed once")
@@ -479,3 +488,61 @@ def coupon_parts(tx: Transaction) -> DynamoCouponUnitOfWork:
     """Coupon parts that join another capability's transaction (an order's): the caller commits
     `tx` and asks `raise_domain_error` what a cancellation meant for these parts."""
     return DynamoCouponUnitOfWork(tx=tx)
+
+
+# -- coupons in an order's transaction (shared.ordering.ports.CouponHolder) ---------------------
+def coupon_at_checkout(item: CouponItem) -> CouponAtCheckout:
+    return CouponAtCheckout(_coupon_of(item))
+
+
+class DynamoOrderCoupons:
+    """Locks, uses and gives back an order's coupons as parts of the order's own transaction."""
+
+    def lock(self, uow: OrderingUnitOfWork, order: Order, coupons: Sequence[OrderCoupon]) -> None:
+        order_uow = _dynamo(uow)
+        parts = coupon_parts(order_uow.tx)
+        for named in coupons:
+            if not isinstance(named, CouponAtCheckout):
+                raise TypeError("a coupon this store did not read")
+            coupon = named.coupon
+            parts.move(coupon, coupon.moved(Action.LOCK, order.created_at_ms, order_id=order.order_id))
+        order_uow.translate(lambda cancelled: _in_use(parts, cancelled))
+
+    def use(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        self._move_held(uow, order, Action.USE, EventType.COUPON_USED, now_ms)
+
+    def give_back(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        self._move_held(uow, order, Action.RETURN, EventType.COUPON_RETURNED, now_ms)
+
+    def _move_held(self, uow: OrderingUnitOfWork, order: Order, action: Action, event: EventType, now_ms: int) -> None:
+        """The coupons LOCKED to this order (matched by coupon id and order id, never by template),
+        read consistently, moved by `action` conditionally on what was read."""
+        order_uow = _dynamo(uow)
+        parts = coupon_parts(order_uow.tx)
+        keys = [CouponItem.key(coupon_id) for coupon_id in order.coupon_ids]
+        for item in get_items(keys, consistent=True).values():
+            if not isinstance(item, CouponItem):
+                continue
+            held = _coupon_of(item)
+            if held.status is not Status.LOCKED or held.order_id != order.order_id:
+                continue  # not this order's to move (nothing an order does can reach another's coupon)
+            after = held.moved(action, now_ms, order_id=order.order_id if action is Action.USE else None)
+            parts.move(held, after)
+            payload = {"coupon_id": held.coupon_id, "template_id": held.template_id, "order_id": order.order_id}
+            uow.emit(DomainEvent(event, held.coupon_id, {**payload, "status": str(after.status)}))
+        order_uow.translate(parts.raise_domain_error)
+
+
+def _dynamo(uow: OrderingUnitOfWork) -> DynamoOrderingUnitOfWork:
+    if not isinstance(uow, DynamoOrderingUnitOfWork):
+        raise TypeError("coupons join DynamoDB units of work only")
+    return uow
+
+
+def _in_use(parts: DynamoCouponUnitOfWork, cancelled: TransactionCancelled) -> None:
+    """A coupon part of a new order refused: another order (or a store) took the coupon first."""
+    for coupon_id in parts.coupon_ids:
+        if _coupon_label(coupon_id) in cancelled.failed:
+            raise CouponInUse(
+                "the coupon is held by another order or no longer available", coupon_id=coupon_id
+            ) from cancelled
