@@ -158,3 +158,62 @@ def test_the_books_of_a_busy_template_reconcile(table):
     counts = books_of(template_id)
     assert counts["remaining"] + counts["claimed"] == counts["total"] == 40
     assert counts["available"] == counts["claimed"] == 40
+
+
+def test_thirty_orders_racing_for_one_coupon_one_holds_it_and_the_rest_hold_nothing(table):
+    from dataclasses import replace
+
+    from functions.checkout.models import CartIn
+    from shared.data.items import CouponItem
+    from shared.data.stores.ordering_uow import unit_of_work
+    from shared.kernel.clock import SYSTEM, FakeClock, now_ms
+    from shared.kernel.errors import CouponInUse
+    from shared.ordering.placement import OrderPlacement
+    from tests.functional.orders_support import given_catalogue, stock_of
+
+    # Given a coupon in a customer's wallet (usable for ten minutes) and stock for every cart
+    given_stores()
+    given_catalogue({("TEA-1", "WH"): 200, ("CUP-1", "WH"): 200})
+    template_id = given_template(total=1, valid_to=iso_in(600), claim_to=iso_in(300))
+    coupon_id = claim(template_id, "c-race").body["coupon_id"]
+    address = {"recipient": "王芳", "phone": "13800138000", "city": "上海", "detail": "静安区1号"}
+
+    def body(i: int) -> dict:
+        lines = [{"sku": "TEA-1", "qty": 1 + i % 3}] + ([{"sku": "CUP-1", "qty": 1}] if i % 2 else [])
+        return {"lines": lines, "coupon_ids": [coupon_id], "fulfilment": {"type": "delivery", "address": address}}
+
+    def place(i: int, placement: OrderPlacement | None = None) -> str:
+        cart = CartIn.model_validate(body(i))
+        request = IdempotentRequest.of("orders:c-race", f"race-{i}-{now_ms()}", body(i))
+        try:
+            return (placement or bootstrap.ordering()).place_order(cart, "c-race", request).body["order_id"]
+        except CouponInUse as refused:
+            return refused.code
+
+    # When 30 different carts (different keys) are placed at once with it
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(place, range(30)))
+    # Then exactly one order holds it; 29 are COUPON_IN_USE and hold no stock
+    orders = [a for a in answers if a != "COUPON_IN_USE"]
+    print("thirty orders, one coupon:", Counter("201" if a in orders else a for a in answers))
+    assert len(orders) == 1 and answers.count("COUPON_IN_USE") == 29, answers
+    winner = orders[0]
+    held = CouponItem.get(f"COUPON#{coupon_id}", "COUPON", consistent_read=True)
+    assert (held.status, held.order_id) == ("LOCKED", winner)
+    reserved = sum(stock_of(sku)[1] for sku in ("TEA-1", "CUP-1"))
+    won = body(answers.index(winner))
+    assert reserved == sum(line["qty"] for line in won["lines"])
+    # When that order is cancelled, the coupon is usable again
+    bootstrap.order_lifecycle().cancel(winner, Principal("c-race", Role.CUSTOMER))
+    assert place(100) not in ("COUPON_IN_USE",)
+    again = CouponItem.get(f"COUPON#{coupon_id}", "COUPON", consistent_read=True)
+    assert again.status == "LOCKED" and again.order_id != winner
+    # And once its use window has ended (and that order is cancelled) it is not
+    bootstrap.order_lifecycle().cancel(again.order_id, Principal("c-race", Role.CUSTOMER))
+    late_checkout = replace(bootstrap.checkout(), clock=FakeClock(now_ms() + 601_000))
+    late = OrderPlacement(unit_of_work, bootstrap.orders(), late_checkout, SYSTEM, bootstrap.order_coupons())
+    try:
+        place(101, late)
+        raise AssertionError("an expired coupon was accepted")
+    except DomainError as refused:
+        assert refused.code == "COUPON_EXPIRED"
