@@ -10,10 +10,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+# Settings' secrets, each read from the SSM parameter that `<NAME>_PARAM` names.
+from shared.platform.secrets import SECRET_VARIABLES
+
 SECRET_STAND_IN = "s" * 32  # the shortest secret settings accept in a deployed stage
 LAMBDA_RUNTIME = {"AWS_DEFAULT_REGION": "ap-east-1", "AWS_REGION": "ap-east-1"}
-# Settings' secrets, each read from the SSM parameter that `<NAME>_PARAM` names.
-SECRET_VARIABLES = ("JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "WECHAT_APP_SECRET", "SMS_API_KEY")
 
 
 class DeployRefused(AssertionError):

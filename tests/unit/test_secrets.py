@@ -72,7 +72,12 @@ def test_the_cold_start_reads_ssm_once_and_settings_keep_the_values(ssm, monkeyp
         monkeypatch.setenv(key, value)
     calls: list[list[str]] = []
     real = secrets.fetch_from_ssm
-    monkeypatch.setattr(secrets, "fetch_from_ssm", lambda names: calls.append(names) or real(names))
+
+    def counted(names: list[str]) -> dict[str, str]:
+        calls.append(names)
+        return real(names)
+
+    monkeypatch.setattr(secrets, "fetch_from_ssm", counted)
     reset_settings()
     try:
         # When settings are read at the first request and again later
