@@ -2,11 +2,12 @@
 
 from chalice import Chalice
 
-from functions import catalog, checkout, coupons, edge, flash_sales, guides, inventory, notifications, relay
+from functions import catalog, checkout, commission, coupons, edge, flash_sales, guides, inventory, notifications, relay
 
 app = Chalice(app_name="retail-suite")
 app.register_blueprint(catalog.bp)
 app.register_blueprint(checkout.bp)
+app.register_blueprint(commission.bp)
 app.register_blueprint(coupons.bp)
 app.register_blueprint(edge.bp)
 app.register_blueprint(flash_sales.bp)

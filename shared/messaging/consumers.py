@@ -18,6 +18,8 @@ even to two workers at the same moment). Per (consumer, event id) a mark goes th
   mark. The lease then runs out and the event is handled again. So the effect itself must be
   idempotent by event id (the notifications consumer keys every message by event, channel and
   recipient). The lease is the queue's visibility timeout (60 s), longer than a handler runs.
+  A `ClaimingConsumer` closes the window: its effect is one transaction that also sets the mark
+  DONE, conditional on its claim's token (the commission ledger).
 
 Retries: a failed record is reported in `batchItemFailures` and made visible again after a
 jittered exponential backoff (ChangeMessageVisibility) rather than the whole visibility timeout.
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.kernel.events import DomainEvent
-from shared.messaging.ports import ClaimOutcome, Consumer, Marks, RetryQueue
+from shared.messaging.ports import ClaimingConsumer, ClaimOutcome, Consumer, HeldClaim, Marks, RetryQueue
 from shared.platform.observability import count, flush, logger
 
 
@@ -81,7 +83,7 @@ class Runtime:
 
 @dataclass
 class _Batch:
-    consumer: Consumer
+    consumer: Consumer | ClaimingConsumer
     runtime: Runtime
     retries: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
 
@@ -106,7 +108,11 @@ class _Batch:
         if claim is ClaimOutcome.BUSY:
             raise RecordFailed("another worker is handling this event")
         try:
-            self.consumer.handle(event)
+            if isinstance(self.consumer, ClaimingConsumer):
+                now = self.runtime.clock()
+                self.consumer.handle_claimed(event, HeldClaim(name, event.event_id, token, now))
+            else:
+                self.consumer.handle(event)
         except Exception:
             _quietly(lambda: self.runtime.marks.release(name, event.event_id, token))
             raise
@@ -149,7 +155,7 @@ class _Batch:
         count("EventsDeadLettered", consumer=name)
 
 
-def consume(sqs_event: dict[str, Any], consumer: Consumer, runtime: Runtime) -> dict[str, Any]:
+def consume(sqs_event: dict[str, Any], consumer: Consumer | ClaimingConsumer, runtime: Runtime) -> dict[str, Any]:
     """Handle an SQS batch; returns the Lambda response naming the records to retry."""
     # Imported here: the batch utility costs ~40 ms, which the API Lambda's cold start never needs.
     from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from shared.kernel.events import DomainEvent
 
@@ -91,6 +91,17 @@ class RetryQueue(Protocol):
     def dead_letter(self, source_arn: str, body: str, attributes: dict[str, str]) -> None: ...
 
 
+@dataclass(frozen=True)
+class HeldClaim:
+    """The claim a worker holds on (consumer, event id): its token names it. A consumer whose effect
+    is one transaction puts the mark's DONE in it, conditional on this token (`ClaimingConsumer`)."""
+
+    consumer: str
+    event_id: str
+    token: str
+    now_ms: int
+
+
 class Consumer(Protocol):
     name: str
 
@@ -99,3 +110,15 @@ class Consumer(Protocol):
 
     def gave_up(self, event: DomainEvent, reason: str) -> None:
         """Called once when the event goes to the dead-letter queue (e.g. to record why)."""
+
+
+@runtime_checkable
+class ClaimingConsumer(Protocol):
+    """A consumer that writes its effect and the mark's DONE in ONE transaction, conditional on the
+    claim still being ours: then not even a crash between effect and mark can run it twice."""
+
+    name: str
+
+    def handle_claimed(self, event: DomainEvent, claim: HeldClaim) -> None: ...
+
+    def gave_up(self, event: DomainEvent, reason: str) -> None: ...

@@ -24,6 +24,8 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
             EventType.LOW_STOCK,
         }
     ),
+    # The commission ledger (docs/commission.md): what earns, starts the after-sale window, claws back.
+    "CommissionQueue": frozenset({EventType.ORDER_PAID, EventType.ORDER_COMPLETED, EventType.REFUND_ISSUED}),
 }
 
 

@@ -326,3 +326,48 @@ def member_binding(clock: Clock | None = None) -> MemberBinding:
     current = ready()
     policy = BindingPolicy(expire_after_days=current.binding_expire_after_days)
     return MemberBinding(DynamoOrgDirectory(), DynamoBindings(), policy, clock or SYSTEM)
+
+
+if TYPE_CHECKING:
+    from shared.commission.ledger import CommissionLedger
+    from shared.commission.release import CommissionRelease
+    from shared.commission.rules import CommissionRulesAdmin
+    from shared.data.stores.commission import DynamoLedger
+
+
+def commission_rules(clock: Clock | None = None) -> CommissionRulesAdmin:
+    from shared.commission.rules import CommissionRulesAdmin
+    from shared.data.stores.commission import DynamoRules
+    from shared.kernel.clock import SYSTEM
+
+    return CommissionRulesAdmin(DynamoRules(), ready().commission_cap_bp, clock or SYSTEM)
+
+
+def commission_ledger_store() -> DynamoLedger:
+    from shared.data.stores.commission import DynamoLedger
+
+    ready()
+    return DynamoLedger()
+
+
+def commission_ledger() -> CommissionLedger:
+    """The consumer of OrderPaid / OrderCompleted / RefundIssued (one write with its mark). Orders
+    placed before they carried their credited parties are credited by the binding at payment."""
+    from shared.commission.ledger import CommissionLedger
+    from shared.data.stores.commission import DynamoCatalogue, DynamoRules
+
+    current = ready()
+    return CommissionLedger(
+        ledger=commission_ledger_store(),
+        rules=DynamoRules(),
+        catalogue=DynamoCatalogue(),
+        credit_for=member_binding().credited_for,
+        after_sale_window_ms=current.commission_after_sale_window_s * 1000,
+    )
+
+
+def commission_release(clock: Clock | None = None) -> CommissionRelease:
+    from shared.commission.release import CommissionRelease
+    from shared.kernel.clock import SYSTEM
+
+    return CommissionRelease(commission_ledger_store(), clock or SYSTEM)

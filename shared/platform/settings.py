@@ -81,6 +81,10 @@ class Settings(BaseModel):
     # Guides (docs/commission.md, "Binding and credit"): the merchant's binding policy. 0: the first
     # binding wins for good; N: a binding lapses N days after it was made and the member may bind again.
     binding_expire_after_days: int = Field(alias="BINDING_EXPIRE_AFTER_DAYS", default=0, ge=0, le=3650)
+    # Commission (docs/commission.md): the most a line may share out (WeChat Pay profit sharing
+    # allows 30%), and the after-sale window after completion during which entries stay FROZEN.
+    commission_cap_bp: int = Field(alias="COMMISSION_CAP_BP", default=3000, ge=0, le=10000)
+    commission_after_sale_window_s: int = Field(alias="COMMISSION_AFTER_SALE_WINDOW_S", default=7 * 86400, ge=0)
 
     @model_validator(mode="after")
     def _deployed_stages_are_safe(self) -> Settings:

@@ -54,9 +54,13 @@ def low_stock_items() -> list[EventItem]:
 
 def test_the_runner_maps_sources_to_functions_from_the_template(runner: EventRunner):
     # Then the mappings of infra/template.yaml drive app.py's functions: the stream the relay,
-    # the notifications queue its consumer
+    # the notifications queue its consumer, the commission queue the ledger
     mapped = {m.source: (m.function.name, m.batch_size) for m in runner.mappings}
-    assert mapped == {"stream": ("event_relay", 100), "NotificationsQueue": ("notifications_consumer", 10)}
+    assert mapped == {
+        "stream": ("event_relay", 100),
+        "NotificationsQueue": ("notifications_consumer", 10),
+        "CommissionQueue": ("commission_consumer", 10),
+    }
 
 
 def test_an_event_reaches_its_consumers_queue_once(runner: EventRunner, notifications: Queue):

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from functions.catalog.models import ProductIn
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
+from functions.commission.models import CommissionRulesIn
 from functions.coupons.models import CouponRedemptionIn, CouponTemplateEditIn, CouponTemplateIn, ReversalIn
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.guides.models import DealerIn, DistributorIn, GuideIn, ReassignIn, ShareVisitIn, StoreIn
@@ -60,6 +61,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "putDistributor": DistributorIn,
     "reassignBinding": ReassignIn,
     "postShareVisit": ShareVisitIn,
+    "putCommissionRules": CommissionRulesIn,
 }
 
 
@@ -343,6 +345,18 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("reassignBinding", {"guide_id": "G002"}),
     ("postShareVisit", {"share": "G001"}),
     ("postShareVisit", {"share": "a b"}),
+    ("putCommissionRules", {"rates_bp": {"dealer": 500, "guide": 300}}),
+    ("putCommissionRules", {"rates_bp": {}}),
+    ("putCommissionRules", {"rates_bp": {"dealer": 10_001}}),
+    ("putCommissionRules", {"rates_bp": {"dealer": 1.5}}),
+    ("putCommissionRules", {"rates_bp": {"boss": 100}}),
+    ("putCommissionRules", {"rates_bp": {}, "fixed_fen": {"guide": 100}}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"sku": "TEA-001", "rates_bp": {"guide": 100}}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"sku": "TEA-001", "category": "tea", "rates_bp": {"guide": 1}}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"guide_id": "G001"}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"guide_id": "G001", "fixed_fen": {}}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"category": "tea", "sku": None, "fixed_fen": {"store": 5}}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"rates_bp": {"guide": 1}}]}),
 ]
 
 

@@ -169,8 +169,9 @@ def test_a_relay_without_a_subscribed_queue_refuses_to_start():
 
 
 def test_the_routing_table_sends_customer_facing_events_to_notifications():
-    assert queues_for("OrderPaid") == ["NotificationsQueue"]
+    # (The commission ledger hears payments, completions and refunds too: docs/commission.md.)
+    assert queues_for("OrderPaid") == ["CommissionQueue", "NotificationsQueue"]
     assert queues_for("LowStock") == ["NotificationsQueue"]
-    assert queues_for("OrderCompleted") == []
+    assert queues_for("OrderCompleted") == ["CommissionQueue"]
     assert queues_for("NoSuchEvent") == []
-    assert set(SUBSCRIPTIONS) == {"NotificationsQueue"}
+    assert set(SUBSCRIPTIONS) == {"NotificationsQueue", "CommissionQueue"}

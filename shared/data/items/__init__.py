@@ -1,6 +1,7 @@
 """Every PynamoDB item class of the single table. Importing this package registers them all."""
 
 from shared.data.items.catalog import ProductItem
+from shared.data.items.commission import CommissionRulesItem, LedgerBookItem, LedgerEntryItem, PayeeTotalsItem
 from shared.data.items.consumers import ConsumedItem
 from shared.data.items.coupons import (
     CouponClaimantItem,
@@ -30,6 +31,7 @@ from shared.data.items.stock import StockItem
 __all__ = [
     "BindingAuditItem",
     "BindingItem",
+    "CommissionRulesItem",
     "ConsumedItem",
     "ContactItem",
     "CouponClaimantItem",
@@ -47,11 +49,14 @@ __all__ = [
     "FlashSaleItem",
     "FlashShardItem",
     "IdempotencyItem",
+    "LedgerBookItem",
+    "LedgerEntryItem",
     "LocationItem",
     "MemberItem",
     "NotificationItem",
     "OrderItem",
     "PartyItem",
+    "PayeeTotalsItem",
     "PaymentItem",
     "ProductItem",
     "RefundItem",

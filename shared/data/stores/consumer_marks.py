@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pynamodb.exceptions import DeleteError, PutError
 
 from shared.data.items.consumers import ConsumedItem
-from shared.data.transactions import translated
-from shared.messaging.ports import ClaimOutcome
+from shared.data.transactions import Transaction, translated
+from shared.messaging.ports import ClaimOutcome, HeldClaim
 
 # Longer than any message can still arrive: SQS retention (4 days) plus the stream's 24 hours.
 RETENTION_S = 6 * 24 * 3600
@@ -82,3 +82,30 @@ def _kept_until(now_ms: int) -> datetime:
     """The mark's TTL from the caller's clock (the consumer runtime's), not from PynamoDB's reading
     of the wall clock, so one claim has one time."""
     return datetime.fromtimestamp(now_ms / 1000, tz=UTC) + timedelta(seconds=RETENTION_S)
+
+
+def done_in(tx: Transaction, claim: HeldClaim) -> None:
+    """Add "the mark becomes DONE" to `tx`, conditional on the claim still being the caller's, so a
+    consumer's effect and its mark commit together (shared.messaging.ports.ClaimingConsumer). The
+    part is labelled `mark`: its failure means the claim was lost."""
+    tx.update(
+        ConsumedItem,
+        ConsumedItem.key(claim.consumer, claim.event_id),
+        [
+            ConsumedItem.state.set(DONE),
+            ConsumedItem.lease_until.set(claim.now_ms),
+            ConsumedItem.ttl.set(_kept_until(claim.now_ms)),
+        ],
+        "mark",
+        condition=(ConsumedItem.token == claim.token) & (ConsumedItem.state == CLAIMED),
+    )
+
+
+def still_claimed_in(tx: Transaction, claim: HeldClaim, label: str) -> None:
+    """A check that the claim is still the caller's, for a part of a write spread over several transactions."""
+    tx.check(
+        ConsumedItem,
+        ConsumedItem.key(claim.consumer, claim.event_id),
+        (ConsumedItem.token == claim.token) & (ConsumedItem.state == CLAIMED),
+        label,
+    )

@@ -1,0 +1,189 @@
+"""The commission ledger on moto, end to end inside the process: a member bound to a guide orders
+through the routes, pays, the order completes; the real stream, relay, queue and consumer write the
+ledger; the release schedule and `GET /me/commissions` show it (chalice.test.Client, EventRunner)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from chalice.test import Client
+
+from infra.local.runner import EventRunner
+from shared.commission.ledger_model import EntryStatus
+from shared.data.items import EventItem
+from shared.kernel.clock import FakeClock, now_ms
+from shared.payments.hmac_webhook import sign
+from shared.platform import bootstrap
+from shared.web.auth import Role, issue_token
+from tests.conftest import TEST_ENV, bearer
+from tests.functional.events_support import Queue
+from tests.functional.stock_support import given_locations, given_product, given_stock
+
+DELIVERY = {
+    "type": "delivery",
+    "address": {"recipient": "王芳", "phone": "13800138000", "city": "上海", "detail": "静安区1号"},
+}
+RULES = {"rates_bp": {"dealer": 500, "store": 800, "guide": 300}}
+DAY_S = 86_400
+
+
+def call(client: Client, method: str, path: str, token: str, body: dict | None = None):
+    kwargs = {"body": json.dumps(body)} if body is not None else {}
+    return getattr(client.http, method)(path, headers=bearer(token), **kwargs)
+
+
+@pytest.fixture
+def shop(client: Client, tokens: dict) -> Client:
+    admin = tokens["merchant_admin"]
+    given_locations()
+    assert call(client, "put", "/admin/dealers/D001", admin, {"name": "华东经销商"}).status_code == 200
+    assert (
+        call(client, "put", "/admin/stores/S001", admin, {"name": "上海静安店", "dealer_id": "D001"}).status_code == 200
+    )
+    assert call(client, "put", "/admin/guides/G001", admin, {"name": "王芳", "store_id": "S001"}).status_code == 200
+    given_product(client, admin, "TEA-1", 4_000, category="tea")
+    given_stock(client, admin, "TEA-1", WH=50)
+    assert call(client, "put", "/admin/commission-rules", admin, RULES).status_code == 200
+    return client
+
+
+def pay(client: Client, order: dict) -> None:
+    body = {
+        "order_id": order["order_id"],
+        "transaction_id": f"wx-{order['order_id']}",
+        "amount_fen": order["total_fen"],
+    }
+    raw = json.dumps({**body, "paid_at": "2026-11-23T01:00:00Z"}).encode()
+    headers = {
+        "X-Pay-Signature": sign(TEST_ENV["PAYMENT_WEBHOOK_SECRET"], raw, int(time.time())),
+        "Content-Type": "application/json",
+    }
+    assert client.http.post("/payments/notify", headers=headers, body=raw).status_code == 200
+
+
+def drain() -> None:
+    EventRunner(quiet=True).drain()
+
+
+def my_ledger(client: Client, token: str) -> dict:
+    response = call(client, "get", "/me/commissions", token)
+    assert response.status_code == 200, response.body
+    return response.json_body
+
+
+def ordered_and_paid(client: Client, customer: str, qty: int = 2) -> dict:
+    placed = call(
+        client, "post", "/orders", customer, {"lines": [{"sku": "TEA-1", "qty": qty}], "fulfilment": DELIVERY}
+    )
+    assert placed.status_code == 201, placed.json_body
+    pay(client, placed.json_body)
+    drain()
+    return placed.json_body
+
+
+def test_a_bound_members_paid_order_credits_exact_rates_of_the_paid_amount_without_freight_once(
+    shop: Client, tokens: dict, table: dict
+):
+    # Given a member bound to G001 of S001 (dealer D001)
+    customer = tokens["customer"]
+    assert shop.http.post("/guides/G001/bind", headers=bearer(customer)).status_code == 200
+    # When the member orders 2 x 40 yuan with delivery (10 yuan freight: under the free threshold) and pays
+    order = ordered_and_paid(shop, customer)
+    assert order["shipping_fen"] == 1_000 and order["total_fen"] == 9_000
+    # Then the guide's ledger shows 3% of 80 yuan, pending; freight earns nothing
+    ledger = my_ledger(shop, tokens["guide"])
+    assert ledger["summary"] == {"pending_fen": 240, "frozen_fen": 0, "settleable_fen": 0, "settled_fen": 0}
+    assert [(i["sku"], i["role"], i["amount_fen"], i["status"]) for i in ledger["items"]] == [
+        ("TEA-1", "guide", 240, "PENDING")
+    ]
+    store = my_ledger(shop, issue_token(TEST_ENV["JWT_SECRET"], "staff-1", Role.STORE_STAFF, "S001"))
+    assert store["summary"]["pending_fen"] == 640
+    assert bootstrap.commission_ledger_store().totals("dealer:D001")[EntryStatus.PENDING] == 400
+    # And the OrderPaid delivered twice more writes nothing more
+    paid = next(i for i in EventItem.scan() if i.aggregate_id == order["order_id"] and i.event_type == "OrderPaid")
+    queue = Queue.of(table, "CommissionQueue")
+    queue.send(paid.body if isinstance(paid.body, str) else json.dumps(paid.body))
+    queue.send(paid.body if isinstance(paid.body, str) else json.dumps(paid.body))
+    drain()
+    assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 240
+    assert len(bootstrap.commission_ledger_store().entries(order["order_id"])) == 3
+
+
+def test_completion_freezes_the_entries_for_the_window_then_they_are_settleable_and_a_refund_claws_back(
+    shop: Client, tokens: dict
+):
+    customer, admin = tokens["customer"], tokens["merchant_admin"]
+    shop.http.post("/guides/G001/bind", headers=bearer(customer))
+    order = ordered_and_paid(shop, customer)
+    order_id = order["order_id"]
+    assert call(shop, "post", f"/orders/{order_id}/ship", admin, {"tracking_number": "SF123"}).status_code == 200
+    assert call(shop, "post", f"/orders/{order_id}/complete", customer).status_code == 200
+    drain()
+    assert my_ledger(shop, tokens["guide"])["summary"]["frozen_fen"] == 240
+    # The after-sale window (7 days by default) has not closed a day later; it has after 7
+    release = bootstrap.commission_release(FakeClock(now_ms() + 1 * DAY_S * 1000))
+    assert release.release_due() == 0
+    assert bootstrap.commission_release(FakeClock(now_ms() + 7 * DAY_S * 1000 + 1000)).release_due() == 3
+    assert my_ledger(shop, tokens["guide"])["summary"] == {
+        "pending_fen": 0,
+        "frozen_fen": 0,
+        "settleable_fen": 240,
+        "settled_fen": 0,
+    }
+    # When one of the two units is refunded after the window
+    asked = call(
+        shop, "post", f"/orders/{order_id}/refunds", customer, {"lines": [{"sku": "TEA-1", "qty": 1}], "reason": "破损"}
+    )
+    assert asked.status_code == 201, asked.json_body
+    refund_id = asked.json_body["refund_id"]
+    decided = call(shop, "post", f"/admin/orders/{order_id}/refunds/{refund_id}/decision", admin, {"approve": True})
+    assert decided.status_code == 200, decided.json_body
+    drain()
+    # Then half the guide's earning is clawed back, settleable at once (the next statement)
+    ledger = my_ledger(shop, tokens["guide"])
+    assert ledger["summary"]["settleable_fen"] == 120
+    assert {(i["kind"], i["amount_fen"], i["status"]) for i in ledger["items"]} == {
+        ("earning", 240, "SETTLEABLE"),
+        ("clawback", -120, "SETTLEABLE"),
+    }
+
+
+def test_a_rejected_refund_request_changes_nothing(shop: Client, tokens: dict):
+    customer, admin = tokens["customer"], tokens["merchant_admin"]
+    shop.http.post("/guides/G001/bind", headers=bearer(customer))
+    order_id = ordered_and_paid(shop, customer)["order_id"]
+    asked = call(
+        shop,
+        "post",
+        f"/orders/{order_id}/refunds",
+        customer,
+        {"lines": [{"sku": "TEA-1", "qty": 2}], "reason": "不想要"},
+    )
+    refund_id = asked.json_body["refund_id"]
+    drain()
+    assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 240  # a request alone takes nothing
+    call(shop, "post", f"/admin/orders/{order_id}/refunds/{refund_id}/decision", admin, {"approve": False})
+    drain()
+    assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 240
+
+
+def test_rules_are_versioned_and_refused_past_the_cap(shop: Client, tokens: dict):
+    admin = tokens["merchant_admin"]
+    current = call(shop, "get", "/admin/commission-rules", admin).json_body
+    assert (current["version"], current["rates_bp"], current["cap_bp"]) == (1, RULES["rates_bp"], 3_000)
+    refused = call(shop, "put", "/admin/commission-rules", admin, {"rates_bp": {"dealer": 2_000, "store": 1_001}})
+    assert (refused.status_code, refused.json_body["code"]) == (422, "VALIDATION_FAILED")
+    saved = call(
+        shop,
+        "put",
+        "/admin/commission-rules",
+        admin,
+        {"rates_bp": {"guide": 500}, "overrides": [{"guide_id": "G001", "fixed_fen": {"guide": 100}}]},
+    )
+    assert saved.status_code == 200 and saved.json_body["version"] == 2
+    assert call(shop, "get", "/admin/commission-rules", tokens["finance"]).json_body["overrides"] == [
+        {"guide_id": "G001", "fixed_fen": {"guide": 100}}
+    ]
+    assert call(shop, "put", "/admin/commission-rules", tokens["guide"], RULES).status_code == 403
