@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 
 # Settings' secret variables; `<NAME>_PARAM` names the SSM parameter that holds `<NAME>`.
-SECRET_VARIABLES = ("JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "WECHAT_APP_SECRET", "SMS_API_KEY")
+SECRET_VARIABLES = (
+    "JWT_SECRET",
+    "PAYMENT_WEBHOOK_SECRET",
+    "WECHAT_APP_SECRET",
+    "SMS_API_KEY",
+    "WECHATPAY_PRIVATE_KEY",
+    "WECHATPAY_APIV3_KEY",
+)
 PARAM_SUFFIX = "_PARAM"
 DEPLOYED_STAGES = ("dev", "prod")
 # How long Powertools keeps a value. Settings are cached for the process, so each cold start reads

@@ -81,6 +81,27 @@ class Settings(BaseModel):
     # Guides (docs/commission.md, "Binding and credit"): the merchant's binding policy. 0: the first
     # binding wins for good; N: a binding lapses N days after it was made and the member may bind again.
     binding_expire_after_days: int = Field(alias="BINDING_EXPIRE_AFTER_DAYS", default=0, ge=0, le=3650)
+    # Payments (docs/payments.md). PAYMENT_PROVIDER picks who takes the customer's money: "hmac" (the
+    # generic signed webhook of API.md, POST /payments/notify) or "wechatpay" (WeChat Pay v3: the prepay
+    # route and POST /payments/wechatpay/notify). The HMAC route stays live wherever its secret is set.
+    payment_provider: Literal["hmac", "wechatpay"] = Field(alias="PAYMENT_PROVIDER", default="hmac")
+    # WeChat Pay: the mini-program's AppID, our merchant id and the serial of our merchant API
+    # certificate; our private key (apiclient_key.pem) and the APIv3 key are secrets (SSM in a deployed
+    # stage). WeChat Pay's own key: its public key and id (PUB_KEY_ID_...), or its platform
+    # certificate(s) in PEM (certificate mode; both may be set while a merchant moves over).
+    wechatpay_appid: str | None = Field(alias="WECHATPAY_APPID", default=None)
+    wechatpay_mchid: str | None = Field(alias="WECHATPAY_MCHID", default=None)
+    wechatpay_merchant_serial: str | None = Field(alias="WECHATPAY_MERCHANT_SERIAL", default=None)
+    wechatpay_private_key: SecretStr | None = Field(alias="WECHATPAY_PRIVATE_KEY", default=None)
+    wechatpay_apiv3_key: SecretStr | None = Field(alias="WECHATPAY_APIV3_KEY", default=None)
+    wechatpay_public_key_id: str | None = Field(alias="WECHATPAY_PUBLIC_KEY_ID", default=None)
+    wechatpay_public_key: str | None = Field(alias="WECHATPAY_PUBLIC_KEY", default=None)
+    wechatpay_platform_certificates: str | None = Field(alias="WECHATPAY_PLATFORM_CERTIFICATES", default=None)
+    wechatpay_notify_url: str | None = Field(alias="WECHATPAY_NOTIFY_URL", default=None)
+    wechatpay_api_base: str = Field(alias="WECHATPAY_API_BASE", default="https://api.mch.weixin.qq.com")
+    wechatpay_description: str = Field(alias="WECHATPAY_DESCRIPTION", default="Order", min_length=1, max_length=100)
+    wechatpay_profit_sharing: bool = Field(alias="WECHATPAY_PROFIT_SHARING", default=False)
+    wechatpay_timeout_s: float = Field(alias="WECHATPAY_TIMEOUT_S", default=4.0, gt=0, le=10)
     # Commission (docs/commission.md): the most a line may share out (WeChat Pay profit sharing
     # allows 30%), and the after-sale window after completion during which entries stay FROZEN.
     commission_cap_bp: int = Field(alias="COMMISSION_CAP_BP", default=3000, ge=0, le=10000)
@@ -110,6 +131,33 @@ class Settings(BaseModel):
                 raise ValueError(f"NOTIFICATION_PROVIDER=live needs {', '.join(missing).upper()}")
         return self
 
+    @model_validator(mode="after")
+    def _wechatpay_is_configured(self) -> Settings:
+        if self.payment_provider != "wechatpay":
+            return self
+        required = ("wechatpay_appid", "wechatpay_mchid", "wechatpay_merchant_serial", "wechatpay_private_key")
+        missing = [
+            name for name in (*required, "wechatpay_apiv3_key", "wechatpay_notify_url") if not getattr(self, name)
+        ]
+        if missing:
+            raise ValueError(f"PAYMENT_PROVIDER=wechatpay needs {', '.join(missing).upper()}")
+        if (
+            not (self.wechatpay_public_key_id and self.wechatpay_public_key)
+            and not self.wechatpay_platform_certificates
+        ):
+            raise ValueError(
+                "PAYMENT_PROVIDER=wechatpay needs WeChat Pay's key: WECHATPAY_PUBLIC_KEY_ID and WECHATPAY_PUBLIC_KEY, "
+                "or WECHATPAY_PLATFORM_CERTIFICATES"
+            )
+        assert self.wechatpay_apiv3_key is not None
+        if len(self.wechatpay_apiv3_key.get_secret_value().encode()) != 32:
+            raise ValueError("WECHATPAY_APIV3_KEY must be the 32-byte APIv3 key of the merchant platform")
+        if not self.is_local:
+            for name in ("wechatpay_notify_url", "wechatpay_api_base"):
+                if not str(getattr(self, name)).startswith("https://"):
+                    raise ValueError(f"{name.upper()} must be an https:// URL outside local and test stages")
+        return self
+
     def template_ids(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.wechat_template_ids.split(",") if "=" in item)
         return {kind.strip(): template_id.strip() for kind, template_id in pairs}
@@ -122,10 +170,12 @@ class Settings(BaseModel):
 def load_settings(environ: Mapping[str, str], fetch: secrets.Fetch | None = None) -> Settings:
     """Settings from an environment, its secrets resolved first: in a deployed stage from the SSM
     parameters the environment names (shared/platform/secrets.py), elsewhere from plain variables.
-    The notification providers' secrets are read only where they are used (a live stage)."""
+    The notification providers' and WeChat Pay's secrets are read only where they are used."""
     needed = {"JWT_SECRET", "PAYMENT_WEBHOOK_SECRET"}
     if environ.get("NOTIFICATION_PROVIDER") == "live":
         needed |= {"WECHAT_APP_SECRET", "SMS_API_KEY"}
+    if environ.get("PAYMENT_PROVIDER") == "wechatpay":
+        needed |= {"WECHATPAY_PRIVATE_KEY", "WECHATPAY_APIV3_KEY"}
     return Settings.model_validate(secrets.resolve(environ, needed, fetch))
 
 

@@ -26,6 +26,7 @@ from shared.data.items.member import MemberItem
 from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
+from shared.data.items.payments import PrepayItem
 from shared.data.items.stock import StockItem
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "PartyItem",
     "PayeeTotalsItem",
     "PaymentItem",
+    "PrepayItem",
     "ProductItem",
     "RefundItem",
     "ShareVisitItem",
