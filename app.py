@@ -2,7 +2,19 @@
 
 from chalice import Chalice
 
-from functions import catalog, checkout, commission, coupons, edge, flash_sales, guides, inventory, notifications, relay
+from functions import (
+    catalog,
+    checkout,
+    commission,
+    coupons,
+    edge,
+    flash_sales,
+    guides,
+    inventory,
+    notifications,
+    payments,
+    relay,
+)
 
 app = Chalice(app_name="retail-suite")
 app.register_blueprint(catalog.bp)
@@ -14,4 +26,5 @@ app.register_blueprint(flash_sales.bp)
 app.register_blueprint(guides.bp)
 app.register_blueprint(inventory.bp)
 app.register_blueprint(notifications.bp)
+app.register_blueprint(payments.bp)
 app.register_blueprint(relay.bp)

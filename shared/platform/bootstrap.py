@@ -371,3 +371,67 @@ def commission_release(clock: Clock | None = None) -> CommissionRelease:
     from shared.kernel.clock import SYSTEM
 
     return CommissionRelease(commission_ledger_store(), clock or SYSTEM)
+
+
+if TYPE_CHECKING:
+    from shared.ordering.ports import OrderReads
+    from shared.payments.model import PayableOrder
+    from shared.payments.wechatpay import WeChatPayments, WeChatPayMerchant
+
+
+def wechat_payments(clock: Clock | None = None) -> WeChatPayments:
+    """WeChat Pay v3 (docs/payments.md): prepays kept beside their orders, callbacks applied through the
+    order lifecycle's payment path. NotFound where PAYMENT_PROVIDER is not wechatpay. `cryptography`
+    and the keys load here, on the first WeChat Pay request, never in the cold import of app.py."""
+    from shared.data.stores.payments import DynamoPrepays
+    from shared.kernel.clock import SYSTEM
+    from shared.payments.urllib_transport import UrllibTransport
+    from shared.payments.wechatpay import WeChatPayClient, WeChatPayments
+
+    current = ready()
+    merchant = _wechatpay_merchant(current)
+    clock = clock or SYSTEM
+    client = WeChatPayClient(merchant, UrllibTransport(current.wechatpay_timeout_s), clock)
+    payables = OrderPayables(orders())
+    return WeChatPayments(merchant, client, payables, DynamoPrepays(), order_lifecycle(clock).apply_payment, clock)
+
+
+@lru_cache(maxsize=2)
+def _wechatpay_merchant(current: Settings) -> WeChatPayMerchant:
+    """Per process and settings: parsing the keys is the slow part (a few milliseconds)."""
+    from shared.kernel.errors import NotFound
+    from shared.payments.wechatpay import WeChatPayMerchant
+
+    if current.payment_provider != "wechatpay":
+        raise NotFound("WeChat Pay is not this stage's payment provider")
+    assert current.wechatpay_private_key and current.wechatpay_apiv3_key  # Settings checked
+    return WeChatPayMerchant.load(
+        appid=str(current.wechatpay_appid),
+        mchid=str(current.wechatpay_mchid),
+        merchant_serial=str(current.wechatpay_merchant_serial),
+        private_key_pem=current.wechatpay_private_key.get_secret_value(),
+        apiv3_key=current.wechatpay_apiv3_key.get_secret_value(),
+        public_key_id=current.wechatpay_public_key_id,
+        public_key_pem=current.wechatpay_public_key,
+        certificates_pem=current.wechatpay_platform_certificates,
+        notify_url=str(current.wechatpay_notify_url),
+        api_base=current.wechatpay_api_base,
+        description=current.wechatpay_description,
+        profit_sharing=current.wechatpay_profit_sharing,
+    )
+
+
+class OrderPayables:
+    """The payments capability's view of an order (shared.payments.ports.PayableOrders), read through
+    the ordering capability's reads: the two meet here, in the composition root, not in each other."""
+
+    def __init__(self, reads: OrderReads) -> None:
+        self._reads = reads
+
+    def get(self, order_id: str) -> PayableOrder | None:
+        from shared.payments.model import PayableOrder
+
+        order = self._reads.get(order_id)
+        if order is None:
+            return None
+        return PayableOrder(order.order_id, order.customer_id, order.status.value, order.total_fen, order.expires_at_ms)

@@ -29,7 +29,9 @@ from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.guides.models import DealerIn, DistributorIn, GuideIn, ReassignIn, ShareVisitIn, StoreIn
 from functions.inventory.models import StockIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
+from functions.payments.models import PrepayIn
 from shared.payments.hmac_webhook import _NoticeBody as PaymentNoticeBody  # the webhook's body model
+from shared.payments.wechatpay import CallbackBody as WeChatPayCallback
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -46,6 +48,8 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "requestRefund": RefundIn,
     "decideRefund": RefundDecisionIn,
     "paymentNotification": PaymentNoticeBody,
+    "prepayOrder": PrepayIn,
+    "wechatpayNotification": WeChatPayCallback,
     "createFlashSale": FlashSaleIn,
     "buyInFlashSale": FlashOrderIn,
     "putNotificationPreferences": PreferencesIn,
@@ -174,6 +178,12 @@ def test_the_documented_example_is_accepted_by_the_schema_and_the_model(operatio
 
 
 PAID_AT = "2026-11-23T08:00:00+08:00"
+WX_RESOURCE = {
+    "algorithm": "AEAD_AES_256_GCM",
+    "ciphertext": "c2VhbGVk",
+    "nonce": "n1",
+    "associated_data": "transaction",
+}
 ADDRESS = {"recipient": "张三", "phone": "+86 138 0000 0000", "city": "上海", "detail": "南京西路 1 号"}
 LINE = {"sku": "TEA-001", "qty": 1}
 SALE = {
@@ -240,6 +250,16 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": "now", "x": 1}),
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": PAID_AT, "x": 1}),
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 100, "paid_at": "2026-11-23"}),
+    ("prepayOrder", {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}),
+    ("prepayOrder", {"openid": ""}),
+    ("prepayOrder", {"openid": "o 1"}),
+    ("prepayOrder", {"openid": "o" * 129}),
+    ("prepayOrder", {"openid": "o1", "appid": "wx1"}),
+    ("wechatpayNotification", {"id": "e1", "event_type": "TRANSACTION.SUCCESS", "resource": WX_RESOURCE, "x": 1}),
+    ("wechatpayNotification", {"id": "e1", "event_type": "TRANSACTION.SUCCESS"}),
+    ("wechatpayNotification", {"id": "", "event_type": "TRANSACTION.SUCCESS", "resource": WX_RESOURCE}),
+    ("wechatpayNotification", {"id": "e1", "event_type": "T", "resource": {**WX_RESOURCE, "nonce": ""}}),
+    ("wechatpayNotification", {"id": "e1", "event_type": "T", "resource": {**WX_RESOURCE, "original_type": None}}),
     ("paymentNotification", {"order_id": "o1", "transaction_id": "t1", "amount_fen": 10**12 + 1, "paid_at": PAID_AT}),
     ("putProduct", {"name": "茶", "price_fen": 10**8}),
     ("putProduct", {"name": "茶", "price_fen": 10**8 + 1}),  # a price times 10,000 units is one payment at most
@@ -352,10 +372,16 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("putCommissionRules", {"rates_bp": {"boss": 100}}),
     ("putCommissionRules", {"rates_bp": {}, "fixed_fen": {"guide": 100}}),
     ("putCommissionRules", {"rates_bp": {}, "overrides": [{"sku": "TEA-001", "rates_bp": {"guide": 100}}]}),
-    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"sku": "TEA-001", "category": "tea", "rates_bp": {"guide": 1}}]}),
+    (
+        "putCommissionRules",
+        {"rates_bp": {}, "overrides": [{"sku": "TEA-001", "category": "tea", "rates_bp": {"guide": 1}}]},
+    ),
     ("putCommissionRules", {"rates_bp": {}, "overrides": [{"guide_id": "G001"}]}),
     ("putCommissionRules", {"rates_bp": {}, "overrides": [{"guide_id": "G001", "fixed_fen": {}}]}),
-    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"category": "tea", "sku": None, "fixed_fen": {"store": 5}}]}),
+    (
+        "putCommissionRules",
+        {"rates_bp": {}, "overrides": [{"category": "tea", "sku": None, "fixed_fen": {"store": 5}}]},
+    ),
     ("putCommissionRules", {"rates_bp": {}, "overrides": [{"rates_bp": {"guide": 1}}]}),
 ]
 

@@ -1,0 +1,37 @@
+"""WeChat Pay v3 routes: the prepay a customer pays with, and WeChat Pay's payment callback."""
+
+from __future__ import annotations
+
+import json
+
+from chalice import Response
+
+from functions.payments.models import OrderPath, PrepayIn
+from shared.kernel.errors import DomainError
+from shared.kernel.identity import Role
+from shared.platform import bootstrap
+from shared.platform.observability import logger
+from shared.web.api import Api, current_request, ok, parse, principal, raw_body, validate
+from shared.web.problems import status_for
+
+bp = Api(__name__)
+
+
+@bp.route("/orders/{order_id}/payments", methods=["POST"], roles=[Role.CUSTOMER])
+def prepay(order_id: str) -> Response:
+    body = parse(PrepayIn)
+    oid = validate(OrderPath, {"order_id": order_id}).order_id
+    return ok(bootstrap.wechat_payments().prepay(oid, principal().sub, body.openid))
+
+
+@bp.route("/payments/wechatpay/notify", methods=["POST"], public=True)
+def wechatpay_notification() -> Response:
+    """204 once the payment is applied (or was before: WeChat Pay repeats its callbacks); otherwise
+    4xx or 5xx with WeChat Pay's `{"code": "FAIL", "message"}`, and WeChat Pay tries again later."""
+    try:
+        bootstrap.wechat_payments().notified(dict(current_request().headers), raw_body())
+    except DomainError as exc:
+        logger.info("WeChat Pay notification refused", extra={"code": exc.code})
+        body = json.dumps({"code": "FAIL", "message": exc.message}, ensure_ascii=False)
+        return Response(body=body, status_code=status_for(exc), headers={"Content-Type": "application/json"})
+    return Response(body="", status_code=204)
