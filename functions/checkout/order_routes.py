@@ -10,9 +10,10 @@ from functions.checkout.blueprint import bp
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, OrderPath, RefundDecisionIn, RefundIn, ShipIn
 from shared.kernel.clock import iso, now_s
-from shared.kernel.errors import NotFound
+from shared.kernel.errors import MalformedRequest, NotFound
 from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import Role
+from shared.ordering.ports import PaymentRecord
 from shared.payments.hmac_webhook import sign
 from shared.platform import bootstrap
 from shared.web.api import (
@@ -93,6 +94,11 @@ def hand_over(order_id: str) -> Response:
     return ok(bootstrap.order_lifecycle().hand_over(_order_id(order_id), body.pickup_code, principal()).view())
 
 
+@bp.route("/orders/{order_id}/pickup-code/reset", methods=["POST"], roles=[Role.MERCHANT_ADMIN])
+def reset_pickup_attempts(order_id: str) -> Response:
+    return ok(bootstrap.order_lifecycle().reset_pickup_attempts(_order_id(order_id), principal()).view())
+
+
 @bp.route("/orders/{order_id}/complete", methods=["POST"], roles=[Role.CUSTOMER, *STAFF])
 def complete_order(order_id: str) -> Response:
     return ok(bootstrap.order_lifecycle().complete(_order_id(order_id), principal()).view())
@@ -122,6 +128,27 @@ def payment_notification() -> Response:
     headers = dict(current_request().headers)
     notice = bootstrap.payment_provider().verify(headers, raw_body(), now_s())
     return ok(bootstrap.order_lifecycle().apply_payment(notice).view())
+
+
+@bp.route("/finance/payments", methods=["GET"], roles=[Role.FINANCE])
+def payments_needing_refund() -> Response:
+    if query_str("status") != "needs_refund":
+        raise MalformedRequest("?status= is required; the payments listed are those that need a refund: needs_refund")
+    limit = query_int("limit", 20, low=1, high=100)
+    found, cursor = bootstrap.order_lifecycle().payments_needing_refund(limit, decode_cursor(query_str("cursor")))
+    return ok({"items": [_payment_view(p) for p in found], "next_cursor": encode_cursor(cursor)})
+
+
+def _payment_view(payment: PaymentRecord) -> dict[str, object]:
+    return {
+        "transaction_id": payment.transaction_id,
+        "order_id": payment.order_id,
+        "amount_fen": payment.amount_fen,
+        "paid_at": payment.paid_at,
+        "status": payment.status,
+        "reason": payment.reason,
+        "recorded_at": iso(payment.recorded_at_ms),
+    }
 
 
 @bp.route("/dev/pay/{order_id}", methods=["POST"], public=True)

@@ -87,10 +87,13 @@ def _require_fulfiller(order: Order, who: Principal, store_roles: frozenset[Role
 
 @dataclass(frozen=True)
 class PaymentOutcome:
-    order: Order
+    order: Order | None  # None: the payment named no order of ours
     outcome: str  # "paid" | "duplicate" | "needs_refund"
+    order_id: str = ""  # the order the payment named, when `order` is None
 
     def view(self) -> dict[str, Any]:
+        if self.order is None:
+            return {"order_id": self.order_id, "outcome": self.outcome}
         return {"order_id": self.order.order_id, "status": self.order.status.value, "outcome": self.outcome}
 
 
@@ -127,10 +130,14 @@ class OrderLifecycle:
 
     # -- payment ---------------------------------------------------------------------------
     def apply_payment(self, notice: VerifiedPayment) -> PaymentOutcome:
-        """Pay the order once per transaction id. A payment for an expired or cancelled order, or a
-        second payment of a paid order, is recorded as NEEDS_REFUND with a PaymentNeedsRefund event:
-        never silently accepted, never lost. A wrong amount changes nothing (AmountMismatch, 422)."""
+        """Pay the order once per transaction id. A payment for an expired or cancelled order, a
+        second payment of a paid order, a payment for no order of ours, and one whose transaction id
+        was recorded for another order are recorded as NEEDS_REFUND with a PaymentNeedsRefund event
+        and the PaymentsNeedingRefund alarm metric: never silently accepted, never lost. A wrong
+        amount changes nothing (AmountMismatch, 422)."""
         now = self._clock.now_ms()
+        if self._reads.get(notice.order_id) is None:
+            return self._needs_refund(notice, now, "no such order", clash=False)
 
         def step(order: Order) -> PaymentOutcome:
             if notice.amount_fen != order.total_fen:
@@ -177,8 +184,49 @@ class OrderLifecycle:
         try:
             return on_latest(self._reads, notice.order_id, step)
         except PaymentAlreadyRecorded:
-            # This transaction id was recorded before (a concurrent or earlier duplicate).
-            return PaymentOutcome(self.load(notice.order_id), "duplicate")
+            return self._recorded_before(notice, now)
+
+    def _recorded_before(self, notice: VerifiedPayment, now: int) -> PaymentOutcome:
+        """The transaction id is recorded: for this order, a duplicate (nothing more to record); for
+        another order, this payment clashes with that one and is recorded beside it for refund."""
+        first = self._reads.get_payment(notice.transaction_id)
+        if first is None or first.order_id == notice.order_id:
+            return PaymentOutcome(self._reads.get(notice.order_id), "duplicate", notice.order_id)
+        reason = f"transaction id already recorded for order {first.order_id}"
+        return self._needs_refund(notice, now, reason, clash=True)
+
+    def _needs_refund(self, notice: VerifiedPayment, now: int, reason: str, *, clash: bool) -> PaymentOutcome:
+        """Record a payment that pays no order of ours (none by that id; or its transaction id is
+        another order's) as NEEDS_REFUND. Its event names no customer: finance and the merchant
+        admins act on it, and the customer of a still unpaid order is not told it was closed."""
+        uow = self._uow()
+        record = _payment(notice, "NEEDS_REFUND", reason, now)
+        if clash:
+            uow.record_clashing_payment(record)
+        else:
+            uow.record_payment(record)
+        payload = {
+            "order_id": notice.order_id,
+            "transaction_id": notice.transaction_id,
+            "amount_fen": notice.amount_fen,
+            "reason": reason,
+        }
+        uow.emit(DomainEvent(EventType.PAYMENT_NEEDS_REFUND, notice.order_id, payload, occurred_at=iso(now)))
+        try:
+            uow.commit()
+        except PaymentAlreadyRecorded:
+            if clash:
+                return PaymentOutcome(self._reads.get(notice.order_id), "duplicate", notice.order_id)
+            return self._recorded_before(notice, now)
+        count("PaymentsNeedingRefund")
+        logger.warning("payment recorded for refund", extra={"transaction_id": notice.transaction_id, "reason": reason})
+        return PaymentOutcome(self._reads.get(notice.order_id), "needs_refund", notice.order_id)
+
+    def payments_needing_refund(
+        self, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[PaymentRecord], dict[str, Any] | None]:
+        """For finance: every payment recorded NEEDS_REFUND, newest first, a page at a time."""
+        return self._reads.payments_needing_refund(limit, cursor)
 
     # -- cancellation and expiry -----------------------------------------------------------
     def cancel(self, order_id: str, who: Principal) -> Order:
@@ -296,6 +344,27 @@ class OrderLifecycle:
             payload = done.event_payload(how="picked_up")
             self._write(order, done, DomainEvent(EventType.ORDER_COMPLETED, order_id, payload, occurred_at=iso(now)))
             return done
+
+        return on_latest(self._reads, order_id, step)
+
+    def reset_pickup_attempts(self, order_id: str, who: Principal) -> Order:
+        """A merchant admin lifts the lock-out of a pickup after wrong codes: the count starts again
+        (five more tries), the code stays the one the customer holds, and the order's history
+        records who did it and when. Only while the order waits for pickup (409 otherwise)."""
+        now = self._clock.now_ms()
+
+        def step(order: Order) -> Order:
+            if who.role is not Role.MERCHANT_ADMIN:
+                raise Forbidden("only a merchant admin may reset a pickup lock-out", order_id=order_id)
+            next_status(order.status, Action.HAND_OVER)  # InvalidTransition (409) unless FULFILLING
+            if not order.is_pickup or order.pickup_code is None:
+                raise RuleViolation("this order is not waiting for pickup", order_id=order_id)
+            if order.pickup_attempts == 0:
+                return order  # nothing to lift; the history records only resets that did something
+            reset = order.reset_pickup_attempts(who.sub, now)
+            self._write(order, reset, None)
+            logger.info("pickup lock-out reset", extra={"order_id": order_id, "by": who.sub})
+            return reset
 
         return on_latest(self._reads, order_id, step)
 

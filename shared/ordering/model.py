@@ -9,7 +9,8 @@ version, so two writers can never both win; an illegal transition is `InvalidTra
 
 An order is made of priced lines (`PricedLine`, from a `Quote` that shared.ordering.pricing makes);
 a refund of some of a line's units is `refund_amount` of its payable, so the parts of a line
-always sum to what it paid.
+always sum to what it paid. The units a refund request asks for are held on the order
+(`refund_requested_qty`) until it is decided, so the order itself says what can still be asked for.
 """
 
 from __future__ import annotations
@@ -248,6 +249,7 @@ class Order:
     pickup_attempts: int = 0
     refunded_qty: dict[str, int] = field(default_factory=dict)
     refunded_fen: int = 0
+    refund_requested_qty: dict[str, int] = field(default_factory=dict)  # asked for, not yet decided
 
     @classmethod
     def place(
@@ -291,6 +293,12 @@ class Order:
         entry = HistoryEntry(at, self.status, "note", by, note)
         return replace(self, version=self.version + 1, history=(*self.history, entry))
 
+    def reset_pickup_attempts(self, by: str, at: int) -> Order:
+        """The pickup lock-out lifted by a merchant admin: the wrong codes are forgotten (the code
+        stays the one the customer holds), and the history says who did it, when, after how many."""
+        entry = HistoryEntry(at, self.status, "reset_pickup_attempts", by, f"after {self.pickup_attempts} wrong codes")
+        return replace(self, version=self.version + 1, history=(*self.history, entry), pickup_attempts=0)
+
     def is_due(self, at: int) -> bool:
         return self.status is Status.PENDING_PAYMENT and at >= self.expires_at_ms
 
@@ -298,8 +306,43 @@ class Order:
         return next((line for line in self.lines if line.sku == sku), None)
 
     def refundable_qty(self, sku: str) -> int:
+        """Units of the line a new refund request may still ask for: neither refunded nor held by
+        a request waiting for its decision."""
         line = self.line(sku)
-        return 0 if line is None else line.qty - self.refunded_qty.get(sku, 0)
+        if line is None:
+            return 0
+        return line.qty - self.refunded_qty.get(sku, 0) - self.refund_requested_qty.get(sku, 0)
+
+    def request_refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> Order:
+        """The order holding `units` ({sku: qty}) for a refund request until it is decided:
+        RuleViolation when a line has fewer units that can still be asked for. Written conditional
+        on the version read, so two requests decided on the same read cannot both hold a unit."""
+        for sku, qty in units.items():
+            if self.line(sku) is None or qty > self.refundable_qty(sku):
+                raise RuleViolation(
+                    "more units than can still be refunded", sku=sku, refundable_qty=self.refundable_qty(sku)
+                )
+        held = {**self.refund_requested_qty}
+        for sku, qty in units.items():
+            held[sku] = held.get(sku, 0) + qty
+        asked = ", ".join(f"{sku} x{qty}" for sku, qty in units.items())
+        return replace(self.note(by, at, f"refund {refund_id} requested: {asked}"), refund_requested_qty=held)
+
+    def reject_refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> Order:
+        """The order after a rejected request gave its held units back to what can be refunded."""
+        note = f"refund {refund_id} rejected"
+        return replace(self.note(by, at, note), refund_requested_qty=self._released(units))
+
+    def _released(self, units: dict[str, int]) -> dict[str, int]:
+        # A request made before requests held their units holds none: never below zero.
+        held = {**self.refund_requested_qty}
+        for sku, qty in units.items():
+            left = held.get(sku, 0) - min(qty, held.get(sku, 0))
+            if left:
+                held[sku] = left
+            else:
+                held.pop(sku, None)
+        return held
 
     def refund_amount(self, sku: str, qty: int) -> int:
         """The allocated amount of the next `qty` units of a line: units are priced by largest
@@ -311,13 +354,15 @@ class Order:
 
     def refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> tuple[Order, list[dict[str, Any]]]:
         """The order after refunding `units` ({sku: qty}), and the refunded lines with their exact
-        amounts. REFUNDED once every unit is refunded; a partial refund keeps the status."""
+        amounts. REFUNDED once every unit is refunded; a partial refund keeps the status. The units
+        come out of those a request held (`refund_requested_qty`) first."""
         lines: list[dict[str, Any]] = []
+        released = self._released(units)
         for sku, qty in units.items():
-            if self.line(sku) is None or qty > self.refundable_qty(sku):
-                raise RuleViolation(
-                    "more units than can still be refunded", sku=sku, refundable_qty=self.refundable_qty(sku)
-                )
+            line = self.line(sku)
+            open_qty = 0 if line is None else line.qty - self.refunded_qty.get(sku, 0) - released.get(sku, 0)
+            if line is None or qty > open_qty:
+                raise RuleViolation("more units than can still be refunded", sku=sku, refundable_qty=open_qty)
             lines.append({"sku": sku, "qty": qty, "amount_fen": self.refund_amount(sku, qty)})
         amount = sum(int(line["amount_fen"]) for line in lines)
         refunded_qty = {**self.refunded_qty}
@@ -325,12 +370,14 @@ class Order:
             refunded_qty[sku] = refunded_qty.get(sku, 0) + qty
         refunded_fen = self.refunded_fen + amount
         note = f"refund {refund_id}: {amount} fen"
+        changes: dict[str, Any] = {
+            "refunded_qty": refunded_qty,
+            "refunded_fen": refunded_fen,
+            "refund_requested_qty": released,
+        }
         if self.fully_refunded_after(units):
-            after = self.transition(
-                Action.REFUND_ALL, by, at, note=note, refunded_qty=refunded_qty, refunded_fen=refunded_fen
-            )
-            return after, lines
-        return replace(self.note(by, at, note), refunded_qty=refunded_qty, refunded_fen=refunded_fen), lines
+            return self.transition(Action.REFUND_ALL, by, at, note=note, **changes), lines
+        return replace(self.note(by, at, note), **changes), lines
 
     def fully_refunded_after(self, refund: dict[str, int]) -> bool:
         return all(self.refunded_qty.get(line.sku, 0) + refund.get(line.sku, 0) >= line.qty for line in self.lines)

@@ -8,6 +8,8 @@ comes back as the domain error it means, never as an SDK error:
   (another writer got there first; the lifecycle reads again and decides again);
 - `reserve_stock`: OutOfStock naming the SKU and location that is short (nothing is held);
 - `record_payment`: PaymentAlreadyRecorded when the transaction id was recorded before;
+- `record_clashing_payment`: PaymentAlreadyRecorded when this transaction id was recorded for
+  this order before (its id was taken by another order's payment);
 - `decide_refund`: InvalidTransition when the refund was decided a moment ago;
 - `commit_once`: the idempotency record joins the same transaction; a replay of the key gets the
   first response back, the key with another body is IdempotencyKeyReused;
@@ -61,7 +63,9 @@ class VerifiedPayment(Protocol):
 @dataclass(frozen=True)
 class PaymentRecord:
     """A provider's payment as we received it, recorded once per transaction id: APPLIED to the
-    order, or NEEDS_REFUND (late, cancelled order, second payment) with the reason."""
+    order, or NEEDS_REFUND (late, cancelled order, second payment, no such order) with the reason;
+    or, when its transaction id was recorded for another order, once per (transaction id, order)
+    as NEEDS_REFUND. Money that arrived is never left unrecorded (docs/orders.md, "Paying")."""
 
     transaction_id: str
     order_id: str
@@ -117,6 +121,13 @@ class OrderReads(Protocol):
 
     def get_payment(self, transaction_id: str) -> PaymentRecord | None: ...
 
+    def payments_needing_refund(
+        self, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[PaymentRecord], dict[str, Any] | None]:
+        """Every NEEDS_REFUND payment (the clashing ones too), newest first, a page at a time,
+        through an index of those alone (no scan; the applied ones are not in it)."""
+        ...
+
     def replay(self, request: IdempotentRequest) -> StoredResponse | None:
         """The response stored under this request's key, if the key was used with the same body;
         IdempotencyKeyReused if it was used with another body; None if it was never used."""
@@ -158,6 +169,11 @@ class OrderingUnitOfWork(Protocol):
 
     def record_payment(self, payment: PaymentRecord) -> None:
         """Once per transaction id: PaymentAlreadyRecorded at commit otherwise."""
+        ...
+
+    def record_clashing_payment(self, payment: PaymentRecord) -> None:
+        """A NEEDS_REFUND payment whose transaction id is recorded for another order, kept beside
+        that record once per (transaction id, order id): PaymentAlreadyRecorded at commit otherwise."""
         ...
 
     def add_refund(self, refund: Refund, now_ms: int) -> None:

@@ -1,9 +1,13 @@
 """Refunds of paid orders: the customer asks for units back, a merchant admin decides once.
 
 The amount of a refund is what those units were paid, from the allocated line totals
-(`Order.refund_amount`), so partial refunds of a line sum exactly to what it paid. Issuing writes
-the order's refunded units and amount, the refund's decision, the restock (if the merchant puts
-the units back on the shelf) and RefundIssued in ONE unit of work conditional on the order read.
+(`Order.refund_amount`), so partial refunds of a line sum exactly to what it paid. A request holds
+its units on the order (`Order.refund_requested_qty`) in the transaction that writes it,
+conditional on the order read, so concurrent requests for the same units cannot both be accepted:
+the loser reads again and is refused as if it had come second. Issuing writes the order's refunded
+units and amount, the refund's decision, the restock (if the merchant puts the units back on the
+shelf) and RefundIssued in ONE unit of work conditional on the order read; rejecting gives the
+held units back in the same way. (docs/orders.md, "Refunds")
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ import secrets
 from typing import Any
 
 from shared.kernel.clock import Clock, iso
-from shared.kernel.errors import InvalidTransition, NotFound, RuleViolation, ValidationFailed
+from shared.kernel.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.identity import Principal
-from shared.ordering.lifecycle import load, on_latest
+from shared.ordering.lifecycle import on_latest
 from shared.ordering.model import REFUNDABLE, Order
 from shared.ordering.ports import OrderingUnitOfWorkFactory, OrderReads, Refund
 
@@ -33,53 +37,63 @@ class OrderRefunds:
     def request_refund(
         self, order_id: str, lines: dict[str, int], reason: str, who: Principal, request: IdempotentRequest
     ) -> StoredResponse:
-        """The customer asks for some units back. Nothing moves until a merchant admin decides; the
-        amount shown is what those units were paid, from the allocated line totals. Idempotent per
-        `Idempotency-Key`: a replay returns the first answer (its own pending refund would otherwise
-        make the same request look like too many units)."""
-        stored = self._reads.replay(request) if request.client_supplied else None
+        """The customer asks for some units back. Nothing is paid back until a merchant admin
+        decides, but the units are held on the order at once, conditionally on the order read, so
+        of concurrent requests for the last units one is accepted and the others are refused (422)
+        as they are when sent one after another. The amount shown is what those units were paid,
+        from the allocated line totals. Idempotent per `Idempotency-Key`: a replay returns the first
+        answer (its own held units would otherwise make the same request look like too many)."""
+        stored = self._replay(request)
         if stored is not None:
             return stored
         now = self._clock.now_ms()
-        order = load(self._reads, order_id)
-        if order.customer_id != who.sub:
-            raise NotFound("no such order", order_id=order_id)
-        if order.status not in REFUNDABLE:
-            raise _cannot_refund(order)
-        pending = self._pending_qty(order_id)
-        amounts: list[dict[str, Any]] = []
-        for sku, qty in lines.items():
-            if order.line(sku) is None:
-                raise ValidationFailed("the order has no such line", sku=sku)
-            open_qty = order.refundable_qty(sku) - pending.get(sku, 0)
-            if qty > open_qty:
-                raise RuleViolation("more units than can still be refunded", sku=sku, refundable_qty=open_qty)
-            amounts.append({"sku": sku, "qty": qty, "amount_fen": order.refund_amount(sku, qty)})
-        refund = {
-            "refund_id": f"r{now:012x}{secrets.token_hex(6)}",
-            "order_id": order_id,
-            "customer_id": who.sub,
-            "status": "REQUESTED",
-            "lines": amounts,
-            "amount_fen": sum(int(a["amount_fen"]) for a in amounts),
-            "reason": reason,
-        }
-        uow = self._uow()
-        uow.add_refund(refund, now)
-        return uow.commit_once(request, StoredResponse(201, refund))
+        refund_id = f"r{now:012x}{secrets.token_hex(6)}"
 
-    def _pending_qty(self, order_id: str) -> dict[str, int]:
-        pending: dict[str, int] = {}
-        for refund in self._reads.refunds_of(order_id):
-            if refund["status"] == "REQUESTED":
-                for line in refund["lines"]:
-                    pending[line["sku"]] = pending.get(line["sku"], 0) + line["qty"]
-        return pending
+        def step(order: Order) -> StoredResponse:
+            if order.customer_id != who.sub:
+                raise NotFound("no such order", order_id=order_id)
+            if order.status not in REFUNDABLE:
+                raise _cannot_refund(order)
+            for sku in lines:
+                if order.line(sku) is None:
+                    raise ValidationFailed("the order has no such line", sku=sku)
+            holding = order.request_refund(lines, who.sub, now, refund_id)  # RuleViolation: too many units
+            amounts: list[dict[str, Any]] = [
+                {"sku": sku, "qty": qty, "amount_fen": order.refund_amount(sku, qty)} for sku, qty in lines.items()
+            ]
+            refund = {
+                "refund_id": refund_id,
+                "order_id": order_id,
+                "customer_id": who.sub,
+                "status": "REQUESTED",
+                "lines": amounts,
+                "amount_fen": sum(int(a["amount_fen"]) for a in amounts),
+                "reason": reason,
+            }
+            uow = self._uow()
+            uow.replace_order(order, holding)
+            uow.add_refund(refund, now)
+            return uow.commit_once(request, StoredResponse(201, refund))
+
+        try:
+            return on_latest(self._reads, order_id, step)
+        except DomainError:
+            # The same request, sent twice at once: the first one's held units refuse the second
+            # after its look-up above; it gets the first answer, not a refusal.
+            stored = self._replay(request)
+            if stored is not None:
+                return stored
+            raise
+
+    def _replay(self, request: IdempotentRequest) -> StoredResponse | None:
+        return self._reads.replay(request) if request.client_supplied else None
 
     def decide_refund(self, order_id: str, refund_id: str, approve: bool, restock: bool, who: Principal) -> Refund:
-        """Issue or reject a requested refund, once. Issuing records the refunded units and amount on
-        the order (REFUNDED when every unit is refunded), puts units back on the shelf if the merchant
-        says so, and announces RefundIssued with the exact amount."""
+        """Issue or reject a requested refund, once. Issuing turns the units it held into refunded
+        units and amount on the order (REFUNDED when every unit is refunded), puts units back on the
+        shelf if the merchant says so, and announces RefundIssued with the exact amount; rejecting
+        gives the held units back to what can be refunded. Either is one unit of work conditional
+        on the order and on the refund still being REQUESTED."""
         now = self._clock.now_ms()
 
         def step(order: Order) -> Refund:
@@ -89,13 +103,14 @@ class OrderRefunds:
             if refund["status"] != "REQUESTED":
                 raise InvalidTransition(f"refund is already {refund['status']}", refund_id=refund["refund_id"])
             uow = self._uow()
+            units = {line["sku"]: line["qty"] for line in refund["lines"]}
             if not approve:
+                uow.replace_order(order, order.reject_refund(units, who.sub, now, refund_id))
                 uow.decide_refund(refund, "REJECTED", restock=False)
                 uow.commit()
                 return {**refund, "status": "REJECTED", "restock": "no"}
             if order.status not in REFUNDABLE:
                 raise _cannot_refund(order)
-            units = {line["sku"]: line["qty"] for line in refund["lines"]}
             after, lines = order.refund(units, who.sub, now, refund_id)
             amount = after.refunded_fen - order.refunded_fen
             uow.replace_order(order, after)

@@ -226,6 +226,74 @@ class TestOrderingPorts:
         assert ordering.reads.get_refund("o-1", "r-1") == {**stored, "status": "ISSUED", "restock": "yes"}
         assert ordering.stock_of("CUP-1", "WH") == (6, 0, 6)
 
+    def test_a_refund_request_holds_its_units_on_the_order_and_a_second_one_on_the_same_read_is_refused(
+        self, ordering: Ordering
+    ):
+        # Given a paid order of one cup
+        order = placed(ordering, new_order({"CUP-1": 1}))
+        paid = order.transition(Action.PAY, "payment", NOW + 1, transaction_id="t-1")
+        uow = ordering.units()
+        uow.replace_order(order, paid)
+        uow.commit()
+        # When two requests, both decided on the paid order, write their refund and hold the unit
+        writes = []
+        for refund_id in ("r-1", "r-2"):
+            refund = {
+                "refund_id": refund_id,
+                "order_id": order.order_id,
+                "customer_id": "alice",
+                "status": "REQUESTED",
+                "lines": [{"sku": "CUP-1", "qty": 1, "amount_fen": 3333}],
+                "amount_fen": 3333,
+                "reason": "broken",
+            }
+            write = ordering.units()
+            write.replace_order(paid, paid.request_refund({"CUP-1": 1}, "alice", NOW + 2, refund_id))
+            write.add_refund(refund, NOW + 2)
+            writes.append(write)
+        writes[0].commit()
+        with pytest.raises(ConcurrentUpdate):
+            writes[1].commit()
+        # Then the order holds the unit for the first one only, and the second wrote no refund
+        held = ordering.reads.get(order.order_id)
+        assert held is not None and held.refund_requested_qty == {"CUP-1": 1} and held.refundable_qty("CUP-1") == 0
+        assert held == paid.request_refund({"CUP-1": 1}, "alice", NOW + 2, "r-1")
+        assert [r["refund_id"] for r in ordering.reads.refunds_of(order.order_id)] == ["r-1"]
+
+    def test_a_clashing_payment_is_kept_once_per_order_beside_the_one_holding_its_transaction_id(
+        self, ordering: Ordering
+    ):
+        applied = payment("wx-1", "o-x")
+        clash = PaymentRecord("wx-1", "o-y", 10_000, "2026-11-23T00:00:00Z", "NEEDS_REFUND", "clash", NOW + 1)
+        first = ordering.units()
+        first.record_payment(applied)
+        first.commit()
+        beside = ordering.units()
+        beside.record_clashing_payment(clash)
+        beside.commit()
+        again = ordering.units()
+        again.record_clashing_payment(clash)
+        with pytest.raises(PaymentAlreadyRecorded):
+            again.commit()
+        assert ordering.reads.get_payment("wx-1") == applied
+        assert ordering.reads.payments_needing_refund(10, None)[0] == [clash]
+
+    def test_payments_needing_refund_are_listed_newest_first_a_page_at_a_time_and_applied_ones_never(
+        self, ordering: Ordering
+    ):
+        recorded = []
+        for i in range(3):
+            late = PaymentRecord(f"wx-{i}", f"o-{i}", 100 + i, "2026-11-23T00:00:00Z", "NEEDS_REFUND", "late", NOW + i)
+            uow = ordering.units()
+            uow.record_payment(late)
+            uow.record_payment(payment(f"ok-{i}", f"o-ok-{i}"))
+            uow.commit()
+            recorded.append(late)
+        page, cursor = ordering.reads.payments_needing_refund(2, None)
+        assert page == [recorded[2], recorded[1]] and cursor is not None
+        rest, end = ordering.reads.payments_needing_refund(2, cursor)
+        assert rest == [recorded[0]] and end is None
+
     # -- idempotency -----------------------------------------------------------------------
     def test_a_key_answers_with_its_first_response_and_nothing_else_applies(self, ordering: Ordering):
         ordering.put_stock("TEA-1", "WH", 10)

@@ -67,6 +67,7 @@ class OrderingTables:
     orders: dict[str, Order] = field(default_factory=dict)
     stock: dict[tuple[str, str], StockRow] = field(default_factory=dict)
     payments: dict[str, PaymentRecord] = field(default_factory=dict)
+    clashing_payments: dict[tuple[str, str], PaymentRecord] = field(default_factory=dict)  # (txn, order)
     refunds: dict[tuple[str, str], Refund] = field(default_factory=dict)
     responses: dict[tuple[str, str], tuple[str, StoredResponse]] = field(default_factory=dict)
     events: list[DomainEvent] = field(default_factory=list)
@@ -128,6 +129,22 @@ class MemoryOrderReads:
 
     def get_payment(self, transaction_id: str) -> PaymentRecord | None:
         return self.tables.payments.get(transaction_id)
+
+    def payments_needing_refund(
+        self, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[PaymentRecord], dict[str, Any] | None]:
+        def position(p: PaymentRecord) -> str:  # gsi1sk of the DynamoDB store
+            return f"{iso(p.recorded_at_ms)}#{p.transaction_id}#{p.order_id}"
+
+        with self.tables.lock:
+            recorded = [*self.tables.payments.values(), *self.tables.clashing_payments.values()]
+        due = sorted((p for p in recorded if p.status == "NEEDS_REFUND"), key=position, reverse=True)
+        if cursor is not None:
+            due = [p for p in due if position(p) < cursor["position"]]
+        page = due[:limit]
+        if len(page) < limit:
+            return page, None
+        return page, {"position": position(page[-1])}  # as DynamoDB: a full page has a cursor
 
     def replay(self, request: IdempotentRequest) -> StoredResponse | None:
         return _stored(self.tables, request)
@@ -246,6 +263,16 @@ class MemoryOrderingUnitOfWork:
             lambda: t.payments.__setitem__(payment.transaction_id, payment),
             PAYMENT,
         )
+
+    def record_clashing_payment(self, payment: PaymentRecord) -> None:
+        t = self.tables
+        key = (payment.transaction_id, payment.order_id)
+
+        def check() -> Exception | None:
+            exists = key in t.clashing_payments
+            return PaymentAlreadyRecorded("this payment was recorded before") if exists else None
+
+        self._add(("payment", *key), check, lambda: t.clashing_payments.__setitem__(key, payment), PAYMENT)
 
     def add_refund(self, refund: Refund, now_ms: int) -> None:
         key = (refund["order_id"], refund["refund_id"])

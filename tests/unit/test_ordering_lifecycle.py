@@ -31,6 +31,7 @@ from shared.ordering.placement import Placement
 from shared.ordering.ports import OrderingUnitOfWork
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
 from shared.payments.hmac_webhook import PaymentNotice
+from shared.platform import observability
 from tests.fakes.ordering import MemoryOrderingUnitOfWork, MemoryUnitsOfWork, OrderingOnFakes, ordering_on_fakes
 
 TEA = Product(sku="TEA-1", name="龙井", price_fen=10000)
@@ -121,6 +122,75 @@ def test_a_second_transaction_for_a_paid_order_is_flagged_and_the_order_stays_pa
     assert outcome.outcome == "needs_refund" and outcome.order.status is Status.PAID
     assert shop.reads.get_payment("b").reason == "order already paid by a"
     assert shop.tables.stock_of("TEA-1", "WH") == (9, 0, 9)  # committed once
+
+
+def alarms() -> int:
+    """How many times the PaymentsNeedingRefund alarm metric was raised in this process so far."""
+    return len(observability.metrics.metric_set.get("PaymentsNeedingRefund", {}).get("Value", []))
+
+
+def notice(order_id: str, txn: str, amount: int = 10000) -> PaymentNotice:
+    return PaymentNotice(order_id, txn, amount, "2026-11-23T00:00:00Z")
+
+
+def test_a_payment_for_no_order_of_ours_is_recorded_for_refund_once_and_raises_the_alarm(shop):
+    # Given no order o-none, and the alarm as it stands
+    raised = alarms()
+    # When the provider notifies a payment for it, twice
+    first = shop.lifecycle.apply_payment(notice("o-none", "wx-lost"))
+    again = shop.lifecycle.apply_payment(notice("o-none", "wx-lost"))
+    # Then the money is recorded once as needing a refund, announced once, and listed for finance
+    assert (first.outcome, again.outcome) == ("needs_refund", "duplicate")
+    assert first.view() == {"order_id": "o-none", "outcome": "needs_refund"}
+    recorded = shop.reads.get_payment("wx-lost")
+    assert (recorded.order_id, recorded.status, recorded.reason) == ("o-none", "NEEDS_REFUND", "no such order")
+    assert shop.tables.events_of("o-none") == ["PaymentNeedsRefund"]
+    event = next(e for e in shop.tables.events if e.aggregate_id == "o-none")
+    assert "customer_id" not in event.payload and event.payload["amount_fen"] == 10000
+    assert alarms() == raised + 1
+    assert shop.lifecycle.payments_needing_refund(10, None) == ([recorded], None)
+
+
+def test_a_transaction_id_of_another_order_is_recorded_for_refund_and_pays_nothing(shop):
+    # Given order X paid by wx-1, and order Y unpaid
+    x, y = place(shop, {"TEA-1": 1}), place(shop, {"TEA-1": 1})
+    pay(shop, x, txn="wx-1")
+    raised = alarms()
+    # When wx-1 is notified again, for Y, twice
+    first, again = pay(shop, y, txn="wx-1"), pay(shop, y, txn="wx-1")
+    # Then Y is not paid (its units stay held), X keeps its payment, and the clash is recorded once
+    assert (first.outcome, again.outcome) == ("needs_refund", "duplicate")
+    assert shop.reads.get(y.order_id) == y and shop.reads.get(x.order_id).status is Status.PAID
+    assert shop.tables.stock_of("TEA-1", "WH") == (9, 1, 8)
+    assert shop.reads.get_payment("wx-1").order_id == x.order_id
+    listed, _ = shop.lifecycle.payments_needing_refund(10, None)
+    assert [(p.transaction_id, p.order_id, p.reason) for p in listed] == [
+        ("wx-1", y.order_id, f"transaction id already recorded for order {x.order_id}")
+    ]
+    assert shop.tables.events_of(y.order_id) == ["OrderPlaced", "PaymentNeedsRefund"]
+    assert alarms() == raised + 1
+    # And Y can still be paid by a transaction of its own
+    assert pay(shop, y, txn="wx-2").outcome == "paid"
+
+
+def test_a_transaction_id_of_another_order_sent_for_no_order_is_recorded_beside_it(shop):
+    x = place(shop, {"TEA-1": 1})
+    pay(shop, x, txn="wx-1")
+    assert shop.lifecycle.apply_payment(notice("o-none", "wx-1")).outcome == "needs_refund"
+    listed, _ = shop.lifecycle.payments_needing_refund(10, None)
+    assert [(p.order_id, p.status) for p in listed] == [("o-none", "NEEDS_REFUND")]
+    assert shop.reads.get_payment("wx-1").status == "APPLIED"
+
+
+def test_finance_lists_payments_needing_refund_newest_first_a_page_at_a_time(shop):
+    for i in range(3):
+        shop.lifecycle.apply_payment(notice(f"o-gone-{i}", f"wx-{i}"))
+        shop.clock.advance(1)
+    order = place(shop, {"TEA-1": 1})
+    pay(shop, order, txn="wx-ok")  # applied: not listed
+    page, cursor = shop.lifecycle.payments_needing_refund(2, None)
+    rest, end = shop.lifecycle.payments_needing_refund(2, cursor)
+    assert [p.transaction_id for p in page + rest] == ["wx-2", "wx-1", "wx-0"] and end is None
 
 
 # -- cancellation and expiry -------------------------------------------------------------------
@@ -222,6 +292,49 @@ def test_wrong_pickup_codes_are_counted_and_the_sixth_try_is_refused_even_with_t
     with pytest.raises(LimitReached):  # 429
         shop.lifecycle.hand_over(ready.order_id, ready.pickup_code, STAFF_S1)
     assert shop.reads.get(ready.order_id).pickup_attempts == 5
+
+
+def locked_out(shop: OrderingOnFakes) -> Order:
+    ready = paid_pickup(shop)
+    wrong = "000000" if ready.pickup_code != "000000" else "111111"
+    for _ in range(5):
+        with pytest.raises(WrongPickupCode):
+            shop.lifecycle.hand_over(ready.order_id, wrong, STAFF_S1)
+    return shop.reads.get(ready.order_id)
+
+
+def test_a_merchant_admin_lifts_the_lock_out_audited_and_the_right_code_then_hands_over(shop):
+    # Given a pickup locked after 5 wrong codes, refusing even the right one and even an admin
+    order = locked_out(shop)
+    with pytest.raises(LimitReached):
+        shop.lifecycle.hand_over(order.order_id, order.pickup_code, ADMIN)
+    # When a merchant admin resets it
+    shop.clock.advance(30)
+    reset = shop.lifecycle.reset_pickup_attempts(order.order_id, ADMIN)
+    # Then the count starts again, the code is the same, and the history says who and when
+    assert (reset.pickup_attempts, reset.pickup_code, reset.status) == (0, order.pickup_code, Status.FULFILLING)
+    entry = reset.history[-1]
+    assert (entry.action, entry.by, entry.at_ms) == ("reset_pickup_attempts", "admin", shop.clock.now_ms())
+    assert entry.to_dict()["note"] == "after 5 wrong codes"
+    # And the store hands it over with the customer's code
+    assert shop.lifecycle.hand_over(order.order_id, order.pickup_code, STAFF_S1).status is Status.COMPLETED
+
+
+def test_only_a_merchant_admin_resets_and_only_a_pickup_waiting_for_its_code(shop):
+    order = locked_out(shop)
+    for who in (STAFF_S1, Principal("G001", Role.GUIDE, "S001"), ALICE):
+        with pytest.raises(Forbidden):
+            shop.lifecycle.reset_pickup_attempts(order.order_id, who)
+    assert shop.reads.get(order.order_id).pickup_attempts == 5
+    delivery = place(shop, {"TEA-1": 1})
+    with pytest.raises(InvalidTransition):  # 409: not FULFILLING
+        shop.lifecycle.reset_pickup_attempts(delivery.order_id, ADMIN)
+    with pytest.raises(NotFound):
+        shop.lifecycle.reset_pickup_attempts("o-none", ADMIN)
+    second = place(shop, {"TEA-1": 1}, PICKUP)
+    pay(shop, second, txn="t-2")
+    untouched = shop.lifecycle.ready_for_pickup(second.order_id, STAFF_S1)
+    assert shop.lifecycle.reset_pickup_attempts(untouched.order_id, ADMIN) == untouched  # nothing to lift
 
 
 # -- who sees what -----------------------------------------------------------------------------

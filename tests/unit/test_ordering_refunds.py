@@ -1,7 +1,11 @@
-"""Refunds on the in-memory ordering ports: amounts from the allocated lines, pending requests
-counted, decided once, restock, idempotent requests."""
+"""Refunds on the in-memory ordering ports: amounts from the allocated lines, requests holding their
+units on the order (so concurrent requests cannot all be accepted), decided once, restock,
+idempotent requests."""
 
 from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -14,8 +18,9 @@ from shared.ordering.checkout import Cart
 from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
 from shared.ordering.model import Order, Status
 from shared.ordering.pricing import CartLine
+from shared.ordering.refunds import OrderRefunds
 from shared.payments.hmac_webhook import PaymentNotice
-from tests.fakes.ordering import OrderingOnFakes, ordering_on_fakes
+from tests.fakes.ordering import MemoryOrderReads, OrderingOnFakes, ordering_on_fakes
 
 CUP = Product(sku="CUP-1", name="杯子", price_fen=3333)
 TEA = Product(sku="TEA-1", name="龙井", price_fen=10000)
@@ -83,7 +88,10 @@ def test_a_rejected_request_moves_nothing_and_frees_its_units_for_another_reques
     asked = ask(shop, order, {"CUP-1": 3}).body
     rejected = shop.refunds.decide_refund(order.order_id, asked["refund_id"], False, True, ADMIN)
     assert rejected["status"] == "REJECTED" and rejected["restock"] == "no"
-    assert shop.reads.get(order.order_id) == order
+    after = shop.reads.get(order.order_id)
+    assert (after.status, after.refunded_qty, after.refunded_fen) == (order.status, {}, 0)
+    assert after.refund_requested_qty == {} and after.refundable_qty("CUP-1") == 3
+    assert [entry.by for entry in after.history[-2:]] == ["alice", "admin"]  # asked, then rejected
     assert shop.tables.stock_of("CUP-1", "WH") == (2, 0, 2)
     assert ask(shop, order, {"CUP-1": 3}).status == 201
 
@@ -101,6 +109,7 @@ def test_a_refund_is_decided_once(shop):
 def test_a_refund_decided_by_someone_else_in_between_is_refused(shop):
     order = paid_order(shop, {"CUP-1": 1})
     asked = ask(shop, order, {"CUP-1": 1}).body
+    asked_for = shop.reads.get(order.order_id)  # holding the unit the request asks for
     key = (order.order_id, asked["refund_id"])
     reads_get_refund = shop.reads.get_refund
 
@@ -113,7 +122,7 @@ def test_a_refund_decided_by_someone_else_in_between_is_refused(shop):
     with pytest.raises(InvalidTransition) as refused:
         shop.refunds.decide_refund(order.order_id, asked["refund_id"], True, False, ADMIN)
     assert refused.value.message == "refund was decided concurrently"
-    assert shop.tables.orders[order.order_id] == order  # nothing of the issue applied
+    assert shop.tables.orders[order.order_id] == asked_for  # nothing of the issue applied
 
 
 def test_a_replayed_request_gets_its_first_answer_and_another_body_with_the_key_is_refused(shop):
@@ -134,3 +143,85 @@ def test_what_cannot_be_refunded(shop):
         ask(shop, order, {"CUP-1": 1}, who=BOB)
     with pytest.raises(ValidationFailed):
         ask(shop, order, {"TEA-1": 1})
+
+
+# -- concurrent requests (issue 10, finding 6) ---------------------------------------------------
+class EveryoneReadsFirst(MemoryOrderReads):
+    """Reads that hold each request back after its first read of the order (and of its refunds)
+    until all of them have read: the interleaving where a read-then-write check lets every one
+    through, made certain instead of left to the scheduler."""
+
+    def __init__(self, tables, parties: int) -> None:
+        super().__init__(tables)
+        self._gate = threading.Barrier(parties, timeout=10)
+        self._seen = threading.local()
+
+    def get(self, order_id: str):
+        found = super().get(order_id)
+        self._first("order")
+        return found
+
+    def refunds_of(self, order_id: str):
+        found = super().refunds_of(order_id)
+        self._first("refunds")
+        return found
+
+    def _first(self, what: str) -> None:
+        if not getattr(self._seen, what, False):
+            setattr(self._seen, what, True)
+            self._gate.wait()
+
+
+def test_of_twenty_concurrent_requests_for_the_only_unit_one_is_accepted_the_rest_refused_as_if_sent_later(shop):
+    # Given a paid order of one cup, and 20 requests with their own keys that all read it first
+    order = paid_order(shop, {"CUP-1": 1})
+    reads = EveryoneReadsFirst(shop.tables, 20)
+    refunds = OrderRefunds(shop.units, reads, shop.clock)
+
+    def send(i: int) -> str:
+        lines = {"CUP-1": 1}
+        request = IdempotentRequest.of(f"refunds:alice:{order.order_id}", f"k-{i}", {"lines": lines, "reason": "x"})
+        try:
+            return str(refunds.request_refund(order.order_id, lines, "x", ALICE, request).status)
+        except RuleViolation as refused:
+            return f"422 {refused.details['refundable_qty']}"
+
+    # When they are sent at once
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(send, range(20)))
+    # Then one is accepted and 19 are refused with nothing left to refund; one request exists
+    assert sorted(answers) == ["201"] + ["422 0"] * 19
+    requested = [r for r in shop.refunds.refunds_of(order.order_id) if r["status"] == "REQUESTED"]
+    assert len(requested) == 1 and requested[0]["amount_fen"] == order.lines[0].payable_fen
+    assert shop.reads.get(order.order_id).refund_requested_qty == {"CUP-1": 1}
+
+
+def test_a_request_holds_its_units_until_decided_and_the_decision_keeps_the_books(shop):
+    # Given 3 cups, a request for 2 of them
+    order = paid_order(shop, {"CUP-1": 3})
+    two = ask(shop, order, {"CUP-1": 2}).body
+    held = shop.reads.get(order.order_id)
+    assert (held.refund_requested_qty, held.refundable_qty("CUP-1"), held.refunded_qty) == ({"CUP-1": 2}, 1, {})
+    # When it is rejected, then the 2 can be asked for again
+    shop.refunds.decide_refund(order.order_id, two["refund_id"], False, False, ADMIN)
+    assert shop.reads.get(order.order_id).refundable_qty("CUP-1") == 3
+    # When 3 are asked for and issued, then they are refunded and nothing is held
+    three = ask(shop, order, {"CUP-1": 3}).body
+    shop.refunds.decide_refund(order.order_id, three["refund_id"], True, False, ADMIN)
+    done = shop.reads.get(order.order_id)
+    assert (done.refund_requested_qty, done.refunded_qty, done.status) == ({}, {"CUP-1": 3}, Status.REFUNDED)
+    assert done.refunded_fen == order.lines[0].payable_fen
+
+
+def test_the_same_request_sent_twice_at_once_gets_one_answer_not_a_refusal(shop):
+    # Given the only unit, and one request sent twice with the same key, both reading first
+    order = paid_order(shop, {"CUP-1": 1})
+    refunds = OrderRefunds(shop.units, EveryoneReadsFirst(shop.tables, 2), shop.clock)
+    body = {"lines": {"CUP-1": 1}, "reason": "x"}
+    request = IdempotentRequest.of(f"refunds:alice:{order.order_id}", "same", body)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(
+            pool.map(lambda _: refunds.request_refund(order.order_id, {"CUP-1": 1}, "x", ALICE, request), range(2))
+        )
+    assert answers[0] == answers[1] and answers[0].status == 201
+    assert len(shop.refunds.refunds_of(order.order_id)) == 1

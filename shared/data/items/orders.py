@@ -31,7 +31,12 @@ class OrderItem(BaseItem, discriminator="Order"):
 class PaymentItem(BaseItem, discriminator="Payment"):
     """pk `PAYMENT#<transaction_id>`, sk `PAYMENT`: one per provider transaction, so the same
     notification twice has no second effect. status APPLIED (the order is paid by it) or
-    NEEDS_REFUND (it arrived for an expired or cancelled order, or paid an order twice)."""
+    NEEDS_REFUND (it arrived for an expired or cancelled order, paid an order twice, or named no
+    order of ours). A notification whose transaction id is another order's is kept beside it, sk
+    `CLASH#<order_id>` (NEEDS_REFUND, once per order).
+    gsi1 `PAYMENTS#NEEDS_REFUND` / `<recorded iso>#<transaction_id>#<order_id>`, on NEEDS_REFUND
+    items only (sparse: applied payments, a flash sale's thousands a second, never reach it):
+    finance's list of payments to refund."""
 
     transaction_id = UnicodeAttribute()
     order_id = UnicodeAttribute()
@@ -43,6 +48,10 @@ class PaymentItem(BaseItem, discriminator="Payment"):
     @staticmethod
     def key(transaction_id: str) -> tuple[str, str]:
         return f"PAYMENT#{transaction_id}", "PAYMENT"
+
+    @staticmethod
+    def clash_key(transaction_id: str, order_id: str) -> tuple[str, str]:
+        return f"PAYMENT#{transaction_id}", f"CLASH#{order_id}"
 
 
 class RefundItem(BaseItem, discriminator="Refund"):

@@ -64,6 +64,9 @@ class DynamoOrderingUnitOfWork:
     def record_payment(self, payment: PaymentRecord) -> None:
         order_store.record_payment(self.tx, payment)
 
+    def record_clashing_payment(self, payment: PaymentRecord) -> None:
+        order_store.record_clashing_payment(self.tx, payment)
+
     def add_refund(self, refund: Refund, now_ms: int) -> None:
         order_store.add_refund(self.tx, refund, now_ms)
 

@@ -73,6 +73,7 @@ def _to_item(order: Order) -> OrderItem:
             "pickup_attempts": order.pickup_attempts,
             "refunded_qty": order.refunded_qty,
             "refunded_fen": order.refunded_fen,
+            "refund_requested_qty": order.refund_requested_qty,
         },
     )
 
@@ -104,6 +105,7 @@ def _to_domain(item: OrderItem) -> Order:
         pickup_attempts=body.get("pickup_attempts", 0),
         refunded_qty=body.get("refunded_qty") or {},
         refunded_fen=body.get("refunded_fen", 0),
+        refund_requested_qty=body.get("refund_requested_qty") or {},
     )
 
 
@@ -118,11 +120,29 @@ def replace_if_unchanged(tx: Transaction, before: Order, after: Order) -> None:
 
 
 # -- payments ----------------------------------------------------------------------------------
+NEEDS_REFUND = "NEEDS_REFUND"
+NEEDS_REFUND_QUEUE = f"PAYMENTS#{NEEDS_REFUND}"
+
+
 def record_payment(tx: Transaction, payment: PaymentRecord) -> None:
-    pk, sk = PaymentItem.key(payment.transaction_id)
-    item = PaymentItem(
-        pk,
-        sk,
+    tx.put(_payment_item(payment, PaymentItem.key(payment.transaction_id)), PAYMENT_LABEL, condition=_unrecorded())
+
+
+def record_clashing_payment(tx: Transaction, payment: PaymentRecord) -> None:
+    """Beside the payment that holds its transaction id, once per order (the same label: a second
+    time is PaymentAlreadyRecorded)."""
+    key = PaymentItem.clash_key(payment.transaction_id, payment.order_id)
+    tx.put(_payment_item(payment, key), PAYMENT_LABEL, condition=_unrecorded())
+
+
+def _unrecorded() -> Condition:
+    return PaymentItem.pk.does_not_exist()
+
+
+def _payment_item(payment: PaymentRecord, key: tuple[str, str]) -> PaymentItem:
+    queued = payment.status == NEEDS_REFUND
+    return PaymentItem(
+        *key,
         transaction_id=payment.transaction_id,
         order_id=payment.order_id,
         amount_fen=payment.amount_fen,
@@ -130,8 +150,21 @@ def record_payment(tx: Transaction, payment: PaymentRecord) -> None:
         status=payment.status,
         reason=payment.reason,
         created_at=payment.recorded_at_ms,
+        gsi1pk=NEEDS_REFUND_QUEUE if queued else None,
+        gsi1sk=f"{iso(payment.recorded_at_ms)}#{payment.transaction_id}#{payment.order_id}" if queued else None,
     )
-    tx.put(item, PAYMENT_LABEL, condition=PaymentItem.pk.does_not_exist())
+
+
+def _payment_record(item: PaymentItem) -> PaymentRecord:
+    return PaymentRecord(
+        transaction_id=item.transaction_id,
+        order_id=item.order_id,
+        amount_fen=int(item.amount_fen),
+        paid_at=item.paid_at,
+        status=item.status,
+        reason=item.reason,
+        recorded_at_ms=int(item.created_at or 0),
+    )
 
 
 # -- refunds -----------------------------------------------------------------------------------
@@ -221,15 +254,18 @@ class DynamoOrders:
                 item = PaymentItem.get(pk, sk, consistent_read=True)
             except PaymentItem.DoesNotExist:
                 return None
-        return PaymentRecord(
-            transaction_id=item.transaction_id,
-            order_id=item.order_id,
-            amount_fen=int(item.amount_fen),
-            paid_at=item.paid_at,
-            status=item.status,
-            reason=item.reason,
-            recorded_at_ms=int(item.created_at or 0),
-        )
+        return _payment_record(item)
+
+    def payments_needing_refund(
+        self, limit: int, cursor: dict[str, Any] | None
+    ) -> tuple[list[PaymentRecord], dict[str, Any] | None]:
+        """NEEDS_REFUND payments, newest first, from the sparse gsi1 queue (no scan)."""
+        with translated():
+            result = PaymentItem.gsi1.query(
+                NEEDS_REFUND_QUEUE, scan_index_forward=False, limit=limit, last_evaluated_key=cursor
+            )
+            found = [_payment_record(item) for item in result if isinstance(item, PaymentItem)]
+            return found, result.last_evaluated_key
 
     def refunds_of(self, order_id: str) -> list[Refund]:
         with translated():
