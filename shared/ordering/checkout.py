@@ -16,15 +16,28 @@ resource.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Protocol
 
 from shared.kernel.clock import SYSTEM, Clock
-from shared.kernel.errors import OutOfStock
+from shared.kernel.errors import (
+    CouponInUse,
+    CouponNotAvailable,
+    CouponNotUsable,
+    DomainError,
+    NotStarted,
+    OutOfStock,
+    UnknownCoupon,
+)
 from shared.ordering.fulfilment import SAME_CITY_RADIUS_KM, Fulfilment, choose_location, shortages
 from shared.ordering.model import COUPON_KINDS, OrderCoupon, Placement
-from shared.ordering.ports import CheckoutReader
+from shared.ordering.ports import CheckoutData, CheckoutReader
 from shared.ordering.pricing import CartLine, PricingRules, Quote, price_cart
+
+# What a named coupon can be refused with at checkout (docs/coupons.md, "At checkout").
+COUPON_REFUSALS = (UnknownCoupon, CouponNotUsable, CouponInUse, CouponNotAvailable, NotStarted)
+SUGGESTION_CANDIDATES = 5  # merchandise coupons tried in the suggestion, best single saving first
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,13 @@ class Cart:
 
     def to_cart(self) -> Cart:
         return self
+
+
+class WalletReader(Protocol):
+    def __call__(self, customer_sub: str, now_ms: int) -> Mapping[str, OrderCoupon]:
+        """The customer's coupons that are AVAILABLE at `now_ms`, by id (the quote's advice only:
+        one query beside the checkout's batched read; placing an order never calls it)."""
+        ...
 
 
 class CartSource(Protocol):
@@ -50,10 +70,17 @@ class PricedCheckout:
     fulfilment: Fulfilment
     is_member: bool
     coupons: tuple[OrderCoupon, ...] = ()  # the coupons the quote applied, for the order to lock
+    usable_coupons: tuple[dict[str, Any], ...] = ()  # the quote's advice: each usable coupon's saving
+    suggested_coupon_ids: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """The quote response of API.md, plus where the units would come from."""
-        return {**self.quote.to_dict(), "fulfilment": {"type": str(self.fulfilment.type), "location": self.location}}
+        return {
+            **self.quote.to_dict(),
+            "fulfilment": {"type": str(self.fulfilment.type), "location": self.location},
+            "usable_coupons": [dict(c) for c in self.usable_coupons],
+            "suggested_coupon_ids": list(self.suggested_coupon_ids),
+        }
 
 
 def fulfilment_record(fulfilment: Fulfilment) -> dict:
@@ -73,11 +100,31 @@ class Checkout:
     payment_window_s: int
     same_city_radius_km: float = SAME_CITY_RADIUS_KM
     clock: Clock = SYSTEM  # a coupon's use window is checked against it
+    wallet: WalletReader | None = None  # the customer's coupons, for the quote's suggestions
 
     def quote(self, cart: CartSource, customer_sub: str) -> PricedCheckout:
         """Price the cart for this customer at the location its fulfilment chooses. Refuses with
-        OUT_OF_STOCK (409) when that location is short of a line, as placing it would."""
-        return self._price(cart.to_cart(), customer_sub, check_stock=True)
+        OUT_OF_STOCK (409) when that location is short of a line, as placing it would.
+
+        With a wallet: lists the customer's usable coupons with their saving on this cart and the
+        best combination (`suggested_coupon_ids`). A named coupon that cannot be used is refused as
+        the order refuses it, and the refusal's `details.reasons` says why for every named coupon
+        that cannot be used, with `details.suggested_coupon_ids`."""
+        wanted = cart.to_cart()
+        data = self._read(wanted, customer_sub)
+        now = self.clock.now_ms()
+        wallet = dict(self.wallet(customer_sub, now)) if self.wallet is not None else {}
+        try:
+            priced = self._price_with(wanted, data, check_stock=True)
+        except COUPON_REFUSALS as refused:
+            refused.details["reasons"] = self._reasons(wanted, data, now)
+            if self.wallet is not None:
+                refused.details["suggested_coupon_ids"] = list(self._advice(wanted, data, wallet, now)[1])
+            raise
+        if self.wallet is None:
+            return priced
+        usable, suggested = self._advice(wanted, data, {**wallet, **data.coupons}, now)
+        return replace(priced, usable_coupons=usable, suggested_coupon_ids=suggested)
 
     def prepare_placement(self, cart: CartSource, customer_sub: str) -> Placement:
         """What `OrderPlacement.place` writes. Stock at a named location is not pre-checked:
@@ -91,29 +138,98 @@ class Checkout:
             coupons=priced.coupons,
         )
 
-    def _price(self, cart: Cart, customer_sub: str, *, check_stock: bool) -> PricedCheckout:
+    def _read(self, cart: Cart, customer_sub: str) -> CheckoutData:
         fixed = cart.fulfilment.fixed_location
         skus, locations = [line.sku for line in cart.lines], None if fixed is None else [fixed]
         # The customer's coupons come in the same read (the reader is asked for them only when named).
-        data = (
-            self.read(skus, customer_sub, locations, coupon_ids=cart.coupon_ids)
-            if cart.coupon_ids
-            else self.read(skus, customer_sub, locations)
-        )
-        now = self.clock.now_ms()
-        for coupon_id in cart.coupon_ids:
-            if coupon_id in data.coupons:
-                data.coupons[coupon_id].check_usable(now)
-        # Pricing first: an unknown SKU, a duplicate line or a coupon is the clearer answer.
-        quote = price_cart(
+        if cart.coupon_ids:
+            return self.read(skus, customer_sub, locations, coupon_ids=cart.coupon_ids)
+        return self.read(skus, customer_sub, locations)
+
+    def _price(self, cart: Cart, customer_sub: str, *, check_stock: bool) -> PricedCheckout:
+        return self._price_with(cart, self._read(cart, customer_sub), check_stock=check_stock)
+
+    def _priced(
+        self, cart: Cart, data: CheckoutData, coupon_ids: Sequence[str], coupons: Mapping[str, OrderCoupon], now: int
+    ) -> Quote:
+        for coupon_id in coupon_ids:
+            if coupon_id in coupons:
+                coupons[coupon_id].check_usable(now)
+        return price_cart(
             cart.lines,
             data.products,
             is_member=data.is_member,
             fulfilment_type=str(cart.fulfilment.type),
             rules=self.rules,
-            coupon_ids=cart.coupon_ids,
-            coupons=data.coupons,
+            coupon_ids=coupon_ids,
+            coupons=coupons,
         )
+
+    def _reasons(self, cart: Cart, data: CheckoutData, now: int) -> list[dict[str, Any]]:
+        """Why each named coupon cannot be used on this cart, tried alone (then together, for a
+        pair that only clashes as a pair: `one_per_kind`, `named_twice`)."""
+        reasons: list[dict[str, Any]] = []
+        for coupon_id in dict.fromkeys(cart.coupon_ids):
+            refusal = self._refusal(cart, data, [coupon_id], now)
+            if refusal is not None:
+                reasons.append(refusal)
+        if not reasons:
+            together = self._refusal(cart, data, list(cart.coupon_ids), now)
+            reasons += [] if together is None else [together]
+        return reasons
+
+    def _refusal(self, cart: Cart, data: CheckoutData, ids: Sequence[str], now: int) -> dict[str, Any] | None:
+        try:
+            self._priced(cart, data, ids, data.coupons, now)
+        except COUPON_REFUSALS as refused:
+            return {"coupon_id": refused.details.get("coupon_id", ids[0]), "code": refused.code, **_why(refused)}
+        except DomainError:
+            return None  # not the coupon's doing: the cart's own refusal is the answer
+        return None
+
+    def _advice(
+        self, cart: Cart, data: CheckoutData, coupons: Mapping[str, OrderCoupon], now: int
+    ) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...]]:
+        """Every coupon of `coupons` usable on this cart with what it saves (its amount in `applied`:
+        alone, or for a shipping coupon usable only beside a merchandise coupon, in the suggestion),
+        best first; and the combination of at most one merchandise coupon (of the
+        SUGGESTION_CANDIDATES best alone) and one shipping coupon that makes the total lowest
+        (fewer coupons, then the smaller ids, on a tie; none when no coupon lowers the total)."""
+        usable: list[dict[str, Any]] = []
+        for coupon_id, coupon in coupons.items():
+            try:
+                quote = self._priced(cart, data, [coupon_id], coupons, now)
+            except DomainError:
+                continue
+            saving = sum(a.amount_fen for a in quote.applied if a.id == coupon_id and a.kind in COUPON_KINDS)
+            if saving > 0:
+                kind = "shipping_coupon" if coupon.is_shipping else "coupon"
+                usable.append({"coupon_id": coupon_id, "kind": kind, "saving_fen": saving})
+        merchandise = [None, *[c["coupon_id"] for c in sorted(usable, key=_best) if c["kind"] == "coupon"]]
+        # Every shipping coupon, not only those usable alone: one may need the merchandise coupon
+        # that takes the order below the free-shipping threshold.
+        shipping = [None, *sorted(c for c, coupon in coupons.items() if coupon.is_shipping)]
+        best: tuple[int, int, tuple[str, ...]] | None = None
+        best_quote: Quote | None = None
+        for first in merchandise[: SUGGESTION_CANDIDATES + 1]:
+            for second in shipping:
+                ids = tuple(c for c in (first, second) if c is not None)
+                try:  # () is the cart without coupons: a coupon that loses free shipping can cost more
+                    tried = self._priced(cart, data, ids, coupons, now)
+                except DomainError:
+                    continue
+                key = (tried.total_fen, len(ids), ids)
+                if best is None or key < best:
+                    best, best_quote = key, tried
+        listed = {c["coupon_id"] for c in usable}
+        for applied in best_quote.applied if best_quote is not None else ():
+            if applied.kind in COUPON_KINDS and applied.id not in listed and applied.amount_fen > 0:
+                usable.append({"coupon_id": applied.id, "kind": applied.kind, "saving_fen": applied.amount_fen})
+        return tuple(sorted(usable, key=_best)), (() if best is None else best[2])
+
+    def _price_with(self, cart: Cart, data: CheckoutData, *, check_stock: bool) -> PricedCheckout:
+        # Pricing first: an unknown SKU, a duplicate line or a coupon is the clearer answer.
+        quote = self._priced(cart, data, cart.coupon_ids, data.coupons, self.clock.now_ms())
         location = choose_location(
             cart.fulfilment,
             cart.lines,
@@ -127,3 +243,14 @@ class Checkout:
                 raise OutOfStock("not enough stock", sku=short[0], location=location)
         applied = tuple(data.coupons[a.id] for a in quote.applied if a.kind in COUPON_KINDS)
         return PricedCheckout(quote, location, cart.fulfilment, data.is_member, applied)
+
+
+def _best(usable: Mapping[str, Any]) -> tuple[int, str]:
+    return -usable["saving_fen"], usable["coupon_id"]
+
+
+def _why(refused: DomainError) -> dict[str, Any]:
+    """A refusal as the quote lists it: its reason and figures, and its message."""
+    keys = ("reason", "threshold_fen", "eligible_fen")
+    detail: dict[str, Any] = {key: refused.details[key] for key in keys if key in refused.details}
+    return {**detail, "message": refused.message}

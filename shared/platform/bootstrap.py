@@ -170,7 +170,7 @@ def stock_levels() -> DynamoStockLevels:
 
 
 def checkout() -> Checkout:
-    from shared.data.stores.checkout_reads import load_for_checkout
+    from shared.data.stores.checkout_reads import customer_coupons, load_for_checkout
     from shared.ordering.checkout import Checkout
 
     current = ready()
@@ -179,6 +179,7 @@ def checkout() -> Checkout:
         rules=pricing_rules(),
         payment_window_s=current.order_payment_window_s,
         same_city_radius_km=current.same_city_radius_km,
+        wallet=customer_coupons,
     )
 
 

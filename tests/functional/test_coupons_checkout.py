@@ -122,7 +122,12 @@ def test_someone_elses_coupon_is_unknown_and_two_of_a_kind_are_refused(client, t
     theirs = wallet_coupon(client, tokens, customer="customer2")
     refused = quote(client, tokens["customer"], [("TEA-1", 1)], [theirs])
     assert (refused.status_code, refused.json_body["code"]) == (422, "UNKNOWN_COUPON")
-    assert refused.json_body["details"] == {"coupon_id": theirs, "coupon_ids": [theirs]}
+    assert refused.json_body["details"] == {
+        "coupon_id": theirs,
+        "coupon_ids": [theirs],
+        "reasons": [{"coupon_id": theirs, "code": "UNKNOWN_COUPON", "message": "no such coupon in your wallet"}],
+        "suggested_coupon_ids": [],
+    }
     first, second = wallet_coupon(client, tokens), wallet_coupon(client, tokens)
     both = quote(client, tokens["customer"], [("TEA-1", 2)], [first, second])
     assert (both.status_code, both.json_body["details"]["reason"]) == (422, "one_per_kind")
@@ -137,6 +142,44 @@ def test_a_shipping_coupon_beside_a_merchandise_coupon(client, tokens, shop):
         {"kind": "shipping_coupon", "id": free_shipping, "amount_fen": 1000},
     ]
     assert (body["discount_fen"], body["shipping_fen"], body["total_fen"]) == (300, 0, 3333 - 300)
+
+
+def test_the_quote_lists_usable_coupons_and_suggests_the_best_pair(client, tokens, shop):
+    # Given 5 yuan off anything, 满100减20, free shipping and a store-only coupon
+    small = wallet_coupon(client, tokens, kind="fixed", amount_fen=500, threshold_fen=None)
+    big = wallet_coupon(client, tokens, amount_fen=2000, threshold_fen=10000)
+    free_shipping = wallet_coupon(client, tokens, kind="shipping", amount_fen=None, threshold_fen=None)
+    wallet_coupon(client, tokens, channels=["offline"])
+    # When the customer quotes a 100-yuan tea for delivery without naming any
+    body = quote(client, tokens["customer"], [("TEA-1", 1)]).json_body
+    # Then both merchandise coupons are listed with their saving; the shipping coupon saves only
+    # beside the 满100减20 (which takes the order below free shipping), and that pair is suggested
+    assert body["usable_coupons"] == [
+        {"coupon_id": big, "kind": "coupon", "saving_fen": 2000},
+        {"coupon_id": free_shipping, "kind": "shipping_coupon", "saving_fen": 1000},
+        {"coupon_id": small, "kind": "coupon", "saving_fen": 500},
+    ]
+    assert body["suggested_coupon_ids"] == [big, free_shipping]
+    assert body["applied"] == [] and body["total_fen"] == 10000  # advice only: nothing applied unasked
+    suggested = quote(client, tokens["customer"], [("TEA-1", 1)], body["suggested_coupon_ids"]).json_body
+    assert suggested["total_fen"] == 8000
+
+
+def test_a_named_coupon_that_cannot_be_used_is_refused_with_every_reason(client, tokens, shop):
+    usable = wallet_coupon(client, tokens, kind="fixed", amount_fen=500, threshold_fen=None)
+    offline = wallet_coupon(client, tokens, channels=["offline"])
+    above = wallet_coupon(client, tokens, kind="shipping", amount_fen=None, threshold_fen=50000)
+    refused = quote(client, tokens["customer"], [("CUP-1", 1)], [offline, above])
+    assert (refused.status_code, refused.json_body["code"]) == (422, "COUPON_NOT_USABLE")
+    details = refused.json_body["details"]
+    assert [(r["coupon_id"], r["code"], r["reason"]) for r in details["reasons"]] == [
+        (offline, "COUPON_NOT_USABLE", "offline_only"),
+        (above, "COUPON_NOT_USABLE", "below_threshold"),
+    ]
+    assert details["reasons"][1]["threshold_fen"] == 50000 and details["suggested_coupon_ids"] == [usable]
+    # The order refuses the same cart the same way (without the advice)
+    placed = place(client, tokens["customer"], [("CUP-1", 1)], [offline, above])
+    assert (placed.status_code, placed.json_body["details"]["reason"]) == (422, "offline_only")
 
 
 # -- the order ---------------------------------------------------------------------------------

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared.coupons.checkout import CouponAtCheckout
+from shared.coupons.model import Status
 from shared.data.batch_get import Key, get_items
 from shared.data.item_mapping import location_of, product_of
 from shared.data.items import CouponItem, LocationItem, MemberItem, ProductItem, StockItem
-from shared.data.stores.coupons import coupon_at_checkout
+from shared.data.stores.coupons import DynamoCoupons, coupon_at_checkout
 from shared.data.stores.locations import DynamoLocations
 from shared.inventory.locations import Location
 from shared.ordering.model import OrderCoupon
 from shared.ordering.ports import CheckoutData
+
+WALLET_LIMIT = 200  # coupons the quote looks at: a wallet holds far fewer available ones
 
 
 def load_for_checkout(
@@ -56,3 +60,18 @@ def load_for_checkout(
     return CheckoutData(
         products=products, is_member=is_member, availability=availability, locations=known, coupons=coupons
     )
+
+
+def customer_coupons(customer_sub: str, now_ms: int) -> dict[str, OrderCoupon]:
+    """The customer's coupons AVAILABLE at `now_ms` (newest claim first, at most WALLET_LIMIT): one
+    query of gsi1 `CUSTCOUPONS#<sub>` (more pages only past 100), for the quote's suggestions. Not
+    part of placing an order, which reads only the coupons it names, in its one BatchGetItem."""
+    found: dict[str, OrderCoupon] = {}
+    cursor = None
+    store = DynamoCoupons()
+    while len(found) < WALLET_LIMIT:
+        page, cursor = store.of_customer(customer_sub, Status.AVAILABLE, now_ms, 100, cursor)
+        found.update((coupon.coupon_id, CouponAtCheckout(coupon)) for coupon in page)
+        if cursor is None:
+            break
+    return found
