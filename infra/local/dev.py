@@ -3,6 +3,9 @@
 API on http://127.0.0.1:8000 (`chalice local --stage local`), the serialised moto server on
 http://127.0.0.1:5100, the event runner in this process. Prints a signed demo token per role.
 
+`--payment-provider wechatpay` runs the local WeChat Pay beside it (infra/local/wechatpay_server.py, keys
+in build/local/wechatpay/) and makes it the local stage's payment provider; the HMAC webhook stays.
+
 `--fault-rate 0.1 [--fault-partitions FLASH#,ORDER#]` runs the API under the fault harness instead
 (infra/local/api_with_faults.py): that share of its DynamoDB calls is throttled, conflicts or times
 out, and the stack's output ends with what was injected.
@@ -14,6 +17,7 @@ import argparse
 import signal
 import sys
 import time
+from pathlib import Path
 
 from infra.local.api_with_faults import FaultPlan
 from infra.local.seed import GUIDES
@@ -50,6 +54,16 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="a setting the local stage leaves open (shared/platform/settings.py), e.g. FLASH_SALE_SETTLE_S=3",
     )
+    wechatpay = parser.add_argument_group("payments (docs/payments.md)")
+    wechatpay.add_argument(
+        "--payment-provider",
+        choices=("hmac", "wechatpay"),
+        default="hmac",
+        help="wechatpay: run the local WeChat Pay (fresh keys) and take payments through it (default hmac)",
+    )
+    wechatpay.add_argument("--wechatpay-port", type=int, default=5300)
+    wechatpay.add_argument("--wechatpay-keys", type=Path, default=None, help="default build/local/wechatpay")
+    wechatpay.add_argument("--wechatpay-mode", choices=("public_key", "certificate"), default="public_key")
     faults = parser.add_argument_group("fault harness (infra/local/api_with_faults.py): the API's DynamoDB calls fail")
     faults.add_argument(
         "--fault-rate", type=float, default=0.0, help="share of attempts that fail, 0..1 (default 0: none)"
@@ -79,6 +93,10 @@ def main() -> int:
         schedule_every_s=args.schedule_every,
         overrides=overrides,
         faults=plan,
+        payment_provider=args.payment_provider,
+        wechatpay_port=args.wechatpay_port,
+        wechatpay_keys=args.wechatpay_keys,
+        wechatpay_mode=args.wechatpay_mode,
     )
     started = time.monotonic()
     try:
@@ -90,6 +108,10 @@ def main() -> int:
         print(f"\nready in {time.monotonic() - started:.1f}s")
         print(f"  API       {stack.api_url}   (try: curl {stack.api_url}/products)")
         print(f"  emulator  {stack.moto_endpoint}   (moto, serialised)")
+        if args.payment_provider == "wechatpay":
+            print(
+                f"  WeChat Pay {stack.wechatpay_url}   (local; pay: python -m infra.local.wechatpay_server pay <order>)"
+            )
         if plan is not None:
             print(f"  faults    {plan.describe()}; the report prints when the stack stops")
         print("  tokens (Authorization: Bearer <token>, valid 24 h):")

@@ -72,6 +72,18 @@ def local_environment(moto_endpoint: str, region: str = "us-east-1", stage: str 
     }
 
 
+def _wait_for_port(port: int, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not listen on port {port}") from None
+            time.sleep(0.1)
+
+
 @dataclass
 class LocalStack:
     moto_port: int = 5100
@@ -84,6 +96,12 @@ class LocalStack:
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # settings the stage leaves open, e.g. the payment window
     faults: FaultPlan | None = None  # the API runs under the fault harness (infra/local/api_with_faults.py)
+    # "wechatpay": the local WeChat Pay (infra/local/wechatpay_server.py) runs too, with fresh keys written
+    # to `wechatpay_keys`, and the local stage's payment provider is WeChat Pay, pointed at it.
+    payment_provider: str = "hmac"
+    wechatpay_port: int = 5300
+    wechatpay_keys: Path | None = None
+    wechatpay_mode: str = "public_key"  # or "certificate"
     env: dict[str, str] = field(default_factory=dict)
     _children: list[subprocess.Popen] = field(default_factory=list)
     runner: object | None = None
@@ -96,9 +114,15 @@ class LocalStack:
     def api_url(self) -> str:
         return f"http://{HOST}:{self.api_port}"
 
+    @property
+    def wechatpay_url(self) -> str:
+        return f"http://{HOST}:{self.wechatpay_port}"
+
     def start(self) -> LocalStack:
         ensure_free(self.api_port, "API")
         ensure_free(self.moto_port, "emulator")
+        if self.payment_provider == "wechatpay":
+            ensure_free(self.wechatpay_port, "local WeChat Pay")
         try:
             self._start()
         except BaseException:
@@ -110,6 +134,8 @@ class LocalStack:
         from infra.local import resources
 
         self.env = {**local_environment(self.moto_endpoint, self.region, self.stage), **self.overrides}
+        if self.payment_provider == "wechatpay":
+            self.env.update(self._start_wechatpay())
         os.environ.update(self.env)
         self._spawn([sys.executable, "-m", "infra.local.moto_server", "--host", HOST, "--port", str(self.moto_port)])
         resources.wait_for(self.moto_endpoint)
@@ -133,6 +159,18 @@ class LocalStack:
             runner = EventRunner(schedule_every_s=self.schedule_every_s, quiet=self.quiet)
             runner.start()
             self.runner = runner
+
+    def _start_wechatpay(self) -> dict[str, str]:
+        """The local WeChat Pay with fresh keys; returns the settings that point the API at it."""
+        from infra.local.wechatpay_server import KEYS_DIR, WeChatPayKeys
+
+        keys = WeChatPayKeys.generate()
+        directory = keys.write(self.wechatpay_keys or KEYS_DIR)
+        argv = ["--port", str(self.wechatpay_port), "--keys", str(directory), "--mode", self.wechatpay_mode]
+        self._spawn([sys.executable, "-m", "infra.local.wechatpay_server", "serve", *argv])
+        _wait_for_port(self.wechatpay_port, "the local WeChat Pay")
+        notify_url = f"{self.api_url}/payments/wechatpay/notify"
+        return keys.api_settings(self.wechatpay_url, notify_url, self.wechatpay_mode)
 
     def _api_command(self) -> list[str]:
         """chalice local's server, as infra/local/api_server.py tunes it (404 for unknown routes, a
