@@ -66,17 +66,19 @@ class Action(StrEnum):
     LOCK = "lock"  # an order takes it (in the order's transaction)
     USE = "use"  # the order is paid
     RETURN = "return"  # the order is cancelled or expires
+    REFUND = "refund"  # the paid order is refunded in full (a partial refund keeps it USED)
     REDEEM = "redeem"  # redeemed in a store
     REVERSE = "reverse"  # an admin reverses an offline redemption
     EXPIRE = "expire"  # the sweeper: its use window has passed
 
 
-# Where each action leads. RETURN and REVERSE lead back to AVAILABLE, which `next_status` turns
+# Where each action leads. RETURN, REFUND and REVERSE lead back to AVAILABLE, which `next_status` turns
 # into EXPIRED when the coupon's use window has passed meanwhile.
 TRANSITIONS: Mapping[tuple[Status, Action], Status] = {
     (Status.AVAILABLE, Action.LOCK): Status.LOCKED,
     (Status.LOCKED, Action.USE): Status.USED,
     (Status.LOCKED, Action.RETURN): Status.AVAILABLE,
+    (Status.USED, Action.REFUND): Status.AVAILABLE,
     (Status.AVAILABLE, Action.REDEEM): Status.REDEEMED_OFFLINE,
     (Status.REDEEMED_OFFLINE, Action.REVERSE): Status.AVAILABLE,
     (Status.AVAILABLE, Action.EXPIRE): Status.EXPIRED,
@@ -506,7 +508,7 @@ class Coupon:
 
 
 def next_status(coupon: Coupon, action: Action, now_ms: int) -> Status:
-    """The status after `action`, by TRANSITIONS; a coupon coming back (RETURN, REVERSE) outside
+    """The status after `action`, by TRANSITIONS; a coupon coming back (RETURN, REFUND, REVERSE) outside
     its use window is EXPIRED rather than AVAILABLE."""
     to = TRANSITIONS.get((coupon.status, action))
     if to is None:

@@ -236,6 +236,12 @@ class CouponHolder(Protocol):
         inside their use window, else EXPIRED, in the transaction that cancels it."""
         ...
 
+    def refund(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        """The paid order is refunded in full: its coupons USED by it go back to AVAILABLE if still
+        inside their use window, else EXPIRED, in the refund's transaction (a partial refund keeps
+        them USED: docs/coupons.md, "Refunds")."""
+        ...
+
 
 class NoCoupons:
     """For services wired without coupons (flash sales; tests of other things): an order that
@@ -249,6 +255,9 @@ class NoCoupons:
         return None
 
     def give_back(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        return None
+
+    def refund(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
         return None
 
 

@@ -21,15 +21,22 @@ from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.identity import Principal
 from shared.ordering.lifecycle import on_latest
-from shared.ordering.model import REFUNDABLE, Order
-from shared.ordering.ports import OrderingUnitOfWorkFactory, OrderReads, Refund
+from shared.ordering.model import REFUNDABLE, Order, Status
+from shared.ordering.ports import NO_COUPONS, CouponHolder, OrderingUnitOfWorkFactory, OrderReads, Refund
 
 
 class OrderRefunds:
-    def __init__(self, uow: OrderingUnitOfWorkFactory, reads: OrderReads, clock: Clock) -> None:
+    def __init__(
+        self,
+        uow: OrderingUnitOfWorkFactory,
+        reads: OrderReads,
+        clock: Clock,
+        coupons: CouponHolder = NO_COUPONS,
+    ) -> None:
         self._uow = uow
         self._reads = reads
         self._clock = clock
+        self._coupons = coupons
 
     def refunds_of(self, order_id: str) -> list[Refund]:
         return self._reads.refunds_of(order_id)
@@ -115,6 +122,10 @@ class OrderRefunds:
             amount = after.refunded_fen - order.refunded_fen
             uow.replace_order(order, after)
             uow.decide_refund(refund, "ISSUED", restock)
+            if after.status is Status.REFUNDED and order.coupon_ids:
+                # Refunded in full: its coupons come back, AVAILABLE inside their use window, else
+                # EXPIRED; a partial refund keeps them USED (docs/coupons.md, "Refunds").
+                self._coupons.refund(uow, after, now)
             if restock:
                 for sku, qty in units.items():
                     uow.restock(sku, order.location, qty)

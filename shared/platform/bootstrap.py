@@ -207,7 +207,7 @@ def order_refunds(clock: Clock | None = None) -> OrderRefunds:
     from shared.kernel.clock import SYSTEM
     from shared.ordering.refunds import OrderRefunds
 
-    return OrderRefunds(unit_of_work, orders(), clock or SYSTEM)
+    return OrderRefunds(unit_of_work, orders(), clock or SYSTEM, order_coupons())
 
 
 def flash_unit_releaser() -> FlashUnitReleaser:

@@ -13,6 +13,7 @@ import pytest
 from shared.data.connection import events
 from shared.data.items import CouponItem, EventItem
 from shared.kernel.clock import FakeClock, now_ms
+from shared.kernel.identity import Principal, Role
 from shared.payments.hmac_webhook import sign
 from shared.platform import bootstrap
 from tests.conftest import TEST_ENV, bearer
@@ -253,3 +254,52 @@ def test_a_replayed_order_with_a_coupon_returns_the_first_order(client, tokens, 
     again = place(client, tokens["customer"], [("TEA-1", 1)], [coupon_id], key="o-1")
     assert first.status_code == again.status_code == 201 and again.json_body == first.json_body
     assert bearer(tokens["customer"])  # the same customer, the same key
+
+
+# -- refunds -----------------------------------------------------------------------------------
+def refund(client, tokens, order, lines):
+    body = {"lines": [{"sku": s, "qty": q} for s, q in lines], "reason": "changed my mind"}
+    requested = post(client, f"/orders/{order['order_id']}/refunds", tokens["customer"], body)
+    assert requested.status_code == 201, requested.json_body
+    return requested.json_body["refund_id"]
+
+
+def issue(client, tokens, order, refund_id):
+    path = f"/admin/orders/{order['order_id']}/refunds/{refund_id}/decision"
+    issued = post(client, path, tokens["merchant_admin"], {"approve": True})
+    assert issued.status_code == 200, issued.json_body
+    return issued.json_body
+
+
+def test_a_full_refund_gives_the_coupon_back_a_partial_one_does_not(client, tokens, shop):
+    coupon_id = wallet_coupon(client, tokens)
+    order = place(client, tokens["customer"], [("TEA-1", 2)], [coupon_id]).json_body
+    assert pay(client, order).status_code == 200
+    # A partial refund (one tea of two) keeps the coupon USED by the order
+    issue(client, tokens, order, refund(client, tokens, order, [("TEA-1", 1)]))
+    assert status_of(coupon_id) == ("USED", order["order_id"])
+    # The refund of the last unit refunds the order in full: the coupon is AVAILABLE again
+    issue(client, tokens, order, refund(client, tokens, order, [("TEA-1", 1)]))
+    assert status_of(coupon_id) == ("AVAILABLE", None)
+    returned = [e for e in EventItem.scan() if e.aggregate_id == coupon_id and e.event_type == "CouponReturned"]
+    assert len(returned) == 1
+    template_id = CouponItem.get(f"COUPON#{coupon_id}", "COUPON").template_id
+    counts = get(client, f"/admin/coupon-templates/{template_id}", tokens["merchant_admin"]).json_body["counts"]
+    assert (counts["used"], counts["available"]) == (0, 1)
+    assert place(client, tokens["customer"], [("TEA-1", 1)], [coupon_id]).status_code == 201
+
+
+def test_a_full_refund_after_the_coupons_window_gives_it_back_expired(client, tokens, shop):
+    coupon_id = wallet_coupon(client, tokens, valid_to=iso_in(120), claim_to=iso_in(60))
+    order = place(client, tokens["customer"], [("TEA-1", 1)], [coupon_id]).json_body
+    assert pay(client, order).status_code == 200
+    refund_id = refund(client, tokens, order, [("TEA-1", 1)])
+    # When the merchant issues it after the coupon's use window has ended
+    later = bootstrap.order_refunds(clock=FakeClock(now_ms() + 10 * 60_000))
+    issued = later.decide_refund(order["order_id"], refund_id, True, False, Principal("admin", Role.MERCHANT_ADMIN))
+    assert issued["status"] == "ISSUED"
+    # Then the coupon comes back EXPIRED, and the books say so
+    assert status_of(coupon_id) == ("EXPIRED", None)
+    template_id = CouponItem.get(f"COUPON#{coupon_id}", "COUPON").template_id
+    counts = get(client, f"/admin/coupon-templates/{template_id}", tokens["merchant_admin"]).json_body["counts"]
+    assert (counts["used"], counts["expired"], counts["available"]) == (0, 1, 0)

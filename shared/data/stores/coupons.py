@@ -514,9 +514,20 @@ class DynamoOrderCoupons:
     def give_back(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
         self._move_held(uow, order, Action.RETURN, EventType.COUPON_RETURNED, now_ms)
 
-    def _move_held(self, uow: OrderingUnitOfWork, order: Order, action: Action, event: EventType, now_ms: int) -> None:
-        """The coupons LOCKED to this order (matched by coupon id and order id, never by template),
-        read consistently, moved by `action` conditionally on what was read."""
+    def refund(self, uow: OrderingUnitOfWork, order: Order, now_ms: int) -> None:
+        self._move_held(uow, order, Action.REFUND, EventType.COUPON_RETURNED, now_ms, held_as=Status.USED)
+
+    def _move_held(
+        self,
+        uow: OrderingUnitOfWork,
+        order: Order,
+        action: Action,
+        event: EventType,
+        now_ms: int,
+        held_as: Status = Status.LOCKED,
+    ) -> None:
+        """The coupons `held_as` (LOCKED, or USED by) this order (matched by coupon id and order id,
+        never by template), read consistently, moved by `action` conditionally on what was read."""
         order_uow = _dynamo(uow)
         parts = coupon_parts(order_uow.tx)
         keys = [CouponItem.key(coupon_id) for coupon_id in order.coupon_ids]
@@ -524,7 +535,7 @@ class DynamoOrderCoupons:
             if not isinstance(item, CouponItem):
                 continue
             held = _coupon_of(item)
-            if held.status is not Status.LOCKED or held.order_id != order.order_id:
+            if held.status is not held_as or held.order_id != order.order_id:
                 continue  # not this order's to move (nothing an order does can reach another's coupon)
             after = held.moved(action, now_ms, order_id=order.order_id if action is Action.USE else None)
             parts.move(held, after)
