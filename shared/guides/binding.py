@@ -62,18 +62,17 @@ class MemberBinding:
         """The member opened a share link: the newest share replaces older ones."""
         if sharer_id == customer_id:
             raise SelfBinding("a member cannot share to themselves", sharer_id=sharer_id)
-        if self._sharer(sharer_id) is None:
+        sharer = self._sharer(sharer_id)
+        if sharer is None:
             raise UnknownParty("no guide or distributor has this id", kind="sharer", sharer_id=sharer_id)
-        visit = ShareVisit(customer_id, sharer_id, self._clock.now_ms())
+        visit = ShareVisit(customer_id, sharer_id, self._clock.now_ms(), sharer.contribution(customer_id))
         self._bindings.record_share(visit)
         return visit
 
     def credited_for(self, customer_id: str) -> Credited:
         """Who an order the member places now is credited to (frozen onto the order)."""
-        now = self._clock.now_ms()
-        share = self._bindings.last_share(customer_id)
-        sharer = self._sharer(share.sharer_id) if share is not None and share.fresh(now) else None
-        return credit(customer_id, self._bindings.get(customer_id), share, sharer, now)
+        binding, share = self._bindings.binding_and_share(customer_id)
+        return credit(customer_id, binding, share, self._clock.now_ms())
 
     def _decide(self, customer_id: str, decide: Callable[[Binding | None, int], BindDecision]) -> Binding:
         for _ in range(ATTEMPTS):

@@ -8,14 +8,13 @@ Pure domain code; the rules are in docs/commission.md ("Organisation", "Binding 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from shared.kernel.credited import Credited
+from shared.kernel.credited import SHARE_WINDOW_MS, Credited, CreditFacts
 from shared.kernel.errors import Conflict, RuleViolation
 
 DAY_MS = 86_400_000
-SHARE_WINDOW_MS = DAY_MS  # the last share within 24 hours credits the sharer
 
 
 class AlreadyBound(Conflict):
@@ -250,18 +249,6 @@ def decide_reassign(
 
 # -- share links and credit ---------------------------------------------------------------------
 @dataclass(frozen=True)
-class ShareVisit:
-    """The last share link a member opened (`?share=<distributor or guide id>`)."""
-
-    customer_id: str
-    sharer_id: str
-    at_ms: int
-
-    def fresh(self, now_ms: int) -> bool:
-        return 0 <= now_ms - self.at_ms < SHARE_WINDOW_MS
-
-
-@dataclass(frozen=True)
 class Sharer:
     """Who a share id names: a guide (with its store) or a distributor."""
 
@@ -269,33 +256,49 @@ class Sharer:
     store: Store | None = None
     distributor: Distributor | None = None
 
+    def contribution(self, customer_id: str) -> Credited:
+        """The parties a share by this sharer credits, resolved when the link is opened: a guide
+        with its store and dealer; a distributor as level 1 with its upline as level 2. Nothing for
+        a guide's own account."""
+        if self.guide is not None:
+            if self.guide.is_self(customer_id):
+                return Credited()
+            store = self.store
+            return Credited(
+                guide_id=self.guide.guide_id,
+                store_id=store.store_id if store else None,
+                dealer_id=store.dealer_id if store else None,
+            )
+        if self.distributor is not None:
+            return Credited(distributor_1_id=self.distributor.member_id, distributor_2_id=self.distributor.parent_id)
+        return Credited()
 
-def credit(
-    customer_id: str, binding: Binding | None, share: ShareVisit | None, sharer: Sharer | None, now_ms: int
-) -> Credited:
-    """Who an order placed now is credited to. The binding decides the store and dealer (and the
-    guide); the last share within 24 hours credits its sharer: a guide as the order's guide, a
-    distributor as level 1 and its upline as level 2. Nobody is credited for their own order."""
-    bound = binding if binding is not None and binding.active(now_ms) else None
-    dealer_id = bound.dealer_id if bound else None
-    store_id = bound.store_id if bound else None
-    guide_id = bound.guide_id if bound else None
-    distributor_1 = distributor_2 = None
-    if share is not None and sharer is not None and share.fresh(now_ms) and share.sharer_id != customer_id:
-        if sharer.guide is not None and not sharer.guide.is_self(customer_id):
-            guide_id = sharer.guide.guide_id
-            if bound is None and sharer.store is not None:
-                store_id, dealer_id = sharer.store.store_id, sharer.store.dealer_id
-        elif sharer.distributor is not None:
-            distributor_1 = sharer.distributor.member_id
-            parent = sharer.distributor.parent_id
-            distributor_2 = parent if parent not in (None, customer_id) else None
-    if guide_id == customer_id:
-        guide_id = None
-    return Credited(
-        dealer_id=dealer_id,
-        store_id=store_id,
-        guide_id=guide_id,
-        distributor_1_id=distributor_1,
-        distributor_2_id=distributor_2,
+
+@dataclass(frozen=True)
+class ShareVisit:
+    """The last share link a member opened (`?share=<distributor or guide id>`), with what it credits."""
+
+    customer_id: str
+    sharer_id: str
+    at_ms: int
+    shared: Credited = field(default_factory=Credited)
+
+    def fresh(self, now_ms: int) -> bool:
+        return 0 <= now_ms - self.at_ms < SHARE_WINDOW_MS
+
+
+def credit_facts(binding: Binding | None, share: ShareVisit | None) -> CreditFacts:
+    return CreditFacts(
+        bound=Credited(dealer_id=binding.dealer_id, store_id=binding.store_id, guide_id=binding.guide_id)
+        if binding is not None
+        else None,
+        bound_until_ms=binding.expires_at_ms if binding is not None else None,
+        sharer_id=share.sharer_id if share is not None else None,
+        shared=share.shared if share is not None else None,
+        shared_at_ms=share.at_ms if share is not None else None,
     )
+
+
+def credit(customer_id: str, binding: Binding | None, share: ShareVisit | None, now_ms: int) -> Credited:
+    """Who an order placed now is credited to (the rule: shared.kernel.credited.CreditFacts)."""
+    return credit_facts(binding, share).credited(customer_id, now_ms)

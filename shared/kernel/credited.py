@@ -68,3 +68,50 @@ class Credited:
 def payee_key(role: PayeeRole, payee_id: str) -> str:
     """One payee across roles: `<kind>:<id>` (a distributor at level 1 or 2 is one payee)."""
     return f"{PAYEE_KIND[role]}:{payee_id}"
+
+
+SHARE_WINDOW_MS = 86_400_000  # the last share within 24 hours credits the sharer
+
+
+@dataclass(frozen=True)
+class CreditFacts:
+    """What an order's credit is decided from: the member's binding (its parties and until when it
+    holds) and the last share link the member opened (the sharer's parties, resolved when it was
+    opened: a guide with its store and dealer, or a distributor with its upline). Read together
+    with the cart, so placing an order costs no extra round trip."""
+
+    bound: Credited | None = None
+    bound_until_ms: int | None = None
+    sharer_id: str | None = None
+    shared: Credited | None = None
+    shared_at_ms: int | None = None
+
+    def credited(self, customer_id: str, now_ms: int) -> Credited:
+        """The binding decides the store and dealer (and the guide); a share within 24 hours
+        credits its sharer: a guide as the order's guide (and, for a member bound to nobody, its
+        store and dealer), a distributor as level 1 and its upline as level 2. Nobody is credited
+        for their own order."""
+        active = self.bound is not None and (self.bound_until_ms is None or now_ms < self.bound_until_ms)
+        bound = self.bound if active and self.bound is not None else Credited()
+        dealer, store, guide = bound.dealer_id, bound.store_id, bound.guide_id
+        level_1 = level_2 = None
+        shared = self.shared if self._fresh_share(customer_id, now_ms) else None
+        if shared is not None and shared.guide_id:
+            guide = shared.guide_id
+            if not active:
+                store, dealer = shared.store_id, shared.dealer_id
+        elif shared is not None and shared.distributor_1_id:
+            level_1 = shared.distributor_1_id
+            level_2 = shared.distributor_2_id if shared.distributor_2_id != customer_id else None
+        return Credited(
+            dealer_id=dealer,
+            store_id=store,
+            guide_id=guide if guide != customer_id else None,
+            distributor_1_id=level_1,
+            distributor_2_id=level_2,
+        )
+
+    def _fresh_share(self, customer_id: str, now_ms: int) -> bool:
+        if self.shared is None or self.shared_at_ms is None or self.sharer_id == customer_id:
+            return False
+        return 0 <= now_ms - self.shared_at_ms < SHARE_WINDOW_MS

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from shared.kernel.clock import SYSTEM, Clock
+from shared.kernel.credited import CreditFacts
 from shared.kernel.errors import (
     CouponInUse,
     CouponNotAvailable,
@@ -70,6 +71,7 @@ class PricedCheckout:
     fulfilment: Fulfilment
     is_member: bool
     coupons: tuple[OrderCoupon, ...] = ()  # the coupons the quote applied, for the order to lock
+    credit: CreditFacts | None = None  # what an order placed now credits is decided from
     usable_coupons: tuple[dict[str, Any], ...] = ()  # the quote's advice: each usable coupon's saving
     suggested_coupon_ids: tuple[str, ...] = ()
 
@@ -136,6 +138,7 @@ class Checkout:
             fulfilment=fulfilment_record(priced.fulfilment),
             payment_window_s=self.payment_window_s,
             coupons=priced.coupons,
+            credit=priced.credit,
         )
 
     def _read(self, cart: Cart, customer_sub: str) -> CheckoutData:
@@ -242,7 +245,7 @@ class Checkout:
             if short:
                 raise OutOfStock("not enough stock", sku=short[0], location=location)
         applied = tuple(data.coupons[a.id] for a in quote.applied if a.kind in COUPON_KINDS)
-        return PricedCheckout(quote, location, cart.fulfilment, data.is_member, applied)
+        return PricedCheckout(quote, location, cart.fulfilment, data.is_member, applied, data.credit)
 
 
 def _best(usable: Mapping[str, Any]) -> tuple[int, str]:

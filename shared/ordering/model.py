@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from shared.kernel.clock import iso
+from shared.kernel.credited import CreditFacts
 from shared.kernel.errors import InvalidTransition, RuleViolation
 from shared.kernel.money import unit_share
 
@@ -151,6 +152,7 @@ class Placement:
     payment_window_s: int
     flash_sale_id: str | None = None
     coupons: tuple[OrderCoupon, ...] = ()
+    credit: CreditFacts | None = None  # who the order credits is decided from; None: the ledger, at payment
 
 
 class Status(StrEnum):
@@ -249,6 +251,9 @@ class Order:
     pickup_attempts: int = 0
     refunded_qty: dict[str, int] = field(default_factory=dict)
     refunded_fen: int = 0
+    # Who is credited for the order (shared.kernel.credited.Credited.to_dict), frozen when it is
+    # placed; None: not resolved at placement (a flash purchase), the ledger credits at payment.
+    credited: dict[str, str] | None = None
     refund_requested_qty: dict[str, int] = field(default_factory=dict)  # asked for, not yet decided
 
     @classmethod
@@ -262,6 +267,7 @@ class Order:
         now: int,
         payment_window_s: int,
         flash_sale_id: str | None = None,
+        credited: dict[str, str] | None = None,
     ) -> Order:
         return cls(
             order_id=order_id,
@@ -280,6 +286,7 @@ class Order:
             expires_at_ms=now + payment_window_s * 1000,
             history=(HistoryEntry(now, Status.PENDING_PAYMENT, "place", customer_id),),
             flash_sale_id=flash_sale_id,
+            credited=credited,
         )
 
     # -- transitions: each returns the next version of the order ------------------------------
@@ -401,6 +408,7 @@ class Order:
             "store_id": self.location,
             "lines": [{"sku": line.sku, "qty": line.qty, "payable_fen": line.payable_fen} for line in self.lines],
             "flash_sale_id": self.flash_sale_id,
+            **({"credited": self.credited} if self.credited is not None else {}),
             **extra,
         }
 

@@ -90,6 +90,7 @@ class OrderPlacement:
             now=now,
             payment_window_s=placement.payment_window_s,
             flash_sale_id=placement.flash_sale_id,
+            credited=placement.credit.credited(customer_id, now).to_dict() if placement.credit is not None else None,
         )
         response = StoredResponse(201, order.view())
         uow = self._uow(retry_conflicts=retry_conflicts)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from shared.catalog.model import Product
 from shared.inventory.locations import Location
+from shared.kernel.credited import CreditFacts
 from shared.kernel.errors import Conflict
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
@@ -87,6 +88,8 @@ class CheckoutData:
     availability: Mapping[tuple[str, str], int]
     locations: Mapping[str, Location]
     coupons: Mapping[str, OrderCoupon] = field(default_factory=dict)  # the customer's, of those named
+    # The customer's binding and last share, read in the same batch (docs/commission.md); None: not read.
+    credit: CreditFacts | None = None
 
 
 class CheckoutReader(Protocol):

@@ -96,3 +96,11 @@ class TestGuidesPorts:
         bindings.record_share(ShareVisit("c-1", "G1", NOW + 5))
         assert bindings.last_share("c-1") == ShareVisit("c-1", "G1", NOW + 5)
         assert bindings.last_share("c-2") is None
+
+    def test_the_binding_and_the_last_share_are_read_together(self, ports):
+        _, bindings = ports
+        assert bindings.binding_and_share("c-1") == (None, None)
+        bindings.save(None, binding(1), change())
+        assert bindings.binding_and_share("c-1") == (binding(1), None)
+        bindings.record_share(ShareVisit("c-1", "m-1", NOW))
+        assert bindings.binding_and_share("c-1") == (binding(1), ShareVisit("c-1", "m-1", NOW))

@@ -101,3 +101,6 @@ class MemoryBindings:
 
     def last_share(self, customer_id: str) -> ShareVisit | None:
         return self.shares.get(customer_id)
+
+    def binding_and_share(self, customer_id: str) -> tuple[Binding | None, ShareVisit | None]:
+        return self.get(customer_id), self.last_share(customer_id)

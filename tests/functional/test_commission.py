@@ -187,3 +187,24 @@ def test_rules_are_versioned_and_refused_past_the_cap(shop: Client, tokens: dict
         {"guide_id": "G001", "fixed_fen": {"guide": 100}}
     ]
     assert call(shop, "put", "/admin/commission-rules", tokens["guide"], RULES).status_code == 403
+
+
+def test_the_parties_credited_are_frozen_onto_the_order_when_it_is_placed(shop: Client, tokens: dict):
+    # Given a member bound to G001 who places an order
+    customer, admin = tokens["customer"], tokens["merchant_admin"]
+    assert call(shop, "put", "/admin/guides/G002", admin, {"name": "李明", "store_id": "S001"}).status_code == 200
+    shop.http.post("/guides/G001/bind", headers=bearer(customer))
+    placed = call(shop, "post", "/orders", customer, {"lines": [{"sku": "TEA-1", "qty": 2}], "fulfilment": DELIVERY})
+    assert placed.status_code == 201
+    # When an admin moves the member to G002 before the order is paid
+    assert call(shop, "put", "/admin/bindings/c-1", admin, {"guide_id": "G002", "reason": "调店"}).status_code == 200
+    pay(shop, placed.json_body)
+    drain()
+    # Then the order still credits G001, who brought it
+    entries = bootstrap.commission_ledger_store().entries(placed.json_body["order_id"])
+    assert {e.payee_id for e in entries if e.role.value == "guide"} == {"G001"}
+    paid = next(
+        i for i in EventItem.scan() if i.aggregate_id == placed.json_body["order_id"] and i.event_type == "OrderPaid"
+    )
+    body = json.loads(paid.body) if isinstance(paid.body, str) else paid.body
+    assert body["payload"]["credited"] == {"dealer_id": "D001", "store_id": "S001", "guide_id": "G001"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 
 from shared.data.table import BaseItem
 
@@ -58,11 +58,13 @@ class BindingAuditItem(BaseItem, discriminator="BindingAudit"):
 
 
 class ShareVisitItem(BaseItem, discriminator="ShareVisit"):
-    """pk `BINDING#<customer sub>`, sk `SHARE`: the last share link the member opened."""
+    """pk `BINDING#<customer sub>`, sk `SHARE`: the last share link the member opened, with the
+    parties it credits (resolved when it was opened), so checkout reads credit with the cart."""
 
     customer_id = UnicodeAttribute()
     sharer_id = UnicodeAttribute()
     at = NumberAttribute()  # epoch ms
+    credit = JSONAttribute(null=True)  # shared.kernel.credited.Credited.to_dict
 
     @staticmethod
     def key(customer_id: str) -> tuple[str, str]:

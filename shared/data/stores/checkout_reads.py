@@ -10,15 +10,18 @@ the check that counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from shared.coupons.checkout import CouponAtCheckout
 from shared.coupons.model import Status
 from shared.data.batch_get import Key, get_items
 from shared.data.item_mapping import location_of, product_of
 from shared.data.items import CouponItem, LocationItem, MemberItem, ProductItem, StockItem
+from shared.data.items.guides import BindingItem, ShareVisitItem
 from shared.data.stores.coupons import DynamoCoupons, coupon_at_checkout
 from shared.data.stores.locations import DynamoLocations
 from shared.inventory.locations import Location
+from shared.kernel.credited import Credited, CreditFacts
 from shared.ordering.model import OrderCoupon
 from shared.ordering.ports import CheckoutData
 
@@ -34,6 +37,7 @@ def load_for_checkout(
     known: dict[str, Location] = {}
     keys: list[Key] = [ProductItem.key(sku) for sku in skus] + [MemberItem.key(customer_sub)]
     keys += [CouponItem.key(coupon_id) for coupon_id in dict.fromkeys(coupon_ids)]
+    keys += [BindingItem.key(customer_sub), ShareVisitItem.key(customer_sub)]  # who an order credits
     if locations is None:
         known = {place.location_id: place for place in DynamoLocations().list() if place.is_store}
         location_ids = list(known)
@@ -46,6 +50,7 @@ def load_for_checkout(
     availability: dict[tuple[str, str], int] = {}
     is_member = False
     coupons: dict[str, OrderCoupon] = {}
+    credit = CreditFacts()
     for item in get_items(keys).values():
         if isinstance(item, ProductItem):
             products[item.sku] = product_of(item)
@@ -57,8 +62,20 @@ def load_for_checkout(
             is_member = True
         elif isinstance(item, CouponItem) and item.customer_id == customer_sub:  # another's is not there
             coupons[item.coupon_id] = coupon_at_checkout(item)
+        elif isinstance(item, BindingItem):
+            bound = Credited(dealer_id=item.dealer_id, store_id=item.store_id, guide_id=item.guide_id)
+            until = int(item.expires_at) if item.expires_at is not None else None
+            credit = replace(credit, bound=bound, bound_until_ms=until)
+        elif isinstance(item, ShareVisitItem):
+            shared = Credited.from_dict(item.credit)
+            credit = replace(credit, sharer_id=item.sharer_id, shared=shared, shared_at_ms=int(item.at))
     return CheckoutData(
-        products=products, is_member=is_member, availability=availability, locations=known, coupons=coupons
+        products=products,
+        is_member=is_member,
+        availability=availability,
+        locations=known,
+        coupons=coupons,
+        credit=credit,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
+from shared.data.batch_get import get_items
 from shared.data.items.guides import BindingAuditItem, BindingItem, DistributorItem, ShareVisitItem
 from shared.data.items.org import LocationItem, PartyItem
 from shared.data.transactions import Transaction, TransactionCancelled, translated
@@ -24,6 +25,7 @@ from shared.guides.model import (
 )
 from shared.guides.ports import Cursor
 from shared.kernel.clock import iso
+from shared.kernel.credited import Credited
 from shared.kernel.errors import ConcurrentUpdate, Conflict
 
 LOCATIONS_PARTITION = "LOCATIONS"  # shared.data.stores.locations lists every location here
@@ -197,15 +199,14 @@ class DynamoBindings:
                 item = BindingItem.get(pk, sk, consistent_read=True)
             except BindingItem.DoesNotExist:
                 return None
-        return Binding(
-            customer_id=item.customer_id,
-            guide_id=item.guide_id,
-            store_id=item.store_id,
-            dealer_id=item.dealer_id,
-            bound_at_ms=int(item.bound_at),
-            expires_at_ms=int(item.expires_at) if item.expires_at is not None else None,
-            version=int(item.version),
-        )
+        return _binding(item)
+
+    def binding_and_share(self, customer_id: str) -> tuple[Binding | None, ShareVisit | None]:
+        """One consistent BatchGetItem: a member who binds and orders at once is credited."""
+        found = get_items([BindingItem.key(customer_id), ShareVisitItem.key(customer_id)], consistent=True)
+        binding = next((_binding(i) for i in found.values() if isinstance(i, BindingItem)), None)
+        share = next((_share(i) for i in found.values() if isinstance(i, ShareVisitItem)), None)
+        return binding, share
 
     def save(self, before: Binding | None, after: Binding, change: BindingChange) -> None:
         pk, sk = BindingItem.key(after.customer_id)
@@ -273,7 +274,13 @@ class DynamoBindings:
         pk, sk = ShareVisitItem.key(visit.customer_id)
         with translated():
             ShareVisitItem(
-                pk, sk, customer_id=visit.customer_id, sharer_id=visit.sharer_id, at=visit.at_ms, created_at=visit.at_ms
+                pk,
+                sk,
+                customer_id=visit.customer_id,
+                sharer_id=visit.sharer_id,
+                at=visit.at_ms,
+                credit=visit.shared.to_dict(),
+                created_at=visit.at_ms,
             ).save()
 
     def last_share(self, customer_id: str) -> ShareVisit | None:
@@ -283,7 +290,7 @@ class DynamoBindings:
                 item = ShareVisitItem.get(pk, sk)
             except ShareVisitItem.DoesNotExist:
                 return None
-        return ShareVisit(customer_id=item.customer_id, sharer_id=item.sharer_id, at_ms=int(item.at))
+        return _share(item)
 
 
 def _party(party_id: str) -> PartyItem | None:
@@ -328,3 +335,24 @@ def _distributor(item: DistributorItem) -> Distributor:
 
 def _set_or_remove(attribute: Any, value: str | None) -> list[Action]:
     return [attribute.set(value)] if value is not None else [attribute.remove()]
+
+
+def _binding(item: BindingItem) -> Binding:
+    return Binding(
+        customer_id=item.customer_id,
+        guide_id=item.guide_id,
+        store_id=item.store_id,
+        dealer_id=item.dealer_id,
+        bound_at_ms=int(item.bound_at),
+        expires_at_ms=int(item.expires_at) if item.expires_at is not None else None,
+        version=int(item.version),
+    )
+
+
+def _share(item: ShareVisitItem) -> ShareVisit:
+    return ShareVisit(
+        customer_id=item.customer_id,
+        sharer_id=item.sharer_id,
+        at_ms=int(item.at),
+        shared=Credited.from_dict(item.credit),
+    )

@@ -73,6 +73,7 @@ def _to_item(order: Order) -> OrderItem:
             "pickup_attempts": order.pickup_attempts,
             "refunded_qty": order.refunded_qty,
             "refunded_fen": order.refunded_fen,
+            "credited": order.credited,
             "refund_requested_qty": order.refund_requested_qty,
         },
     )
@@ -105,6 +106,7 @@ def _to_domain(item: OrderItem) -> Order:
         pickup_attempts=body.get("pickup_attempts", 0),
         refunded_qty=body.get("refunded_qty") or {},
         refunded_fen=body.get("refunded_fen", 0),
+        credited=body.get("credited"),
         refund_requested_qty=body.get("refund_requested_qty") or {},
     )
 
