@@ -7,8 +7,9 @@ import json
 from chalice import Response
 
 from functions.payments.models import OrderPath, PrepayIn
-from shared.kernel.errors import DomainError
+from shared.kernel.errors import BadSignature, DomainError
 from shared.kernel.identity import Role
+from shared.payments.model import SIGNATURE_HEADERS
 from shared.platform import bootstrap
 from shared.platform.observability import logger
 from shared.web.api import Api, current_request, ok, parse, principal, raw_body, validate
@@ -28,8 +29,11 @@ def prepay(order_id: str) -> Response:
 def wechatpay_notification() -> Response:
     """204 once the payment is applied (or was before: WeChat Pay repeats its callbacks); otherwise
     4xx or 5xx with WeChat Pay's `{"code": "FAIL", "message"}`, and WeChat Pay tries again later."""
+    headers = {name.lower(): value for name, value in current_request().headers.items()}
     try:
-        bootstrap.wechat_payments().notified(dict(current_request().headers), raw_body())
+        if not all(headers.get(name) for name in SIGNATURE_HEADERS):  # before anything else, in every stage
+            raise BadSignature("a WeChat Pay callback carries Wechatpay-Timestamp, -Nonce, -Signature and -Serial")
+        bootstrap.wechat_payments().notified(headers, raw_body())
     except DomainError as exc:
         logger.info("WeChat Pay notification refused", extra={"code": exc.code})
         body = json.dumps({"code": "FAIL", "message": exc.message}, ensure_ascii=False)

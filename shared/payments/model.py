@@ -20,6 +20,16 @@ class PaymentNotice:
     paid_at: str
 
 
+# The headers WeChat Pay signs its answers and callbacks with (lower case: HTTP header names are not).
+TIMESTAMP, NONCE, SIGNATURE, SERIAL = (
+    "wechatpay-timestamp",
+    "wechatpay-nonce",
+    "wechatpay-signature",
+    "wechatpay-serial",
+)
+SIGNATURE_HEADERS = (TIMESTAMP, NONCE, SIGNATURE, SERIAL)
+
+
 class OrderNotPayable(Conflict):
     """Only a PENDING_PAYMENT order inside its payment window can be paid (`details.status`)."""
 

@@ -31,17 +31,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shared.kernel.errors import BadSignature, MalformedRequest
+from shared.payments.model import NONCE, SERIAL, SIGNATURE, TIMESTAMP
 
 SCHEMA = "WECHATPAY2-SHA256-RSA2048"
 ALGORITHM = "AEAD_AES_256_GCM"
 TOLERANCE_S = 300  # WeChat Pay's own window for a request's timestamp; we hold its messages to the same
-# The headers WeChat Pay signs responses and callbacks with (lower case: HTTP header names are not).
-TIMESTAMP, NONCE, SIGNATURE, SERIAL = (
-    "wechatpay-timestamp",
-    "wechatpay-nonce",
-    "wechatpay-signature",
-    "wechatpay-serial",
-)
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _NONCE = re.compile(r"[0-9A-Za-z]{1,64}")
 _SERIAL = re.compile(r"[0-9A-Za-z_]{1,64}")

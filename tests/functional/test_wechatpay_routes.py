@@ -113,7 +113,13 @@ def test_without_wechat_pay_the_prepay_and_callback_routes_are_404(client, token
     assert (
         post(client, f"/orders/{order['order_id']}/payments", tokens["customer"], {"openid": OPENID}).status_code == 404
     )
-    refused = client.http.post(NOTIFY, headers={"Content-Type": "application/json"}, body=b"{}")
+    # an unsigned callback is refused as such in every stage; a signed-looking one finds no WeChat Pay here
+    unsigned = client.http.post(NOTIFY, headers={"Content-Type": "application/json"}, body=b"{}")
+    assert unsigned.status_code == 401 and unsigned.json_body["code"] == "FAIL"
+    headers = {
+        name: "1" for name in ("Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Signature", "Wechatpay-Serial")
+    }
+    refused = client.http.post(NOTIFY, headers={**headers, "Content-Type": "application/json"}, body=b"{}")
     assert refused.status_code == 404 and refused.json_body["code"] == "FAIL"
 
 
