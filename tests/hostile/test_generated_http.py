@@ -22,7 +22,7 @@ from tests.hostile.tally import record
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 EXAMPLES = 120  # per hypothesis test
-SCHEMATHESIS_EXAMPLES = 10  # random cases per operation, on top of examples and boundary values
+SCHEMATHESIS_EXAMPLES = 6  # random cases per operation, on top of examples and boundary values
 BODY = json.dumps(
     {"order_id": "o-generated", "transaction_id": "t-1", "amount_fen": 1, "paid_at": "2026-01-01T00:00:00Z"}
 ).encode()
@@ -136,7 +136,7 @@ CROSS_ROLE = schemathesis.openapi.from_path(
 )
 
 
-@pytest.mark.parametrize("role", ["customer", "guide", "store_staff", "finance"])
+@pytest.mark.parametrize("role", ["customer", "guide", "finance"])  # store_staff reaches what a guide does and more
 @CROSS_ROLE.parametrize()
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_no_role_gets_a_500_from_an_operation_it_may_not_call(case, stack, tokens, role):
