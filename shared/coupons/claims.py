@@ -45,6 +45,7 @@ class ClaimMemory:
     def __init__(self) -> None:
         self._templates: dict[str, _Kept] = {}
         self._exhausted: dict[str, float] = {}
+        self._refreshing: set[str] = set()
         self._lock = threading.Lock()
 
     def template(self, template_id: str, ports: CouponPorts) -> Template:
@@ -52,7 +53,18 @@ class ClaimMemory:
         kept = self._templates.get(template_id)
         if kept is not None and kept.until > now:
             return kept.template
-        found = ports.templates.get(template_id)
+        if kept is not None:
+            with self._lock:
+                if template_id in self._refreshing:
+                    # Another thread is reading it now: claim under the one read a moment ago rather
+                    # than every thread paying a read when the time runs out (one refresh per process).
+                    return kept.template
+                self._refreshing.add(template_id)
+        try:
+            found = ports.templates.get(template_id)
+        finally:
+            with self._lock:
+                self._refreshing.discard(template_id)
         if found is None:
             raise NotFound("no such coupon template", template_id=template_id)
         with self._lock:
