@@ -306,3 +306,40 @@ def test_the_sweeper_expires_only_what_is_due_and_the_books_reconcile(world, clo
     }
     mine, _ = wallet.my_coupons("c-1", Status.EXPIRED, 10, None, ports)
     assert len(mine) == 2
+
+
+def test_one_thread_refreshes_an_expired_template_while_the_others_claim_under_the_last_read(world, clock):
+    # Given a process that read the template, and a refresh that takes a while
+    import threading
+
+    ports, _tables = world
+    template_id = given_template(ports)
+    reads: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    class SlowTemplates:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def get(self, found_id):
+            reads.append(found_id)
+            started.set()
+            assert release.wait(5)
+            return self.inner.get(found_id)
+
+    slow = replace(ports, templates=SlowTemplates(ports.templates))
+    kept = claims.ClaimMemory()
+    release.set()
+    first = kept.template(template_id, slow)
+    release.clear()
+    started.clear()
+    # When the cache time runs out and one thread is refreshing it
+    clock.advance(ports.policy.template_cache_s + 0.1)
+    refresher = threading.Thread(target=kept.template, args=(template_id, slow))
+    refresher.start()
+    assert started.wait(5)
+    # Then another thread claims under the template read before, without a read of its own
+    assert kept.template(template_id, slow) == first
+    release.set()
+    refresher.join(5)
+    assert reads == [template_id, template_id]
