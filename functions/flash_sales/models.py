@@ -47,7 +47,8 @@ def _ms(when: AwareDatetime) -> int:
 
 
 class FlashOrderIn(BaseModel):
-    """No fulfilment: delivery from the warehouse, the address given at payment. The fulfilment is
+    """No fulfilment: delivery to the buyer's saved default address (`PUT /me/address`), else 422
+    FULFILMENT_REQUIRED. The fulfilment is
     checkout's without same-city (its store is chosen by stock; flash units are the sale's) and
     without coordinates (docs/openapi.yaml, FlashFulfilmentIn and FlashAddressIn)."""
 

@@ -10,7 +10,8 @@ from shared.ordering.fulfilment import Fulfilment
 
 @dataclass(frozen=True)
 class FlashOrder:
-    """`fulfilment` None is delivery from the warehouse (the address is given at payment)."""
+    """`fulfilment` None: delivery to the buyer's saved default address, or 422
+    FULFILMENT_REQUIRED when there is none (docs/flash-sales.md, "Fulfilment")."""
 
     qty: int
     fulfilment: Fulfilment | None = None

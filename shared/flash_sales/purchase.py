@@ -40,11 +40,19 @@ from shared.flash_sales.model import (
 from shared.flash_sales.ports import PurchaseParts, ShardStore, StoredResponses, StoreList
 from shared.inventory.locations import WAREHOUSE
 from shared.kernel.clock import Clock
-from shared.kernel.errors import DomainError, LimitReached, OutOfStock, SoldOut, TemporarilyUnavailable
+from shared.kernel.errors import (
+    DomainError,
+    FulfilmentRequired,
+    LimitReached,
+    OutOfStock,
+    SoldOut,
+    TemporarilyUnavailable,
+)
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import shard_order
+from shared.ordering.addresses import NO_SAVED_ADDRESSES, AddressBook, SavedAddresses
 from shared.ordering.checkout import fulfilment_record
-from shared.ordering.fulfilment import FulfilmentType, choose_location
+from shared.ordering.fulfilment import choose_location
 from shared.ordering.model import Order
 from shared.ordering.placement import OrderPlacement, Placement
 from shared.ordering.ports import OrderingUnitOfWork
@@ -104,6 +112,7 @@ class Purchases:
         hints: EmptyShardHints,
         contention: ContendedSales,
         clock: Clock,
+        addresses: SavedAddresses = NO_SAVED_ADDRESSES,
     ) -> None:
         self._book = book
         self._shards = shards
@@ -116,6 +125,7 @@ class Purchases:
         self.hints = hints
         self.contention = contention
         self._clock = clock
+        self._addresses = AddressBook(addresses, clock)
 
     def purchase(
         self, sale_id: str, customer_id: str, wanted: FlashOrder, request: IdempotentRequest
@@ -123,10 +133,13 @@ class Purchases:
         """201 and a PENDING_PAYMENT order at the flash price, or: NotStarted / Ended (409),
         LimitReached (429), SoldOut (409, every shard empty), OutOfStock (409, fewer left than
         asked), or TemporarilyUnavailable (503: nothing was sold to this buyer and the client may
-        retry). A replay of an Idempotency-Key gets its first answer back."""
+        retry), FulfilmentRequired (422: no fulfilment and no saved address). A replay of an
+        Idempotency-Key gets its first answer back."""
         sale = self._book.get(sale_id)
         try:
             sale.check_purchase(wanted.qty, self._clock.now_ms())
+            if wanted.fulfilment is None:  # the saved default address, or 422: never a delivery to nowhere
+                wanted = FlashOrder(wanted.qty, self._addresses.delivery_for(customer_id))
             placement = self._placement(sale, wanted)
             if not self.contention.contended(sale.sale_id):
                 stored = self._buy_in_one_transaction(sale, customer_id, wanted.qty, placement, request)
@@ -145,12 +158,11 @@ class Purchases:
         fulfilment = wanted.fulfilment
         lines = [CartLine(sale.sku, wanted.qty)]
         if fulfilment is None:
-            location, record, kind = WAREHOUSE, {"type": str(FulfilmentType.DELIVERY)}, str(FulfilmentType.DELIVERY)
-        else:
-            refuse_same_city(str(fulfilment.type))
-            stores = self._stores.list() if fulfilment.fixed_location != WAREHOUSE else []
-            location = choose_location(fulfilment, lines, stores, {})
-            record, kind = fulfilment_record(fulfilment), str(fulfilment.type)
+            raise FulfilmentRequired("a flash order needs a fulfilment or a saved address")
+        refuse_same_city(str(fulfilment.type))
+        stores = self._stores.list() if fulfilment.fixed_location != WAREHOUSE else []
+        location = choose_location(fulfilment, lines, stores, {})
+        record, kind = fulfilment_record(fulfilment), str(fulfilment.type)
         quote = price_cart(
             lines,
             {sale.sku: Product(sku=sale.sku, name=sale.product_name, price_fen=sale.list_price_fen)},

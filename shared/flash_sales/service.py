@@ -18,6 +18,7 @@ from shared.flash_sales.purchase import Purchases
 from shared.flash_sales.reconcile import Reconciler
 from shared.kernel.clock import Clock
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.ordering.addresses import NO_SAVED_ADDRESSES, SavedAddresses
 from shared.ordering.placement import OrderPlacement
 from shared.ordering.pricing import PricingRules
 
@@ -47,6 +48,7 @@ class FlashSales:
         rules: PricingRules,
         settings: FlashSaleSettings,
         clock: Clock,
+        addresses: SavedAddresses = NO_SAVED_ADDRESSES,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -72,6 +74,7 @@ class FlashSales:
             hints=EmptyShardHints(settings.empty_hint_s, clock),
             contention=ContendedSales(settings.contended_s, clock),
             clock=clock,
+            addresses=addresses,
         )
         self.reconciler = Reconciler(sales, shards, clock, settings.settle_s)
         # ordering's FlashUnitReleaser, handed to the order lifecycle by bootstrap.

@@ -163,6 +163,12 @@ class UnknownStore(UnknownLocation):
     code = "UNKNOWN_STORE"
 
 
+class FulfilmentRequired(RuleViolation):
+    """A flash order without `fulfilment` from a customer with no saved default address."""
+
+    code = "FULFILMENT_REQUIRED"
+
+
 class SameCityUnavailable(RuleViolation):
     """No store delivers same-city to this address."""
 

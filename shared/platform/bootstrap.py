@@ -11,6 +11,7 @@ from shared.platform.settings import Settings, reset_settings, settings
 if TYPE_CHECKING:  # ordering: the services and their stores, typed
     from shared.data.stores.orders import DynamoOrders
     from shared.kernel.clock import Clock
+    from shared.ordering.addresses import AddressBook
     from shared.ordering.checkout import Checkout
     from shared.ordering.lifecycle import OrderLifecycle
     from shared.ordering.placement import OrderPlacement
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # ordering: the services and their stores, typed
     from shared.ordering.refunds import OrderRefunds
 
 if TYPE_CHECKING:  # the data layer stays out of the cold import: these are for the type checker only
+    from shared.data.stores.addresses import DynamoSavedAddresses
     from shared.data.stores.catalog import DynamoProducts
     from shared.data.stores.locations import DynamoLocations
     from shared.data.stores.notifications import DynamoContacts, DynamoMessages
@@ -63,6 +65,21 @@ def orders() -> DynamoOrders:
 
     ready()
     return DynamoOrders()
+
+
+def saved_addresses() -> DynamoSavedAddresses:
+    from shared.data.stores.addresses import DynamoSavedAddresses
+
+    ready()
+    return DynamoSavedAddresses()
+
+
+def address_book() -> AddressBook:
+    """Customers' saved default addresses (`PUT /me/address`), on the system clock."""
+    from shared.kernel.clock import SYSTEM
+    from shared.ordering.addresses import AddressBook
+
+    return AddressBook(saved_addresses(), SYSTEM)
 
 
 def payment_provider() -> PaymentProvider:
@@ -245,6 +262,7 @@ def _flash_sales(current: Settings, clock: Clock) -> FlashSales:
         products=products(),
         stores=locations(),
         rules=pricing_rules(),
+        addresses=saved_addresses(),
         settings=FlashSaleSettings(
             default_peak_per_s=current.flash_sale_default_peak_per_s,
             payment_window_s=current.order_payment_window_s,

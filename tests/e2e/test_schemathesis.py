@@ -194,11 +194,14 @@ def test_a_flash_sale_conforms_from_creation_to_the_limit(stack, tokens, fresh_s
     assert created.status_code == again.status_code == 201
     assert again.json()["flash_sale_id"] == created.json()["flash_sale_id"]
     found = {"path_parameters": {"sale_id": created.json()["flash_sale_id"]}}
-    # When a customer buys one, then tries a second
+    # When a customer who saved a default address buys one (no fulfilment: it goes there), then a second
+    address = {"recipient": "韩梅梅", "phone": "13700000000", "city": "上海", "detail": "徐汇区 3 号"}
+    assert conforming("PUT", "/me/address", customer, url, body=address).json() == address
     bought = conforming("POST", "/flash-sales/{sale_id}/orders", customer, url, body={"qty": 1}, **found)
     second = conforming("POST", "/flash-sales/{sale_id}/orders", customer, url, body={"qty": 1}, **found)
     # Then the order is at the flash price, the limit holds, and the page shows what is left
     assert bought.status_code == 201 and bought.json()["lines"][0]["unit_price_fen"] == 1000
+    assert bought.json()["fulfilment"] == {"type": "delivery", "address": address}
     assert (second.status_code, second.json()["code"]) == (429, "LIMIT_REACHED")
     page = conforming("GET", "/flash-sales/{sale_id}", None, url, **found).json()
     assert (page["remaining"], page["status"]) == (4, "ACTIVE")

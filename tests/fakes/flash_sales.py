@@ -36,6 +36,7 @@ from shared.kernel.clock import FakeClock
 from shared.kernel.errors import IdempotencyKeyReused, LimitReached, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
+from shared.ordering.addresses import NO_SAVED_ADDRESSES, SavedAddresses
 from shared.ordering.lifecycle import OrderLifecycle
 from shared.ordering.model import Order, Status
 from shared.ordering.ports import OrderingUnitOfWork
@@ -317,6 +318,7 @@ def flash_on_fakes(
     stores: Sequence[Location] = (),
     settings: FlashSaleSettings | None = None,
     now_ms: int = 1_767_225_600_000,
+    addresses: SavedAddresses = NO_SAVED_ADDRESSES,
 ) -> FlashOnFakes:
     ordering = ordering_on_fakes(products=products, locations=stores, now_ms=now_ms)
     tables = FlashTables(lock=ordering.tables.lock)
@@ -331,6 +333,7 @@ def flash_on_fakes(
         rules=PricingRules(),
         settings=settings or FlashSaleSettings(),
         clock=ordering.clock,
+        addresses=addresses,
     )
     lifecycle = OrderLifecycle(ordering.units, ordering.reads, flash.releaser, ordering.clock)
     return FlashOnFakes(tables, ordering, flash, lifecycle)

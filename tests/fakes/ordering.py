@@ -31,6 +31,7 @@ from shared.kernel.errors import (
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.checkout import Checkout
+from shared.ordering.fulfilment import Address
 from shared.ordering.lifecycle import OrderLifecycle
 from shared.ordering.model import Order, Status
 from shared.ordering.placement import OrderPlacement
@@ -405,6 +406,20 @@ class MemoryCheckoutReads:
             availability=availability,
             locations={lid: self.locations[lid] for lid in wanted if lid in self.locations},
         )
+
+
+# -- saved addresses ---------------------------------------------------------------------------
+@dataclass
+class MemorySavedAddresses:
+    """`SavedAddresses`: the customers' default addresses, by customer id."""
+
+    saved: dict[str, Address] = field(default_factory=dict)
+
+    def get(self, customer_id: str) -> Address | None:
+        return self.saved.get(customer_id)
+
+    def put(self, customer_id: str, address: Address, now_ms: int) -> None:
+        self.saved[customer_id] = address
 
 
 # -- a flash sale's units, as far as ordering sees them -----------------------------------------

@@ -15,6 +15,7 @@ from shared.flash_sales.model import FlashSale, NewFlashSale
 from shared.flash_sales.service import FlashSales, FlashSaleSettings
 from shared.kernel.clock import SYSTEM, Clock, now_ms
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
 from shared.ordering.pricing import PricingRules
 from shared.platform import bootstrap
 
@@ -42,6 +43,7 @@ def flash_service(clock: Clock = SYSTEM, settings: FlashSaleSettings | None = No
         rules=PricingRules(),
         settings=settings or FlashSaleSettings(),
         clock=clock,
+        addresses=bootstrap.saved_addresses(),
     )
 
 
@@ -72,9 +74,12 @@ def given_sale(
     return flash.sale(created.body["flash_sale_id"])
 
 
+HOME_DELIVERY = Fulfilment(FulfilmentType.DELIVERY, address=Address("韩梅梅", "13700000000", "上海", "徐汇区 3 号"))
+
+
 def buy(flash: FlashSales, sale: FlashSale, customer: str, qty: int = 1, key: str | None = None) -> StoredResponse:
     request = IdempotentRequest.of(f"flash:{sale.sale_id}:{customer}", key, {"qty": qty})
-    return flash.purchase(sale.sale_id, customer, FlashOrder(qty), request)
+    return flash.purchase(sale.sale_id, customer, FlashOrder(qty, HOME_DELIVERY), request)
 
 
 @dataclass(frozen=True)

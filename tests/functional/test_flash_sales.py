@@ -22,13 +22,16 @@ from shared.payments.hmac_webhook import PaymentNotice
 from shared.platform import bootstrap
 from shared.web.auth import Principal, Role, issue_token
 from tests.conftest import TEST_ENV, bearer
-from tests.functional.flash_support import books, buy, flash_service, given_sale, iso_in
+from tests.functional.flash_support import HOME_DELIVERY, books, buy, flash_service, given_sale, iso_in
 from tests.functional.orders_support import given_catalogue
 
 
 @pytest.fixture
 def catalogue(table):
-    given_catalogue({})
+    given_catalogue({("TEA-1", "WH"): 100_000})  # a sale holds its quantity out of WH
+    # The buyers of these tests saved a default address: an order naming no fulfilment goes there
+    for customer in ("c-1", "c-2"):
+        bootstrap.address_book().save(customer, HOME_DELIVERY.address)
 
 
 @pytest.fixture
@@ -427,7 +430,7 @@ def test_a_slow_purchase_loses_its_units_to_the_reconciler_and_sells_nothing(tab
     flash.reconcile()
     assert books(sale).on_shards == 1
     # When the slow purchase now writes its order with that take
-    placement = flash.purchases._placement(sale, FlashOrder(1))
+    placement = flash.purchases._placement(sale, FlashOrder(1, HOME_DELIVERY))
     request = IdempotentRequest.of("flash:slow", None, {})
     with pytest.raises(TemporarilyUnavailable):
         flash.purchases._write_order(sale, "slow", 1, placement, [taken], request)

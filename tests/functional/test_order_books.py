@@ -211,3 +211,49 @@ def test_a_locked_pickup_is_reset_by_a_merchant_admin_audited_and_then_handed_ov
     handed = post(client, f"{path}/hand-over", tokens["store_staff"], {"pickup_code": code})
     assert handed.status_code == 200 and handed.json_body["status"] == "COMPLETED"
     assert post(client, f"{path}/pickup-code/reset", tokens["merchant_admin"]).status_code == 409
+
+
+# -- 14: a flash order without fulfilment -----------------------------------------------------------
+HOME = {"recipient": "韩梅梅", "phone": "+86 137 0000 1234", "city": "上海", "detail": "徐汇区 3 号"}
+
+
+def test_the_saved_address_is_the_callers_own(table, client, tokens):
+    put = client.http.put(
+        "/me/address", headers=bearer(tokens["customer"]), body=json.dumps({**HOME, "lat": 31.2, "lng": 121.4})
+    )
+    assert (put.status_code, put.json_body) == (200, {**HOME, "lat": 31.2, "lng": 121.4})
+    assert get(client, "/me/address", tokens["customer"]).json_body == {**HOME, "lat": 31.2, "lng": 121.4}
+    assert get(client, "/me/address", tokens["customer2"]).status_code == 404
+    assert get(client, "/me/address", tokens["merchant_admin"]).status_code == 403
+    blank = client.http.put("/me/address", headers=bearer(tokens["customer"]), body=json.dumps({**HOME, "city": "  "}))
+    assert blank.status_code == 422
+
+
+def test_a_flash_order_without_fulfilment_goes_to_the_saved_address_else_is_422(stocked, client, tokens):
+    # Given a flash sale running now
+    now = time.time()
+    sale = {
+        "sku": "TEA-1",
+        "price_fen": 5000,
+        "quantity": 5,
+        "per_user_limit": 1,
+        "starts_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 5)),
+        "ends_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+    }
+    created = post(client, "/admin/flash-sales", tokens["merchant_admin"], sale)
+    assert created.status_code == 201, created.json_body
+    orders = f"/flash-sales/{created.json_body['flash_sale_id']}/orders"
+    # When a customer with no saved address buys without naming a fulfilment
+    refused = post(client, orders, tokens["customer"], {"qty": 1})
+    # Then 422 FULFILMENT_REQUIRED and nothing sold
+    assert (refused.status_code, refused.json_body["code"]) == (422, "FULFILMENT_REQUIRED")
+    assert client.http.get(orders.removesuffix("/orders")).json_body["remaining"] == 5
+    # When they save a default address (with coordinates) and buy again
+    client.http.put(
+        "/me/address", headers=bearer(tokens["customer"]), body=json.dumps({**HOME, "lat": 31.2, "lng": 121.4})
+    )
+    bought = post(client, orders, tokens["customer"], {"qty": 1})
+    # Then the order is a delivery from the warehouse to that address (no coordinates: flash sales have no same-city)
+    assert bought.status_code == 201, bought.json_body
+    assert bought.json_body["fulfilment"] == {"type": "delivery", "address": HOME}
+    assert bought.json_body["location"] == "WH"

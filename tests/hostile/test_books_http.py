@@ -1,16 +1,18 @@
 """Issue 10's books findings over HTTP against the local stack: concurrent refund requests (6),
-payments that pay no order of ours (7) and the pickup lock-out (12). Test names carry the
-finding's number; docs/security.md lists the cases."""
+payments that pay no order of ours (7), the pickup lock-out (12) and a flash order without a
+fulfilment (14). Test names carry the finding's number; docs/security.md lists the cases."""
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.hostile.flows import DELIVERY, notify, order, product, ready_pickup
+from shared.web.auth import Role, issue_token
+from tests.hostile.flows import ADDRESS, DELIVERY, notify, order, product, ready_pickup
 from tests.hostile.tally import record
 
 CLIENTS = 20
@@ -134,3 +136,32 @@ def test_12_a_merchant_admin_resets_a_locked_pickup_audited_and_the_code_then_wo
     assert (entry["action"], entry["note"]) == ("reset_pickup_attempts", "after 5 wrong codes") and entry["by"]
     handed = api.post(f"{path}/hand-over", token=tokens["store_staff"], json={"pickup_code": code})
     assert (handed.status_code, handed.json()["status"]) == (200, "COMPLETED")
+
+
+# -- 14: a flash order without fulfilment is delivered somewhere, or refused ---------------------------
+def test_14_a_flash_order_without_fulfilment_goes_to_the_saved_address_else_is_422(api, tokens, stack):
+    # Given a flash sale of a product with stock, and a customer who has saved no address
+    sku = product(api, tokens["merchant_admin"])
+    now = time.time()
+    sale = {
+        "sku": sku,
+        "price_fen": 1000,
+        "quantity": 3,
+        "per_user_limit": 1,
+        "starts_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 5)),
+        "ends_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+    }
+    created = api.post("/admin/flash-sales", token=tokens["merchant_admin"], json=sale)
+    assert created.status_code == 201, created.text
+    orders = f"/flash-sales/{created.json()['flash_sale_id']}/orders"
+    buyer = issue_token(stack.environment["JWT_SECRET"], f"h14-{uuid.uuid4().hex[:8]}", Role.CUSTOMER)
+    # When they buy naming no fulfilment: 422 FULFILMENT_REQUIRED, nothing sold
+    refused = api.post(orders, token=buyer, json={"qty": 1})
+    assert (refused.status_code, refused.json()["code"]) == (422, "FULFILMENT_REQUIRED")
+    assert api.get("/me/address", token=buyer).status_code == 404
+    # When they save a default address, then buy the same way
+    assert api.put("/me/address", token=buyer, json=ADDRESS).json() == ADDRESS
+    bought = api.post(orders, token=buyer, json={"qty": 1})
+    # Then the order is a delivery to it
+    assert bought.status_code == 201, bought.text
+    assert bought.json()["fulfilment"] == {"type": "delivery", "address": ADDRESS}

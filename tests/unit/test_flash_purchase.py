@@ -4,6 +4,8 @@ paths, the sold-out rule, the limit, replays, units coming back, and creating an
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared.catalog.model import Product
@@ -13,6 +15,7 @@ from shared.flash_sales.service import FlashSaleSettings
 from shared.inventory.locations import Location
 from shared.kernel.errors import (
     Ended,
+    FulfilmentRequired,
     IdempotencyKeyReused,
     LimitReached,
     NotStarted,
@@ -26,10 +29,13 @@ from shared.kernel.errors import (
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.identity import Principal, Role
 from shared.kernel.shards import start_shard
-from shared.ordering.fulfilment import Fulfilment, FulfilmentType
+from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
 from tests.fakes.flash_sales import FlashOnFakes, flash_on_fakes
+from tests.fakes.ordering import MemorySavedAddresses
 
 TEA = Product(sku="TEA-1", name="龙井", price_fen=10_000)
+HOME = Address("韩梅梅", "+86 137 0000 1234", "上海", "徐汇区 3 号")
+HOME_DELIVERY = Fulfilment(FulfilmentType.DELIVERY, address=HOME)
 STORE = Location("S001", "store", "静安店", "上海")
 
 
@@ -55,7 +61,9 @@ def given_sale(
 def buy(
     fakes: FlashOnFakes, sale: FlashSale, customer: str, qty: int = 1, key: str | None = None, **fulfilment: object
 ) -> StoredResponse:
-    wanted = FlashOrder(qty, Fulfilment(**fulfilment) if fulfilment else None)  # type: ignore[arg-type]
+    # A delivery unless the test names another fulfilment (none at all: the saved address, below)
+    chosen = Fulfilment(**fulfilment) if fulfilment else HOME_DELIVERY  # type: ignore[arg-type]
+    wanted = FlashOrder(qty, chosen)
     request = IdempotentRequest.of(f"flash:{sale.sale_id}:{customer}", key, {"qty": qty})
     return fakes.flash.purchase(sale.sale_id, customer, wanted, request)
 
@@ -246,7 +254,7 @@ def test_a_slow_purchase_loses_its_units_to_the_reconciler_and_sells_nothing():
     fakes.flash.reconcile()
     fakes.clock.advance(0.001)
     assert fakes.flash.reconcile() == 1
-    placement = fakes.flash.purchases._placement(sale, FlashOrder(1))
+    placement = fakes.flash.purchases._placement(sale, FlashOrder(1, HOME_DELIVERY))
     with pytest.raises(TemporarilyUnavailable):
         fakes.flash.purchases._write_order(sale, "slow", 1, placement, [taken], IdempotentRequest.of("s", None, {}))
     assert fakes.live_orders(sale) == [] and fakes.on_shards(sale) == 1 and fakes.tables.bought == {}
@@ -276,3 +284,31 @@ def test_pickup_at_a_store_holds_the_sales_units_at_that_store_and_same_city_is_
     with pytest.raises(RuleViolation):
         buy(fakes, sale, "c-2", type=FulfilmentType.SAME_CITY)
     assert fakes.balanced(sale)
+
+
+def test_without_a_fulfilment_the_order_goes_to_the_saved_address_or_is_refused():
+    # Given a sale, one buyer with a saved default address (with coordinates) and one without
+    saved = MemorySavedAddresses({"c-home": replace(HOME, lat=31.2, lng=121.4)})
+    fakes = flash_on_fakes(products=[TEA], stores=[STORE], addresses=saved)
+    sale = given_sale(fakes, quantity=3, per_user_limit=3)
+    request = IdempotentRequest.of(f"flash:{sale.sale_id}:c-home", None, {"qty": 1})
+    # When each buys without naming a fulfilment
+    order = fakes.flash.purchase(sale.sale_id, "c-home", FlashOrder(1), request).body
+    with pytest.raises(FulfilmentRequired) as refused:
+        fakes.flash.purchase(sale.sale_id, "c-none", FlashOrder(1), IdempotentRequest.of("f:c-none", None, {}))
+    # Then the first is a delivery from the warehouse to its saved address (no coordinates), and the
+    # second is 422 FULFILMENT_REQUIRED with nothing sold
+    assert order["fulfilment"] == {
+        "type": "delivery",
+        "address": {"recipient": "韩梅梅", "phone": "+86 137 0000 1234", "city": "上海", "detail": "徐汇区 3 号"},
+    }
+    assert order["location"] == "WH"
+    assert refused.value.code == "FULFILMENT_REQUIRED" and isinstance(refused.value, RuleViolation)  # 422
+    assert len(fakes.live_orders(sale)) == 1 and fakes.balanced(sale)
+
+
+def test_without_a_fulfilment_or_an_address_store_nothing_is_a_delivery_to_nowhere(fakes):
+    sale = given_sale(fakes, quantity=1)
+    with pytest.raises(FulfilmentRequired):
+        fakes.flash.purchase(sale.sale_id, "c-1", FlashOrder(1), IdempotentRequest.of("f:c-1", None, {}))
+    assert fakes.live_orders(sale) == [] and fakes.on_shards(sale) == 1

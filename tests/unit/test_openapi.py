@@ -32,6 +32,7 @@ from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from functions.payments.models import PrepayIn
 from shared.payments.hmac_webhook import _NoticeBody as PaymentNoticeBody  # the webhook's body model
 from shared.payments.wechatpay import CallbackBody as WeChatPayCallback
+from shared.web.requests import AddressIn
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -54,6 +55,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "buyInFlashSale": FlashOrderIn,
     "putNotificationPreferences": PreferencesIn,
     "putContact": ContactIn,
+    "putMyAddress": AddressIn,
     "postWechatConsents": ConsentsIn,
     "createCouponTemplate": CouponTemplateIn,
     "editCouponTemplate": CouponTemplateEditIn,

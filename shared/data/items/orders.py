@@ -70,3 +70,15 @@ class RefundItem(BaseItem, discriminator="Refund"):
     @staticmethod
     def key(order_id: str, refund_id: str) -> tuple[str, str]:
         return f"ORDER#{order_id}", f"REFUND#{refund_id}"
+
+
+class SavedAddressItem(BaseItem, discriminator="SavedAddress"):
+    """pk `CUSTOMER#<sub>`, sk `ADDRESS#DEFAULT`: the customer's default address (PUT /me/address),
+    read by key when a flash order names no fulfilment. Personal data: never logged."""
+
+    customer_id = UnicodeAttribute()
+    address = JSONAttribute()  # {"recipient", "phone", "city", "detail", "lat"?, "lng"?}
+
+    @staticmethod
+    def key(customer_id: str) -> tuple[str, str]:
+        return f"CUSTOMER#{customer_id}", "ADDRESS#DEFAULT"
