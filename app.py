@@ -14,6 +14,7 @@ from functions import (
     notifications,
     payments,
     relay,
+    settlement,
 )
 
 app = Chalice(app_name="retail-suite")
@@ -28,3 +29,4 @@ app.register_blueprint(inventory.bp)
 app.register_blueprint(notifications.bp)
 app.register_blueprint(payments.bp)
 app.register_blueprint(relay.bp)
+app.register_blueprint(settlement.bp)

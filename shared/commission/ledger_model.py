@@ -30,9 +30,10 @@ from shared.kernel.errors import InvalidTransition, ValidationFailed
 
 # Entries are spread over this many index partitions (by order), each settled by its own worker.
 ENTRY_SHARDS = 16
-# A payee's running totals are spread over this many items, so concurrent orders crediting one
-# dealer do not all write one item (each order's totals go to the shard of its order id).
-BALANCE_SHARDS = 4
+# A payee's running totals are spread over as many items, one per entry shard: concurrent orders
+# crediting one dealer do not all write one item, and the workers settling different shards of a
+# run never write the same one.
+BALANCE_SHARDS = ENTRY_SHARDS
 
 
 class EntryStatus(StrEnum):
@@ -54,7 +55,7 @@ def entry_shard(order_id: str) -> int:
 
 
 def balance_shard(order_id: str) -> int:
-    return zlib.crc32(order_id.encode()) % BALANCE_SHARDS
+    return entry_shard(order_id)
 
 
 @dataclass(frozen=True)

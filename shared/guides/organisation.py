@@ -76,6 +76,17 @@ class OrgAdmin:
     def list_distributors(self, limit: int, cursor: Cursor) -> tuple[list[Distributor], Cursor]:
         return self._directory.list_distributors(limit, cursor)
 
+    def payee_details(self, payee: str) -> tuple[str | None, str | None]:
+        """A payee's name and payout account reference, by its ledger key `<kind>:<id>` (statements)."""
+        kind, _, party_id = payee.partition(":")
+        party: Dealer | Store | Guide | Distributor | None = {
+            "dealer": self._directory.get_dealer,
+            "store": self._directory.get_store,
+            "guide": self._directory.get_guide,
+            "distributor": self._directory.get_distributor,
+        }.get(kind, lambda _: None)(party_id)
+        return (party.name, party.payout_account) if party is not None else (None, None)
+
     def _ancestors(self, parent_id: str | None) -> list[Distributor]:
         chain: list[Distributor] = []
         next_id = parent_id

@@ -26,6 +26,8 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
     ),
     # The commission ledger (docs/commission.md): what earns, starts the after-sale window, claws back.
     "CommissionQueue": frozenset({EventType.ORDER_PAID, EventType.ORDER_COMPLETED, EventType.REFUND_ISSUED}),
+    # Settlement runs fan out: one message per entry shard, each settled by the settlement worker.
+    "SettlementQueue": frozenset({EventType.SETTLEMENT_SHARD_DUE}),
 }
 
 

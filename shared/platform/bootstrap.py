@@ -454,3 +454,22 @@ class OrderPayables:
         if order is None:
             return None
         return PayableOrder(order.order_id, order.customer_id, order.status.value, order.total_fen, order.expires_at_ms)
+
+
+if TYPE_CHECKING:
+    from shared.settlement.runs import SettlementRuns, SettlementWorker
+
+
+def settlement_runs(clock: Clock | None = None) -> SettlementRuns:
+    """Finance's settlement runs over the commission ledger; statements name each payee and its account."""
+    from shared.data.stores.settlement import DynamoSettlements
+    from shared.kernel.clock import SYSTEM
+    from shared.settlement.runs import SettlementRuns
+
+    return SettlementRuns(DynamoSettlements(), commission_ledger_store(), org_admin().payee_details, clock or SYSTEM)
+
+
+def settlement_worker() -> SettlementWorker:
+    from shared.settlement.runs import SettlementWorker
+
+    return SettlementWorker(settlement_runs())

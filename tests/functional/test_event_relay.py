@@ -60,6 +60,7 @@ def test_the_runner_maps_sources_to_functions_from_the_template(runner: EventRun
         "stream": ("event_relay", 100),
         "NotificationsQueue": ("notifications_consumer", 10),
         "CommissionQueue": ("commission_consumer", 10),
+        "SettlementQueue": ("settlement_worker", 1),
     }
 
 

@@ -24,6 +24,7 @@ from functions.catalog.models import ProductIn
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
 from functions.commission.models import CommissionRulesIn
+from functions.settlement.models import SettlementIn
 from functions.coupons.models import CouponRedemptionIn, CouponTemplateEditIn, CouponTemplateIn, ReversalIn
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.guides.models import DealerIn, DistributorIn, GuideIn, ReassignIn, ShareVisitIn, StoreIn
@@ -68,6 +69,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "reassignBinding": ReassignIn,
     "postShareVisit": ShareVisitIn,
     "putCommissionRules": CommissionRulesIn,
+    "startSettlementRun": SettlementIn,
 }
 
 
@@ -367,6 +369,22 @@ AGREEMENT_CASES: list[tuple[str, Any]] = [
     ("reassignBinding", {"guide_id": "G002"}),
     ("postShareVisit", {"share": "G001"}),
     ("postShareVisit", {"share": "a b"}),
+    ("putCommissionRules", {"rates_bp": {"dealer": 500, "guide": 300}}),
+    ("putCommissionRules", {"rates_bp": {}}),
+    ("putCommissionRules", {"rates_bp": {"dealer": 10_001}}),
+    ("putCommissionRules", {"rates_bp": {"dealer": 1.5}}),
+    ("putCommissionRules", {"rates_bp": {"boss": 100}}),
+    ("putCommissionRules", {"rates_bp": {}, "fixed_fen": {"guide": 100}}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"sku": "TEA-001", "rates_bp": {"guide": 100}}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"sku": "TEA-001", "category": "tea", "rates_bp": {"guide": 1}}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"guide_id": "G001"}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"guide_id": "G001", "fixed_fen": {}}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"category": "tea", "sku": None, "fixed_fen": {"store": 5}}]}),
+    ("putCommissionRules", {"rates_bp": {}, "overrides": [{"rates_bp": {"guide": 1}}]}),
+    ("startSettlementRun", {"period_end": "2026-11-30T16:00:00Z"}),
+    ("startSettlementRun", {"period_end": "2026-11-30"}),
+    ("startSettlementRun", {"period_end": "2026-11-30T16:00:00Z", "dry_run": True}),
+    ("startSettlementRun", {}),
     ("putCommissionRules", {"rates_bp": {"dealer": 500, "guide": 300}}),
     ("putCommissionRules", {"rates_bp": {}}),
     ("putCommissionRules", {"rates_bp": {"dealer": 10_001}}),

@@ -174,4 +174,4 @@ def test_the_routing_table_sends_customer_facing_events_to_notifications():
     assert queues_for("LowStock") == ["NotificationsQueue"]
     assert queues_for("OrderCompleted") == ["CommissionQueue"]
     assert queues_for("NoSuchEvent") == []
-    assert set(SUBSCRIPTIONS) == {"NotificationsQueue", "CommissionQueue"}
+    assert set(SUBSCRIPTIONS) == {"NotificationsQueue", "CommissionQueue", "SettlementQueue"}

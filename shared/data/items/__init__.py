@@ -27,6 +27,7 @@ from shared.data.items.notifications import ContactItem, NotificationItem, WeCha
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
 from shared.data.items.payments import PrepayItem
+from shared.data.items.settlement import SettlementRunItem, SettlementShardItem, StatementRowItem
 from shared.data.items.stock import StockItem
 
 __all__ = [
@@ -62,7 +63,10 @@ __all__ = [
     "PrepayItem",
     "ProductItem",
     "RefundItem",
+    "SettlementRunItem",
+    "SettlementShardItem",
     "ShareVisitItem",
+    "StatementRowItem",
     "StockItem",
     "WeChatGrantItem",
 ]

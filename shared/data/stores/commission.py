@@ -133,7 +133,7 @@ class DynamoLedger:
         pk, _ = LedgerBookItem.key(order_id)
         with translated():
             found = LedgerEntryItem.query(pk, LedgerEntryItem.sk.startswith("ENTRY#"), consistent_read=True)
-            return [_entry_of(i) for i in found if isinstance(i, LedgerEntryItem)]
+            return [entry_of(i) for i in found if isinstance(i, LedgerEntryItem)]
 
     def write(self, change: LedgerChange, claim: HeldClaim | None = None) -> None:
         units: list[tuple[Entry | None, Entry]] = [(None, e) for e in change.new_entries] + list(change.moved)
@@ -159,14 +159,14 @@ class DynamoLedger:
             found = LedgerEntryItem.gsi2.query(
                 _queue(status, shard), LedgerEntryItem.gsi2sk <= f"{iso(until_ms)}#~", limit=limit
             )
-            return [_entry_of(i) for i in found if isinstance(i, LedgerEntryItem)]
+            return [entry_of(i) for i in found if isinstance(i, LedgerEntryItem)]
 
     def payee_entries(self, payee: str, limit: int, cursor: Cursor) -> tuple[list[Entry], Cursor]:
         with translated():
             result = LedgerEntryItem.gsi1.query(
                 f"PAYEE#{payee}", scan_index_forward=False, limit=limit, last_evaluated_key=cursor
             )
-            found = [_entry_of(i) for i in result if isinstance(i, LedgerEntryItem)]
+            found = [entry_of(i) for i in result if isinstance(i, LedgerEntryItem)]
             return found, result.last_evaluated_key
 
     def totals(self, payee: str) -> dict[EntryStatus, int]:
@@ -188,7 +188,7 @@ def _part(n: int, chunk: Sequence[tuple[Entry | None, Entry]]) -> _Part:
             part.entry_labels.add(label)
         else:
             _move(part.tx, before, after, label)
-    _totals(part.tx, chunk)
+    totals_parts(part.tx, chunk)
     return part
 
 
@@ -253,7 +253,8 @@ def _move(tx: Transaction, before: Entry, after: Entry, label: str) -> None:
     tx.update(LedgerEntryItem, key, actions, label, condition=LedgerEntryItem.status == before.status.value)
 
 
-def _totals(tx: Transaction, units: Sequence[tuple[Entry | None, Entry]]) -> None:
+def totals_parts(tx: Transaction, units: Sequence[tuple[Entry | None, Entry]]) -> None:
+    """The payees' totals moved by `units` (as read, after), one ADD per payee and shard."""
     deltas: dict[tuple[str, int], dict[EntryStatus, int]] = defaultdict(lambda: defaultdict(int))
     for before, after in units:
         shard = balance_shard(after.order_id)
@@ -328,7 +329,7 @@ def _book_of(order_id: str, body: dict[str, Any], version: int) -> Book:
     )
 
 
-def _entry_of(item: LedgerEntryItem) -> Entry:
+def entry_of(item: LedgerEntryItem) -> Entry:
     return Entry(
         entry_id=item.entry_id,
         order_id=item.order_id,

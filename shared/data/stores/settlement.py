@@ -1,0 +1,233 @@
+"""Settlement runs in DynamoDB (docs/data-model.md, "Commission"): implements
+shared.settlement.ports.SettlementStore.
+
+A batch is one TransactWriteItems: each entry SETTLEABLE -> SETTLED (conditional on its state; it
+leaves the SETTLEABLE queue of gsi2 for `RUN#<run_id>#<payee>`, the run's per-payee list), the
+payees' totals, the run's statement rows, the shard's progress, and the message that continues
+the shard (outbox). The index is the checkpoint: nothing outside the transaction says how far a
+shard got, so a crash anywhere leaves either all of a batch or none of it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.update import Action
+
+from shared.commission.ledger_model import Entry, EntryStatus
+from shared.data import outbox
+from shared.data.items.commission import LedgerEntryItem
+from shared.data.items.settlement import SettlementRunItem, SettlementShardItem, StatementRowItem
+from shared.data.stores.commission import entry_of, totals_parts
+from shared.data.transactions import Transaction, TransactionCancelled, translated
+from shared.kernel.clock import iso
+from shared.kernel.errors import ConcurrentUpdate
+from shared.kernel.events import DomainEvent
+from shared.settlement.model import Run, RunStatus, ShardProgress, StatementRow
+
+
+class DynamoSettlements:
+    def start(self, run: Run, messages: Sequence[DomainEvent]) -> bool:
+        pk, sk = SettlementRunItem.key(run.run_id)
+        tx = Transaction()
+        item = SettlementRunItem(
+            pk,
+            sk,
+            run_id=run.run_id,
+            period_end=run.period_end_ms,
+            status=run.status.value,
+            shards=run.shards,
+            shards_done=0,
+            created_at=run.created_at_ms,
+        )
+        tx.put(item, "run", SettlementRunItem.pk.does_not_exist())
+        for shard in range(run.shards):
+            shard_pk, shard_sk = SettlementShardItem.key(run.run_id, shard)
+            shard_item = SettlementShardItem(
+                shard_pk, shard_sk, status=RunStatus.RUNNING.value, processed=0, net_fen=0, created_at=run.created_at_ms
+            )
+            tx.put(shard_item, f"shard {shard}")
+        for message in messages:
+            outbox.emit(tx, message)
+        try:
+            tx.commit()
+        except TransactionCancelled as exc:
+            if "run" in exc.failed:
+                return False
+            raise
+        return True
+
+    def get(self, run_id: str) -> Run | None:
+        with translated():
+            try:
+                item = SettlementRunItem.get(*SettlementRunItem.key(run_id), consistent_read=True)
+            except SettlementRunItem.DoesNotExist:
+                return None
+        return Run(
+            run_id=item.run_id,
+            period_end_ms=int(item.period_end),
+            status=RunStatus(item.status),
+            shards=int(item.shards),
+            shards_done=int(item.shards_done),
+            created_at_ms=int(item.created_at or 0),
+        )
+
+    def shards(self, run_id: str) -> list[ShardProgress]:
+        pk, _ = SettlementRunItem.key(run_id)
+        with translated():
+            found = SettlementShardItem.query(pk, SettlementShardItem.sk.startswith("SHARD#"), consistent_read=True)
+            return [
+                ShardProgress(
+                    shard=int(i.sk.split("#", 1)[1]),
+                    done=i.status == RunStatus.DONE.value,
+                    processed=int(i.processed or 0),
+                    counted=int(i.counted or 0),
+                    net_fen=int(i.net_fen or 0),
+                )
+                for i in found
+                if isinstance(i, SettlementShardItem)
+            ]
+
+    def count_due(self, shard: int, until_ms: int) -> int:
+        with translated():
+            return LedgerEntryItem.gsi2.count(
+                f"COMMISSION#{EntryStatus.SETTLEABLE.value}#{shard}", LedgerEntryItem.gsi2sk <= f"{iso(until_ms)}#~"
+            )
+
+    def count(self, run_id: str, shard: int, counted: int) -> None:
+        with translated():
+            SettlementShardItem(*SettlementShardItem.key(run_id, shard)).update(
+                actions=[SettlementShardItem.counted.set(counted)]
+            )
+
+    def settle(self, run: Run, shard: int, entries: Sequence[Entry], then: DomainEvent | None) -> None:
+        tx = Transaction()
+        units: list[tuple[Entry | None, Entry]] = []
+        rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # payee -> gross, clawbacks, entries
+        for n, entry in enumerate(entries):
+            settled = entry.moved(EntryStatus.SETTLED, run_id=run.run_id)
+            tx.update(
+                LedgerEntryItem,
+                LedgerEntryItem.key(entry.order_id, entry.entry_id),
+                [
+                    LedgerEntryItem.status.set(EntryStatus.SETTLED.value),
+                    LedgerEntryItem.run_id.set(run.run_id),
+                    LedgerEntryItem.gsi2pk.set(f"RUN#{run.run_id}#{entry.payee}"),
+                    LedgerEntryItem.gsi2sk.set(f"{entry.order_id}#{entry.entry_id}"),
+                ],
+                f"entry {n}",
+                condition=LedgerEntryItem.status == EntryStatus.SETTLEABLE.value,
+            )
+            units.append((entry, settled))
+            row = rows[entry.payee]
+            row[0 if entry.amount_fen >= 0 else 1] += abs(entry.amount_fen)
+            row[2] += 1
+        totals_parts(tx, units)
+        for n, (payee, (gross, clawbacks, count)) in enumerate(sorted(rows.items())):
+            tx.update(
+                StatementRowItem,
+                StatementRowItem.key(run.run_id, payee, shard),
+                [
+                    StatementRowItem.entity.set(StatementRowItem),
+                    StatementRowItem.payee.set(payee),
+                    StatementRowItem.gross_fen.add(gross),
+                    StatementRowItem.clawbacks_fen.add(clawbacks),
+                    StatementRowItem.entries.add(count),
+                ],
+                f"row {n}",
+            )
+        net = sum(e.amount_fen for e in entries)
+        tx.update(
+            SettlementShardItem,
+            SettlementShardItem.key(run.run_id, shard),
+            [SettlementShardItem.processed.add(len(entries)), SettlementShardItem.net_fen.add(net)],
+            "shard",
+            condition=SettlementShardItem.status == RunStatus.RUNNING.value,
+        )
+        if then is not None:
+            outbox.emit(tx, then)
+        try:
+            tx.commit()
+        except TransactionCancelled as exc:
+            raise ConcurrentUpdate("an entry or the shard changed meanwhile", failed=exc.failed) from exc
+
+    def finish_shard(self, run: Run, shard: int) -> bool:
+        """The shard DONE and the run's count up, in one transaction; the shard that completes the
+        count also makes the run DONE in it (whichever of two at once is last, once)."""
+        for _ in range(8):
+            held = self.get(run.run_id)
+            if held is None or held.status is not RunStatus.RUNNING:
+                return False
+            last = held.shards_done + 1 >= held.shards
+            actions: list[Action] = [SettlementRunItem.shards_done.add(1)]
+            if last:
+                actions.append(SettlementRunItem.status.set(RunStatus.DONE.value))
+            tx = Transaction()
+            tx.update(
+                SettlementShardItem,
+                SettlementShardItem.key(run.run_id, shard),
+                [SettlementShardItem.status.set(RunStatus.DONE.value)],
+                "shard",
+                condition=SettlementShardItem.status == RunStatus.RUNNING.value,
+            )
+            tx.update(
+                SettlementRunItem,
+                SettlementRunItem.key(run.run_id),
+                actions,
+                "run",
+                condition=SettlementRunItem.shards_done == held.shards_done,
+            )
+            try:
+                tx.commit()
+                return True
+            except TransactionCancelled as exc:
+                if "shard" in exc.failed:
+                    return False  # done before (a duplicate message)
+                continue  # another shard finished meanwhile: count again
+        raise ConcurrentUpdate("the run's shards keep finishing; retry", run_id=run.run_id)
+
+    def fail(self, run_id: str, reason: str) -> None:
+        with translated():
+            try:
+                SettlementRunItem(*SettlementRunItem.key(run_id)).update(
+                    actions=[
+                        SettlementRunItem.status.set(RunStatus.FAILED.value),
+                        SettlementRunItem.reason.set(reason[:500]),
+                    ],
+                    condition=SettlementRunItem.status == RunStatus.RUNNING.value,
+                )
+            except (UpdateError, PutError) as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+
+    def statement(self, run_id: str) -> Iterator[StatementRow]:
+        pk, _ = SettlementRunItem.key(run_id)
+        current: StatementRow | None = None
+        with translated():
+            for item in StatementRowItem.query(pk, StatementRowItem.sk.startswith("PAYEE#"), consistent_read=True):
+                if not isinstance(item, StatementRowItem):
+                    continue
+                row = StatementRow(
+                    item.payee, int(item.gross_fen or 0), int(item.clawbacks_fen or 0), int(item.entries or 0)
+                )
+                if current is not None and current.payee == row.payee:
+                    current = StatementRow(
+                        row.payee,
+                        current.gross_fen + row.gross_fen,
+                        current.clawbacks_fen + row.clawbacks_fen,
+                        current.entries + row.entries,
+                    )
+                    continue
+                if current is not None:
+                    yield current
+                current = row
+        if current is not None:
+            yield current
+
+    def payee_entries(self, run_id: str, payee: str) -> Iterator[Entry]:
+        with translated():
+            for item in LedgerEntryItem.gsi2.query(f"RUN#{run_id}#{payee}"):
+                if isinstance(item, LedgerEntryItem):
+                    yield entry_of(item)

@@ -1,0 +1,103 @@
+"""In-memory settlement store (shared.settlement.ports.SettlementStore) over a MemoryLedger, with
+the DynamoDB store's conditions and all-or-nothing batches; `crash_after` makes the n-th batch
+write nothing and raise, as a worker killed mid-run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+from shared.commission.ledger_model import Entry, EntryStatus
+from shared.commission.ports import LedgerChange
+from shared.kernel.errors import ConcurrentUpdate
+from shared.kernel.events import DomainEvent
+from shared.settlement.model import Run, RunStatus, ShardProgress, StatementRow
+from tests.fakes.commission import MemoryLedger
+
+
+class WorkerKilled(Exception):
+    pass
+
+
+class MemorySettlements:
+    def __init__(self, ledger: MemoryLedger) -> None:
+        self.ledger = ledger
+        self.runs: dict[str, Run] = {}
+        self.progress: dict[tuple[str, int], ShardProgress] = {}
+        self.rows: dict[tuple[str, str, int], list[int]] = {}
+        self.messages: list[DomainEvent] = []
+        self.batches = 0
+        self.crash_after: int | None = None
+
+    def start(self, run: Run, messages: Sequence[DomainEvent]) -> bool:
+        if run.run_id in self.runs:
+            return False
+        self.runs[run.run_id] = run
+        for shard in range(run.shards):
+            self.progress[(run.run_id, shard)] = ShardProgress(shard, False, 0, 0, 0)
+        self.messages.extend(messages)
+        return True
+
+    def get(self, run_id: str) -> Run | None:
+        return self.runs.get(run_id)
+
+    def shards(self, run_id: str) -> list[ShardProgress]:
+        return [p for (r, _), p in sorted(self.progress.items()) if r == run_id]
+
+    def count_due(self, shard: int, until_ms: int) -> int:
+        return len(self.ledger.due(EntryStatus.SETTLEABLE, shard, until_ms, 10**9))
+
+    def count(self, run_id: str, shard: int, counted: int) -> None:
+        self.progress[(run_id, shard)] = replace(self.progress[(run_id, shard)], counted=counted)
+
+    def settle(self, run: Run, shard: int, entries: Sequence[Entry], then: DomainEvent | None) -> None:
+        if self.crash_after is not None and self.batches >= self.crash_after:
+            raise WorkerKilled(f"killed before batch {self.batches + 1}")
+        progress = self.progress[(run.run_id, shard)]
+        if progress.done:
+            raise ConcurrentUpdate("the shard is done")
+        moved = [(e, e.moved(EntryStatus.SETTLED, run_id=run.run_id)) for e in entries]
+        self.ledger.write(LedgerChange(moved=moved))  # all or nothing, conditional on each state
+        for entry in entries:
+            row = self.rows.setdefault((run.run_id, entry.payee, shard), [0, 0, 0])
+            row[0 if entry.amount_fen >= 0 else 1] += abs(entry.amount_fen)
+            row[2] += 1
+        self.progress[(run.run_id, shard)] = replace(
+            progress,
+            processed=progress.processed + len(entries),
+            net_fen=progress.net_fen + sum(e.amount_fen for e in entries),
+        )
+        if then is not None:
+            self.messages.append(then)
+        self.batches += 1
+
+    def finish_shard(self, run: Run, shard: int) -> bool:
+        progress = self.progress[(run.run_id, shard)]
+        held = self.runs[run.run_id]
+        if progress.done or held.status is not RunStatus.RUNNING:
+            return False
+        self.progress[(run.run_id, shard)] = replace(progress, done=True)
+        done = held.shards_done + 1
+        status = RunStatus.DONE if done >= held.shards else held.status
+        self.runs[run.run_id] = replace(held, shards_done=done, status=status)
+        return True
+
+    def fail(self, run_id: str, reason: str) -> None:
+        if run_id in self.runs and self.runs[run_id].status is RunStatus.RUNNING:
+            self.runs[run_id] = replace(self.runs[run_id], status=RunStatus.FAILED)
+
+    def statement(self, run_id: str) -> Iterator[StatementRow]:
+        totals: dict[str, list[int]] = {}
+        for (run, payee, _), (gross, clawbacks, count) in sorted(self.rows.items()):
+            if run == run_id:
+                row = totals.setdefault(payee, [0, 0, 0])
+                row[0] += gross
+                row[1] += clawbacks
+                row[2] += count
+        for payee, (gross, clawbacks, count) in sorted(totals.items()):
+            yield StatementRow(payee, gross, clawbacks, count)
+
+    def payee_entries(self, run_id: str, payee: str) -> Iterator[Entry]:
+        for entry in self.ledger.stored.values():
+            if entry.settlement_run_id == run_id and entry.payee == payee:
+                yield entry
