@@ -24,13 +24,13 @@ from functions.catalog.models import ProductIn
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
 from functions.commission.models import CommissionRulesIn
-from functions.settlement.models import SettlementIn
 from functions.coupons.models import CouponRedemptionIn, CouponTemplateEditIn, CouponTemplateIn, ReversalIn
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.guides.models import DealerIn, DistributorIn, GuideIn, ReassignIn, ShareVisitIn, StoreIn
 from functions.inventory.models import StockIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from functions.payments.models import PrepayIn
+from functions.settlement.models import SettlementIn
 from shared.payments.hmac_webhook import _NoticeBody as PaymentNoticeBody  # the webhook's body model
 from shared.payments.wechatpay import CallbackBody as WeChatPayCallback
 from shared.web.requests import AddressIn
