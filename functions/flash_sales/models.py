@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from shared.flash_sales.commands import FlashOrder
-from shared.flash_sales.model import NewFlashSale
-from shared.kernel.values import Fen, Quantity, Sku
+from shared.flash_sales.model import STOCK_LOCATION, NewFlashSale
+from shared.kernel.values import Fen, LocationId, Quantity, Sku
 from shared.web.requests import FulfilmentIn
 
 SALE_ID = re.compile(r"fs[0-9a-f]{24}")  # shared.flash_sales.model.new_sale_id
@@ -28,6 +28,7 @@ class FlashSaleIn(BaseModel):
     ends_at: AwareDatetime
     payment_window_s: StrictInt | None = None
     expected_peak_per_s: Annotated[StrictInt, Field(gt=0, le=1_000_000)] | None = None
+    location: LocationId = STOCK_LOCATION  # the quantity is held out of this location's stock
 
     def to_command(self) -> NewFlashSale:
         return NewFlashSale(
@@ -39,6 +40,7 @@ class FlashSaleIn(BaseModel):
             ends_at_ms=_ms(self.ends_at),
             payment_window_s=self.payment_window_s,
             expected_peak_per_s=self.expected_peak_per_s,
+            location=self.location,
         )
 
 

@@ -88,3 +88,20 @@ class ShardRelease:
         sale = self._book.get(order.flash_sale_id)
         qty = sum(line.qty for line in order.lines)
         self._parts.release(uow, sale.sale_id, release_shard(order.order_id, sale.shards), order.customer_id, qty)
+
+    def commit(self, uow: OrderingUnitOfWork, order: Order) -> None:
+        """A paid flash order's units leave the sale's hold at its location (on_hand and reserved
+        down), in the transaction that pays it (docs/flash-sales.md, "Stock")."""
+        assert order.flash_sale_id is not None
+        sale = self._book.get(order.flash_sale_id)
+        if not sale.holds_stock:
+            return  # a sale from before the rule: its units were never held
+        location = sale.location
+        for line in order.lines:
+            uow.commit_stock(line.sku, location, line.qty)
+
+    def stock_location(self, order: Order) -> str:
+        if order.flash_sale_id is None:
+            raise ValueError(f"order {order.order_id} is not a flash-sale order")
+        sale = self._book.get(order.flash_sale_id)
+        return sale.location if sale.holds_stock else order.location

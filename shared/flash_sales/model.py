@@ -25,6 +25,9 @@ from shared.kernel.clock import Clock
 from shared.kernel.errors import Ended, LimitReached, NotStarted, RuleViolation, ValidationFailed
 from shared.kernel.shards import MAX_SHARDS, shards_for_peak, start_shard
 
+# A sale's units are held out of this location's stock unless it names another; the value of
+# shared.inventory.locations.WAREHOUSE (a model imports nothing in shared but the kernel).
+STOCK_LOCATION = "WH"
 MAX_PER_USER_LIMIT = 20  # an order claims at most this many takes in its transaction
 MAX_QUANTITY = 1_000_000
 MAX_WINDOW_MS = 30 * 24 * 3600 * 1000
@@ -73,6 +76,7 @@ class NewFlashSale:
     ends_at_ms: int
     payment_window_s: int | None = None
     expected_peak_per_s: int | None = None
+    location: str = STOCK_LOCATION  # whose stock the units are held out of (docs/flash-sales.md, "Stock")
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class FlashSale:
     shards: int
     product_name: str
     list_price_fen: int
+    location: str = STOCK_LOCATION  # the units are held (reserved) there from creation to sale or end
+    holds_stock: bool = True  # False: created before sales held stock; no stock moves for it
 
     @classmethod
     def plan(
@@ -123,6 +129,7 @@ class FlashSale:
             shards=shards_for_peak(wanted.expected_peak_per_s or defaults.peak_per_s, wanted.quantity, MAX_SHARDS),
             product_name=product.name,
             list_price_fen=product.price_fen,
+            location=wanted.location,
         )
 
     def status(self, now_ms: int, remaining: int) -> SaleStatus:

@@ -28,9 +28,11 @@ class SaleStore(Protocol):
     def create(
         self, sale: FlashSale, request: IdempotentRequest, response: StoredResponse, now_ms: int
     ) -> StoredResponse:
-        """The sale, its shards (`split` of its quantity) and the reconciler's marks in one write,
-        with the idempotency record of `request`: `response`, or the first response stored under
-        the key (nothing created); IdempotencyKeyReused for the key with another body."""
+        """The sale, its shards (`split` of its quantity), the reconciler's marks and the hold of
+        its quantity at `sale.location` (available down, reserved up) in one write, with the
+        idempotency record of `request`: `response`, or the first response stored under the key
+        (nothing created); IdempotencyKeyReused for the key with another body; OutOfStock (sku,
+        location) if the location has fewer available than the quantity (nothing created)."""
         ...
 
     def get(self, sale_id: str) -> FlashSale | None:
@@ -57,6 +59,13 @@ class ShardStore(Protocol):
         """A VOID claim of every take and the shards' increments in ONE write. UnitsClaimed (naming
         the takes already claimed and how) if any take was claimed before: then nothing applied.
         TemporarilyUnavailable: nothing applied."""
+        ...
+
+    def settle(self, sale: FlashSale, shard: int, qty: int) -> bool:
+        """After the sale's end: the shard's `qty` remaining units go back to the sale's location
+        (reserved down, available up) with the shard's remaining down to 0, in ONE write,
+        conditional on the shard still having exactly `qty`, so a unit goes back once. False if the
+        shard changed (nothing written); TemporarilyUnavailable: nothing written."""
         ...
 
     def claims_between(self, sale_id: str, shard: int, after_unit: int, through_unit: int) -> list[UnitClaim]:

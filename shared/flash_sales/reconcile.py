@@ -4,13 +4,23 @@ to their shard (docs/flash-sales.md, "Every unit is claimed exactly once")."""
 
 from __future__ import annotations
 
-from shared.flash_sales.model import FlashSale, ReconcileMarks, ShardMark, Take, UnitsClaimed, unclaimed
+from shared.flash_sales.model import (
+    MAX_PAYMENT_WINDOW_S,
+    FlashSale,
+    ReconcileMarks,
+    ShardMark,
+    Take,
+    UnitsClaimed,
+    unclaimed,
+)
 from shared.flash_sales.ports import SaleStore, ShardStore
 from shared.kernel.clock import Clock
 from shared.kernel.errors import TemporarilyUnavailable
 from shared.platform.observability import count, logger
 
-RECONCILE_GRACE_MS = 24 * 3600 * 1000  # keep checking a sale this long after it ends
+# Keep checking a sale this long after it ends: longer than the longest payment window, so the units
+# of an order placed just before the end that then expires come back to the location too.
+RECONCILE_GRACE_MS = 2 * (MAX_PAYMENT_WINDOW_S * 1000)
 VOIDS_PER_WRITE = 90  # VOID claims and their shard's increment: one transaction of at most 100 items
 
 
@@ -31,10 +41,33 @@ class Reconciler:
         for sale in self._sales.ending_after(now - RECONCILE_GRACE_MS):
             if now >= sale.starts_at_ms:
                 returned += self.reconcile_sale(sale, now)
+            if now >= sale.ends_at_ms:
+                self.settle_sale(sale)
         if returned:
             count("FlashUnitsReconciled", returned)
             logger.warning("reconciled unclaimed flash units", extra={"units": returned})
         return returned
+
+    def settle_sale(self, sale: FlashSale) -> int:
+        """After the end: what is on the sale's shards (unsold, given back, or an unpaid order's
+        units released since) goes back to the sale's location, each shard in one conditional
+        write, so every unit exactly once; run again, it moves only what came back since. Returns
+        how many units went back (docs/flash-sales.md, "Stock")."""
+        if self._clock.now_ms() < sale.ends_at_ms or not sale.holds_stock:
+            return 0
+        settled = 0
+        for level in self._shards.levels(sale):
+            if level.remaining <= 0:
+                continue
+            try:
+                if self._shards.settle(sale, level.shard, level.remaining):
+                    settled += level.remaining
+            except TemporarilyUnavailable:
+                continue  # tried again on the next run
+        if settled:
+            count("FlashUnitsSettled", settled)
+            logger.info("unsold flash units back to stock", extra={"flash_sale_id": sale.sale_id, "units": settled})
+        return settled
 
     def reconcile_sale(self, sale: FlashSale, now_ms: int) -> int:
         marks = self._shards.marks(sale.sale_id)

@@ -288,10 +288,11 @@ class OrderLifecycle:
         for line in order.lines:
             uow.release_stock(line.sku, order.location, line.qty)
 
-    @staticmethod
-    def _commit_units(uow: OrderingUnitOfWork, order: Order) -> None:
+    def _commit_units(self, uow: OrderingUnitOfWork, order: Order) -> None:
         if order.flash_sale_id:
-            return  # flash units left the shard when the order was placed; nothing is held on the stock item
+            # Its units are held at the sale's location since the sale was created: they leave it now.
+            self._flash_releaser.commit(uow, order)
+            return
         for line in order.lines:
             uow.commit_stock(line.sku, order.location, line.qty)
 

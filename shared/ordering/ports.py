@@ -221,6 +221,17 @@ class FlashUnitReleaser(Protocol):
         set) back to its sale, in the transaction that cancels or expires it, so exactly once."""
         ...
 
+    def commit(self, uow: OrderingUnitOfWork, order: Order) -> None:
+        """Add the parts that take a paid flash order's units out of its sale's hold (on_hand and
+        reserved down at the sale's location, as a normal order's payment does), in the
+        transaction that pays it."""
+        ...
+
+    def stock_location(self, order: Order) -> str:
+        """The location whose stock a flash order's units came from (the sale's `location`):
+        a restocked refund returns them there, not to the order's pickup store."""
+        ...
+
 
 # -- the coupons an order holds (shared.coupons; docs/coupons.md, "At checkout") -----------------
 class CouponHolder(Protocol):

@@ -22,7 +22,14 @@ from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.identity import Principal
 from shared.ordering.lifecycle import on_latest
 from shared.ordering.model import REFUNDABLE, Order, Status
-from shared.ordering.ports import NO_COUPONS, CouponHolder, OrderingUnitOfWorkFactory, OrderReads, Refund
+from shared.ordering.ports import (
+    NO_COUPONS,
+    CouponHolder,
+    FlashUnitReleaser,
+    OrderingUnitOfWorkFactory,
+    OrderReads,
+    Refund,
+)
 
 
 class OrderRefunds:
@@ -32,11 +39,13 @@ class OrderRefunds:
         reads: OrderReads,
         clock: Clock,
         coupons: CouponHolder = NO_COUPONS,
+        flash: FlashUnitReleaser | None = None,
     ) -> None:
         self._uow = uow
         self._reads = reads
         self._clock = clock
         self._coupons = coupons
+        self._flash = flash
 
     def refunds_of(self, order_id: str) -> list[Refund]:
         return self._reads.refunds_of(order_id)
@@ -127,8 +136,10 @@ class OrderRefunds:
                 # EXPIRED; a partial refund keeps them USED (docs/coupons.md, "Refunds").
                 self._coupons.refund(uow, after, now)
             if restock:
+                # A flash order's units return to the sale's location, not to its pickup store.
+                home = self._flash.stock_location(order) if order.flash_sale_id and self._flash else order.location
                 for sku, qty in units.items():
-                    uow.restock(sku, order.location, qty)
+                    uow.restock(sku, home, qty)
             payload = after.event_payload(refund_id=refund_id, amount_fen=amount, refund_lines=lines, restocked=restock)
             uow.emit(DomainEvent(EventType.REFUND_ISSUED, order_id, payload, occurred_at=iso(now)))
             uow.commit()

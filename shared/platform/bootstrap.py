@@ -224,7 +224,7 @@ def order_refunds(clock: Clock | None = None) -> OrderRefunds:
     from shared.kernel.clock import SYSTEM
     from shared.ordering.refunds import OrderRefunds
 
-    return OrderRefunds(unit_of_work, orders(), clock or SYSTEM, order_coupons())
+    return OrderRefunds(unit_of_work, orders(), clock or SYSTEM, order_coupons(), flash_unit_releaser())
 
 
 def flash_unit_releaser() -> FlashUnitReleaser:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -26,7 +26,7 @@ from shared.flash_sales.model import (
 )
 from shared.flash_sales.ports import PurchaseParts, SaleStore, ShardStore
 from shared.kernel.clock import now_ms
-from shared.kernel.errors import IdempotencyKeyReused, LimitReached, TemporarilyUnavailable
+from shared.kernel.errors import IdempotencyKeyReused, LimitReached, OutOfStock, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.ports import OrderingUnitOfWork
 from tests.fakes.flash_sales import FlashTables, MemoryPurchaseParts, MemorySales, MemoryShards
@@ -37,6 +37,9 @@ class Product:
     sku, name, price_fen = "TEA-1", "龙井", 10_000
 
 
+STOCKED = 100  # TEA-1's on_hand at WH: every sale holds its quantity out of it
+
+
 @dataclass
 class FlashPorts:
     sales: SaleStore
@@ -44,13 +47,15 @@ class FlashPorts:
     parts: PurchaseParts
     unit_of_work: Callable[..., OrderingUnitOfWork]  # OrderingUnitOfWorkFactory
     busy: Callable[[FlashSale, int], AbstractContextManager[object]]  # the shard held by a transaction
+    stock: Callable[[str, str], tuple[int, int, int]]  # (on_hand, reserved, available) at a location
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def ports(request: pytest.FixtureRequest) -> FlashPorts:
     if request.param == "memory":
         ordering = OrderingTables()
-        tables = FlashTables(lock=ordering.lock)
+        ordering.put_stock("TEA-1", "WH", STOCKED)
+        tables = FlashTables(lock=ordering.lock, stock=ordering.stock)
 
         class Busy:
             def __init__(self, sale: FlashSale, shard: int) -> None:
@@ -63,8 +68,13 @@ def ports(request: pytest.FixtureRequest) -> FlashPorts:
                 tables.busy.discard(self.key)
 
         parts = MemoryPurchaseParts(tables)
-        return FlashPorts(MemorySales(tables), MemoryShards(tables), parts, MemoryUnitsOfWork(ordering), Busy)
+        units = MemoryUnitsOfWork(ordering)
+        return FlashPorts(MemorySales(tables), MemoryShards(tables), parts, units, Busy, ordering.stock_of)
     request.getfixturevalue("table")  # a fresh moto table, bound as the app's
+    from shared.data.items import StockItem
+
+    pk, sk = StockItem.key("TEA-1", "WH")
+    StockItem(pk, sk, sku="TEA-1", location="WH", on_hand=STOCKED, reserved=0, available=STOCKED).save()
     from infra.local.faults import FaultInjector, Kind
     from shared.data.stores.flash_sales import DynamoFlashSales, DynamoPurchaseParts, DynamoShards
     from shared.data.stores.ordering_uow import unit_of_work
@@ -78,7 +88,11 @@ def ports(request: pytest.FixtureRequest) -> FlashPorts:
         )
         return held.attached()
 
-    return FlashPorts(DynamoFlashSales(), DynamoShards(), DynamoPurchaseParts(), unit_of_work, busy)
+    def stock(sku: str, location: str) -> tuple[int, int, int]:
+        item = StockItem.get(*StockItem.key(sku, location), consistent_read=True)
+        return int(item.on_hand), int(item.reserved), int(item.available)
+
+    return FlashPorts(DynamoFlashSales(), DynamoShards(), DynamoPurchaseParts(), unit_of_work, busy, stock)
 
 
 def planned(quantity: int = 4, peak: int = 1000, per_user_limit: int = 2, sale_id: str | None = None) -> FlashSale:
@@ -104,6 +118,19 @@ class TestSaleStore:
         assert remaining(ports, sale) == [4, 3, 3]
         assert [level.shard for level in ports.shards.levels(sale)] == [0, 1, 2]
         assert ports.shards.marks(sale.sale_id) == ReconcileMarks({}, 0)
+
+    def test_a_sale_holds_its_quantity_at_its_location_or_is_not_created(self, ports: FlashPorts):
+        sale = created(ports, quantity=10)
+        assert ports.stock("TEA-1", "WH") == (STOCKED, 10, STOCKED - 10)
+        with pytest.raises(OutOfStock) as refused:
+            created(ports, quantity=STOCKED - 9)
+        assert refused.value.details == {"sku": "TEA-1", "location": "WH"}
+        assert ports.stock("TEA-1", "WH") == (STOCKED, 10, STOCKED - 10)
+        with pytest.raises(OutOfStock):
+            ports.sales.create(
+                replace(planned(), location="S404"), IdempotentRequest.of("a", None, {}), StoredResponse(201, {}), 0
+            )
+        assert ports.sales.get(sale.sale_id) == sale
 
     def test_an_unknown_sale_is_none(self, ports: FlashPorts):
         assert ports.sales.get("fs000000000000000000000000") is None
@@ -163,6 +190,17 @@ class TestShardStore:
         with pytest.raises(UnitsClaimed) as claimed:
             ports.shards.give_back(sale.sale_id, [first, second], now_ms())
         assert claimed.value.claimed == {first: ClaimStatus.VOID} and remaining(ports, sale) == [3]
+
+    def test_a_settle_gives_what_the_shard_holds_back_to_the_location_once(self, ports: FlashPorts):
+        sale = created(ports, quantity=4, peak=500)
+        ports.shards.take(sale.sale_id, 0, 1)
+        assert ports.shards.settle(sale, 0, 4) is False  # the shard holds 3: nothing written
+        assert ports.stock("TEA-1", "WH") == (STOCKED, 4, STOCKED - 4)
+        assert ports.shards.settle(sale, 0, 3) is True
+        assert remaining(ports, sale) == [0]
+        assert ports.stock("TEA-1", "WH") == (STOCKED, 1, STOCKED - 1)
+        assert ports.shards.settle(sale, 0, 3) is False
+        assert ports.stock("TEA-1", "WH") == (STOCKED, 1, STOCKED - 1)
 
     def test_claims_are_read_in_unit_order_within_the_bounds(self, ports: FlashPorts):
         sale = created(ports, quantity=10, peak=500)

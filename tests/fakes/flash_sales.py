@@ -31,9 +31,9 @@ from shared.flash_sales.model import (
     UnitsClaimed,
 )
 from shared.flash_sales.service import FlashSales, FlashSaleSettings
-from shared.inventory.locations import Location
+from shared.inventory.locations import WAREHOUSE, Location
 from shared.kernel.clock import FakeClock
-from shared.kernel.errors import IdempotencyKeyReused, LimitReached, TemporarilyUnavailable
+from shared.kernel.errors import IdempotencyKeyReused, LimitReached, OutOfStock, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
 from shared.ordering.addresses import NO_SAVED_ADDRESSES, SavedAddresses
@@ -41,7 +41,8 @@ from shared.ordering.lifecycle import OrderLifecycle
 from shared.ordering.model import Order, Status
 from shared.ordering.ports import OrderingUnitOfWork
 from shared.ordering.pricing import PricingRules
-from tests.fakes.ordering import MemoryOrderingUnitOfWork, OrderingOnFakes, RefusedPart, ordering_on_fakes
+from shared.ordering.refunds import OrderRefunds
+from tests.fakes.ordering import MemoryOrderingUnitOfWork, OrderingOnFakes, RefusedPart, StockRow, ordering_on_fakes
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Shard:
     taken: int = 0
     returned: int = 0
     ordered: int = 0
+    settled: int = 0  # units given back to the sale's location after the end
 
 
 @dataclass
@@ -67,6 +69,9 @@ class FlashTables:
     # One write at a time, as DynamoDB applies each item write (and transaction) atomically.
     lock: threading.RLock = field(default_factory=threading.RLock)
     calls: list[str] = field(default_factory=list)  # every call outside an order's unit of work, in order
+    # The ordering fake's stock rows (OrderingTables.stock), when the fakes model stock: a sale then
+    # holds its units out of its location's stock as DynamoFlashSales does. None: no stock modelled.
+    stock: dict[tuple[str, str], StockRow] | None = None
 
     def level(self, sale_id: str, shard: int) -> ShardLevel:
         held = self.shards[(sale_id, shard)]
@@ -95,6 +100,13 @@ class MemorySales:
                 if first[0] != request.fingerprint:
                     raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
                 return first[1]
+            stock = self.tables.stock
+            if stock is not None:
+                row = stock.get((sale.sku, sale.location))
+                if row is None or row.available < sale.quantity:
+                    raise OutOfStock("not enough stock for the flash sale", sku=sale.sku, location=sale.location)
+                row.available -= sale.quantity
+                row.reserved += sale.quantity
             self.tables.sales[sale.sale_id] = sale
             for shard, units in enumerate(split(sale.quantity, sale.shards)):
                 self.tables.shards[(sale.sale_id, shard)] = Shard(initial=units, remaining=units)
@@ -154,6 +166,23 @@ class MemoryShards:
                 held = self.tables.shards[(sale_id, shard)]
                 held.remaining += qty
                 held.returned += qty
+
+    def settle(self, sale: FlashSale, shard: int, qty: int) -> bool:
+        with self.tables.lock:
+            self.tables.calls.append("settle")
+            self.tables.check_not_busy(sale.sale_id, shard)
+            held = self.tables.shards.get((sale.sale_id, shard))
+            if held is None or held.remaining != qty or qty <= 0:
+                return False
+            if self.tables.stock is not None:
+                row = self.tables.stock.get((sale.sku, sale.location))
+                if row is None or row.reserved < qty:
+                    return False
+                row.reserved -= qty
+                row.available += qty
+            held.remaining -= qty
+            held.settled += qty
+            return True
 
     def claims_between(self, sale_id: str, shard: int, after_unit: int, through_unit: int) -> list[UnitClaim]:
         with self.tables.lock:
@@ -284,6 +313,7 @@ class FlashOnFakes:
     ordering: OrderingOnFakes
     flash: FlashSales
     lifecycle: OrderLifecycle
+    refunds: OrderRefunds
 
     @property
     def clock(self) -> FakeClock:
@@ -296,6 +326,14 @@ class FlashOnFakes:
 
     def on_shards(self, sale: FlashSale) -> int:
         return sum(held.remaining for (sale_id, _), held in self.tables.shards.items() if sale_id == sale.sale_id)
+
+    def settled(self, sale: FlashSale) -> int:
+        """Units given back to the sale's location after it ended."""
+        return sum(held.settled for (sale_id, _), held in self.tables.shards.items() if sale_id == sale.sale_id)
+
+    def stock(self, sku: str, location: str) -> tuple[int, int, int]:
+        """(on_hand, reserved, available) at the location; on_hand = reserved + available always."""
+        return self.ordering.tables.stock_of(sku, location)
 
     def live_orders(self, sale: FlashSale) -> list[Order]:
         return [
@@ -310,7 +348,8 @@ class FlashOnFakes:
         for order in self.live_orders(sale):
             held[order.customer_id] += sum(line.qty for line in order.lines)
         bought = {customer: n for (sale_id, customer), n in self.tables.bought.items() if sale_id == sale.sale_id and n}
-        return self.on_shards(sale) + sum(held.values()) == sale.quantity and bought == dict(held)
+        units = self.on_shards(sale) + self.settled(sale) + sum(held.values())
+        return units == sale.quantity and bought == dict(held)
 
 
 def flash_on_fakes(
@@ -319,9 +358,13 @@ def flash_on_fakes(
     settings: FlashSaleSettings | None = None,
     now_ms: int = 1_767_225_600_000,
     addresses: SavedAddresses = NO_SAVED_ADDRESSES,
+    stock: dict[tuple[str, str], int] | None = None,
 ) -> FlashOnFakes:
-    ordering = ordering_on_fakes(products=products, locations=stores, now_ms=now_ms)
-    tables = FlashTables(lock=ordering.tables.lock)
+    """`stock`: on_hand per (sku, location); by default each product has plenty at WH."""
+    if stock is None:
+        stock = {(product.sku, WAREHOUSE): 1_000_000 for product in products}
+    ordering = ordering_on_fakes(products=products, locations=stores, now_ms=now_ms, stock=stock)
+    tables = FlashTables(lock=ordering.tables.lock, stock=ordering.tables.stock)
     flash = FlashSales(
         sales=MemorySales(tables),
         shards=MemoryShards(tables),
@@ -336,7 +379,8 @@ def flash_on_fakes(
         addresses=addresses,
     )
     lifecycle = OrderLifecycle(ordering.units, ordering.reads, flash.releaser, ordering.clock)
-    return FlashOnFakes(tables, ordering, flash, lifecycle)
+    refunds = OrderRefunds(ordering.units, ordering.reads, ordering.clock, flash=flash.releaser)
+    return FlashOnFakes(tables, ordering, flash, lifecycle, refunds)
 
 
 __all__ = [

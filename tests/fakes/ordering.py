@@ -440,6 +440,22 @@ class MemoryFlashReleaser:
 
         uow.add_part(("flash", sale_id, order.order_id), lambda: None, apply)
 
+    paid: dict[str, int] = field(default_factory=dict)
+
+    def commit(self, uow: OrderingUnitOfWork, order: Order) -> None:
+        """Counts the paid units per sale (these fakes hold no sale's stock: tests/fakes/flash_sales.py does)."""
+        assert isinstance(uow, MemoryOrderingUnitOfWork) and order.flash_sale_id is not None
+        sale_id = order.flash_sale_id
+        qty = sum(line.qty for line in order.lines)
+
+        def apply() -> None:
+            self.paid[sale_id] = self.paid.get(sale_id, 0) + qty
+
+        uow.add_part(("flash-paid", sale_id, order.order_id), lambda: None, apply)
+
+    def stock_location(self, order: Order) -> str:
+        return "WH"
+
 
 # -- the services on the fakes -----------------------------------------------------------------
 @dataclass

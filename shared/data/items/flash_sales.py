@@ -26,6 +26,7 @@ class FlashSaleItem(BaseItem, discriminator="FlashSale"):
     shards = NumberAttribute()
     product_name = UnicodeAttribute()
     list_price_fen = NumberAttribute()
+    location = UnicodeAttribute(null=True)  # whose stock holds the units (None: sales made before, WH)
 
     @staticmethod
     def key(sale_id: str) -> tuple[str, str]:
@@ -34,7 +35,7 @@ class FlashSaleItem(BaseItem, discriminator="FlashSale"):
 
 class FlashShardItem(BaseItem, discriminator="FlashShard"):
     """pk `FLASH#<id>#SHARD#<n>`, sk `SHARD`: one shard of the sale's units.
-    remaining = initial + returned - ordered - taken >= 0, kept by every write under a condition.
+    remaining = initial + returned - ordered - taken - settled >= 0, kept by every write under a condition.
     `ordered`: units taken inside an order's own transaction (the order holds them atomically).
     `taken`: units taken by a single-item decrement before the order is written (the contended
     path); it only grows and numbers those units, so the reconciler can tell which were claimed."""
@@ -46,6 +47,7 @@ class FlashShardItem(BaseItem, discriminator="FlashShard"):
     ordered = NumberAttribute(default=0)
     taken = NumberAttribute()
     returned = NumberAttribute()
+    settled = NumberAttribute(null=True)  # units given back to the sale's location after its end
 
     @staticmethod
     def key(sale_id: str, shard: int) -> tuple[str, str]:

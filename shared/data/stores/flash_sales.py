@@ -41,6 +41,7 @@ from shared.data.items import (
 )
 from shared.data.items.flash_sales import SALES_PARTITION
 from shared.data.stores import idempotency as idempotency_store
+from shared.data.stores import stock as stock_store
 from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
 from shared.data.table import BaseItem
 from shared.data.transactions import (
@@ -51,6 +52,7 @@ from shared.data.transactions import (
     translated,
 )
 from shared.flash_sales.model import (
+    STOCK_LOCATION,
     ClaimStatus,
     FlashSale,
     ReconcileMarks,
@@ -61,7 +63,7 @@ from shared.flash_sales.model import (
     UnitClaim,
     UnitsClaimed,
 )
-from shared.kernel.errors import LimitReached, TemporarilyUnavailable
+from shared.kernel.errors import LimitReached, OutOfStock, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
 from shared.ordering.ports import OrderingUnitOfWork
@@ -92,7 +94,16 @@ class DynamoFlashSales:
     ) -> StoredResponse:
         tx = Transaction()
         _add_sale(tx, sale, now_ms)
-        return idempotency_store.commit(tx, request, response)
+        # The units are held out of the location's stock in the same write (docs/flash-sales.md, "Stock").
+        stock_store.reserve(tx, sale.sku, sale.location, sale.quantity)
+        try:
+            return idempotency_store.commit(tx, request, response)
+        except TransactionCancelled as cancelled:
+            if stock_store.label(sale.sku, sale.location) in cancelled.failed:
+                raise OutOfStock(
+                    "not enough stock for the flash sale", sku=sale.sku, location=sale.location
+                ) from cancelled
+            raise
 
     def get(self, sale_id: str) -> FlashSale | None:
         with translated():
@@ -127,6 +138,7 @@ def _add_sale(tx: Transaction, sale: FlashSale, now_ms: int) -> None:
         shards=sale.shards,
         product_name=sale.product_name,
         list_price_fen=sale.list_price_fen,
+        location=sale.location,
         created_at=now_ms,
         gsi1pk=SALES_PARTITION,
         gsi1sk=f"{sale.ends_at_ms:013d}#{sale.sale_id}",
@@ -164,6 +176,8 @@ def _sale_of(item: FlashSaleItem) -> FlashSale:
         shards=int(item.shards),
         product_name=item.product_name,
         list_price_fen=int(item.list_price_fen),
+        location=item.location or STOCK_LOCATION,
+        holds_stock=item.location is not None,
     )
 
 
@@ -224,6 +238,22 @@ class DynamoShards:
                     if claim_label(taken) in cancelled.failed
                 }
             ) from cancelled
+
+    def settle(self, sale: FlashSale, shard: int, qty: int) -> bool:
+        tx = Transaction()
+        tx.update(
+            FlashShardItem,
+            FlashShardItem.key(sale.sale_id, shard),
+            [FlashShardItem.remaining.add(-qty), FlashShardItem.settled.add(qty)],
+            shard_label(shard),
+            condition=FlashShardItem.remaining == qty,
+        )
+        stock_store.release(tx, sale.sku, sale.location, qty)
+        try:
+            tx.commit()
+        except TransactionCancelled:
+            return False
+        return True
 
     def claims_between(self, sale_id: str, shard: int, after_unit: int, through_unit: int) -> list[UnitClaim]:
         gsi1pk, low = FlashClaimItem.index_key(sale_id, shard, after_unit + 1)
