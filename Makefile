@@ -19,8 +19,19 @@ install: $(STAMP)
 dev: install
 	$(BIN)/python -m infra.local.dev
 
+# The tiers that are independent per test (unit, contract, functional: every xdist worker starts its
+# own emulator and every test makes its own table) run on TEST_WORKERS processes; then the tiers that
+# start whole stacks (e2e, hostile), measure concurrency (load) or build the package run one at a
+# time, on a machine the first group has left. Both groups always run; either failing fails the
+# target. TEST_WORKERS=0 runs the first group in one process (measurements: docs/benchmarks.md).
+TEST_WORKERS ?= 2
+PARALLEL_TIERS := tests/unit tests/contract tests/functional
+SERIAL_TIERS := tests/e2e tests/hostile tests/load tests/package
+
 test: install
-	$(BIN)/pytest -q tests/unit tests/contract tests/functional tests/e2e tests/hostile tests/load tests/package
+	$(BIN)/pytest -q -n $(TEST_WORKERS) $(PARALLEL_TIERS); parallel=$$?; \
+	$(BIN)/pytest -q $(SERIAL_TIERS); serial=$$?; \
+	test $$parallel -eq 0 && test $$serial -eq 0
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit
