@@ -10,6 +10,7 @@ from typing import Any
 from chalice import Response
 
 from functions.guides.models import (
+    PARTY_ID,
     DealerIn,
     DistributorIn,
     GuideIn,
@@ -20,7 +21,7 @@ from functions.guides.models import (
 )
 from shared.guides.model import Binding, BindingChange
 from shared.kernel.clock import iso
-from shared.kernel.errors import NotFound
+from shared.kernel.errors import MalformedRequest, NotFound
 from shared.kernel.identity import Role
 from shared.platform import bootstrap
 from shared.web.api import Api, decode_cursor, encode_cursor, ok, parse, principal, query_int, query_str
@@ -99,6 +100,8 @@ def put_guide(guide_id: str) -> Response:
 @bp.route("/admin/guides", methods=["GET"], roles=ADMIN)
 def list_guides() -> Response:
     store_id = query_str("store_id")
+    if store_id is not None and not PARTY_ID.fullmatch(store_id):
+        raise MalformedRequest("?store_id= is a store id", param="store_id")
     limit, cursor = _paging()
     return _page(*bootstrap.org_admin().list_guides(store_id, limit, cursor))
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from shared.kernel.errors import NotFound
 
@@ -18,6 +19,14 @@ class SettlementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     period_end: AwareDatetime
+
+    @field_validator("period_end", mode="before")
+    @classmethod
+    def _a_string(cls, value: Any) -> Any:
+        # The document says date-time (a string); pydantic would also read a number as epoch seconds.
+        if not isinstance(value, str):
+            raise ValueError("period_end is an ISO-8601 date-time string")
+        return value
 
     def period_end_ms(self) -> int:
         return int(self.period_end.timestamp()) * 1000
