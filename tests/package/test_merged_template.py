@@ -293,6 +293,8 @@ def test_the_api_stage_is_throttled_per_stage_and_logs_each_request_as_json(pack
     line = json.loads(access["Format"])
     assert {"requestId", "status", "httpMethod", "resourcePath", "responseLatency"} <= line.keys()
     assert not [v for v in line.values() if "header" in v.lower() or "authorizer" in v.lower()]  # no token
+    # $context.error.message repeats the Authorization header for INCOMPLETE_SIGNATURE: never logged
+    assert not [v for v in line.values() if "error.message" in v]
     logs = merged_template["Resources"]["ApiAccessLogs"]["Properties"]
     assert logs["RetentionInDays"] > 0 and logs["KmsKeyId"] == {"Fn::GetAtt": ["OperationsKey", "Arn"]}
     # And API Gateway may write logs at all: the account's CloudWatch role, set before the stage
