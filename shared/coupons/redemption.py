@@ -183,8 +183,11 @@ def reverse_redemption(redemption_id: str, reason: str, who: Principal, ports: C
 def store_redemptions(
     store_id: str, who: Principal, limit: int, cursor: Cursor | None, ports: CouponPorts
 ) -> tuple[list[dict[str, Any]], Cursor | None]:
-    """A store's redemptions, newest first, for its staff and guides and for merchant admins."""
+    """A store's redemptions, newest first, for its staff and guides and for merchant admins
+    (NotFound, 404, for a store that does not exist: an admin's typo is not an empty list)."""
     if who.role is not Role.MERCHANT_ADMIN:
         require_store_member(store_id, who)
+    elif not ports.stores.is_store(store_id):
+        raise NotFound("no such store", store_id=store_id[:64])
     found, next_cursor = ports.coupons.redemptions_at(store_id, limit, cursor)
     return [r.view() for r in found], next_cursor

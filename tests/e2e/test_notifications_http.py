@@ -97,7 +97,10 @@ def test_paying_produces_one_paid_message_per_channel_despite_triple_delivery(ap
     ]
     assert outcomes == ["paid", "duplicate", "duplicate"]
     # Then the event runner relays and consumes: one paid message per channel
-    first = eventually(lambda: (m := paid_messages(api, token)) and len(m) == 3 and m)
+    # (each message is written `pending` before its provider call, so wait until all three are past it)
+    first = eventually(
+        lambda: (m := paid_messages(api, token)) and len(m) == 3 and all(x["status"] != "pending" for x in m) and m
+    )
     assert sorted((m["channel"], m["status"]) for m in first) == [
         ("email", "sent"),
         ("sms", "sent"),

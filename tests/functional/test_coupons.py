@@ -284,6 +284,12 @@ def test_store_staff_redeem_a_code_once_and_the_books_say_so(client, tokens, sto
     ]
     listed = get(client, "/stores/S001/coupon-redemptions", tokens["store_staff"]).json_body["items"]
     assert [r["redemption_id"] for r in listed] == [done.json_body["redemption_id"]]
+    # And a merchant admin reads the same list, and gets 404 (not an empty page) for a store that does not exist
+    admin = get(client, "/stores/S001/coupon-redemptions", tokens["merchant_admin"]).json_body["items"]
+    assert [r["redemption_id"] for r in admin] == [done.json_body["redemption_id"]]
+    assert get(client, "/stores/NO-SUCH/coupon-redemptions", tokens["merchant_admin"]).status_code == 404
+    # And ?limit= is checked on the wallet even when ?cart= asks for the usable coupons instead
+    assert get(client, "/me/coupons?cart=TEA-1:1&limit=null", tokens["customer"]).status_code == 400
 
 
 def test_redemption_only_where_the_coupon_allows(client, tokens, stores):

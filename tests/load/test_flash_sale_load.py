@@ -69,7 +69,7 @@ def settle(flash: FlashSales) -> None:
 
 def test_a_crowd_buys_exactly_the_units_there_are(table):
     # Given 40 units with a limit of one per buyer
-    given_catalogue({})
+    given_catalogue({("TEA-1", "WH"): 100_000})  # a sale holds its quantity out of WH
     flash = flash_sales()
     sale = given_sale(flash, quantity=UNITS, per_user_limit=1, peak=4000)
     # When 200 buyers try three times each, all at once
@@ -84,7 +84,7 @@ def test_a_crowd_buys_exactly_the_units_there_are(table):
 
 def test_the_same_crowd_with_faults_on_the_hot_items(table):
     # Given 10% throttling, conflicts and lost responses on every flash-sale item and order transaction
-    given_catalogue({})
+    given_catalogue({("TEA-1", "WH"): 100_000})  # a sale holds its quantity out of WH
     flash = flash_sales()
     sale = given_sale(flash, quantity=UNITS, per_user_limit=1, peak=4000)
     faults = FaultInjector(
@@ -115,7 +115,7 @@ def test_the_same_crowd_with_faults_on_the_hot_items(table):
 def test_conflicts_on_the_shards_move_buyers_between_the_two_paths_and_lose_nothing(table, rate):
     # Given transaction conflicts on the shards at 5% / 20% of the calls that touch one, and a
     # process that goes back to the one-transaction path a moment after each conflict
-    given_catalogue({})
+    given_catalogue({("TEA-1", "WH"): 100_000})  # a sale holds its quantity out of WH
     flash = flash_sales(contended_s=0.05)
     sale = given_sale(flash, quantity=UNITS, per_user_limit=1, peak=4000)
     held = FaultInjector(
