@@ -10,8 +10,12 @@ even to two workers at the same moment). Per (consumer, event id) a mark goes th
 
 - A claim is one conditional put: it succeeds if there is no mark, or the mark is CLAIMED with an
   expired lease. A DONE mark turns every redelivery into a no-op; a live claim held by another
-  worker makes this delivery fail softly and come back after a short delay (so two workers never
-  run the effect at the same time).
+  worker makes this delivery fail softly and come back once that lease has run out (so two workers
+  never run the effect at the same time). Not after the usual backoff: the holder may be dead, or
+  a worker whose release failed, and 5 receives of backoff (15-30 s) are spent long before a 60 s
+  lease ends; the event then went to the dead-letter queue unhandled (seen under the fault
+  harness, tests/e2e/test_commission_faults_http.py). A claim that raised may have been written
+  (its answer lost): the worker gives it back before failing.
 - Why not just a "processed" marker written after success: two concurrent deliveries would both
   run the effect. Why not the marker before the effect: a crash after it would lose the effect.
 - The window that remains: the worker dies (or cannot write DONE) after the effect and before the
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import random
 import uuid
 from collections.abc import Callable
@@ -64,6 +69,10 @@ class RecordFailed(Exception):
     pass
 
 
+class HeldElsewhere(RecordFailed):
+    """Another worker holds a live claim on the event: retry once its lease has run out."""
+
+
 def parse(body: str) -> DomainEvent:
     try:
         return DomainEvent.from_message(json.loads(body))
@@ -94,19 +103,27 @@ class _Batch:
             event = parse(record.body)
             self._handle_once(event)
         except Exception as exc:  # every failure of one record is that record's alone
-            self._fail(record, event, f"{type(exc).__name__}: {exc}")
+            # A held event comes back after the lease (plus a second: the lease's end is still its).
+            wait_s = self.runtime.policy.lease_s + 1 if isinstance(exc, HeldElsewhere) else 0.0
+            self._fail(record, event, f"{type(exc).__name__}: {exc}", wait_s)
 
     def _handle_once(self, event: DomainEvent) -> None:
         name = self.consumer.name
         token = uuid.uuid4().hex
-        claim = self.runtime.marks.claim(
-            name, event.event_id, token, self.runtime.clock(), int(self.runtime.policy.lease_s * 1000)
-        )
+        try:
+            claim = self.runtime.marks.claim(
+                name, event.event_id, token, self.runtime.clock(), int(self.runtime.policy.lease_s * 1000)
+            )
+        except Exception:
+            # The put may have been applied with its answer lost: a claim of ours would hold the
+            # event for a whole lease. Releasing takes only a CLAIMED mark with our token.
+            _quietly(lambda: self.runtime.marks.release(name, event.event_id, token))
+            raise
         if claim is ClaimOutcome.DONE:
             count("DuplicateEventsSkipped", consumer=name)
             return
         if claim is ClaimOutcome.BUSY:
-            raise RecordFailed("another worker is handling this event")
+            raise HeldElsewhere("another worker is handling this event")
         try:
             if isinstance(self.consumer, ClaimingConsumer):
                 now = self.runtime.clock()
@@ -119,7 +136,7 @@ class _Batch:
         self.runtime.marks.complete(name, event.event_id, token, self.runtime.clock())
         count("EventsConsumed", consumer=name)
 
-    def _fail(self, record: Any, event: DomainEvent | None, reason: str) -> None:
+    def _fail(self, record: Any, event: DomainEvent | None, reason: str, wait_s: float = 0.0) -> None:
         receives = int(record.attributes.approximate_receive_count or 1)
         limit = self.runtime.queue.max_receives(record.event_source_arn)
         if limit is not None and receives >= limit:
@@ -135,7 +152,7 @@ class _Batch:
             },
         )
         self.retries.setdefault(record.event_source_arn, []).append(
-            (record.receipt_handle, self.runtime.policy.delay_s(receives))
+            (record.receipt_handle, max(self.runtime.policy.delay_s(receives), math.ceil(wait_s)))
         )
         raise RecordFailed(reason)
 

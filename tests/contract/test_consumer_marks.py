@@ -61,6 +61,22 @@ class TestConsumerMarks:
         # Then the new holder's claim still stands
         assert marks.claim("notifications", "e-1", "t-3", NOW + LEASE + 2, LEASE) is ClaimOutcome.BUSY
 
+    def test_a_claim_asked_again_with_its_own_token_is_still_ours(self, marks: Marks):
+        # Given a claim that was written but whose answer was lost, so the SDK sends it again
+        marks.claim("notifications", "e-1", "t-1", NOW, LEASE)
+        # Then the repeated claim is ours, and another worker's is still busy
+        assert marks.claim("notifications", "e-1", "t-1", NOW + 1, LEASE) is ClaimOutcome.CLAIMED
+        assert marks.claim("notifications", "e-1", "t-2", NOW + 2, LEASE) is ClaimOutcome.BUSY
+
+    def test_a_release_leaves_a_mark_done_on_its_token_done(self, marks: Marks):
+        # Given an effect and its mark written together, whose worker then failed (its answer lost)
+        marks.claim("commission", "e-1", "t-1", NOW, LEASE)
+        marks.complete("commission", "e-1", "t-1", NOW + 1)
+        # When the worker releases its claim
+        marks.release("commission", "e-1", "t-1")
+        # Then the event stays done for every redelivery
+        assert marks.claim("commission", "e-1", "t-2", NOW + 2, LEASE) is ClaimOutcome.DONE
+
     def test_releasing_an_event_nobody_marked_is_harmless(self, marks: Marks):
         marks.release("notifications", "e-never", "t-1")
         assert marks.claim("notifications", "e-never", "t-2", NOW, LEASE) is ClaimOutcome.CLAIMED

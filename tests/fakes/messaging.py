@@ -19,6 +19,8 @@ class MemoryMarks:
         held = self.marks.get((consumer, event_id))
         if held and held["state"] == "DONE":
             return ClaimOutcome.DONE
+        if held and held["token"] == token:
+            return ClaimOutcome.CLAIMED  # our own claim, asked again (its first answer was lost)
         if held and held["lease_until"] >= now_ms:
             return ClaimOutcome.BUSY
         self.marks[(consumer, event_id)] = {"state": "CLAIMED", "token": token, "lease_until": now_ms + lease_ms}
@@ -28,7 +30,8 @@ class MemoryMarks:
         self.marks[(consumer, event_id)] = {"state": "DONE", "token": token, "lease_until": now_ms}
 
     def release(self, consumer: str, event_id: str, token: str) -> None:
-        if self.marks.get((consumer, event_id), {}).get("token") == token:
+        held = self.marks.get((consumer, event_id), {})
+        if held.get("token") == token and held.get("state") == "CLAIMED":
             del self.marks[(consumer, event_id)]
 
 

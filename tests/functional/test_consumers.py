@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from infra.local.faults import FaultInjector, Kind
 from infra.local.runner import EventRunner
 from shared.data.items import ConsumedItem
 from shared.data.stores.consumer_marks import DynamoMarks
@@ -129,11 +131,31 @@ def test_an_event_held_by_a_crashed_worker_is_handled_after_its_lease(queue: Que
     marks, start = DynamoMarks(), now_ms()
     assert marks.claim("recording", event.event_id, "crashed", start, 60_000) is ClaimOutcome.CLAIMED
     consumer = RecordingConsumer()
-    # When it is delivered within the lease, it waits
-    assert queue.deliver(consumer, fast_runtime(clock=lambda: start + 1_000)) == {
-        "batchItemFailures": [{"itemIdentifier": queue.peek()[0]["MessageId"]}]
+    # When it is delivered within the lease, it waits (a runtime whose lease is 1 s: the message
+    # is hidden until that lease could have run out, 2 s, not for a backoff of no time)
+    message_id = queue.peek()[0]["MessageId"]
+    assert queue.deliver(consumer, fast_runtime(clock=lambda: start + 1_000, lease_s=1)) == {
+        "batchItemFailures": [{"itemIdentifier": message_id}]
     }
-    assert consumer.handled == []
+    assert consumer.handled == [] and queue.deliver(consumer, fast_runtime()) is None
     # And after the lease it is handled, once
-    queue.deliver_all(consumer, fast_runtime(clock=lambda: start + 61_000))
+    deadline = time.monotonic() + 30
+    while not consumer.handled and time.monotonic() < deadline:
+        queue.deliver_all(consumer, fast_runtime(clock=lambda: start + 61_000))
+        time.sleep(0.2)
     assert consumer.handled == [event.event_id]
+
+
+def test_an_event_whose_claim_answer_was_lost_is_handled_on_that_delivery(queue: Queue):
+    # Given the claim's put applied by DynamoDB and its answer lost (botocore sends it again)
+    [event] = relayed(order_event(EventType.ORDER_PAID))
+    consumer = RecordingConsumer()
+    lost = FaultInjector(rate=1.0, kinds=[Kind.TIMEOUT_APPLIED], operations=["PutItem"], max_faults=1)
+    # When the event is delivered
+    with lost.attached():
+        answer = queue.deliver(consumer, fast_runtime())
+    # Then the repeated put, refused by its own claim, still holds it: handled now, not BUSY until
+    # its lease runs out (the notifications queue dead-lettered such events after 5 receives)
+    assert lost.count(Kind.TIMEOUT_APPLIED) == 1
+    assert answer == {"batchItemFailures": []} and consumer.handled == [event.event_id]
+    assert ConsumedItem.get(*ConsumedItem.key("recording", event.event_id)).state == "DONE"

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import random
 
+from shared.commission.ports import ClaimLost
 from shared.kernel.events import DomainEvent, EventType
 from shared.messaging.consumers import RetryPolicy, Runtime, consume
-from shared.messaging.ports import ClaimOutcome
+from shared.messaging.ports import ClaimOutcome, HeldClaim
 from tests.events import load
 from tests.fakes.messaging import MemoryMarks, MemoryQueue
 
@@ -142,3 +143,113 @@ def test_while_another_worker_holds_the_event_the_delivery_waits():
     clock.now += 61_000
     assert consume(sqs_event(body("e-5"), receives=2), consumer, kit) == {"batchItemFailures": []}
     assert consumer.handled == ["e-5"]
+
+
+class LostAnswers(MemoryMarks):
+    """DynamoDB under a lost response: every claim is written, its answer lost, and the SDK sends
+    the same put again (the fault harness's timeout_applied, infra/local/faults.py)."""
+
+    def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> ClaimOutcome:
+        super().claim(consumer, event_id, token, now_ms, lease_ms)
+        return super().claim(consumer, event_id, token, now_ms, lease_ms)
+
+
+def test_a_claim_whose_answer_was_lost_is_still_ours_and_the_event_is_handled_once():
+    # Given marks whose every claim answer is lost, and a queue that gives up after 5 receives
+    consumer, queue = RecordingConsumer(), MemoryQueue(max_receives=5)
+    kit = runtime(marks=LostAnswers(), queue=queue)
+    # When the event is delivered, and delivered again
+    responses = [consume(sqs_event(body("e-7"), receives=n), consumer, kit) for n in (1, 2)]
+    # Then the first delivery handled it (it was not BUSY on its own claim until the DLQ), once
+    assert responses == [{"batchItemFailures": []}] * 2
+    assert consumer.handled == ["e-7"] and queue.dead == []
+
+
+class MarkInItsWrite:
+    """A ClaimingConsumer whose effect and DONE mark are one write (as the commission ledger's
+    transaction), here with its answer lost: the write applied, the SDK's retry is refused on the
+    mark (it is DONE now), and the consumer raises as DynamoLedger does (ClaimLost)."""
+
+    name = "one-write"
+
+    def __init__(self, marks: MemoryMarks, lose_answer: bool = True) -> None:
+        self.marks = marks
+        self.lose_answer = lose_answer
+        self.effects: list[str] = []
+
+    def handle_claimed(self, event: DomainEvent, claim: HeldClaim) -> None:
+        self.effects.append(event.event_id)
+        self.marks.complete(claim.consumer, claim.event_id, claim.token, claim.now_ms)
+        if self.lose_answer:
+            self.lose_answer = False
+            raise ClaimLost("the claim on the event is not ours")
+
+    def gave_up(self, event: DomainEvent, reason: str) -> None:
+        raise AssertionError(f"gave up on {event.event_id}: {reason}")
+
+
+def test_a_write_with_its_mark_whose_answer_was_lost_is_not_run_again_on_redelivery():
+    # Given a consumer whose first write applied but answered "claim lost"
+    marks = MemoryMarks()
+    consumer = MarkInItsWrite(marks)
+    kit = runtime(marks=marks)
+    # When the delivery fails and the event comes back
+    first = consume(sqs_event(body("e-8")), consumer, kit)
+    again = consume(sqs_event(body("e-8"), receives=2), consumer, kit)
+    # Then the failed delivery's release left the DONE mark alone: the redelivery is a duplicate
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+    assert again == {"batchItemFailures": []}
+    assert consumer.effects == ["e-8"]
+
+
+def redelivered_until_settled(
+    consumer: RecordingConsumer, kit: Runtime, queue: MemoryQueue, clock: Clock, event_id: str
+) -> int:
+    """Deliver like SQS: each failed delivery comes back after the delay the runtime asked for, up
+    to the queue's receive limit. Returns the receives it took."""
+    for receives in range(1, (queue.limit or 5) + 1):
+        if consume(sqs_event(body(event_id), receives=receives), consumer, kit) == {"batchItemFailures": []}:
+            return receives
+        clock.now += queue.delays[-1][1] * 1000
+    raise AssertionError("still failing past the receive limit")
+
+
+def test_an_event_held_by_a_worker_that_will_never_finish_is_handled_before_the_dead_letter_queue():
+    # Given a claim whose worker died (or whose release failed), and the notifications queue's
+    # 5 receives with the production backoff (2 s doubling: 15-30 s in all) and 60 s lease
+    marks, clock, queue = MemoryMarks(), Clock(), MemoryQueue(max_receives=5)
+    assert marks.claim("recording", "e-9", "dead-worker", clock(), 60_000) is ClaimOutcome.CLAIMED
+    consumer = RecordingConsumer()
+    kit = runtime(marks=marks, queue=queue, clock=clock)
+    # When the event is redelivered as the runtime asks
+    receives = redelivered_until_settled(consumer, kit, queue, clock, "e-9")
+    # Then the held delivery came back after the lease, and the next one handled it: not dead-lettered
+    assert queue.delays[0][1] >= 61
+    assert (receives, consumer.handled, queue.dead) == (2, ["e-9"], [])
+
+
+class ClaimAppliedThenTimedOut(MemoryMarks):
+    """A claim put that DynamoDB applied, whose answers were all lost: the SDK gives up (a timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timed_out = False
+
+    def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> ClaimOutcome:
+        outcome = super().claim(consumer, event_id, token, now_ms, lease_ms)
+        if not self.timed_out:
+            self.timed_out = True
+            raise TimeoutError("read timeout")
+        return outcome
+
+
+def test_a_claim_that_raised_is_given_back_so_the_retry_need_not_wait_out_its_lease():
+    # Given a first claim that was written although it raised
+    marks, clock, queue = ClaimAppliedThenTimedOut(), Clock(), MemoryQueue(max_receives=5)
+    consumer = RecordingConsumer()
+    kit = runtime(marks=marks, queue=queue, clock=clock)
+    # When the event comes back after its backoff
+    receives = redelivered_until_settled(consumer, kit, queue, clock, "e-10")
+    # Then the second delivery claimed it (the failed one released what it had written) and handled it
+    assert queue.delays[0][1] <= 2
+    assert (receives, consumer.handled) == (2, ["e-10"])

@@ -21,7 +21,12 @@ DONE = "DONE"
 class DynamoMarks:
     def claim(self, consumer: str, event_id: str, token: str, now_ms: int, lease_ms: int) -> ClaimOutcome:
         """One conditional put: the event is ours if nobody marked it, or if the last claim's
-        lease ran out (its worker died). Otherwise it is DONE, or BUSY with another worker."""
+        lease ran out (its worker died). Otherwise it is DONE, or BUSY with another worker.
+
+        A put whose answer was lost (a read timeout after DynamoDB applied it) is retried by
+        botocore and refused by its own condition: the mark then holds OUR token, and the claim is
+        ours. Read as BUSY, the event waited out its own 60 s lease, and on the notifications queue
+        (5 receives, 15-30 s of backoff) it went to the dead-letter queue unhandled."""
         pk, sk = ConsumedItem.key(consumer, event_id)
         item = ConsumedItem(
             pk,
@@ -48,7 +53,9 @@ class DynamoMarks:
                 held = ConsumedItem.get(pk, sk, consistent_read=True)
             except ConsumedItem.DoesNotExist:
                 return ClaimOutcome.BUSY  # released between our put and our read: try again later
-        return ClaimOutcome.DONE if held.state == DONE else ClaimOutcome.BUSY
+        if held.state == DONE:
+            return ClaimOutcome.DONE
+        return ClaimOutcome.CLAIMED if held.token == token else ClaimOutcome.BUSY
 
     def complete(self, consumer: str, event_id: str, token: str, now_ms: int) -> None:
         """Mark DONE whoever holds the claim now: our effect happened, so redeliveries must skip."""
@@ -68,11 +75,14 @@ class DynamoMarks:
             )
 
     def release(self, consumer: str, event_id: str, token: str) -> None:
-        """Give up our claim after a failure, so the retry need not wait for the lease to run out."""
+        """Give up our claim after a failure, so the retry need not wait for the lease to run out.
+        Only a claim: a mark DONE on our token stays DONE. A `ClaimingConsumer` whose transaction
+        (effect and DONE) applied but whose answer was lost sees its retry refused ("mark") and
+        fails; deleting the DONE mark then would let the redelivery run the effect again."""
         pk, sk = ConsumedItem.key(consumer, event_id)
         with translated():
             try:
-                ConsumedItem(pk, sk).delete(condition=ConsumedItem.token == token)
+                ConsumedItem(pk, sk).delete(condition=(ConsumedItem.token == token) & (ConsumedItem.state == CLAIMED))
             except DeleteError as exc:
                 if exc.cause_response_code != "ConditionalCheckFailedException":
                     raise
