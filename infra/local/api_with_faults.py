@@ -13,6 +13,12 @@ stack's log ends with what was injected.
 
 `LocalStack(faults=FaultPlan(...))` runs this instead of `infra.local.api_server`; `make dev` does
 so with `python -m infra.local.dev --fault-rate 0.1`.
+
+The event runner (infra/local/runner.py: the stream relay, the queue consumers such as the
+commission ledger, the schedules) runs in the stack's own process, on that process's shared
+DynamoDB client. `FAULT_TARGETS=api,runner` (`--fault-targets api,runner`) attaches a second
+injector of the same plan there too (`LocalStack` does it once the seed is written); its report
+prints when the stack stops, as `event runner faults: ...`. The default is the API alone.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ if TYPE_CHECKING:
     from infra.local.faults import FaultInjector
 
 
+TARGETS = ("api", "runner")  # the processes an injector can be attached to
+
+
 def _listed(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
 
@@ -38,13 +47,20 @@ def _listed(text: str | None) -> tuple[str, ...]:
 class FaultPlan:
     """What to inject: `rate` of the eligible DynamoDB attempts fail. Empty `kinds` means every
     kind, empty `operations` every operation, empty `partitions` every item; `partitions` are
-    prefixes of the partition key (e.g. "FLASH#" for a flash sale's shards, buyers and claims)."""
+    prefixes of the partition key (e.g. "FLASH#" for a flash sale's shards, buyers and claims).
+    `targets`: the processes whose DynamoDB client fails, "api" and/or "runner" (the event runner)."""
 
     rate: float
     seed: int = 0
     kinds: tuple[str, ...] = ()
     operations: tuple[str, ...] = ()
     partitions: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ("api",)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.targets) - set(TARGETS)
+        if unknown or not self.targets:
+            raise ValueError(f"fault targets are some of {', '.join(TARGETS)}, not {', '.join(sorted(unknown))}")
 
     def environment(self) -> dict[str, str]:
         return {
@@ -53,6 +69,7 @@ class FaultPlan:
             "FAULT_KINDS": ",".join(self.kinds),
             "FAULT_OPERATIONS": ",".join(self.operations),
             "FAULT_PARTITIONS": ",".join(self.partitions),
+            "FAULT_TARGETS": ",".join(self.targets),
         }
 
     @classmethod
@@ -67,6 +84,7 @@ class FaultPlan:
             kinds=_listed(env.get("FAULT_KINDS")),
             operations=_listed(env.get("FAULT_OPERATIONS")),
             partitions=_listed(env.get("FAULT_PARTITIONS")),
+            targets=_listed(env.get("FAULT_TARGETS")) or ("api",),
         )
 
     def injector(self) -> FaultInjector:
@@ -85,7 +103,11 @@ class FaultPlan:
         kinds = ", ".join(self.kinds) or "every kind"
         where = ", ".join(self.partitions) or "every item"
         operations = ", ".join(self.operations) or "every operation"
-        return f"{self.rate:.0%} of DynamoDB attempts fail ({kinds}) on {where}, {operations}; seed {self.seed}"
+        targets = " and ".join("the event runner" if t == "runner" else "the API" for t in self.targets)
+        return (
+            f"{self.rate:.0%} of DynamoDB attempts of {targets} fail ({kinds}) on {where}, {operations};"
+            f" seed {self.seed}"
+        )
 
 
 def serve(host: str, port: int, stage: str, plan: FaultPlan | None) -> None:
@@ -96,7 +118,7 @@ def serve(host: str, port: int, stage: str, plan: FaultPlan | None) -> None:
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")  # as `chalice local`
     server = create_server(host, port, stage)
     injector = None
-    if plan is not None:
+    if plan is not None and "api" in plan.targets:
         from shared.platform import bootstrap
 
         bootstrap.ready()  # binds the one shared client (the app's handlers reuse this binding)

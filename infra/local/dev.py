@@ -8,7 +8,8 @@ in build/local/wechatpay/) and makes it the local stage's payment provider; the 
 
 `--fault-rate 0.1 [--fault-partitions FLASH#,ORDER#]` runs the API under the fault harness instead
 (infra/local/api_with_faults.py): that share of its DynamoDB calls is throttled, conflicts or times
-out, and the stack's output ends with what was injected.
+out, and the stack's output ends with what was injected. `--fault-targets api,runner` does the same
+to the event runner's DynamoDB calls (the relay, the queue consumers, the schedules).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def main() -> int:
     wechatpay.add_argument("--wechatpay-port", type=int, default=5300)
     wechatpay.add_argument("--wechatpay-keys", type=Path, default=None, help="default build/local/wechatpay")
     wechatpay.add_argument("--wechatpay-mode", choices=("public_key", "certificate"), default="public_key")
-    faults = parser.add_argument_group("fault harness (infra/local/api_with_faults.py): the API's DynamoDB calls fail")
+    faults = parser.add_argument_group("fault harness (infra/local/api_with_faults.py): DynamoDB calls fail")
     faults.add_argument(
         "--fault-rate", type=float, default=0.0, help="share of attempts that fail, 0..1 (default 0: none)"
     )
@@ -72,6 +73,9 @@ def main() -> int:
     faults.add_argument("--fault-kinds", default="", help="comma-separated (infra/local/faults.py Kind); default all")
     faults.add_argument("--fault-operations", default="", help="comma-separated, e.g. UpdateItem; default all")
     faults.add_argument("--fault-partitions", default="", help="comma-separated pk prefixes, e.g. FLASH#,ORDER#")
+    faults.add_argument(
+        "--fault-targets", default="api", help="comma-separated: api, runner (the event runner); default api"
+    )
     args = parser.parse_args()
     # SIGTERM (e.g. from a supervisor) stops the stack as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -85,6 +89,7 @@ def main() -> int:
             "FAULT_KINDS": args.fault_kinds,
             "FAULT_OPERATIONS": args.fault_operations,
             "FAULT_PARTITIONS": args.fault_partitions,
+            "FAULT_TARGETS": args.fault_targets,
         }
     )
     stack = LocalStack(

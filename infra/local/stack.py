@@ -19,8 +19,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from infra.local.api_with_faults import FaultPlan
+
+if TYPE_CHECKING:
+    from infra.local.faults import FaultInjector
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -95,7 +99,9 @@ class LocalStack:
     schedule_every_s: float = 3.0
     quiet: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # settings the stage leaves open, e.g. the payment window
-    faults: FaultPlan | None = None  # the API runs under the fault harness (infra/local/api_with_faults.py)
+    # The fault harness (infra/local/api_with_faults.py) on the plan's targets: the API process,
+    # and/or this process's DynamoDB client, the one the event runner's consumers and schedules use.
+    faults: FaultPlan | None = None
     # "wechatpay": the local WeChat Pay (infra/local/wechatpay_server.py) runs too, with fresh keys written
     # to `wechatpay_keys`, and the local stage's payment provider is WeChat Pay, pointed at it.
     payment_provider: str = "hmac"
@@ -105,6 +111,7 @@ class LocalStack:
     env: dict[str, str] = field(default_factory=dict)
     _children: list[subprocess.Popen] = field(default_factory=list)
     runner: object | None = None
+    runner_faults: FaultInjector | None = None  # the injector on the event runner's client
 
     @property
     def moto_endpoint(self) -> str:
@@ -153,12 +160,24 @@ class LocalStack:
             seed()
         self._spawn(self._api_command(), self.faults.environment() if self.faults else {})
         self._wait_for_api()
+        if self.faults is not None and "runner" in self.faults.targets:
+            self._attach_runner_faults(self.faults)
         if self.run_events:
             from infra.local.runner import EventRunner
 
             runner = EventRunner(schedule_every_s=self.schedule_every_s, quiet=self.quiet)
             runner.start()
             self.runner = runner
+
+    def _attach_runner_faults(self, plan: FaultPlan) -> None:
+        """The plan's injector on this process's shared DynamoDB client, after the seed (which must
+        not fail) and before the runner's first poll: every consumer, the relay and the schedules
+        call DynamoDB through it. Queue and stream reads use their own clients and stay clean."""
+        from shared.platform import bootstrap
+
+        bootstrap.ready()  # binds the one shared client; the runner's handlers reuse it
+        self.runner_faults = plan.injector().attach()
+        print(f"event runner fault harness: {plan.describe()}", file=sys.stderr, flush=True)
 
     def _start_wechatpay(self) -> dict[str, str]:
         """The local WeChat Pay with fresh keys; returns the settings that point the API at it."""
@@ -176,7 +195,7 @@ class LocalStack:
         """chalice local's server, as infra/local/api_server.py tunes it (404 for unknown routes, a
         listen backlog for bursts), or the same server with the fault harness attached."""
         where = ["--stage", self.stage, "--host", HOST, "--port", str(self.api_port)]
-        if self.faults is not None:
+        if self.faults is not None and "api" in self.faults.targets:
             return [sys.executable, "-m", "infra.local.api_with_faults", *where]
         return [sys.executable, "-m", "infra.local.api_server", *where]
 
@@ -206,6 +225,10 @@ class LocalStack:
         if self.runner is not None:
             self.runner.stop()  # type: ignore[attr-defined]
             self.runner = None
+        if self.runner_faults is not None:
+            print(f"event runner {self.runner_faults.report()}", file=sys.stderr, flush=True)
+            self.runner_faults.detach()
+            self.runner_faults = None
         for child in reversed(self._children):
             if child.poll() is None:
                 child.terminate()

@@ -80,6 +80,19 @@ class HttpApi:
                 return items
 
 
+class Retrying(HttpApi):
+    """A client that, as API.md asks, repeats a request answered 503 (the same request, the same
+    key): what a client of a stack under the fault harness does."""
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        for _ in range(20):
+            answer = super().request(method, path, **kwargs)
+            if answer.status_code != 503:
+                return answer
+            time.sleep(0.2)
+        return answer
+
+
 def eventually(probe: Callable[[], T | None], timeout_s: float = EVENT_DEADLINE_S, every_s: float = 0.2) -> T:
     """Poll `probe` until it returns something truthy, and return that; the runner is asynchronous,
     as Lambda is. Polls start every `every_s` and space out to 2 s, so a long wait does not load

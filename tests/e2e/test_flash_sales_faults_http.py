@@ -27,12 +27,11 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 
 from tests.conftest import role_tokens
 from tests.e2e.conftest import RunningStack, local_stack
 from tests.e2e.flash_crowd import Crowd, sale_body
-from tests.e2e.http_api import EVENT_DEADLINE_S, HttpApi, eventually
+from tests.e2e.http_api import EVENT_DEADLINE_S, HttpApi, Retrying, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -55,18 +54,6 @@ def _fault_report(log: Path) -> list[str]:
     text = log.read_text(errors="replace")
     start = text.rfind("faults: ")
     return text[start:].splitlines() if start >= 0 else []
-
-
-class Retrying(HttpApi):
-    """A client that, as API.md asks, repeats a request answered 503 (the same request, the same key)."""
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        for _ in range(20):
-            answer = super().request(method, path, **kwargs)
-            if answer.status_code != 503:
-                return answer
-            time.sleep(0.2)
-        return answer
 
 
 class Table:
