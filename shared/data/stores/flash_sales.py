@@ -25,7 +25,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -427,7 +427,8 @@ def _claim(tx: Transaction, sale_id: str, taken: Take, order_id: str | None, now
         gsi1pk=gsi1pk,
         gsi1sk=gsi1sk,
         created_at=now_ms,
-        ttl=CLAIM_RETENTION,
+        # Absolute, from the caller's clock: a timedelta would have PynamoDB read the wall clock.
+        ttl=datetime.fromtimestamp(now_ms / 1000, tz=UTC) + CLAIM_RETENTION,
     )
     tx.put(item, claim_label(taken), condition=FlashClaimItem.pk.does_not_exist())
 

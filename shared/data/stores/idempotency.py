@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 
@@ -20,14 +20,16 @@ RETENTION_S = 24 * 3600
 def join(tx: Transaction, request: IdempotentRequest, response: StoredResponse) -> None:
     """Add the record to `tx`: the transaction applies only if the key is new."""
     pk, sk = IdempotencyItem.key(request.scope, request.key)
+    created = now_ms()
     item = IdempotencyItem(
         pk,
         sk,
         request_hash=request.fingerprint,
         status_code=response.status,
         response_body=json.dumps(response.body, ensure_ascii=False),
-        created_at=now_ms(),
-        ttl=timedelta(seconds=RETENTION_S),
+        created_at=created,
+        # An absolute expiry from the kernel's clock: a timedelta would have PynamoDB read the wall clock.
+        ttl=datetime.fromtimestamp(created / 1000 + RETENTION_S, tz=UTC),
     )
     tx.put(item, LABEL, condition=IdempotencyItem.pk.does_not_exist())
 
