@@ -30,6 +30,12 @@ def create_flash_sale() -> Response:
     return json_response(stored.body, stored.status)
 
 
+@bp.route("/admin/flash-sales/{sale_id}/cancel", methods=["POST"], roles=[Role.MERCHANT_ADMIN])
+def cancel_flash_sale(sale_id: str) -> Response:
+    """Idempotent by nature (the same 200 again), so no Idempotency-Key (docs/flash-sales.md)."""
+    return ok(bootstrap.flash_sales().cancel(_sale_id(sale_id)))
+
+
 @bp.route("/flash-sales/{sale_id}", methods=["GET"], public=True)
 def get_flash_sale(sale_id: str) -> Response:
     return ok(bootstrap.flash_sales().view(_sale_id(sale_id)))

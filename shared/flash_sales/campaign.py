@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.flash_sales.model import FlashSale, NewFlashSale, SaleDefaults, new_sale_id
+from shared.flash_sales.model import FlashSale, NewFlashSale, SaleDefaults, SaleStatus, new_sale_id
 from shared.flash_sales.ports import ProductLookup, SaleStore, ShardStore
 from shared.kernel.clock import Clock, iso
-from shared.kernel.errors import NotFound, UnknownSku
+from shared.kernel.errors import Ended, NotFound, UnknownSku
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.platform.observability import count
 
@@ -15,9 +15,10 @@ SALES_KEPT = 512
 
 
 class SaleBook:
-    """The sales' settings, read once per process: they never change after creation, so a
-    purchase reads none (docs/flash-sales.md, "The purchase"). Bounded; thread-safe enough (a
-    race reads a sale twice)."""
+    """The sales' settings, read once per process: they never change after creation but for a
+    cancellation, which every shard also carries (a purchase's decrement is refused on a closed
+    shard), so a purchase reads none (docs/flash-sales.md, "The purchase", "Cancelling a sale").
+    Bounded; thread-safe enough (a race reads a sale twice)."""
 
     def __init__(self, sales: SaleStore, kept: int = SALES_KEPT) -> None:
         self._store = sales
@@ -36,6 +37,10 @@ class SaleBook:
         self._sales[sale_id] = found
         return found
 
+    def forget(self, sale_id: str) -> None:
+        """The sale changed (it was cancelled): the next `get` reads it again."""
+        self._sales.pop(sale_id, None)
+
 
 def describe(sale: FlashSale) -> dict[str, Any]:
     return {
@@ -47,6 +52,7 @@ def describe(sale: FlashSale) -> dict[str, Any]:
         "ends_at": iso(sale.ends_at_ms),
         "payment_window_s": sale.payment_window_s,
         "shards": sale.shards,
+        **({"cancelled_at": iso(sale.cancelled_at_ms)} if sale.cancelled_at_ms is not None else {}),
     }
 
 
@@ -82,10 +88,31 @@ class Campaigns:
             count("FlashSalesCreated")
         return stored
 
+    def cancel(self, sale_id: str) -> dict[str, Any]:
+        """The merchant stops the sale now: purchases are refused from then on (SaleCancelled) and
+        the reconciler gives what its shards hold back to the location as after an end; orders
+        placed stay as they are. The same answer however often it is asked; NotFound; Ended (409)
+        for a sale that ended first."""
+        found = self._sales.get(sale_id)
+        if found is None:
+            raise NotFound("no such flash sale", flash_sale_id=sale_id)
+        if found.cancelled_at_ms is None:
+            now = self._clock.now_ms()
+            if now >= found.ends_at_ms:
+                raise Ended("the flash sale has ended", flash_sale_id=sale_id)
+            found = self._sales.cancel(found, now)
+            count("FlashSalesCancelled")
+        self._book.forget(sale_id)
+        return {"flash_sale_id": found.sale_id, **describe(found), "status": SaleStatus.CANCELLED.value}
+
     def view(self, sale_id: str) -> dict[str, Any]:
         """What a storefront shows: `remaining` is the sum of the shards, read consistently."""
         found = self._book.get(sale_id)
-        remaining = sum(level.remaining for level in self._shards.levels(found))
+        levels = self._shards.levels(found)
+        if found.cancelled_at_ms is None and any(level.closed for level in levels):
+            self._book.forget(sale_id)  # cancelled since this process read it
+            found = self._book.get(sale_id)
+        remaining = sum(level.remaining for level in levels)
         return {
             "flash_sale_id": found.sale_id,
             **describe(found),

@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from shared.kernel.clock import Clock
-from shared.kernel.errors import Ended, LimitReached, NotStarted, RuleViolation, ValidationFailed
+from shared.kernel.errors import Ended, LimitReached, NotStarted, RuleViolation, SaleCancelled, ValidationFailed
 from shared.kernel.shards import MAX_SHARDS, shards_for_peak, start_shard
 
 # A sale's units are held out of this location's stock unless it names another; the value of
@@ -39,6 +39,7 @@ class SaleStatus(StrEnum):
     ACTIVE = "ACTIVE"
     SOLD_OUT = "SOLD_OUT"
     ENDED = "ENDED"
+    CANCELLED = "CANCELLED"
 
 
 def release_shard(order_id: str, shards: int) -> int:
@@ -105,6 +106,14 @@ class FlashSale:
     list_price_fen: int
     location: str = STOCK_LOCATION  # the units are held (reserved) there from creation to sale or end
     holds_stock: bool = True  # False: created before sales held stock; no stock moves for it
+    # Set once by POST /admin/flash-sales/{id}/cancel; the sale then closes there and then
+    # (docs/flash-sales.md, "Cancelling a sale").
+    cancelled_at_ms: int | None = None
+
+    @property
+    def closes_at_ms(self) -> int:
+        """When it stops selling and the reconciler may settle it: its end, or its cancellation."""
+        return self.ends_at_ms if self.cancelled_at_ms is None else min(self.ends_at_ms, self.cancelled_at_ms)
 
     @classmethod
     def plan(
@@ -133,6 +142,8 @@ class FlashSale:
         )
 
     def status(self, now_ms: int, remaining: int) -> SaleStatus:
+        if self.cancelled_at_ms is not None:
+            return SaleStatus.CANCELLED
         if now_ms < self.starts_at_ms:
             return SaleStatus.NOT_STARTED
         if now_ms >= self.ends_at_ms:
@@ -141,6 +152,8 @@ class FlashSale:
 
     def check_purchase(self, qty: int, now_ms: int) -> None:
         """What can be refused without touching the database."""
+        if self.cancelled_at_ms is not None:
+            raise SaleCancelled("the flash sale was cancelled", flash_sale_id=self.sale_id)
         if now_ms < self.starts_at_ms:
             raise NotStarted(
                 "the flash sale has not started", flash_sale_id=self.sale_id, starts_at_ms=self.starts_at_ms
@@ -212,6 +225,7 @@ class ShardLevel:
     taken: int  # units taken by single-item decrements (the contended path); numbers them
     returned: int
     ordered: int = 0  # units taken inside an order's own transaction
+    closed: bool = False  # the sale was cancelled: no purchase takes from it any more
 
 
 class ClaimStatus(StrEnum):

@@ -39,6 +39,13 @@ class SaleStore(Protocol):
         """The sale as created (a consistent read), or None."""
         ...
 
+    def cancel(self, sale: FlashSale, now_ms: int) -> FlashSale:
+        """The sale cancelled at `now_ms` and every one of its shards closed (no purchase takes from a
+        closed shard: it raises SaleCancelled) in ONE write, conditional on the sale being neither
+        cancelled nor ended: the cancelled sale; the sale as first cancelled if another request
+        cancelled it first (nothing written); Ended if it had ended (nothing written)."""
+        ...
+
     def ending_after(self, after_ms: int) -> Iterable[FlashSale]:
         """Sales that end at or after `after_ms` (live, future and recently ended ones), by end time."""
         ...
@@ -47,8 +54,9 @@ class SaleStore(Protocol):
 class ShardStore(Protocol):
     def take(self, sale_id: str, shard: int, qty: int) -> Take:
         """One conditional decrement of one shard (never a transaction): the units it took, numbered
-        by the shard's `taken`. ShardShort(remaining) if the shard has fewer than qty;
-        TemporarilyUnavailable if it is busy (throttled, or held by a transaction)."""
+        by the shard's `taken`. SaleCancelled if the shard is closed; ShardShort(remaining) if the
+        shard has fewer than qty; TemporarilyUnavailable if it is busy (throttled, or held by a
+        transaction)."""
         ...
 
     def levels(self, sale: FlashSale) -> list[ShardLevel]:
@@ -85,7 +93,7 @@ class ShardStore(Protocol):
 class PurchaseParts(Protocol):
     def take_in_order(self, uow: OrderingUnitOfWork, sale_id: str, shard: int, qty: int) -> None:
         """The shard's decrement as a part of the order's transaction (the uncontended path).
-        At commit: ShardShort(remaining) if the shard had fewer than qty."""
+        At commit: SaleCancelled if the shard is closed; ShardShort(remaining) if it had fewer than qty."""
         ...
 
     def count_purchase(self, uow: OrderingUnitOfWork, sale: FlashSale, customer_id: str, qty: int) -> None:

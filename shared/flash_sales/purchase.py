@@ -45,6 +45,7 @@ from shared.kernel.errors import (
     FulfilmentRequired,
     LimitReached,
     OutOfStock,
+    SaleCancelled,
     SoldOut,
     TemporarilyUnavailable,
 )
@@ -133,7 +134,8 @@ class Purchases:
         """201 and a PENDING_PAYMENT order at the flash price, or: NotStarted / Ended (409),
         LimitReached (429), SoldOut (409, every shard empty), OutOfStock (409, fewer left than
         asked), or TemporarilyUnavailable (503: nothing was sold to this buyer and the client may
-        retry), FulfilmentRequired (422: no fulfilment and no saved address). A replay of an
+        retry), FulfilmentRequired (422: no fulfilment and no saved address), SaleCancelled (409:
+        the sale, or the shard a decrement met, was cancelled). A replay of an
         Idempotency-Key gets its first answer back."""
         sale = self._book.get(sale_id)
         try:
@@ -146,7 +148,9 @@ class Purchases:
                 if stored is not None:
                     return stored
             takes = self.take_units(sale, customer_id, wanted.qty)
-        except DomainError:
+        except DomainError as refused:
+            if isinstance(refused, SaleCancelled):
+                self._book.forget(sale_id)  # found on a closed shard: read the sale again next time
             # A replay of a request that succeeded gets its order back even if the sale sold out since.
             stored = self._replays.replay(request) if request.client_supplied else None
             if stored is not None:
@@ -239,6 +243,14 @@ class Purchases:
         """Take qty units, starting at the buyer's shard and moving on past empty or busy ones. One
         round trip when the first shard has them. Raises SoldOut only when every shard is empty."""
         takes: list[Take] = []
+        try:
+            return self._take_units(sale, customer_id, qty, takes)
+        except SaleCancelled:
+            if takes:  # taken before the cancel: back to their shards, which the reconciler settles
+                self._returns.give_back(sale, takes)
+            raise
+
+    def _take_units(self, sale: FlashSale, customer_id: str, qty: int, takes: list[Take]) -> list[Take]:
         order = shard_order(customer_id, sale.shards)
         skipped = [shard for shard in order if self.hints.seems_empty(sale.sale_id, shard)]
         need, busy = self._take_across(sale, [s for s in order if s not in skipped], qty, takes)
@@ -246,7 +258,10 @@ class Purchases:
             # Shards this process saw empty a moment ago may have had units given back since (an
             # expired order, another process's give-back). SOLD_OUT must be true, so before saying
             # it, one consistent read (read capacity, not the hot shards' write ceiling) checks them.
-            refilled = {level.shard for level in self._shards.levels(sale) if level.remaining > 0}
+            levels = self._shards.levels(sale)
+            if any(level.closed for level in levels):
+                raise SaleCancelled("the flash sale was cancelled", flash_sale_id=sale.sale_id)
+            refilled = {level.shard for level in levels if level.remaining > 0}
             for shard in refilled:
                 self.hints.note_stocked(sale.sale_id, shard)
             need, busy = self._take_across(sale, [s for s in skipped if s in refilled], need, takes)

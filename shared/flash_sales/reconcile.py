@@ -41,7 +41,7 @@ class Reconciler:
         for sale in self._sales.ending_after(now - RECONCILE_GRACE_MS):
             if now >= sale.starts_at_ms:
                 returned += self.reconcile_sale(sale, now)
-            if now >= sale.ends_at_ms:
+            if now >= sale.closes_at_ms:  # ended, or cancelled
                 self.settle_sale(sale)
         if returned:
             count("FlashUnitsReconciled", returned)
@@ -49,11 +49,11 @@ class Reconciler:
         return returned
 
     def settle_sale(self, sale: FlashSale) -> int:
-        """After the end: what is on the sale's shards (unsold, given back, or an unpaid order's
+        """After the end (or the cancellation): what is on the sale's shards (unsold, given back, or an unpaid order's
         units released since) goes back to the sale's location, each shard in one conditional
         write, so every unit exactly once; run again, it moves only what came back since. Returns
         how many units went back (docs/flash-sales.md, "Stock")."""
-        if self._clock.now_ms() < sale.ends_at_ms or not sale.holds_stock:
+        if self._clock.now_ms() < sale.closes_at_ms or not sale.holds_stock:
             return 0
         settled = 0
         for level in self._shards.levels(sale):

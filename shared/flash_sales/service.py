@@ -91,6 +91,9 @@ class FlashSales:
     def create(self, wanted: NewFlashSale, request: IdempotentRequest) -> StoredResponse:
         return self.campaigns.create(wanted, request)
 
+    def cancel(self, sale_id: str) -> dict[str, Any]:
+        return self.campaigns.cancel(sale_id)
+
     def view(self, sale_id: str) -> dict[str, Any]:
         return self.campaigns.view(sale_id)
 

@@ -57,6 +57,12 @@ class Ended(Conflict):
     code = "ENDED"
 
 
+class SaleCancelled(Conflict):
+    """A flash sale its merchant cancelled: it sells nothing more (docs/flash-sales.md)."""
+
+    code = "FLASH_SALE_CANCELLED"
+
+
 class InvalidTransition(Conflict):
     code = "INVALID_TRANSITION"
 

@@ -33,7 +33,14 @@ from shared.flash_sales.model import (
 from shared.flash_sales.service import FlashSales, FlashSaleSettings
 from shared.inventory.locations import WAREHOUSE, Location
 from shared.kernel.clock import FakeClock
-from shared.kernel.errors import IdempotencyKeyReused, LimitReached, OutOfStock, TemporarilyUnavailable
+from shared.kernel.errors import (
+    Ended,
+    IdempotencyKeyReused,
+    LimitReached,
+    OutOfStock,
+    SaleCancelled,
+    TemporarilyUnavailable,
+)
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
 from shared.ordering.addresses import NO_SAVED_ADDRESSES, SavedAddresses
@@ -53,6 +60,7 @@ class Shard:
     returned: int = 0
     ordered: int = 0
     settled: int = 0  # units given back to the sale's location after the end
+    closed: bool = False  # its sale was cancelled: purchases take nothing from it
 
 
 @dataclass
@@ -75,7 +83,7 @@ class FlashTables:
 
     def level(self, sale_id: str, shard: int) -> ShardLevel:
         held = self.shards[(sale_id, shard)]
-        return ShardLevel(shard, held.initial, held.remaining, held.taken, held.returned, held.ordered)
+        return ShardLevel(shard, held.initial, held.remaining, held.taken, held.returned, held.ordered, held.closed)
 
     def check_not_busy(self, sale_id: str, shard: int) -> None:
         if (sale_id, shard) in self.busy:
@@ -117,6 +125,19 @@ class MemorySales:
     def get(self, sale_id: str) -> FlashSale | None:
         return self.tables.sales.get(sale_id)
 
+    def cancel(self, sale: FlashSale, now_ms: int) -> FlashSale:
+        with self.tables.lock:
+            self.tables.calls.append("cancel")
+            stored = self.tables.sales[sale.sale_id]
+            if stored.cancelled_at_ms is not None:
+                return stored
+            if now_ms >= stored.ends_at_ms:
+                raise Ended("the flash sale has ended", flash_sale_id=sale.sale_id)
+            cancelled = self.tables.sales[sale.sale_id] = replace(stored, cancelled_at_ms=now_ms)
+            for shard in range(sale.shards):
+                self.tables.shards[(sale.sale_id, shard)].closed = True
+            return cancelled
+
     def ending_after(self, after_ms: int) -> Iterator[FlashSale]:
         found = [sale for sale in self.tables.sales.values() if sale.ends_at_ms >= after_ms]
         yield from sorted(found, key=lambda sale: (sale.ends_at_ms, sale.sale_id))
@@ -131,6 +152,8 @@ class MemoryShards:
             self.tables.calls.append("take")
             self.tables.check_not_busy(sale_id, shard)
             held = self.tables.shards[(sale_id, shard)]
+            if held.closed:
+                raise SaleCancelled("the flash sale was cancelled", flash_sale_id=sale_id)
             if held.remaining < qty:
                 raise ShardShort(held.remaining)
             held.remaining -= qty
@@ -218,6 +241,8 @@ class MemoryPurchaseParts:
     def take_in_order(self, uow: OrderingUnitOfWork, sale_id: str, shard: int, qty: int) -> None:
         def check() -> Exception | None:
             held = self.tables.shards[(sale_id, shard)]
+            if held.closed:
+                return SaleCancelled("the flash sale was cancelled", flash_sale_id=sale_id)
             if held.remaining < qty:
                 return ShardShort(held.remaining)
             if (sale_id, shard) in self.tables.busy:

@@ -4,7 +4,7 @@ each buyer's count and each claim has its own `pk`, so no two of them share a pa
 
 from __future__ import annotations
 
-from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute
 
 from shared.data.table import BaseItem
 
@@ -12,7 +12,7 @@ SALES_PARTITION = "FLASHSALES"
 
 
 class FlashSaleItem(BaseItem, discriminator="FlashSale"):
-    """pk `FLASH#<id>`, sk `SALE`: the campaign, immutable once created.
+    """pk `FLASH#<id>`, sk `SALE`: the campaign, immutable once created but for `cancelled_at`.
     gsi1 `FLASHSALES` / `<ends_at ms, 13 digits>#<id>`: the reconciler finds live and recent sales."""
 
     sale_id = UnicodeAttribute()
@@ -27,6 +27,7 @@ class FlashSaleItem(BaseItem, discriminator="FlashSale"):
     product_name = UnicodeAttribute()
     list_price_fen = NumberAttribute()
     location = UnicodeAttribute(null=True)  # whose stock holds the units (None: sales made before, WH)
+    cancelled_at = NumberAttribute(null=True)  # epoch ms, set once when the merchant cancels the sale
 
     @staticmethod
     def key(sale_id: str) -> tuple[str, str]:
@@ -48,6 +49,9 @@ class FlashShardItem(BaseItem, discriminator="FlashShard"):
     taken = NumberAttribute()
     returned = NumberAttribute()
     settled = NumberAttribute(null=True)  # units given back to the sale's location after its end
+    # Set with the sale's `cancelled_at`: every purchase's decrement is conditional on its absence,
+    # so a process that still has the sale cached sells nothing after the cancel.
+    closed = BooleanAttribute(null=True)
 
     @staticmethod
     def key(sale_id: str, shard: int) -> tuple[str, str]:

@@ -24,7 +24,7 @@ import json
 import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,7 +63,7 @@ from shared.flash_sales.model import (
     UnitClaim,
     UnitsClaimed,
 )
-from shared.kernel.errors import LimitReached, OutOfStock, TemporarilyUnavailable
+from shared.kernel.errors import Ended, LimitReached, OutOfStock, SaleCancelled, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
 from shared.ordering.ports import OrderingUnitOfWork
@@ -72,6 +72,7 @@ LIMIT_LABEL = "flash-limit"
 CLAIM_PREFIX = "flash-claim:"
 SHARD_PREFIX = "flash-shard:"
 STATE_LABEL = "flash-reconcile"
+SALE_LABEL = "flash-sale"
 CLAIM_RETENTION = timedelta(days=60)
 # A shard held by another transaction, or throttled: the sale is contended (docs/flash-sales.md).
 HOT_SHARD_CODES = CONFLICT_CODES | {"ProvisionedThroughputExceeded", "ThrottlingError"}
@@ -113,6 +114,36 @@ class DynamoFlashSales:
                 return None
         return _sale_of(item)
 
+    def cancel(self, sale: FlashSale, now_ms: int) -> FlashSale:
+        """The sale's `cancelled_at` and every shard's `closed` in ONE transaction (at most 65
+        items), conditional on the sale being neither cancelled nor ended."""
+        tx = Transaction()
+        tx.update(
+            FlashSaleItem,
+            FlashSaleItem.key(sale.sale_id),
+            [FlashSaleItem.cancelled_at.set(now_ms)],
+            SALE_LABEL,
+            condition=FlashSaleItem.cancelled_at.does_not_exist() & (FlashSaleItem.ends_at > now_ms),
+        )
+        for shard in range(sale.shards):
+            tx.update(
+                FlashShardItem,
+                FlashShardItem.key(sale.sale_id, shard),
+                [FlashShardItem.closed.set(True)],
+                shard_label(shard),
+                condition=FlashShardItem.pk.exists(),
+            )
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            if SALE_LABEL not in cancelled.failed:
+                raise TemporarilyUnavailable("the flash sale could not be cancelled; retry") from cancelled
+            stored = self.get(sale.sale_id)
+            if stored is not None and stored.cancelled_at_ms is not None:
+                return stored  # cancelled first by another request: its answer
+            raise Ended("the flash sale has ended", flash_sale_id=sale.sale_id) from cancelled
+        return replace(sale, cancelled_at_ms=now_ms)
+
     def ending_after(self, after_ms: int) -> Iterator[FlashSale]:
         with translated():
             found = FlashSaleItem.gsi1.query(SALES_PARTITION, FlashSaleItem.gsi1sk > f"{after_ms:013d}")
@@ -143,7 +174,7 @@ def _add_sale(tx: Transaction, sale: FlashSale, now_ms: int) -> None:
         gsi1pk=SALES_PARTITION,
         gsi1sk=f"{sale.ends_at_ms:013d}#{sale.sale_id}",
     )
-    tx.put(item, "flash-sale", condition=FlashSaleItem.pk.does_not_exist())
+    tx.put(item, SALE_LABEL, condition=FlashSaleItem.pk.does_not_exist())
     for shard, units in enumerate(split(sale.quantity, sale.shards)):
         shard_pk, shard_sk = FlashShardItem.key(sale.sale_id, shard)
         shard_item = FlashShardItem(
@@ -178,6 +209,7 @@ def _sale_of(item: FlashSaleItem) -> FlashSale:
         list_price_fen=int(item.list_price_fen),
         location=item.location or STOCK_LOCATION,
         holds_stock=item.location is not None,
+        cancelled_at_ms=None if item.cancelled_at is None else int(item.cancelled_at),
     )
 
 
@@ -189,7 +221,7 @@ class DynamoShards:
         kwargs = _operation(
             FlashShardItem,
             FlashShardItem.key(sale_id, shard),
-            condition=FlashShardItem.remaining >= qty,
+            condition=_open_with(qty),
             actions=[FlashShardItem.remaining.add(-qty), FlashShardItem.taken.add(qty)],
             return_values="UPDATED_NEW",
             return_values_on_condition_failure="ALL_OLD",
@@ -199,8 +231,7 @@ class DynamoShards:
             response = connection().client.update_item(**kwargs)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                old = exc.response.get("Item") or {}
-                raise ShardShort(int(old.get("remaining", {}).get("N", 0))) from exc
+                raise _refusal(exc.response.get("Item") or {}, sale_id) from exc
             raise _busy(exc) from exc
         except BotoCoreError as exc:
             raise TemporarilyUnavailable("the database did not answer in time; retry") from exc
@@ -213,7 +244,13 @@ class DynamoShards:
             items = list(FlashShardItem.batch_get(keys, consistent_read=True))
         found = [
             ShardLevel(
-                int(i.shard), int(i.initial), int(i.remaining), int(i.taken), int(i.returned), int(i.ordered or 0)
+                int(i.shard),
+                int(i.initial),
+                int(i.remaining),
+                int(i.taken),
+                int(i.returned),
+                int(i.ordered or 0),
+                bool(i.closed),
             )
             for i in items
             if isinstance(i, FlashShardItem)
@@ -291,6 +328,18 @@ class DynamoShards:
         return True
 
 
+def _open_with(qty: int) -> Condition:
+    """A purchase's decrement: the shard has the units and its sale was not cancelled."""
+    return (FlashShardItem.remaining >= qty) & FlashShardItem.closed.does_not_exist()
+
+
+def _refusal(old: dict[str, Any], sale_id: str) -> Exception:
+    """Why a purchase's decrement was refused, from the shard as it was (ALL_OLD)."""
+    if old.get("closed", {}).get("BOOL"):
+        return SaleCancelled("the flash sale was cancelled", flash_sale_id=sale_id)
+    return ShardShort(int(old.get("remaining", {}).get("N", 0)))
+
+
 def _busy(exc: ClientError) -> Exception:
     code = exc.response.get("Error", {}).get("Code", "")
     if code in TRANSIENT_CODES:
@@ -315,6 +364,7 @@ class _PartsOfOneOrder:
     """The flash parts one unit of work carries, to name the one that refused it."""
 
     limit: FlashSale | None = None
+    sale_id: str = ""
     shards: list[int] = field(default_factory=list)
     claims: list[Take] = field(default_factory=list)
 
@@ -328,8 +378,7 @@ class _PartsOfOneOrder:
             ) from cancelled
         for shard in self.shards:
             if shard_label(shard) in failed:
-                raw = cancelled.items.get(shard_label(shard)) or {}
-                raise ShardShort(int(raw.get("remaining", {}).get("N", 0))) from cancelled
+                raise _refusal(cancelled.items.get(shard_label(shard)) or {}, self.sale_id) from cancelled
         claimed = {t: _claim_status(cancelled, claim_label(t)) for t in self.claims if claim_label(t) in failed}
         if claimed:
             raise UnitsClaimed(claimed) from cancelled
@@ -350,9 +399,11 @@ class DynamoPurchaseParts:
             FlashShardItem.key(sale_id, shard),
             [FlashShardItem.remaining.add(-qty), FlashShardItem.ordered.add(qty)],
             shard_label(shard),
-            condition=FlashShardItem.remaining >= qty,
+            condition=_open_with(qty),
         )
-        self._of(uow).shards.append(shard)
+        parts = self._of(uow)
+        parts.sale_id = sale_id
+        parts.shards.append(shard)
 
     def count_purchase(self, uow: OrderingUnitOfWork, sale: FlashSale, customer_id: str, qty: int) -> None:
         tx = _tx(uow)
