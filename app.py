@@ -14,6 +14,7 @@ from functions import (
     notifications,
     payments,
     relay,
+    reporting,
     settlement,
 )
 
@@ -29,4 +30,5 @@ app.register_blueprint(inventory.bp)
 app.register_blueprint(notifications.bp)
 app.register_blueprint(payments.bp)
 app.register_blueprint(relay.bp)
+app.register_blueprint(reporting.bp)
 app.register_blueprint(settlement.bp)

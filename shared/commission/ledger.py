@@ -11,17 +11,20 @@ write (ClaimLost); and should a mark ever be gone, the entries' own keys refuse 
 - OrderCompleted: the after-sale window starts; every PENDING entry is FROZEN until it closes.
 - RefundIssued: a negative entry per payee per refunded line, pro rata (see ledger_model).
   A refund request that is rejected issues nothing, so it changes nothing here.
+- OrderPaid and RefundIssued also announce CommissionRecorded in the same write: what the ledger
+  booked, the ledger side of the reconciliation report (docs/commission.md, "Reports").
 
 An event that arrives before the OrderPaid it follows (queues do not keep order) is retried later.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.commission.ledger_model import Book, EntryStatus, PaidLine, book_paid_order, claw_back, complete_book
+from shared.commission.ledger_model import Book, Entry, EntryStatus, PaidLine, book_paid_order, claw_back, complete_book
 from shared.commission.ports import AlreadyRecorded, Catalogue, Ledger, LedgerChange, RulesStore
 from shared.kernel.credited import Credited
 from shared.kernel.events import DomainEvent, EventType
@@ -86,7 +89,9 @@ class CommissionLedger:
         )
         lines = _paid_lines(payload["lines"], self._catalogue)
         book, entries = book_paid_order(order_id, lines, credited, self._rules.in_force_at(paid_at), paid_at)
-        self._ledger.write(LedgerChange(book_after=book, new_entries=entries), claim)
+        paid_fen = int(payload.get("total_fen", sum(line.payable_fen for line in lines)))
+        booked = recorded(event, paid_fen=paid_fen, refunded_fen=0, entries=entries)
+        self._ledger.write(LedgerChange(book_after=book, new_entries=entries, announce=booked), claim)
         count("CommissionEntriesWritten", len(entries))
 
     def _completed(self, event: DomainEvent, claim: HeldClaim) -> None:
@@ -110,7 +115,11 @@ class CommissionLedger:
         refunded = [(str(line["sku"]), int(line["amount_fen"])) for line in payload.get("refund_lines") or []]
         current = {e.entry_id: e for e in self._ledger.entries(order_id)}
         after, clawbacks = claw_back(book, refund_id, refunded, current, epoch_ms(event.occurred_at))
-        self._ledger.write(LedgerChange(book_before=book, book_after=after, new_entries=clawbacks), claim)
+        known = {line.sku for line in book.lines}
+        clawed_on = sum(amount for sku, amount in refunded if sku in known and amount > 0)
+        booked = recorded(event, paid_fen=0, refunded_fen=clawed_on, entries=clawbacks)
+        change = LedgerChange(book_before=book, book_after=after, new_entries=clawbacks, announce=booked)
+        self._ledger.write(change, claim)
         count("CommissionClawbacksWritten", len(clawbacks))
 
     def _book(self, order_id: str) -> Book:
@@ -118,6 +127,28 @@ class CommissionLedger:
         if book is None:
             raise BookNotYetWritten(f"order {order_id}: its OrderPaid is not in the ledger yet")
         return book
+
+
+def recorded(cause: DomainEvent, paid_fen: int, refunded_fen: int, entries: Sequence[Entry]) -> DomainEvent:
+    """CommissionRecorded: what one ledger write booked for an order (the paid amount it split, the
+    refunded line amounts it clawed back on, the sum of its entries), for the reconciliation report.
+    Its id comes from the cause, so even a write replayed past its mark announces once."""
+    payload = {
+        "order_id": str(cause.payload["order_id"]),
+        "cause_event_id": cause.event_id,
+        "cause": str(cause.type),
+        "paid_fen": paid_fen,
+        "refunded_fen": refunded_fen,
+        "commissions_fen": sum(e.amount_fen for e in entries),
+        "entries": len(entries),
+    }
+    return DomainEvent(
+        EventType.COMMISSION_RECORDED,
+        str(cause.payload["order_id"]),
+        payload,
+        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"commission-recorded:{cause.event_id}")),
+        occurred_at=cause.occurred_at,
+    )
 
 
 def _paid_lines(lines: Sequence[dict[str, Any]], catalogue: Catalogue) -> list[PaidLine]:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from shared.commission.ledger_model import Book, Entry, EntryStatus
 from shared.commission.model import CommissionRules
 from shared.kernel.errors import Conflict
+from shared.kernel.events import DomainEvent
 from shared.messaging.ports import HeldClaim
 
 Cursor = dict[str, Any] | None
@@ -51,12 +52,14 @@ class LedgerChange:
     """One write of the ledger, applied all or nothing: the order's book (`book_after` replacing
     `book_before`, which must still be stored as read; None before: a new book), new entries (each
     must not exist) and entries moving state (each must still be in the state read). The payees'
-    running totals move with them."""
+    running totals move with them, and `announce` (an outbox event) is written with them."""
 
     book_before: Book | None = None
     book_after: Book | None = None
     new_entries: Sequence[Entry] = field(default=())
     moved: Sequence[tuple[Entry, Entry]] = field(default=())  # (as read, after)
+    # What the write booked, announced in the same transaction (the reports' ledger side).
+    announce: DomainEvent | None = None
 
 
 class Ledger(Protocol):

@@ -34,6 +34,7 @@ class EventType(StrEnum):
     COUPON_USED = "CouponUsed"  # the order holding it was paid
     COUPON_RETURNED = "CouponReturned"  # the unpaid order was cancelled or expired: AVAILABLE or EXPIRED
     SETTLEMENT_SHARD_DUE = "SettlementShardDue"  # a settlement run's shard to settle (docs/commission.md)
+    COMMISSION_RECORDED = "CommissionRecorded"  # what a ledger write booked (docs/commission.md, "Reports")
 
 
 @dataclass(frozen=True)

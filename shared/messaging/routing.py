@@ -28,6 +28,9 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
     "CommissionQueue": frozenset({EventType.ORDER_PAID, EventType.ORDER_COMPLETED, EventType.REFUND_ISSUED}),
     # Settlement runs fan out: one message per entry shard, each settled by the settlement worker.
     "SettlementQueue": frozenset({EventType.SETTLEMENT_SHARD_DUE}),
+    # The report books (docs/commission.md, "Reports"): the payments side from the order events,
+    # the ledger side from what the commission ledger announces it booked.
+    "ReportingQueue": frozenset({EventType.ORDER_PAID, EventType.REFUND_ISSUED, EventType.COMMISSION_RECORDED}),
 }
 
 

@@ -404,6 +404,10 @@ class Order:
             "customer_id": self.customer_id,
             "status": self.status.value,
             "total_fen": self.total_fen,
+            # The sales reports' gross, discounts and freight (docs/commission.md, "Reports").
+            "subtotal_fen": self.subtotal_fen,
+            "discount_fen": self.discount_fen,
+            "shipping_fen": self.shipping_fen,
             "fulfilment": {k: v for k, v in self.fulfilment.items() if k in ("type", "store_id")},
             "store_id": self.location,
             "lines": [{"sku": line.sku, "qty": line.qty, "payable_fen": line.payable_fen} for line in self.lines],

@@ -473,3 +473,28 @@ def settlement_worker() -> SettlementWorker:
     from shared.settlement.runs import SettlementWorker
 
     return SettlementWorker(settlement_runs())
+
+
+if TYPE_CHECKING:
+    from shared.reporting.bookkeeping import ReportBookkeeping
+    from shared.reporting.reports import Reports
+
+
+def report_bookkeeping() -> ReportBookkeeping:
+    """The consumer of OrderPaid / RefundIssued / CommissionRecorded that keeps the report books
+    (docs/commission.md, "Reports"); orders that carry no credited parties are credited by the
+    binding, as the ledger credits them."""
+    from shared.data.stores.reporting import DynamoReportBooks
+    from shared.reporting.bookkeeping import ReportBookkeeping
+
+    ready()
+    return ReportBookkeeping(DynamoReportBooks(), member_binding().credited_for)
+
+
+def reports() -> Reports:
+    """The reconciliation and sales reports, read from the report books' cells."""
+    from shared.data.stores.reporting import DynamoReportBooks
+    from shared.reporting.reports import Reports
+
+    ready()
+    return Reports(DynamoReportBooks())

@@ -2,7 +2,8 @@
 orders, pays and completes; after the after-sale window (5 s under the local stage) a settlement
 run pays the dealer, the store and the guide exactly their rates of the paid amount, freight
 excluded; the OrderPaid event delivered three times writes each entry once; a refund of one of
-two units after settlement is a negative line in the next run."""
+two units after settlement is a negative line in the next run; and the reconciliation then shows
+the store and the dealer with no difference, the order in them to the fen."""
 
 from __future__ import annotations
 
@@ -74,6 +75,12 @@ def settle_period_now(api, finance: str) -> str:
     return run_id
 
 
+def reconciliation(api, finance: str, period_end: str) -> dict:
+    response = api.get(f"/finance/reconciliation?period_end={period_end}", token=finance)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def statement_rows(api, finance: str, run_id: str) -> dict[tuple[str, str], list[str]]:
     response = api.get(f"/finance/settlements/{run_id}/statement.csv", token=finance)
     assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/csv")
@@ -110,6 +117,7 @@ def test_a_bound_members_order_is_settled_at_exact_rates_once_and_a_later_refund
         "paid_at": "2026-11-23T02:00:00Z",
     }
     raw = json.dumps(notice).encode()
+    before_paid = iso(int(time.time() * 1000) - 1)
     pay_secret = stack.environment["PAYMENT_WEBHOOK_SECRET"]
     paid = api.post("/payments/notify", data=raw, headers={"X-Pay-Signature": sign(pay_secret, raw, int(time.time()))})
     assert paid.json()["outcome"] == "paid"
@@ -163,3 +171,20 @@ def test_a_bound_members_order_is_settled_at_exact_rates_once_and_a_later_refund
     next_rows = statement_rows(api, finance, settle_period_now(api, finance))
     assert next_rows[("guide", guide_id)][3:8] == ["0", "120", "-120", "-1.20", "1"]
     assert ledger(api, guide)["summary"]["settled_fen"] == 120
+
+    # And the books close: the reconciliation shows S001 and D001 with no difference, and the
+    # order in them to the fen: 9,000 paid, 4,000 refunded, 1,280 - 640 kept by the payees
+    def closed() -> tuple[dict, dict] | None:
+        now, then = (
+            reconciliation(api, finance, iso(int(time.time() * 1000))),
+            reconciliation(api, finance, before_paid),
+        )
+        rows = {(kind, r[f"{kind}_id"]): r for kind in ("store", "dealer") for r in now[f"{kind}s"]}
+        if any(rows[key]["difference_orders"] for key in (("store", "S001"), ("dealer", "D001"))):
+            return None
+        return rows[("store", "S001")], {r["store_id"]: r for r in then["stores"]}.get("S001", {})
+
+    store, earlier = eventually(closed)
+    grew = {k: store[k] - earlier.get(k, 0) for k in ("orders", "paid_fen", "refunded_fen", "commissions_fen")}
+    assert grew == {"orders": 1, "paid_fen": 9_000, "refunded_fen": 4_000, "commissions_fen": 640}
+    assert store["paid_fen"] - store["refunded_fen"] == store["merchant_net_fen"] + store["commissions_fen"]

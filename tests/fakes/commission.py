@@ -11,6 +11,7 @@ from shared.commission.ledger_model import Book, Entry, EntryStatus
 from shared.commission.model import CommissionRules
 from shared.commission.ports import AlreadyRecorded, ClaimLost, LedgerChange
 from shared.kernel.errors import ConcurrentUpdate
+from shared.kernel.events import DomainEvent
 from shared.messaging.ports import HeldClaim
 from tests.fakes.messaging import MemoryMarks
 
@@ -48,6 +49,7 @@ class MemoryLedger:
         self.stored: dict[tuple[str, str], Entry] = {}
         self.sums: dict[str, dict[EntryStatus, int]] = {}
         self.writes = 0
+        self.announced: dict[str, DomainEvent] = {}  # the outbox: event id -> event
 
     def book(self, order_id: str) -> Book | None:
         return self.books.get(order_id)
@@ -66,6 +68,8 @@ class MemoryLedger:
             self.stored[(after.order_id, after.entry_id)] = after
             self._add(before.payee, before.status, -before.amount_fen)
             self._add(after.payee, after.status, after.amount_fen)
+        if change.announce is not None:
+            self.announced[change.announce.event_id] = change.announce
         if claim is not None:
             self.marks.complete(claim.consumer, claim.event_id, claim.token, claim.now_ms)
         self.writes += 1
@@ -81,6 +85,8 @@ class MemoryLedger:
             raise AlreadyRecorded("the book exists", order_id=change.book_after.order_id)
         if any((e.order_id, e.entry_id) in self.stored for e in change.new_entries):
             raise AlreadyRecorded("an entry exists")
+        if change.announce is not None and change.announce.event_id in self.announced:
+            raise AlreadyRecorded("the event exists", event_id=change.announce.event_id)
         if change.book_before is not None and (
             stored_book is None or stored_book.version != change.book_before.version
         ):

@@ -61,6 +61,7 @@ def test_the_runner_maps_sources_to_functions_from_the_template(runner: EventRun
         "NotificationsQueue": ("notifications_consumer", 10),
         "CommissionQueue": ("commission_consumer", 10),
         "SettlementQueue": ("settlement_worker", 1),
+        "ReportingQueue": ("reporting_consumer", 10),
     }
 
 

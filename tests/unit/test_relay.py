@@ -169,9 +169,11 @@ def test_a_relay_without_a_subscribed_queue_refuses_to_start():
 
 
 def test_the_routing_table_sends_customer_facing_events_to_notifications():
-    # (The commission ledger hears payments, completions and refunds too: docs/commission.md.)
-    assert queues_for("OrderPaid") == ["CommissionQueue", "NotificationsQueue"]
+    # (The commission ledger hears payments, completions and refunds too, the report books payments and
+    # refunds: docs/commission.md.)
+    assert queues_for("CommissionRecorded") == ["ReportingQueue"]
+    assert queues_for("OrderPaid") == ["CommissionQueue", "NotificationsQueue", "ReportingQueue"]
     assert queues_for("LowStock") == ["NotificationsQueue"]
     assert queues_for("OrderCompleted") == ["CommissionQueue"]
     assert queues_for("NoSuchEvent") == []
-    assert set(SUBSCRIPTIONS) == {"NotificationsQueue", "CommissionQueue", "SettlementQueue"}
+    assert set(SUBSCRIPTIONS) == {"NotificationsQueue", "CommissionQueue", "SettlementQueue", "ReportingQueue"}

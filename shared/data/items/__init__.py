@@ -27,6 +27,7 @@ from shared.data.items.notifications import ContactItem, NotificationItem, WeCha
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
 from shared.data.items.payments import PrepayItem
+from shared.data.items.reporting import ReportBookItem, ReportCellItem
 from shared.data.items.settlement import SettlementRunItem, SettlementShardItem, StatementRowItem
 from shared.data.items.stock import StockItem
 
@@ -63,6 +64,8 @@ __all__ = [
     "PrepayItem",
     "ProductItem",
     "RefundItem",
+    "ReportBookItem",
+    "ReportCellItem",
     "SettlementRunItem",
     "SettlementShardItem",
     "ShareVisitItem",

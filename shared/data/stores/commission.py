@@ -3,10 +3,11 @@ shared.commission.ports.RulesStore, Ledger and Catalogue.
 
 A ledger write is one TransactWriteItems: the book (conditional on its version, or new), new
 entries (each `attribute_not_exists`), moved entries (each conditional on the state read), the
-payees' totals (`ADD`), and with a claim the consumer's mark set DONE on its token. A write of more
-than a transaction holds (an order of many lines) is split into parts in a fixed order, each
-checking the claim, the last carrying the book and the mark: a part written before and replayed
-fails on its own entries and is skipped, so a retry completes the write without doubling it.
+payees' totals (`ADD`), the CommissionRecorded it announces (outbox), and with a claim the
+consumer's mark set DONE on its token. A write of more than a transaction holds (an order of many
+lines) is split into parts in a fixed order, each checking the claim, the last carrying the book,
+the announcement and the mark: a part written before and replayed fails on its own entries and is
+skipped, so a retry completes the write without doubling it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from shared.commission.ledger_model import (
 )
 from shared.commission.model import CommissionRules
 from shared.commission.ports import AlreadyRecorded, ClaimLost, Cursor, LedgerChange
+from shared.data import outbox
 from shared.data.items.catalog import ProductItem
 from shared.data.items.commission import (
     RULES_PARTITION,
@@ -54,7 +56,7 @@ TOTAL_ATTRIBUTE = {
     EntryStatus.SETTLED: "settled_fen",
 }
 # Entries per part of a split write: each brings at most one item, and its payees' totals add at
-# most five (one order's payees); book, mark and totals fit in the rest of the 100.
+# most five (one order's payees); book, announced event, mark and totals fit in the rest of the 100.
 ENTRIES_PER_PART = 80
 
 
@@ -143,6 +145,8 @@ class DynamoLedger:
             part = _part(n, chunk)
             if last and change.book_after is not None:
                 _put_book(part.tx, change.book_before, change.book_after)
+            if last and change.announce is not None:
+                outbox.emit(part.tx, change.announce)
             if claim is not None and last:
                 done_in(part.tx, claim)
             elif claim is not None:
@@ -198,7 +202,7 @@ def _refusal(exc: TransactionCancelled, change: LedgerChange, part: _Part) -> Ex
         return ClaimLost("the claim on the event is not ours")
     if "book" in exc.failed and change.book_before is None:
         return AlreadyRecorded("the order's book exists")
-    if part.entry_labels & set(exc.failed):
+    if part.entry_labels & set(exc.failed) or any(label.startswith("event:") for label in exc.failed):
         return AlreadyRecorded("an entry of this change exists", failed=exc.failed)
     return ConcurrentUpdate("the ledger changed meanwhile", failed=exc.failed)
 

@@ -1,0 +1,1 @@
+"""Reconciliation and sales reports (docs/commission.md, "Reports")."""
