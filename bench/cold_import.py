@@ -2,7 +2,7 @@
 
 Measured as the issue defines it: `python -X importtime -c 'import app'` in a fresh interpreter,
 the sum of the cumulative times of the top-level imports (the interpreter's own start-up imports
-included), median of RUNS processes. The budget is 300 ms. If build/dev/deployment.zip exists
+included), median of RUNS processes. The budget is 200 ms (issue 9). If build/dev/deployment.zip exists
 (`make package`), the same is measured on the unzipped package with `python -I -S`, which is what
 Lambda imports (no dev-only packages such as cryptography, which PyJWT loads when present).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 7
-BUDGET_MS = 300.0
+BUDGET_MS = 200.0  # issue 9: the cold import stays at or under 200 ms
 COMMAND = "python -X importtime -c 'import app'"
 
 
