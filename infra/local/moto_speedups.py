@@ -25,6 +25,7 @@ infra/local/moto_pin.py); `uninstall()` puts back the very attributes moto shipp
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from infra.local.moto_pin import require_pinned_moto
@@ -33,6 +34,7 @@ try:
     from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.exceptions import ItemSizeTooLarge
     from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+    from moto.dynamodb.models.table import Table
     from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 except ImportError:  # moto moved what this reaches into: say which moto, not only what is missing
     require_pinned_moto(__name__)
@@ -48,9 +50,12 @@ _MOTO = {
     (ConditionExpressionParser, "parse"): ConditionExpressionParser.__dict__["parse"],
     (UpdateExpressionParser, "make"): UpdateExpressionParser.__dict__["make"],
     (Item, "__init__"): Item.__dict__["__init__"],
+    (Table, "query"): Table.__dict__["query"],
 }
 _moto_parse_condition = _MOTO[ConditionExpressionParser, "parse"]
 _moto_make_update = _MOTO[UpdateExpressionParser, "make"].__func__
+_moto_query = _MOTO[Table, "query"]
+_QUERY_SIGNATURE = inspect.signature(_moto_query)
 
 
 def _condition_key(parser: ConditionExpressionParser) -> str:
@@ -107,10 +112,56 @@ def build_item(self: Item, hash_key: DynamoType, range_key: DynamoType | None, a
         raise ItemSizeTooLarge
 
 
+def _may_equal(value: DynamoType | None, wanted: DynamoType) -> bool:
+    """False only when moto's own `==` would be False too: both strings, and different. Anything
+    else (numbers, binaries) is left to moto's comparison."""
+    if value is None:
+        return False
+    return value.type != "S" or wanted.type != "S" or value.value == wanted.value
+
+
+def query(self: Table, *args: Any, **kwargs: Any) -> Any:
+    """Table.query over the items whose hash key (the table's, or the index's first) may match,
+    instead of the whole table sorted: the same items reach moto's checks, and its sort by the
+    keys (unique) decides the order, so the answer is moto's."""
+    asked = _QUERY_SIGNATURE.bind(self, *args, **kwargs).arguments
+    hash_key, index_name = asked.get("hash_key"), asked.get("index_name")
+    conditions = asked.get("hash_key_conditions") or []
+    stored: dict[Any, Any] = self.items
+    candidates: list[Any]
+    if index_name:
+        if not conditions:
+            return _moto_query(self, *args, **kwargs)
+        attribute, wanted = conditions[0]
+        candidates = [
+            item
+            for hash_set in stored.values()
+            for item in (hash_set.values() if self.range_key_attr else [hash_set])
+            if _may_equal(item.attrs.get(attribute), wanted)
+        ]
+    else:
+        if hash_key is None:
+            return _moto_query(self, *args, **kwargs)
+        candidates = [
+            item
+            for key, hash_set in stored.items()
+            if _may_equal(key, hash_key)
+            for item in (hash_set.values() if self.range_key_attr else [hash_set])
+        ]
+    # The serialised server runs one request at a time, so shadowing the method on this one table
+    # for the length of the call is seen by nothing else.
+    self.__dict__["all_items"] = lambda: candidates
+    try:
+        return _moto_query(self, *args, **kwargs)
+    finally:
+        del self.__dict__["all_items"]
+
+
 _OURS = {
     (ConditionExpressionParser, "parse"): parse_condition,
     (UpdateExpressionParser, "make"): classmethod(make_update),
     (Item, "__init__"): build_item,
+    (Table, "query"): query,
 }
 
 

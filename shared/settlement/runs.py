@@ -1,7 +1,9 @@
 """Settlement runs for finance (API.md, "Commission and settlement"; docs/commission.md).
 
 `start` is idempotent per period (the run id is the period end) and answers at once: the work is
-one message per entry shard, written in the run's own transaction and settled by the worker.
+one message per entry shard, written in the run's own transaction and settled by the worker. The
+same request for a FAILED run (a shard gave up) resumes it: RUNNING again, with one message per
+shard not yet done.
 `settle_shard` is that worker: it settles a batch per transaction and, after `per_message`
 entries, hands the rest of its shard to a new message (so no invocation runs long); a redelivered
 or duplicated message finds only what is still SETTLEABLE, so nothing is skipped or paid twice.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from shared.commission.ledger_model import ENTRY_SHARDS, EntryStatus
 from shared.commission.ports import Ledger
@@ -63,6 +66,8 @@ class SettlementRuns:
             raise ValidationFailed("period_end must not be in the future", period_end_ms=period_end_ms)
         run_id = run_id_for(period_end_ms)
         existing = self._store.get(run_id)
+        if existing is not None and existing.status is RunStatus.FAILED:
+            return self._resume(existing)
         if existing is not None:
             return existing
         run = Run(run_id, period_end_ms, RunStatus.RUNNING, ENTRY_SHARDS, 0, now)
@@ -72,6 +77,24 @@ class SettlementRuns:
             return run
         found = self._store.get(run_id)
         assert found is not None  # it existed: the conditional put said so
+        return found
+
+    def _resume(self, failed: Run) -> Run:
+        """Once the cause is fixed, a FAILED run goes on where it stopped: what it settled stays
+        in it, and each shard not DONE gets a message again (counting its entries first if it
+        never began), finding only what is still SETTLEABLE."""
+        resumed = replace(failed, status=RunStatus.RUNNING)
+        messages = [
+            _shard_due(resumed, p.shard, first=not (p.counted or p.processed))
+            for p in self._store.shards(failed.run_id)
+            if not p.done
+        ]
+        if self._store.resume(resumed, messages):
+            count("SettlementRunsResumed")
+            logger.warning("settlement run resumed", extra={"run_id": failed.run_id, "shards": len(messages)})
+            return resumed
+        found = self._store.get(failed.run_id)  # another request resumed it first
+        assert found is not None
         return found
 
     def view(self, run_id: str) -> dict[str, object]:
@@ -129,21 +152,25 @@ class SettlementRuns:
                 self._store.count(run_id, shard, counted)
         settled = 0
         while True:
-            entries = self._ledger.due(EntryStatus.SETTLEABLE, shard, run.period_end_ms, self._batch)
-            if not entries:
+            # One read for what is left of this message's share (one Query of up to `per_message`
+            # entries), settled in transactions of `batch`: not one read per transaction.
+            page = self._ledger.due(EntryStatus.SETTLEABLE, shard, run.period_end_ms, self._per_message - settled)
+            if not page:
                 if self._store.finish_shard(run, shard):
                     logger.info("settlement shard done", extra={"run_id": run_id, "shard": shard})
                 return settled
-            last = settled + len(entries) >= self._per_message
-            then = _shard_due(run, shard, first=False) if last else None
-            try:
-                self._store.settle(run, shard, entries, then)
-            except ConcurrentUpdate:
-                continue  # another delivery of this shard settled some of them: read again
-            settled += len(entries)
-            count("SettlementEntriesSettled", len(entries))
-            if last:
-                return settled
+            for at in range(0, len(page), self._batch):
+                entries = page[at : at + self._batch]
+                last = settled + len(entries) >= self._per_message
+                then = _shard_due(run, shard, first=False) if last else None
+                try:
+                    self._store.settle(run, shard, entries, then)
+                except ConcurrentUpdate:
+                    break  # another delivery of this shard settled some of them: read again
+                settled += len(entries)
+                count("SettlementEntriesSettled", len(entries))
+                if last:
+                    return settled
 
     def fail(self, run_id: str, reason: str) -> None:
         self._store.fail(run_id, reason)

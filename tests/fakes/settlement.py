@@ -38,6 +38,14 @@ class MemorySettlements:
         self.messages.extend(messages)
         return True
 
+    def resume(self, run: Run, messages: Sequence[DomainEvent]) -> bool:
+        held = self.runs.get(run.run_id)
+        if held is None or held.status is not RunStatus.FAILED:
+            return False
+        self.runs[run.run_id] = replace(held, status=RunStatus.RUNNING)
+        self.messages.extend(messages)
+        return True
+
     def get(self, run_id: str) -> Run | None:
         return self.runs.get(run_id)
 

@@ -1,7 +1,8 @@
 """The emulator's shortcuts (infra/local/moto_speedups.py) answer exactly as moto does without them:
 the same script of requests (conditions that pass and fail, reused expressions with other values
-and names, invalid and unused expression parts, transactions, items at the size limit) gives the
-same answers and leaves the same table, with the shortcuts and with moto as shipped."""
+and names, invalid and unused expression parts, transactions, items at the size limit, queries of
+the table and of an index) gives the same answers and leaves the same table, with the shortcuts
+and with moto as shipped."""
 
 from __future__ import annotations
 
@@ -190,7 +191,59 @@ def _script(db: Any, table: str) -> list[tuple]:
             UpdateExpression="SET more = :v",
             ExpressionAttributeValues={":v": {"S": "y" * 200}},
         ),
+        *_queries(db, table),
         _outcome(db.scan, TableName=table),
+    ]
+
+
+def _queries(db: Any, table: str) -> list[tuple]:
+    """Queries of the table and of an index (the shortcut starts them from the items whose hash
+    key can match): ranges, order, limits and pages, counts, a filter, a key nobody has."""
+    for n in range(12):
+        item = {**_key(f"Q{n % 3}"), "sk": {"S": f"R{n:02d}"}, "gsi2pk": {"S": f"QUEUE#{n % 2}"}}
+        item["gsi2sk"] = {"S": f"{(n * 7) % 12:02d}#{n}"}
+        item["n"] = {"N": str(n)}
+        db.put_item(TableName=table, Item=item)
+    db.put_item(TableName=table, Item={**_key("Q9"), "gsi2pk": {"S": "QUEUE#0"}})  # no gsi2sk: not in the index
+    q = db.query
+    queue = {
+        "IndexName": "gsi2",
+        "KeyConditionExpression": "gsi2pk = :p",
+        "ExpressionAttributeValues": {":p": {"S": "QUEUE#0"}},
+    }
+    due = {
+        "IndexName": "gsi2",
+        "KeyConditionExpression": "gsi2pk = :p AND gsi2sk <= :until",
+        "ExpressionAttributeValues": {":p": {"S": "QUEUE#1"}, ":until": {"S": "08#~"}},
+    }
+    first_page = q(TableName=table, Limit=2, **queue)
+    return [
+        _outcome(q, TableName=table, **queue),
+        _outcome(q, TableName=table, ScanIndexForward=False, Limit=3, **due),
+        _outcome(q, TableName=table, Limit=2, ExclusiveStartKey=first_page["LastEvaluatedKey"], **queue),
+        _outcome(q, TableName=table, Select="COUNT", **due),
+        _outcome(
+            q,
+            TableName=table,
+            FilterExpression="n > :n",
+            **{**queue, "ExpressionAttributeValues": {**queue["ExpressionAttributeValues"], ":n": {"N": "3"}}},
+        ),
+        _outcome(
+            q,
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :r)",
+            ExpressionAttributeValues={":pk": {"S": "Q1"}, ":r": {"S": "R0"}},
+        ),
+        _outcome(
+            q,
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "Q2"}},
+            ScanIndexForward=False,
+            Limit=2,
+        ),
+        _outcome(q, TableName=table, **{**queue, "ExpressionAttributeValues": {":p": {"S": "QUEUE#none"}}}),
+        _outcome(q, TableName=table, ConsistentRead=True, **queue),  # refused on an index
     ]
 
 
@@ -215,6 +268,9 @@ def test_with_and_without_the_shortcuts_every_answer_and_the_table_are_the_same(
     assert shortcut == shipped
     # And the script really exercised failures, not only successes
     assert [kind for kind, *_ in shipped].count("error") >= 8, shipped
+    # And the queries found items, in the index and in the table
+    found = [answer["Count"] for kind, answer, *_ in shipped if kind == "ok" and "Count" in answer]
+    assert len(found) >= 8 and sum(1 for n in found if n >= 2) >= 5, found
 
 
 def test_a_cached_condition_is_judged_against_each_item_as_it_is_now(dynamodb, moto_endpoint):

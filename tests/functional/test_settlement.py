@@ -102,3 +102,28 @@ def test_only_finance_runs_settlements_and_a_future_period_is_refused(shop: Clie
     assert (future.status_code, future.json_body["code"]) == (422, "VALIDATION_FAILED")
     assert call(shop, "get", "/finance/settlements/run-20300101T000000Z", tokens["finance"]).status_code == 404
     assert call(shop, "get", "/finance/settlements/nope", tokens["finance"]).status_code == 404
+
+
+def test_a_failed_run_posted_again_resumes_and_settles_what_it_had_left(shop: Client, tokens: dict):
+    finance, customer = tokens["finance"], tokens["customer"]
+    t = now_ms()
+    shop.http.post("/guides/G001/bind", headers=bearer(customer))
+    order_id = ordered_and_paid(shop, customer)["order_id"]
+    call(shop, "post", f"/orders/{order_id}/ship", tokens["merchant_admin"], {"tracking_number": "SF1"})
+    bootstrap.order_lifecycle(FakeClock(t - 20_000)).complete(order_id, ADMIN)
+    drain()
+    assert bootstrap.commission_release().release_due() == 3
+    # Given a run that failed before its shards' messages were delivered (a shard gave up)
+    period = whole_second(t - 10_000)
+    run_id = start(shop, finance, period).json_body["run_id"]
+    bootstrap.settlement_runs().fail(run_id, "a shard gave up")
+    drain()
+    failed = call(shop, "get", f"/finance/settlements/{run_id}", finance).json_body
+    assert (failed["status"], failed["processed"]) == ("FAILED", 0)
+    # When finance posts the same period again
+    again = start(shop, finance, period)
+    assert (again.status_code, again.json_body["run_id"], again.json_body["status"]) == (202, run_id, "RUNNING")
+    drain()
+    # Then the same run settles the three entries
+    run = call(shop, "get", f"/finance/settlements/{run_id}", finance).json_body
+    assert (run["status"], run["processed"], run["total"], run["total_fen"]) == ("DONE", 3, 3, 1_280)

@@ -180,3 +180,32 @@ def test_a_shard_given_up_fails_its_run():
     run = runs.start(now)
     SettlementWorker(runs).gave_up(store.messages[0], "boom")
     assert store.get(run.run_id).status is RunStatus.FAILED  # type: ignore[union-attr]
+
+
+def test_a_failed_run_posted_again_resumes_where_it_stopped_and_ends_with_the_uninterrupted_statements():
+    calm_ledger, now = ledger_with_entries()
+    calm, calm_store = runs_on(calm_ledger, now)
+    run = calm.start(now)
+    work_off(calm_store, SettlementWorker(calm))
+
+    # Given a run whose worker dies at its 5th batch until the queue gives that message up
+    ledger, _ = ledger_with_entries()
+    runs, store = runs_on(ledger, now)
+    runs.start(now)
+    worker = SettlementWorker(runs)
+    store.crash_after = 4
+    work_off(store, worker)
+    worker.gave_up(store.messages.pop(0), "boom")  # dead-lettered
+    store.crash_after = None
+    work_off(store, worker)  # the other shards' messages find the run FAILED and stop
+    assert runs.view(run.run_id)["status"] == "FAILED"
+    assert runs.view(run.run_id)["processed"] < 121
+    # When finance posts the period again (the cause fixed)
+    resumed = runs.start(now)
+    assert (resumed.run_id, resumed.status) == (run.run_id, RunStatus.RUNNING)
+    assert runs.start(now).status is RunStatus.RUNNING and len(store.messages) <= ENTRY_SHARDS  # resumed once
+    work_off(store, worker)
+    # Then the run is DONE with the statements of a run that never failed
+    assert runs.view(run.run_id)["status"] == "DONE" and runs.view(run.run_id)["processed"] == 121
+    assert statement_of(runs, run.run_id) == statement_of(calm, run.run_id)
+    assert runs.start(now).status is RunStatus.DONE  # a DONE run is the same run, not a new one

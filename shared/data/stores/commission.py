@@ -188,7 +188,7 @@ def _part(n: int, chunk: Sequence[tuple[Entry | None, Entry]]) -> _Part:
     for m, (before, after) in enumerate(chunk):
         label = f"entry {n}.{m}"
         if before is None:
-            part.tx.put(_entry_item(after), label, LedgerEntryItem.pk.does_not_exist())
+            part.tx.put(entry_item(after), label, LedgerEntryItem.pk.does_not_exist())
             part.entry_labels.add(label)
         else:
             _move(part.tx, before, after, label)
@@ -217,7 +217,8 @@ def _index_fields(entry: Entry) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _entry_item(entry: Entry) -> LedgerEntryItem:
+def entry_item(entry: Entry) -> LedgerEntryItem:
+    """The item an entry is stored as, index fields included (also what bench/settlement.py seeds)."""
     pk, sk = LedgerEntryItem.key(entry.order_id, entry.entry_id)
     gsi2pk, gsi2sk = _index_fields(entry)
     return LedgerEntryItem(

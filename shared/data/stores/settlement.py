@@ -59,6 +59,25 @@ class DynamoSettlements:
             raise
         return True
 
+    def resume(self, run: Run, messages: Sequence[DomainEvent]) -> bool:
+        tx = Transaction()
+        tx.update(
+            SettlementRunItem,
+            SettlementRunItem.key(run.run_id),
+            [SettlementRunItem.status.set(RunStatus.RUNNING.value), SettlementRunItem.reason.remove()],
+            "run",
+            condition=SettlementRunItem.status == RunStatus.FAILED.value,
+        )
+        for message in messages:
+            outbox.emit(tx, message)
+        try:
+            tx.commit()
+        except TransactionCancelled as exc:
+            if "run" in exc.failed:
+                return False
+            raise
+        return True
+
     def get(self, run_id: str) -> Run | None:
         with translated():
             try:
