@@ -13,7 +13,7 @@ from shared.commission.ports import LedgerChange
 from shared.kernel.clock import FakeClock
 from shared.kernel.credited import PayeeRole
 from shared.kernel.errors import ValidationFailed
-from shared.settlement.model import RunStatus
+from shared.settlement.model import Run, RunStatus
 from shared.settlement.runs import SettlementRuns, SettlementWorker
 from tests.fakes.commission import MemoryLedger
 from tests.fakes.settlement import MemorySettlements, WorkerKilled
@@ -90,6 +90,15 @@ def work_off(store: MemorySettlements, worker: SettlementWorker, twice: bool = F
     return delivered
 
 
+def uninterrupted_run() -> tuple[SettlementRuns, Run, int]:
+    """The run of the standard ledger worked off in one go: what every interrupted run must equal."""
+    ledger, now = ledger_with_entries()
+    runs, store = runs_on(ledger, now)
+    run = runs.start(now)
+    work_off(store, SettlementWorker(runs))
+    return runs, run, now
+
+
 def statement_of(runs: SettlementRuns, run_id: str) -> list[str]:
     return list(runs.statement_csv(run_id))
 
@@ -124,10 +133,7 @@ def test_a_second_request_for_the_period_is_the_same_run_and_starts_nothing():
 
 
 def test_a_run_killed_halfway_and_restarted_produces_the_same_statements_as_an_uninterrupted_one():
-    calm_ledger, now = ledger_with_entries()
-    calm, calm_store = runs_on(calm_ledger, now)
-    run = calm.start(now)
-    work_off(calm_store, SettlementWorker(calm))
+    calm, run, now = uninterrupted_run()
 
     ledger, _ = ledger_with_entries()
     runs, store = runs_on(ledger, now)
@@ -183,10 +189,7 @@ def test_a_shard_given_up_fails_its_run():
 
 
 def test_a_failed_run_posted_again_resumes_where_it_stopped_and_ends_with_the_uninterrupted_statements():
-    calm_ledger, now = ledger_with_entries()
-    calm, calm_store = runs_on(calm_ledger, now)
-    run = calm.start(now)
-    work_off(calm_store, SettlementWorker(calm))
+    calm, run, now = uninterrupted_run()
 
     # Given a run whose worker dies at its 5th batch until the queue gives that message up
     ledger, _ = ledger_with_entries()

@@ -28,6 +28,19 @@ from shared.kernel.events import DomainEvent
 from shared.settlement.model import Run, RunStatus, ShardProgress, StatementRow
 
 
+def _committed_with(tx: Transaction, messages: Sequence[DomainEvent]) -> bool:
+    """Commit `tx` with these outbox messages; False if its part labelled "run" was refused."""
+    for message in messages:
+        outbox.emit(tx, message)
+    try:
+        tx.commit()
+    except TransactionCancelled as exc:
+        if "run" in exc.failed:
+            return False
+        raise
+    return True
+
+
 class DynamoSettlements:
     def start(self, run: Run, messages: Sequence[DomainEvent]) -> bool:
         pk, sk = SettlementRunItem.key(run.run_id)
@@ -49,15 +62,7 @@ class DynamoSettlements:
                 shard_pk, shard_sk, status=RunStatus.RUNNING.value, processed=0, net_fen=0, created_at=run.created_at_ms
             )
             tx.put(shard_item, f"shard {shard}")
-        for message in messages:
-            outbox.emit(tx, message)
-        try:
-            tx.commit()
-        except TransactionCancelled as exc:
-            if "run" in exc.failed:
-                return False
-            raise
-        return True
+        return _committed_with(tx, messages)
 
     def resume(self, run: Run, messages: Sequence[DomainEvent]) -> bool:
         tx = Transaction()
@@ -68,15 +73,7 @@ class DynamoSettlements:
             "run",
             condition=SettlementRunItem.status == RunStatus.FAILED.value,
         )
-        for message in messages:
-            outbox.emit(tx, message)
-        try:
-            tx.commit()
-        except TransactionCancelled as exc:
-            if "run" in exc.failed:
-                return False
-            raise
-        return True
+        return _committed_with(tx, messages)
 
     def get(self, run_id: str) -> Run | None:
         with translated():
