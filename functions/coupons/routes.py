@@ -88,14 +88,15 @@ def claim(template_id: str) -> Response:
 def my_coupons() -> Response:
     who = principal()
     ports = bootstrap.coupons()
-    limit = query_int("limit", 20, low=1, high=100)  # checked even when ?cart= ignores it
-    cart = query_str("cart")
-    if cart is not None:
-        return ok({"items": wallet.usable_for_cart(who.sub, parse_cart(cart), ports), "next_cursor": None})
+    # Every parameter is checked, even those ?cart= makes irrelevant: a bad one is a 400, not ignored.
     status = query_str("status")
     if status is not None and status not in Status.__members__:
         raise MalformedRequest("?status= is one of " + ", ".join(Status.__members__), param="status")
+    limit = query_int("limit", 20, low=1, high=100)
     cursor = decode_cursor(query_str("cursor"))
+    cart = query_str("cart")
+    if cart is not None:
+        return ok({"items": wallet.usable_for_cart(who.sub, parse_cart(cart), ports), "next_cursor": None})
     items, next_cursor = wallet.my_coupons(who.sub, None if status is None else Status(status), limit, cursor, ports)
     return ok({"items": items, "next_cursor": encode_cursor(next_cursor)})
 

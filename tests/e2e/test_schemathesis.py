@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, seed, settings
 from schemathesis import GenerationMode
 
 from shared.payments.hmac_webhook import sign
@@ -29,6 +30,10 @@ pytestmark = pytest.mark.e2e
 
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 MAX_EXAMPLES = 50  # random cases per operation, on top of the examples and boundary values
+# `make test` draws the same random cases every run, so a commit is green or red, not sometimes
+# either; SCHEMATHESIS_SEED=<n> draws others (do that when an operation changes, and fix what it
+# finds before committing). A finding is reproducible from the seed hypothesis prints.
+SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261202"))
 
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -73,6 +78,7 @@ def signed(case: schemathesis.Case, secret: str) -> dict[str, Any]:
 
 
 @schema.parametrize()
+@seed(SEED)
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_every_operation_answers_as_documented(case, stack, tokens):
     # Given a generated request, with a token of a role the operation admits

@@ -289,7 +289,8 @@ def test_store_staff_redeem_a_code_once_and_the_books_say_so(client, tokens, sto
     assert [r["redemption_id"] for r in admin] == [done.json_body["redemption_id"]]
     assert get(client, "/stores/NO-SUCH/coupon-redemptions", tokens["merchant_admin"]).status_code == 404
     # And ?limit= is checked on the wallet even when ?cart= asks for the usable coupons instead
-    assert get(client, "/me/coupons?cart=TEA-1:1&limit=null", tokens["customer"]).status_code == 400
+    for bad in ("limit=null", "status=%C2%A05", "cursor=%C2%B6"):
+        assert get(client, f"/me/coupons?cart=TEA-1:1&{bad}", tokens["customer"]).status_code == 400, bad
 
 
 def test_redemption_only_where_the_coupon_allows(client, tokens, stores):
