@@ -167,6 +167,14 @@ def _unavailable(exc: ClientError) -> Exception:
     return exc
 
 
+def condition_failed(exc: PynamoDBException) -> bool:
+    """Whether a single-item write was refused by its condition. Safe on a timeout, whose cause has
+    `response = None`, on which PynamoDB's own `cause_response_code` raises AttributeError."""
+    if isinstance(exc.cause, BotoCoreError):
+        return False
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     """Turn transient SDK failures of single-item calls into TemporarilyUnavailable (503)."""

@@ -7,7 +7,7 @@ from pynamodb.exceptions import PutError
 from shared.catalog.model import Page, Product
 from shared.data.item_mapping import product_of
 from shared.data.items import ProductItem
-from shared.data.transactions import translated
+from shared.data.transactions import condition_failed, translated
 from shared.kernel.errors import ConcurrentUpdate
 
 CATALOG_PARTITION = "CATALOG"
@@ -46,7 +46,7 @@ class DynamoProducts:
                 # silently overwrite each other; the loser is told to retry (409).
                 item.save()
             except PutError as exc:
-                if exc.cause_response_code == "ConditionalCheckFailedException":
+                if condition_failed(exc):
                     raise ConcurrentUpdate("the product changed while saving; retry", sku=product.sku) from exc
                 raise
         return existing is None

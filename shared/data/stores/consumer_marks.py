@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pynamodb.exceptions import DeleteError, PutError
 
 from shared.data.items.consumers import ConsumedItem
-from shared.data.transactions import Transaction, translated
+from shared.data.transactions import Transaction, condition_failed, translated
 from shared.messaging.ports import ClaimOutcome, HeldClaim
 
 # Longer than any message can still arrive: SQS retention (4 days) plus the stream's 24 hours.
@@ -47,7 +47,7 @@ class DynamoMarks:
                 item.save(condition=free)
                 return ClaimOutcome.CLAIMED
             except PutError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
             try:
                 held = ConsumedItem.get(pk, sk, consistent_read=True)
@@ -84,7 +84,7 @@ class DynamoMarks:
             try:
                 ConsumedItem(pk, sk).delete(condition=(ConsumedItem.token == token) & (ConsumedItem.state == CLAIMED))
             except DeleteError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
 
 

@@ -12,7 +12,7 @@ from pynamodb.expressions.update import Action
 from shared.data.batch_get import get_items
 from shared.data.items.guides import BindingAuditItem, BindingItem, DistributorItem, ShareVisitItem
 from shared.data.items.org import LocationItem, PartyItem
-from shared.data.transactions import Transaction, TransactionCancelled, translated
+from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
 from shared.guides.model import (
     Binding,
     BindingChange,
@@ -89,7 +89,7 @@ class DynamoOrgDirectory:
             try:
                 LocationItem(pk, sk).update(actions=actions, condition=is_store)
             except UpdateError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
                 raise Conflict("this location is not a store", store_id=store.store_id) from exc
 

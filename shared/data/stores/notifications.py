@@ -12,7 +12,7 @@ from pynamodb.exceptions import PutError
 
 from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
 from shared.data.stores import idempotency as idempotency_store
-from shared.data.transactions import Transaction, TransactionCancelled, translated
+from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
 from shared.kernel.errors import ConcurrentUpdate
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.notifications.model import Channel, Contact, Locale, Message, Page, Rendered, Status, iso
@@ -92,7 +92,7 @@ class DynamoMessages:
                 _to_item(message).save(condition=NotificationItem.pk.does_not_exist())
                 return True
             except PutError as exc:
-                if exc.cause_response_code == "ConditionalCheckFailedException":
+                if condition_failed(exc):
                     return False
                 raise
 
@@ -103,7 +103,7 @@ class DynamoMessages:
             try:
                 _to_item(message).save(condition=NotificationItem.status.is_in(*allowed))
             except PutError as exc:
-                if exc.cause_response_code == "ConditionalCheckFailedException":
+                if condition_failed(exc):
                     raise ConcurrentUpdate("the message changed meanwhile", notice_id=message.notice_id) from exc
                 raise
 

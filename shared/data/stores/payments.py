@@ -5,7 +5,7 @@ from __future__ import annotations
 from pynamodb.exceptions import PutError
 
 from shared.data.items.payments import PrepayItem
-from shared.data.transactions import translated
+from shared.data.transactions import condition_failed, translated
 from shared.payments.model import Prepay
 
 
@@ -37,7 +37,7 @@ class DynamoPrepays:
             try:
                 item.save(condition=condition)
             except PutError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
                 kept = self.get(prepay.order_id)  # another request stored its prepay first: that one stands
                 return kept or prepay

@@ -21,7 +21,7 @@ from shared.data import outbox
 from shared.data.items.commission import LedgerEntryItem
 from shared.data.items.settlement import SettlementRunItem, SettlementShardItem, StatementRowItem
 from shared.data.stores.commission import entry_of, totals_parts
-from shared.data.transactions import Transaction, TransactionCancelled, translated
+from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
 from shared.kernel.clock import iso
 from shared.kernel.errors import ConcurrentUpdate
 from shared.kernel.events import DomainEvent
@@ -215,7 +215,7 @@ class DynamoSettlements:
                     condition=SettlementRunItem.status == RunStatus.RUNNING.value,
                 )
             except (UpdateError, PutError) as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
+                if not condition_failed(exc):
                     raise
 
     def statement(self, run_id: str) -> Iterator[StatementRow]:

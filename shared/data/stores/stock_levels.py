@@ -21,7 +21,7 @@ from shared.data.item_mapping import level_of, location_of, product_of
 from shared.data.items import LocationItem, ProductItem, StockItem
 from shared.data.stores.locations import DynamoLocations
 from shared.data.table import BaseItem
-from shared.data.transactions import translated
+from shared.data.transactions import condition_failed, translated
 from shared.inventory.locations import Location
 from shared.inventory.model import StockChanged, StockLevel
 from shared.inventory.ports import StockSheet
@@ -47,7 +47,7 @@ class DynamoStockLevels:
                 else:
                     self._recount(pk, sk, level, expected)
             except (PutError, UpdateError) as exc:
-                if exc.cause_response_code == "ConditionalCheckFailedException":
+                if condition_failed(exc):
                     raise StockChanged("the stock changed while it was counted", sku=level.sku) from exc
                 raise
 
