@@ -39,7 +39,9 @@ def test_19_ctrl_c_stops_the_stack_without_a_traceback(tmp_path: Path):
         time.sleep(1.0)
         # When Ctrl-C reaches the whole group
         os.killpg(child.pid, signal.SIGINT)
-        assert child.wait(timeout=30) == 0
+        # Stopping is prompt on a quiet machine (a few seconds); the bound is for a loaded one (CI beside
+        # another build took more than 30 s), and a hang still fails.
+        assert child.wait(timeout=120) == 0
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)
