@@ -79,6 +79,10 @@ def main() -> int:
     args = parser.parse_args()
     # SIGTERM (e.g. from a supervisor) stops the stack as Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # A shell starts a background job (`make dev &` in a script, a CI step) with SIGINT ignored, and
+    # Python then leaves it ignored: Ctrl-C to the group would stop the emulator and the API but not
+    # this process. Ctrl-C stops everything, however the stack was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     overrides = dict(setting.split("=", 1) for setting in args.setting)
     if args.payment_window:
         overrides["ORDER_PAYMENT_WINDOW_S"] = str(args.payment_window)
