@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from chalice import Rate, Response
 
 from functions.checkout.blueprint import bp
-from functions.checkout.models import CartIn
-from functions.checkout.order_models import HandOverIn, OrderPath, RefundDecisionIn, RefundIn, ShipIn
 from shared.kernel.clock import iso, now_s
 from shared.kernel.errors import MalformedRequest, NotFound
 from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import Role
-from shared.ordering.ports import PaymentRecord
-from shared.payments.hmac_webhook import sign
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.web.api import (
     Api,
@@ -32,6 +30,17 @@ from shared.web.api import (
     validate,
 )
 
+if TYPE_CHECKING:
+    from functions.checkout import models, order_models
+    from shared.ordering import ports as ordering_ports
+    from shared.payments import hmac_webhook
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.checkout.models")
+    order_models = lazy_import("functions.checkout.order_models")
+    ordering_ports = lazy_import("shared.ordering.ports")
+    hmac_webhook = lazy_import("shared.payments.hmac_webhook")
+
+
 STAFF = [Role.STORE_STAFF, Role.MERCHANT_ADMIN]
 PICKUP_HANDLERS = [Role.STORE_STAFF, Role.GUIDE, Role.MERCHANT_ADMIN]  # of the fulfilling store (API.md)
 ANY_ROLE = list(Role)
@@ -39,12 +48,12 @@ _: Api = bp
 
 
 def _order_id(order_id: str) -> str:
-    return validate(OrderPath, {"order_id": order_id}).order_id
+    return validate(order_models.OrderPath, {"order_id": order_id}).order_id
 
 
 @bp.route("/orders", methods=["POST"], roles=[Role.CUSTOMER])
 def place_order() -> Response:
-    cart = parse(CartIn)
+    cart = parse(models.CartIn)
     who = principal()
     request = IdempotentRequest.of(f"orders:{who.sub}", idempotency_key(), cart.model_dump(mode="json"))
     stored = bootstrap.ordering().place_order(cart, who.sub, request)
@@ -79,7 +88,7 @@ def cancel_order(order_id: str) -> Response:
 
 @bp.route("/orders/{order_id}/ship", methods=["POST"], roles=STAFF)
 def ship_order(order_id: str) -> Response:
-    body = parse(ShipIn)
+    body = parse(order_models.ShipIn)
     return ok(bootstrap.order_lifecycle().ship(_order_id(order_id), body.tracking_number, principal()).view())
 
 
@@ -90,7 +99,7 @@ def ready_for_pickup(order_id: str) -> Response:
 
 @bp.route("/orders/{order_id}/hand-over", methods=["POST"], roles=PICKUP_HANDLERS)
 def hand_over(order_id: str) -> Response:
-    body = parse(HandOverIn)
+    body = parse(order_models.HandOverIn)
     return ok(bootstrap.order_lifecycle().hand_over(_order_id(order_id), body.pickup_code, principal()).view())
 
 
@@ -106,7 +115,7 @@ def complete_order(order_id: str) -> Response:
 
 @bp.route("/orders/{order_id}/refunds", methods=["POST"], roles=[Role.CUSTOMER])
 def request_refund(order_id: str) -> Response:
-    body = parse(RefundIn)
+    body = parse(order_models.RefundIn)
     who = principal()
     oid = _order_id(order_id)
     request = IdempotentRequest.of(f"refunds:{who.sub}:{oid}", idempotency_key(), body.model_dump(mode="json"))
@@ -116,7 +125,7 @@ def request_refund(order_id: str) -> Response:
 
 @bp.route("/admin/orders/{order_id}/refunds/{refund_id}/decision", methods=["POST"], roles=[Role.MERCHANT_ADMIN])
 def decide_refund(order_id: str, refund_id: str) -> Response:
-    body = parse(RefundDecisionIn)
+    body = parse(order_models.RefundDecisionIn)
     refund = bootstrap.order_refunds().decide_refund(
         _order_id(order_id), _order_id(refund_id), body.approve, body.restock, principal()
     )
@@ -139,7 +148,7 @@ def payments_needing_refund() -> Response:
     return ok({"items": [_payment_view(p) for p in found], "next_cursor": encode_cursor(cursor)})
 
 
-def _payment_view(payment: PaymentRecord) -> dict[str, object]:
+def _payment_view(payment: ordering_ports.PaymentRecord) -> dict[str, object]:
     return {
         "transaction_id": payment.transaction_id,
         "order_id": payment.order_id,
@@ -168,7 +177,7 @@ def dev_pay(order_id: str) -> Response:
         }
     ).encode()
     secret = settings.payment_webhook_secret.get_secret_value()
-    headers = {"x-pay-signature": sign(secret, body, int(now))}
+    headers = {"x-pay-signature": hmac_webhook.sign(secret, body, int(now))}
     notice = bootstrap.payment_provider().verify(headers, body, now)
     return ok(bootstrap.order_lifecycle().apply_payment(notice).view())
 

@@ -4,20 +4,28 @@ the token's store), a distributor's (a customer who is one)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Response
 
 from functions.commission.blueprint import bp
-from functions.commission.models import CommissionRulesIn
-from shared.commission.statements import my_commissions
 from shared.kernel.errors import Forbidden
 from shared.kernel.identity import Principal, Role
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.web.api import decode_cursor, encode_cursor, ok, parse, principal, query_int, query_str
+
+if TYPE_CHECKING:
+    from functions.commission import models
+    from shared.commission import statements
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.commission.models")
+    statements = lazy_import("shared.commission.statements")
 
 
 @bp.route("/admin/commission-rules", methods=["PUT"], roles=[Role.MERCHANT_ADMIN])
 def put_rules() -> Response:
-    return ok(bootstrap.commission_rules().put(parse(CommissionRulesIn).draft()))
+    return ok(bootstrap.commission_rules().put(parse(models.CommissionRulesIn).draft()))
 
 
 @bp.route("/admin/commission-rules", methods=["GET"], roles=[Role.MERCHANT_ADMIN, Role.FINANCE])
@@ -38,7 +46,7 @@ def _payee(who: Principal) -> str:
 @bp.route("/me/commissions", methods=["GET"], roles=[Role.GUIDE, Role.STORE_STAFF, Role.CUSTOMER])
 def my_ledger() -> Response:
     limit = query_int("limit", 20, low=1, high=100)
-    body, cursor = my_commissions(
+    body, cursor = statements.my_commissions(
         bootstrap.commission_ledger_store(), _payee(principal()), limit, decode_cursor(query_str("cursor"))
     )
     return ok({**body, "next_cursor": encode_cursor(cursor)})

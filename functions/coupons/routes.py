@@ -4,23 +4,14 @@ load the data layer through `bootstrap.coupons()`, on first use."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Rate, Response
 
-from functions.coupons.models import (
-    REDEMPTION_ID,
-    TEMPLATE_ID,
-    CouponRedemptionIn,
-    CouponTemplateEditIn,
-    CouponTemplateIn,
-    ReversalIn,
-    parse_cart,
-)
-from shared.coupons import claims, expiry, redemption, templates, wallet
-from shared.coupons.model import Status
-from shared.coupons.redemption import OfflineRedemption
 from shared.kernel.errors import MalformedRequest, NotFound
 from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import Role
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.web.api import (
     Api,
@@ -35,11 +26,25 @@ from shared.web.api import (
     query_str,
 )
 
+if TYPE_CHECKING:
+    from functions.coupons import models
+    from shared.coupons import claims, expiry, redemption, templates, wallet
+    from shared.coupons import model as coupons_model
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.coupons.models")
+    claims = lazy_import("shared.coupons.claims")
+    expiry = lazy_import("shared.coupons.expiry")
+    coupons_model = lazy_import("shared.coupons.model")
+    redemption = lazy_import("shared.coupons.redemption")
+    templates = lazy_import("shared.coupons.templates")
+    wallet = lazy_import("shared.coupons.wallet")
+
+
 bp = Api(__name__)
 
 
 def _template_id(template_id: str) -> str:
-    if not TEMPLATE_ID.fullmatch(template_id):
+    if not models.TEMPLATE_ID.fullmatch(template_id):
         raise NotFound("no such coupon template", template_id=template_id[:64])  # not an id we ever gave out
     return template_id
 
@@ -47,7 +52,7 @@ def _template_id(template_id: str) -> str:
 # -- templates ---------------------------------------------------------------------------------
 @bp.route("/admin/coupon-templates", methods=["POST"], roles=[Role.MERCHANT_ADMIN])
 def create_template() -> Response:
-    body = parse(CouponTemplateIn)
+    body = parse(models.CouponTemplateIn)
     request = IdempotentRequest.of(
         f"coupon-templates:{principal().sub}", idempotency_key(), body.model_dump(mode="json")
     )
@@ -70,7 +75,7 @@ def show_template(template_id: str) -> Response:
 @bp.route("/admin/coupon-templates/{template_id}", methods=["PATCH"], roles=[Role.MERCHANT_ADMIN])
 def edit_template(template_id: str) -> Response:
     found = _template_id(template_id)
-    body = parse(CouponTemplateEditIn)
+    body = parse(models.CouponTemplateEditIn)
     return ok(templates.edit_template(found, body.to_edit(), bootstrap.coupons()))
 
 
@@ -90,14 +95,16 @@ def my_coupons() -> Response:
     ports = bootstrap.coupons()
     # Every parameter is checked, even those ?cart= makes irrelevant: a bad one is a 400, not ignored.
     status = query_str("status")
-    if status is not None and status not in Status.__members__:
-        raise MalformedRequest("?status= is one of " + ", ".join(Status.__members__), param="status")
+    if status is not None and status not in coupons_model.Status.__members__:
+        raise MalformedRequest("?status= is one of " + ", ".join(coupons_model.Status.__members__), param="status")
     limit = query_int("limit", 20, low=1, high=100)
     cursor = decode_cursor(query_str("cursor"))
     cart = query_str("cart")
     if cart is not None:
-        return ok({"items": wallet.usable_for_cart(who.sub, parse_cart(cart), ports), "next_cursor": None})
-    items, next_cursor = wallet.my_coupons(who.sub, None if status is None else Status(status), limit, cursor, ports)
+        return ok({"items": wallet.usable_for_cart(who.sub, models.parse_cart(cart), ports), "next_cursor": None})
+    items, next_cursor = wallet.my_coupons(
+        who.sub, None if status is None else coupons_model.Status(status), limit, cursor, ports
+    )
     return ok({"items": items, "next_cursor": encode_cursor(next_cursor)})
 
 
@@ -106,9 +113,9 @@ def my_coupons() -> Response:
     "/stores/{store_id}/coupon-redemptions", methods=["POST"], roles=[Role.STORE_STAFF, Role.GUIDE, Role.CUSTOMER]
 )
 def redeem(store_id: str) -> Response:
-    body = parse(CouponRedemptionIn)
+    body = parse(models.CouponRedemptionIn)
     who = principal()
-    cmd = OfflineRedemption(store_id, body.code, body.purchase_fen, body.verification_code)
+    cmd = redemption.OfflineRedemption(store_id, body.code, body.purchase_fen, body.verification_code)
     payload = {"store_id": store_id, **body.model_dump(mode="json")}
     request = IdempotentRequest.of(f"coupon-redemptions:{who.sub}", idempotency_key(), payload)
     stored = redemption.redeem_offline(cmd, who, request, bootstrap.coupons())
@@ -134,9 +141,9 @@ def verification_code(store_id: str) -> Response:
 
 @bp.route("/admin/coupon-redemptions/{redemption_id}/reversal", methods=["POST"], roles=[Role.MERCHANT_ADMIN])
 def reverse(redemption_id: str) -> Response:
-    if not REDEMPTION_ID.fullmatch(redemption_id):
+    if not models.REDEMPTION_ID.fullmatch(redemption_id):
         raise NotFound("no such redemption", redemption_id=redemption_id[:64])
-    body = parse(ReversalIn)
+    body = parse(models.ReversalIn)
     return ok(redemption.reverse_redemption(redemption_id, body.reason, principal(), bootstrap.coupons()))
 
 

@@ -3,27 +3,35 @@ The service loads the data layer, so `bootstrap.flash_sales()` builds it on firs
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Rate, Response
 
-from functions.flash_sales.models import SALE_ID, FlashOrderIn, FlashSaleIn
 from shared.kernel.errors import NotFound
 from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import Role
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.web.api import Api, idempotency_key, json_response, ok, parse, principal
+
+if TYPE_CHECKING:
+    from functions.flash_sales import models
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.flash_sales.models")
+
 
 bp = Api(__name__)
 
 
 def _sale_id(sale_id: str) -> str:
-    if not SALE_ID.fullmatch(sale_id):
+    if not models.SALE_ID.fullmatch(sale_id):
         raise NotFound("no such flash sale", flash_sale_id=sale_id[:64])  # not an id we ever gave out
     return sale_id
 
 
 @bp.route("/admin/flash-sales", methods=["POST"], roles=[Role.MERCHANT_ADMIN])
 def create_flash_sale() -> Response:
-    body = parse(FlashSaleIn)
+    body = parse(models.FlashSaleIn)
     who = principal()
     request = IdempotentRequest.of(f"flash-sales:{who.sub}", idempotency_key(), body.model_dump(mode="json"))
     stored = bootstrap.flash_sales().create(body.to_command(), request)
@@ -44,7 +52,7 @@ def get_flash_sale(sale_id: str) -> Response:
 @bp.route("/flash-sales/{sale_id}/orders", methods=["POST"], roles=[Role.CUSTOMER])
 def buy(sale_id: str) -> Response:
     found = _sale_id(sale_id)
-    body = parse(FlashOrderIn)
+    body = parse(models.FlashOrderIn)
     who = principal()
     request = IdempotentRequest.of(
         f"flash:{found}:{who.sub}", idempotency_key(), {"flash_sale_id": found, **body.model_dump(mode="json")}

@@ -5,26 +5,24 @@ its reassignment with an audit trail, and share-link visits."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Response
 
-from functions.guides.models import (
-    PARTY_ID,
-    DealerIn,
-    DistributorIn,
-    GuideIn,
-    ReassignIn,
-    ShareVisitIn,
-    StoreIn,
-    path_id,
-)
-from shared.guides.model import Binding, BindingChange
 from shared.kernel.clock import iso
 from shared.kernel.errors import MalformedRequest, NotFound
 from shared.kernel.identity import Role
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.web.api import Api, decode_cursor, encode_cursor, ok, parse, principal, query_int, query_str
+
+if TYPE_CHECKING:
+    from functions.guides import models
+    from shared.guides import model as guides_model
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.guides.models")
+    guides_model = lazy_import("shared.guides.model")
+
 
 bp = Api(__name__)
 
@@ -46,7 +44,7 @@ def _paging() -> tuple[int, dict[str, Any] | None]:
     return query_int("limit", 50, low=1, high=100), decode_cursor(query_str("cursor"))
 
 
-def binding_view(binding: Binding) -> dict[str, Any]:
+def binding_view(binding: guides_model.Binding) -> dict[str, Any]:
     return {
         "customer_id": binding.customer_id,
         "guide_id": binding.guide_id,
@@ -57,7 +55,7 @@ def binding_view(binding: Binding) -> dict[str, Any]:
     }
 
 
-def change_view(change: BindingChange) -> dict[str, Any]:
+def change_view(change: guides_model.BindingChange) -> dict[str, Any]:
     return {
         "kind": change.kind.value,
         "from_guide_id": change.from_guide_id,
@@ -71,7 +69,7 @@ def change_view(change: BindingChange) -> dict[str, Any]:
 # -- the organisation (merchant admins) ---------------------------------------------------------
 @bp.route("/admin/dealers/{dealer_id}", methods=["PUT"], roles=ADMIN)
 def put_dealer(dealer_id: str) -> Response:
-    dealer = parse(DealerIn).to_dealer(path_id(dealer_id, "dealer"))
+    dealer = parse(models.DealerIn).to_dealer(models.path_id(dealer_id, "dealer"))
     return ok(bootstrap.org_admin().put_dealer(dealer).view())
 
 
@@ -82,7 +80,7 @@ def list_dealers() -> Response:
 
 @bp.route("/admin/stores/{store_id}", methods=["PUT"], roles=ADMIN)
 def put_store(store_id: str) -> Response:
-    store = parse(StoreIn).to_store(path_id(store_id, "store"))
+    store = parse(models.StoreIn).to_store(models.path_id(store_id, "store"))
     return ok(bootstrap.org_admin().put_store(store).view())
 
 
@@ -93,14 +91,14 @@ def list_stores() -> Response:
 
 @bp.route("/admin/guides/{guide_id}", methods=["PUT"], roles=ADMIN)
 def put_guide(guide_id: str) -> Response:
-    guide = parse(GuideIn).to_guide(path_id(guide_id, "guide"))
+    guide = parse(models.GuideIn).to_guide(models.path_id(guide_id, "guide"))
     return ok(bootstrap.org_admin().put_guide(guide).view())
 
 
 @bp.route("/admin/guides", methods=["GET"], roles=ADMIN)
 def list_guides() -> Response:
     store_id = query_str("store_id")
-    if store_id is not None and not PARTY_ID.fullmatch(store_id):
+    if store_id is not None and not models.PARTY_ID.fullmatch(store_id):
         raise MalformedRequest("?store_id= is a store id", param="store_id")
     limit, cursor = _paging()
     return _page(*bootstrap.org_admin().list_guides(store_id, limit, cursor))
@@ -108,7 +106,7 @@ def list_guides() -> Response:
 
 @bp.route("/admin/distributors/{member_id}", methods=["PUT"], roles=ADMIN)
 def put_distributor(member_id: str) -> Response:
-    body = parse(DistributorIn)
+    body = parse(models.DistributorIn)
     distributor = bootstrap.org_admin().put_distributor(
         _member(member_id), body.name, body.parent_id, body.payout_account
     )
@@ -124,7 +122,7 @@ def list_distributors() -> Response:
 @bp.route("/guides/{guide_id}/bind", methods=["POST"], roles=[Role.CUSTOMER])
 def bind(guide_id: str) -> Response:
     """From the guide's QR scene. Binding to the same guide again answers the same binding."""
-    binding = bootstrap.member_binding().bind(path_id(guide_id, "guide"), principal().sub)
+    binding = bootstrap.member_binding().bind(models.path_id(guide_id, "guide"), principal().sub)
     return ok(binding_view(binding))
 
 
@@ -138,7 +136,7 @@ def my_binding() -> Response:
 
 @bp.route("/admin/bindings/{customer_id}", methods=["PUT"], roles=ADMIN)
 def reassign(customer_id: str) -> Response:
-    body = parse(ReassignIn)
+    body = parse(models.ReassignIn)
     binding = bootstrap.member_binding().reassign(_member(customer_id), body.guide_id, principal().sub, body.reason)
     return ok(binding_view(binding))
 
@@ -160,5 +158,5 @@ def show_binding(customer_id: str) -> Response:
 def share_visit() -> Response:
     """The storefront reports the `?share=` of the link the member opened; the last one within
     24 hours credits its sharer on the member's orders."""
-    visit = bootstrap.member_binding().record_share(principal().sub, parse(ShareVisitIn).share)
+    visit = bootstrap.member_binding().record_share(principal().sub, parse(models.ShareVisitIn).share)
     return ok({"share": visit.sharer_id, "at": iso(visit.at_ms)})

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 from chalice import Response
 
 from functions.notifications.blueprint import bp
-from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from shared.kernel.clock import now_ms
 from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import Role
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.web.api import (
     decode_cursor,
@@ -27,6 +27,12 @@ from shared.web.api import (
     query_int,
     query_str,
 )
+
+if TYPE_CHECKING:
+    from functions.notifications import models
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.notifications.models")
+
 
 if TYPE_CHECKING:
     from shared.notifications.model import Page
@@ -67,7 +73,7 @@ def get_preferences() -> Response:
 
 @bp.route("/me/notification-preferences", methods=["PUT"], roles=ANYONE_SIGNED_IN)
 def put_preferences() -> Response:
-    body, who = parse(PreferencesIn), principal()
+    body, who = parse(models.PreferencesIn), principal()
     channels = _profiles().set_preferences(
         bootstrap.contacts(), who.sub, who.role, who.store_id, body.channels, now_ms()
     )
@@ -82,7 +88,7 @@ def get_contact() -> Response:
 
 @bp.route("/me/contact", methods=["PUT"], roles=ANYONE_SIGNED_IN)
 def put_contact() -> Response:
-    body, who = parse(ContactIn), principal()
+    body, who = parse(models.ContactIn), principal()
     profiles = _profiles()
     contact = profiles.save_contact(bootstrap.contacts(), who.sub, who.role, who.store_id, body.changes(), now_ms())
     return ok(profiles.contact_view(contact, who.sub))
@@ -90,7 +96,7 @@ def put_contact() -> Response:
 
 @bp.route("/me/wechat-consents", methods=["POST"], roles=ANYONE_SIGNED_IN)
 def post_consents() -> Response:
-    body, who = parse(ConsentsIn), principal()
+    body, who = parse(models.ConsentsIn), principal()
     request = IdempotentRequest.of(f"wechat-consents:{who.sub}", idempotency_key(), body.model_dump())
     overrides = bootstrap.ready().template_ids()
     stored = _profiles().record_consents(bootstrap.contacts(), who.sub, body.template_ids, overrides, request)

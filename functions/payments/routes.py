@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from chalice import Response
 
-from functions.payments.models import OrderPath, PrepayIn
 from shared.kernel.errors import BadSignature, DomainError
 from shared.kernel.identity import Role
-from shared.payments.model import SIGNATURE_HEADERS
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.platform.observability import logger
 from shared.web.api import Api, current_request, ok, parse, principal, raw_body, validate
 from shared.web.problems import status_for
+
+if TYPE_CHECKING:
+    from functions.payments import models
+    from shared.payments import model as payments_model
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.payments.models")
+    payments_model = lazy_import("shared.payments.model")
+
 
 bp = Api(__name__)
 
 
 @bp.route("/orders/{order_id}/payments", methods=["POST"], roles=[Role.CUSTOMER])
 def prepay(order_id: str) -> Response:
-    body = parse(PrepayIn)
-    oid = validate(OrderPath, {"order_id": order_id}).order_id
+    body = parse(models.PrepayIn)
+    oid = validate(models.OrderPath, {"order_id": order_id}).order_id
     return ok(bootstrap.wechat_payments().prepay(oid, principal().sub, body.openid))
 
 
@@ -31,7 +39,8 @@ def wechatpay_notification() -> Response:
     4xx or 5xx with WeChat Pay's `{"code": "FAIL", "message"}`, and WeChat Pay tries again later."""
     headers = {name.lower(): value for name, value in current_request().headers.items()}
     try:
-        if not all(headers.get(name) for name in SIGNATURE_HEADERS):  # before anything else, in every stage
+        # Before anything else, in every stage.
+        if not all(headers.get(name) for name in payments_model.SIGNATURE_HEADERS):
             raise BadSignature("a WeChat Pay callback carries Wechatpay-Timestamp, -Nonce, -Signature and -Serial")
         bootstrap.wechat_payments().notified(headers, raw_body())
     except DomainError as exc:

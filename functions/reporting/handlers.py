@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions.reporting.blueprint import bp
-from shared.messaging.consumers import consume
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
+
+if TYPE_CHECKING:
+    from shared.messaging import consumers
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    consumers = lazy_import("shared.messaging.consumers")
 
 
 @bp.lambda_function(name="reporting_consumer")
 def reporting_consumer(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return consume(event, bootstrap.report_bookkeeping(), bootstrap.consumer_runtime())
+    return consumers.consume(event, bootstrap.report_bookkeeping(), bootstrap.consumer_runtime())

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions.settlement.blueprint import bp
-from shared.messaging.consumers import consume
+from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
+
+if TYPE_CHECKING:
+    from shared.messaging import consumers
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    consumers = lazy_import("shared.messaging.consumers")
 
 
 @bp.lambda_function(name="settlement_worker")
 def settlement_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return consume(event, bootstrap.settlement_worker(), bootstrap.consumer_runtime())
+    return consumers.consume(event, bootstrap.settlement_worker(), bootstrap.consumer_runtime())

@@ -1,4 +1,4 @@
-"""Cold-start wiring: settings validated once, the table bound once, real repositories handed out.
+"""Wiring, done on first use: settings validated once, the table bound once, real repositories handed out.
 Tests and the local runner call `reset()` after changing the environment."""
 
 from __future__ import annotations
@@ -6,7 +6,13 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from shared.platform.settings import Settings, reset_settings, settings
+from shared.kernel.lazy import lazy_import
+
+if TYPE_CHECKING:
+    from shared.platform import settings as config
+    from shared.platform.settings import Settings
+else:  # validated on the first request, not at import (pydantic is not part of the cold import)
+    config = lazy_import("shared.platform.settings")
 
 if TYPE_CHECKING:  # ordering: the services and their stores, typed
     from shared.data.stores.orders import DynamoOrders
@@ -39,7 +45,7 @@ def ready() -> Settings:
     from shared.data import queues
     from shared.data.connection import bind
 
-    current = settings()
+    current = config.settings()
     bind(current.table_name, current.region, current.dynamodb_endpoint)
     queues.configure(current.region, current.sqs_endpoint)
     return current
@@ -48,7 +54,7 @@ def ready() -> Settings:
 def reset() -> None:
     from shared.data import queues
 
-    reset_settings()
+    config.reset_settings()
     ready.cache_clear()
     queues.reset()
 
@@ -158,7 +164,7 @@ def _notification_providers(current: Settings) -> dict[Channel, Provider]:
 def pricing_rules() -> PricingRules:
     from shared.ordering.pricing import PricingRules
 
-    s = settings()
+    s = config.settings()
     return PricingRules(
         free_shipping_threshold_fen=s.free_shipping_threshold_fen,
         shipping_fen={

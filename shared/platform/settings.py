@@ -1,4 +1,4 @@
-"""Settings, validated once at cold start.
+"""Settings, validated once per process, on the first request that needs them.
 
 One pydantic model per concern; values come from the Lambda environment (set per stage in
 `.chalice/config.json`, and by `infra/local` for the local stack). Logic receives the values as

@@ -15,19 +15,27 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalice import Blueprint, Response
-from pydantic import BaseModel, ValidationError
 
 from shared.kernel import errors
 from shared.kernel.json_body import parse_json
+from shared.kernel.lazy import lazy_import
 from shared.platform.observability import count, flush, logger
-from shared.platform.settings import settings
 from shared.web.auth import Principal, Role, authenticate
 from shared.web.problems import internal_error_response, problem_response
 
-M = TypeVar("M", bound=BaseModel)
+if TYPE_CHECKING:
+    import pydantic
+    from pydantic import BaseModel
+
+    from shared.platform import settings as config
+else:  # pydantic and the settings load on the first request that needs them (shared/kernel/lazy.py)
+    pydantic = lazy_import("pydantic")
+    config = lazy_import("shared.platform.settings")
+
+M = TypeVar("M", bound="BaseModel")
 
 _request: contextvars.ContextVar[Any] = contextvars.ContextVar("request")
 _principal: contextvars.ContextVar[Principal | None] = contextvars.ContextVar("principal", default=None)
@@ -69,12 +77,12 @@ def _serve(bp: Blueprint, view: Callable[..., Any], params: dict, allowed: froze
     principal_token = _principal.set(None)
     try:
         if not public:
-            config = settings()
+            current = config.settings()
             who = authenticate(
                 request.headers.get("authorization"),
-                config.jwt_secret.get_secret_value(),
-                issuer=config.jwt_issuer,
-                audience=config.jwt_audience,
+                current.jwt_secret.get_secret_value(),
+                issuer=current.jwt_issuer,
+                audience=current.jwt_audience,
             )
             if allowed:
                 who.require(*allowed)
@@ -129,7 +137,7 @@ def parse(model: type[M]) -> M:
 def validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
-    except ValidationError as exc:
+    except pydantic.ValidationError as exc:
         problems = [
             {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"], "type": e["type"]}
             for e in exc.errors(include_url=False, include_input=False)
@@ -209,7 +217,7 @@ def _cursor_mac(payload: str) -> str:
     who = _principal.get()
     params = sorted((k, v) for k, v in (request.query_params or {}).items() if k not in ("cursor", "limit"))
     scope = json.dumps([request.path, params, who.sub if who else None], separators=(",", ":"))
-    key = b"cursor:" + settings().jwt_secret.get_secret_value().encode()
+    key = b"cursor:" + config.settings().jwt_secret.get_secret_value().encode()
     return hmac.new(key, f"{scope}|{payload}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
