@@ -64,6 +64,7 @@ class CouponTemplateIn(BaseModel):
     member_levels: Annotated[list[Title], Field(max_length=20)] | None = None
     stackable_with_promotions: StrictBool = True
     expected_peak_per_s: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
+    guide_quota: Annotated[StrictInt, Field(ge=1, le=10_000_000)] | None = None
 
     def to_draft(self) -> TemplateDraft:
         scope = self.scope or ScopeIn()
@@ -92,6 +93,7 @@ class CouponTemplateIn(BaseModel):
             valid_to_ms=ms(self.valid_to),
             valid_days=self.valid_days,
             member_levels=None if self.member_levels is None else frozenset(self.member_levels),
+            guide_quota=self.guide_quota,
         )
 
 
@@ -135,6 +137,14 @@ class CouponRedemptionIn(BaseModel):
     code: str = Field(min_length=4, max_length=64, pattern=r"^[A-Za-z0-9: -]+$")
     purchase_fen: Fen | None = None
     verification_code: str | None = Field(default=None, pattern=r"^[0-9]{6}$")
+
+
+class GuideIssueIn(BaseModel):
+    """The member a guide issues a coupon to (their customer id, the token `sub` they sign in with)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: str = Field(min_length=1, max_length=128, pattern=r"^[!-~]+$")
 
 
 class ReversalIn(BaseModel):

@@ -13,6 +13,11 @@ left a shard and the claimant's count went up:
 EXHAUSTED only when every shard is empty. The template is read once per process and kept for
 `template_cache_s` (a claim is then one round trip); an edit or a stop reaches every process
 within that time, and never changes how many coupons there are.
+
+A guide-only template is never claimed by customers: its guides issue it to their own members
+(`issue_by_guide`), in the same one transaction with two parts more, the guide's count within
+the template's quota and a check that the member is still bound to that guide (docs/coupons.md,
+"Guides").
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from shared.coupons.model import Coupon, Template, new_coupon_id
-from shared.coupons.ports import CodeTaken, CouponPorts, ShardEmpty
+from shared.coupons.model import Coupon, GuideOnly, NotGuideTemplate, NotYourMember, Template, new_coupon_id
+from shared.coupons.ports import BindingChanged, CodeTaken, CouponPorts, GuideOfMember, ShardEmpty
 from shared.kernel.clock import iso
 from shared.kernel.errors import CouponExhausted, DomainError, NotFound, TemporarilyUnavailable
 from shared.kernel.events import DomainEvent, EventType
@@ -30,6 +35,15 @@ from shared.kernel.shards import shard_order
 
 TEMPLATES_KEPT = 512
 CODE_DRAWS = 3
+BINDING_READS = 3
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """The guide issuing a coupon, and the member's binding to it as read."""
+
+    guide_id: str
+    binding: GuideOfMember
 
 
 @dataclass
@@ -103,24 +117,63 @@ def claim(template_id: str, customer_id: str, request: IdempotentRequest, ports:
     even after the template ran out."""
     try:
         template = memory.template(template_id, ports)
+        if template.guide_only:
+            raise GuideOnly("this coupon is issued by guides to their members", template_id=template_id)
         template.check_claim(ports.clock.now_ms())
         return _claim_from_shards(template, customer_id, request, ports)
-    except DomainError:
-        stored = ports.replay(request) if request.client_supplied else None
-        if stored is not None:
-            return stored
-        raise
+    except DomainError as refused:
+        return _replayed(request, ports, refused)
+
+
+def issue_by_guide(
+    template_id: str, guide_id: str, member_id: str, request: IdempotentRequest, ports: CouponPorts
+) -> StoredResponse:
+    """201 and the coupon issued to `member_id` by `guide_id` (recorded on the coupon; the answer
+    leaves out the offline code), or: NotGuideTemplate (422, customers claim it themselves),
+    NotYourMember (403, the member is not bound to this guide now), NotStarted / Ended (409),
+    GuideQuotaReached (409, the guide issued its quota), LimitReached (429, the member holds the
+    per-user limit), CouponExhausted (409), TemporarilyUnavailable (503, nothing issued). The
+    template's total, the member's limit and the guide's quota hold under any concurrency: each is
+    a conditional part of the one transaction. A replayed key gets its first answer back."""
+    try:
+        template = memory.template(template_id, ports)
+        if not template.guide_only:
+            raise NotGuideTemplate("customers claim this coupon themselves", template_id=template_id)
+        template.check_claim(ports.clock.now_ms())
+        for _ in range(BINDING_READS):
+            bound = ports.guides.guide_of(member_id, ports.clock.now_ms())
+            if bound is None or bound.guide_id != guide_id:
+                raise NotYourMember("the member is not bound to you", member_id=member_id)
+            try:
+                return _claim_from_shards(template, member_id, request, ports, Issuer(guide_id, bound))
+            except BindingChanged:
+                continue  # renewed or moved meanwhile: read it again and decide again
+        raise TemporarilyUnavailable("the member's binding keeps changing; retry")
+    except DomainError as refused:
+        return _replayed(request, ports, refused)
+
+
+def _replayed(request: IdempotentRequest, ports: CouponPorts, refused: DomainError) -> StoredResponse:
+    """The first answer to a replayed key (even after the template ran out), or `refused`."""
+    stored = ports.replay(request) if request.client_supplied else None
+    if stored is not None:
+        return stored
+    raise refused
 
 
 def _claim_from_shards(
-    template: Template, customer_id: str, request: IdempotentRequest, ports: CouponPorts
+    template: Template,
+    customer_id: str,
+    request: IdempotentRequest,
+    ports: CouponPorts,
+    issuer: Issuer | None = None,
 ) -> StoredResponse:
     if memory.seems_exhausted(template.template_id, ports):
         _confirm_exhausted(template, ports)
     busy: TemporarilyUnavailable | None = None
     for shard in shard_order(customer_id, template.shards):
         try:
-            return _claim_on(template, shard, customer_id, request, ports)
+            return _claim_on(template, shard, customer_id, request, ports, issuer)
         except ShardEmpty:
             continue
         except TemporarilyUnavailable as exc:
@@ -142,18 +195,28 @@ def _confirm_exhausted(template: Template, ports: CouponPorts) -> None:
 
 
 def _claim_on(
-    template: Template, shard: int, customer_id: str, request: IdempotentRequest, ports: CouponPorts
+    template: Template,
+    shard: int,
+    customer_id: str,
+    request: IdempotentRequest,
+    ports: CouponPorts,
+    issuer: Issuer | None,
 ) -> StoredResponse:
     for _ in range(CODE_DRAWS):
         now = ports.clock.now_ms()
-        coupon = Coupon.claimed(template, customer_id, new_coupon_id(now), shard, now)
+        issued_by = None if issuer is None else issuer.guide_id
+        coupon = Coupon.claimed(template, customer_id, new_coupon_id(now), shard, now, issued_by=issued_by)
         uow = ports.unit_of_work(retry_conflicts=False)
         uow.take_one(template, shard)
         uow.count_claim(template, customer_id)
+        if issuer is not None:
+            uow.count_guide_issue(template, issuer.guide_id)
+            uow.check_bound(customer_id, issuer.binding)
         uow.add_coupon(coupon)
         uow.emit(claimed_event(coupon))
+        answer = coupon.view(now) if issuer is None else coupon.issued_view(now)
         try:
-            return uow.commit_once(request, StoredResponse(201, coupon.view(now)))
+            return uow.commit_once(request, StoredResponse(201, answer))
         except CodeTaken:
             continue
     raise TemporarilyUnavailable("could not draw a free coupon code; retry")
@@ -172,5 +235,6 @@ def claimed_event(coupon: Coupon) -> DomainEvent:
             # Never the offline code: it redeems the coupon, and events reach other systems.
             "valid_from": iso(coupon.use_window.starts_ms),
             "valid_to": iso(coupon.use_window.ends_ms),
+            "issued_by": coupon.issued_by,
         },
     )

@@ -19,12 +19,15 @@ from typing import Any
 
 from shared.kernel.clock import iso
 from shared.kernel.errors import (
+    Conflict,
     CouponExpired,
     CouponInUse,
     CouponNotAvailable,
     CouponNotUsable,
     Ended,
+    Forbidden,
     NotStarted,
+    RuleViolation,
     ValidationFailed,
 )
 
@@ -40,6 +43,30 @@ DAY_MS = 24 * 3600 * 1000
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_LENGTH = 12
 QR_PREFIX = "RSCPN1:"  # what the store's scanner reads: prefix and code
+
+
+class GuideOnly(Forbidden):
+    """A customer claimed a guide-only template: only its guides issue it (docs/coupons.md, "Guides")."""
+
+    code = "GUIDE_ONLY"
+
+
+class NotGuideTemplate(RuleViolation):
+    """A guide issued a template customers claim themselves (it has no guide quota)."""
+
+    code = "NOT_GUIDE_TEMPLATE"
+
+
+class NotYourMember(Forbidden):
+    """The member named is not bound to the issuing guide (now)."""
+
+    code = "NOT_YOUR_MEMBER"
+
+
+class GuideQuotaReached(Conflict):
+    """The guide has issued its quota of the template."""
+
+    code = "GUIDE_QUOTA_REACHED"
 
 
 class Kind(StrEnum):
@@ -252,9 +279,14 @@ class Template:
     validity: Validity
     shards: int
     member_levels: frozenset[str] | None = None  # stored now; enforced once membership has levels
+    guide_quota: int | None = None  # guide-only: each guide issues at most this many; None: customers claim
     issuing: bool = True
     version: int = 0
     created_at_ms: int = 0
+
+    @property
+    def guide_only(self) -> bool:
+        return self.guide_quota is not None
 
     @classmethod
     def plan(cls, draft: TemplateDraft, template_id: str, shards: int, now_ms: int) -> Template:
@@ -273,6 +305,7 @@ class Template:
             validity=Validity(draft.valid_from_ms, draft.valid_to_ms, draft.valid_days),
             shards=shards,
             member_levels=draft.member_levels,
+            guide_quota=draft.guide_quota,
             created_at_ms=now_ms,
         )
 
@@ -325,6 +358,7 @@ class Template:
             "valid_to": iso(self.validity.valid_to_ms),
             "valid_days": self.validity.days,
             "member_levels": None if self.member_levels is None else sorted(self.member_levels),
+            "guide_quota": self.guide_quota,
             "issuing": self.issuing,
             "shards": self.shards,
             "version": self.version,
@@ -346,11 +380,14 @@ class TemplateDraft:
     valid_to_ms: int
     valid_days: int | None = None
     member_levels: frozenset[str] | None = None
+    guide_quota: int | None = None
 
     def problems(self, now_ms: int) -> list[dict[str, str]]:
         problems = _benefit_problems(self.terms.benefit)
         if not 1 <= self.total <= MAX_TOTAL:
             problems.append({"field": "total", "problem": f"must be 1..{MAX_TOTAL}"})
+        if self.guide_quota is not None and not 1 <= self.guide_quota <= self.total:
+            problems.append({"field": "guide_quota", "problem": "must be 1..total"})
         if not 1 <= self.per_user_limit <= MAX_PER_USER_LIMIT:
             problems.append({"field": "per_user_limit", "problem": f"must be 1..{MAX_PER_USER_LIMIT}"})
         if self.valid_days is not None and not 1 <= self.valid_days <= MAX_VALID_DAYS:
@@ -428,9 +465,18 @@ class Coupon:
     order_id: str | None = None  # the order holding (LOCKED) or that used it (USED)
     redemption_id: str | None = None  # the offline redemption that holds it
     updated_at_ms: int = 0
+    issued_by: str | None = None  # the guide who issued it (a guide-only template); None: claimed
 
     @classmethod
-    def claimed(cls, template: Template, customer_id: str, coupon_id: str, shard: int, now_ms: int) -> Coupon:
+    def claimed(
+        cls,
+        template: Template,
+        customer_id: str,
+        coupon_id: str,
+        shard: int,
+        now_ms: int,
+        issued_by: str | None = None,
+    ) -> Coupon:
         return cls(
             coupon_id=coupon_id,
             template_id=template.template_id,
@@ -442,6 +488,7 @@ class Coupon:
             claimed_at_ms=now_ms,
             shard=shard,
             updated_at_ms=now_ms,
+            issued_by=issued_by,
         )
 
     def shown_status(self, now_ms: int) -> Status:
@@ -504,7 +551,14 @@ class Coupon:
             "valid_to": iso(self.use_window.ends_ms),
             "claimed_at": iso(self.claimed_at_ms),
             "order_id": self.order_id,
+            "issued_by": self.issued_by,
         }
+
+    def issued_view(self, now_ms: int) -> dict[str, Any]:
+        """What the issuing guide is answered: the coupon without its offline code, which redeems
+        it (the member finds the code in their wallet)."""
+        shown = {k: v for k, v in self.view(now_ms).items() if k not in ("code", "qr_payload")}
+        return {**shown, "customer_id": self.customer_id}
 
 
 def next_status(coupon: Coupon, action: Action, now_ms: int) -> Status:

@@ -7,9 +7,12 @@ part comes back as the error it means, never as an SDK error, in this order of p
 
 - `commit_once`: a replay of the idempotency key returns the first response (nothing else
   applied); the key with another body is IdempotencyKeyReused;
+- `count_guide_issue`: GuideQuotaReached (409) when the guide has issued its quota of the template;
 - `count_claim`: LimitReached (429) when the customer already holds the per-user limit;
 - `take_one`: ShardEmpty when that shard of the template's remaining quantity is empty;
 - `add_coupon`: CodeTaken when the offline code is somebody else's (60 random bits: never seen);
+- `check_bound`: BindingChanged when the member's binding is not the one read;
+- `mark_reminded`: AlreadyReminded when the coupon's expiry reminder was sent before;
 - `move` / `replace_template`: ConcurrentUpdate when the stored coupon or template is not the
   one read (another writer got there first: the use case reads again and decides again);
 - `reverse_redemption`: AlreadyReversed when the redemption was reversed a moment ago;
@@ -42,6 +45,30 @@ class ShardEmpty(Exception):
 
 class CodeTaken(Exception):
     """The new coupon's offline code exists already (nothing applied): draw another."""
+
+
+class AlreadyReminded(Exception):
+    """The coupon's expiry reminder was written before (nothing applied): nothing to send."""
+
+
+class BindingChanged(Exception):
+    """The member's binding to a guide changed since it was read (nothing applied): read again."""
+
+
+@dataclass(frozen=True)
+class GuideOfMember:
+    """Who a member is bound to now, as read: the guide, and the binding's version (which the
+    issuing transaction checks, so a binding moved meanwhile never lets the old guide issue)."""
+
+    guide_id: str
+    version: int
+
+
+class GuideMembers(Protocol):
+    def guide_of(self, member_id: str, now_ms: int) -> GuideOfMember | None:
+        """The guide the member is bound to at `now_ms` (an active binding), read consistently;
+        None when the member is bound to no guide."""
+        ...
 
 
 class TemplateReads(Protocol):
@@ -112,6 +139,20 @@ class CouponUnitOfWork(Protocol):
         limit (LimitReached at commit)."""
         ...
 
+    def count_guide_issue(self, template: Template, guide_id: str) -> None:
+        """The guide's issues of the template go up by one, unless that passes the template's
+        guide quota (GuideQuotaReached at commit)."""
+        ...
+
+    def check_bound(self, member_id: str, binding: GuideOfMember) -> None:
+        """The member is still bound as `binding` says (BindingChanged at commit otherwise)."""
+        ...
+
+    def mark_reminded(self, coupon: Coupon, now_ms: int) -> None:
+        """The coupon's expiry reminder is sent, once (AlreadyReminded at commit if it was).
+        Never writes the coupon itself, so a reminder never races an order or a store for it."""
+        ...
+
     def add_coupon(self, coupon: Coupon) -> None:
         """A new coupon, and its offline code (CodeTaken at commit if the code exists)."""
         ...
@@ -153,6 +194,38 @@ class Replays(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ReminderPage:
+    """AVAILABLE coupons of one partition of the expiry queue, in order of their window's end;
+    `through` is the position they cover up to (the last one's, or the range's end when it held no
+    more), `more` says whether the range may hold more after it."""
+
+    coupons: list[Coupon]
+    through: str
+    more: bool
+
+
+class ExpiryReminders(Protocol):
+    """The expiry queue (AVAILABLE coupons by the end of their use window, in `partitions`
+    partitions) and how far the reminder job has gone through each. Positions are opaque."""
+
+    partitions: int
+
+    def checkpoints(self) -> dict[int, str]:
+        """Each partition's position so far (a partition never gone through is absent)."""
+        ...
+
+    def page(self, partition: int, after: str | None, from_ms: int, until_ms: int, limit: int) -> ReminderPage:
+        """Up to `limit` coupons of `partition` after position `after` whose window ends in
+        (from_ms, until_ms], by their end."""
+        ...
+
+    def advance(self, partition: int, through: str) -> None:
+        """The partition's position moves forward to `through`; never back (a run that is behind
+        another leaves the other's position)."""
+        ...
+
+
 class StoreDirectory(Protocol):
     def is_store(self, location_id: str) -> bool:
         """Is this a store (not the warehouse, not unknown)?"""
@@ -184,6 +257,8 @@ class CouponPorts:
     replay: Replays
     stores: StoreDirectory
     prices: CartPrices
+    guides: GuideMembers
+    reminders: ExpiryReminders
     policy: CouponPolicy
     clock: Clock
     verification_key: bytes  # keys the stores' rotating verification codes

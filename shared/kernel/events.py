@@ -33,6 +33,7 @@ class EventType(StrEnum):
     COUPON_REDEMPTION_REVERSED = "CouponRedemptionReversed"
     COUPON_USED = "CouponUsed"  # the order holding it was paid
     COUPON_RETURNED = "CouponReturned"  # the unpaid order was cancelled or expired: AVAILABLE or EXPIRED
+    COUPON_EXPIRING = "CouponExpiring"  # an AVAILABLE coupon's use window ends within a day (once per coupon)
     SETTLEMENT_SHARD_DUE = "SettlementShardDue"  # a settlement run's shard to settle (docs/commission.md)
     COMMISSION_RECORDED = "CommissionRecorded"  # what a ledger write booked (docs/commission.md, "Reports")
 

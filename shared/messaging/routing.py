@@ -22,6 +22,7 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
             EventType.REFUND_ISSUED,
             EventType.PAYMENT_NEEDS_REFUND,
             EventType.LOW_STOCK,
+            EventType.COUPON_EXPIRING,  # a day before a claimed coupon's window ends (docs/coupons.md)
         }
     ),
     # The commission ledger (docs/commission.md): what earns, starts the after-sale window, claws back.

@@ -9,6 +9,7 @@
 | RefundIssued | RefundIssued | | |
 | PaymentNeedsRefund | PaymentNeedsRefund | | PaymentNeedsRefundAdmin |
 | LowStock | | LowStock, if the location is a store | LowStock |
+| CouponExpiring | CouponExpiring | | |
 | OrderCompleted | (nothing: not routed here) | | |
 
 "The fulfilling store" is the order's `store_id` (the location holding its stock): a store for
@@ -44,6 +45,7 @@ _CUSTOMER_TEMPLATES = {
     EventType.ORDER_EXPIRED: "OrderExpired",
     EventType.REFUND_ISSUED: "RefundIssued",
     EventType.PAYMENT_NEEDS_REFUND: "PaymentNeedsRefund",
+    EventType.COUPON_EXPIRING: "CouponExpiring",
 }
 
 

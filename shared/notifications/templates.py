@@ -15,6 +15,7 @@ Template ids here are the local stand-ins; a deployment maps them to its mini-pr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.notifications.model import Channel, Locale, Rendered
@@ -23,7 +24,9 @@ SMS_LIMIT = 70
 SIGNATURE = {Locale.ZH: "【云店】", Locale.EN: "[CloudStore] "}
 WECHAT_LIMITS = {"character_string": 32, "thing": 20, "phrase": 5, "amount": 32, "time": 32, "number": 32}
 # Params that may be shortened to make an SMS fit (never the amount, the code or the order ref).
-SHRINKABLE = ("sku", "location", "store", "tracking", "fulfilment")
+SHRINKABLE = ("sku", "location", "store", "tracking", "fulfilment", "coupon")
+# Times shown to people are China time (UTC+8, no daylight saving), as birthdays are.
+CHINA_TIME = timezone(timedelta(hours=8))
 
 FULFILMENT = {
     "pickup": {Locale.ZH: "到店自提", Locale.EN: "pickup"},
@@ -241,6 +244,22 @@ TEMPLATES: dict[str, Template] = {
             ),
         ),
         _t(
+            "CouponExpiring",
+            wechat="wx-coupon-expiring",
+            fields="thing1=coupon time2=expires",
+            page="pages/coupons/index",
+            zh=(
+                "您的优惠券{coupon}将于{expires}到期，请尽快使用。",
+                "优惠券即将到期",
+                "您的优惠券{coupon}将于{expires}（北京时间）到期，请在到期前使用。",
+            ),
+            en=(
+                "Your coupon {coupon} expires {expires}. Use it soon!",
+                "Your coupon expires soon",
+                "Your coupon {coupon} expires on {expires} (China time). Use it before then.",
+            ),
+        ),
+        _t(
             "Birthday",
             wechat="wx-birthday",
             fields="thing1=greeting",
@@ -289,9 +308,18 @@ def params_of(payload: dict[str, Any], locale: Locale) -> dict[str, str]:
         "location": str(payload.get("location") or ""),
         "available": str(payload.get("available", "")),
         "threshold": str(payload.get("threshold", "")),
+        "coupon": str(payload.get("coupon_name") or ""),
+        "expires": _china_time(payload.get("valid_to")),
     }
     params.update({name: words[locale] for name, words in STATES.items()})
     return params
+
+
+def _china_time(when: Any) -> str:
+    """An event's ISO time as people read it: month, day, hour and minute in China time."""
+    if not when:
+        return ""
+    return datetime.fromisoformat(str(when)).astimezone(CHINA_TIME).strftime("%m-%d %H:%M")
 
 
 def wechat_template_id(template_key: str, overrides: dict[str, str] | None = None) -> str:

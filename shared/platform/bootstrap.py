@@ -308,6 +308,8 @@ def coupons() -> CouponPorts:
         replay=replay,
         stores=store.DynamoStoreDirectory(),
         prices=store.DynamoCartPrices(),
+        guides=store.DynamoGuideMembers(),
+        reminders=store.DynamoExpiryReminders(),
         policy=policy,
         clock=SYSTEM,
         verification_key=b"store-verification:" + current.jwt_secret.get_secret_value().encode(),

@@ -3,7 +3,8 @@
 They keep the rules of `shared.data.stores.coupons`: every part is conditional, a commit applies
 every part or none (under one lock, as the serialised emulator and DynamoDB do per transaction),
 and a refused part raises the same error in the same order of precedence (a replayed idempotency
-key, then the per-user limit, the shard, the code, the coupon or template, the redemption).
+key, then the guide's quota, the per-user limit, the shard, the code, the member's binding, the
+coupon or template, the redemption).
 
 Faults: `CouponTables.unavailable` > 0 makes that many commits answer TemporarilyUnavailable
 (nothing applied).
@@ -12,12 +13,33 @@ Faults: `CouponTables.unavailable` > 0 makes that many commits answer Temporaril
 from __future__ import annotations
 
 import threading
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from shared.coupons.model import TALLIED, CartItem, Coupon, Redemption, Status, Tally, Template, tally_moves
-from shared.coupons.ports import CodeTaken, CouponPolicy, CouponPorts, Cursor, ShardEmpty
+from shared.coupons.model import (
+    TALLIED,
+    CartItem,
+    Coupon,
+    GuideQuotaReached,
+    Redemption,
+    Status,
+    Tally,
+    Template,
+    tally_moves,
+)
+from shared.coupons.ports import (
+    AlreadyReminded,
+    BindingChanged,
+    CodeTaken,
+    CouponPolicy,
+    CouponPorts,
+    Cursor,
+    GuideOfMember,
+    ReminderPage,
+    ShardEmpty,
+)
 from shared.kernel.clock import FakeClock
 from shared.kernel.errors import (
     AlreadyReversed,
@@ -31,7 +53,7 @@ from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
 
 # Precedence of refusals, as DynamoCouponUnitOfWork.raise_domain_error has it.
-LIMIT, SHARD, CODE, COUPON, TEMPLATE, REDEMPTION = range(6)
+QUOTA, LIMIT, SHARD, CODE, BINDING, REMINDER, COUPON, TEMPLATE, REDEMPTION = range(9)
 
 
 @dataclass
@@ -41,6 +63,10 @@ class CouponTables:
     initial: dict[tuple[str, int], int] = field(default_factory=dict)
     tallies: dict[tuple[str, int], Counter[Status]] = field(default_factory=dict)
     claimants: dict[tuple[str, str], int] = field(default_factory=dict)
+    guide_issues: dict[tuple[str, str], int] = field(default_factory=dict)  # (template, guide) -> issued
+    bindings: dict[str, GuideOfMember] = field(default_factory=dict)  # member -> the guide bound now
+    reminded: set[str] = field(default_factory=set)  # coupons whose expiry reminder was written
+    reminder_checkpoints: dict[int, str] = field(default_factory=dict)
     coupons: dict[str, Coupon] = field(default_factory=dict)
     codes: dict[str, str] = field(default_factory=dict)
     redemptions: dict[str, Redemption] = field(default_factory=dict)
@@ -170,6 +196,29 @@ class MemoryCouponUnitOfWork:
 
         self.parts.append((LIMIT, check, apply))
 
+    def count_guide_issue(self, template: Template, guide_id: str) -> None:
+        key = (template.template_id, guide_id)
+        quota = template.guide_quota
+        if quota is None:
+            raise ValueError("only a guide-only template has a guide quota")
+        t = self.t
+
+        def check() -> Exception | None:
+            if t.guide_issues.get(key, 0) <= quota - 1:
+                return None
+            return GuideQuotaReached("quota", template_id=template.template_id, guide_quota=quota)
+
+        def apply() -> None:
+            t.guide_issues[key] = t.guide_issues.get(key, 0) + 1
+
+        self.parts.append((QUOTA, check, apply))
+
+    def check_bound(self, member_id: str, binding: GuideOfMember) -> None:
+        t = self.t
+        self.parts.append(
+            (BINDING, lambda: None if t.bindings.get(member_id) == binding else BindingChanged(), lambda: None)
+        )
+
     def add_coupon(self, coupon: Coupon) -> None:
         t = self.t
 
@@ -194,6 +243,16 @@ class MemoryCouponUnitOfWork:
                 tally[status] += n
 
         self.parts.append((COUPON, check, apply))
+
+    def mark_reminded(self, coupon: Coupon, now_ms: int) -> None:
+        t = self.t
+        self.parts.append(
+            (
+                REMINDER,
+                lambda: AlreadyReminded() if coupon.coupon_id in t.reminded else None,
+                lambda: t.reminded.add(coupon.coupon_id),
+            )
+        )
 
     def add_redemption(self, redemption: Redemption) -> None:
         t = self.t
@@ -246,6 +305,48 @@ class MemoryCouponUnitOfWork:
         return None
 
 
+class MemoryReminders:
+    """The expiry queue as the DynamoDB one orders it: AVAILABLE coupons in `partitions` partitions
+    (crc32 of the id), by `<window end ms>#<id>`; positions compare as strings."""
+
+    partitions = 4
+
+    def __init__(self, tables: CouponTables) -> None:
+        self.t = tables
+        self.pages = 0  # pages read, so a test can see a run resume rather than start over
+
+    def checkpoints(self) -> dict[int, str]:
+        return dict(self.t.reminder_checkpoints)
+
+    def page(self, partition: int, after: str | None, from_ms: int, until_ms: int, limit: int) -> ReminderPage:
+        self.pages += 1
+        low, high = max(after or "", f"{from_ms:013d}#~"), f"{until_ms:013d}#~"
+        queued = sorted(
+            (f"{c.use_window.ends_ms:013d}#{c.coupon_id}", c)
+            for c in self.t.coupons.values()
+            if c.status is Status.AVAILABLE and zlib.crc32(c.coupon_id.encode()) % self.partitions == partition
+        )
+        inside = [(position, c) for position, c in queued if low < position <= high]
+        page = inside[:limit]
+        more = len(inside) > limit
+        return ReminderPage([c for _, c in page], page[-1][0] if more else max(low, high), more)
+
+    def advance(self, partition: int, through: str) -> None:
+        with self.t.lock:
+            if through > self.t.reminder_checkpoints.get(partition, ""):
+                self.t.reminder_checkpoints[partition] = through
+
+
+class MemoryGuideMembers:
+    """Bindings are set on the tables (`tables.bindings`); every binding there is active."""
+
+    def __init__(self, tables: CouponTables) -> None:
+        self.t = tables
+
+    def guide_of(self, member_id: str, now_ms: int) -> GuideOfMember | None:
+        return self.t.bindings.get(member_id)
+
+
 class MemoryStores:
     def __init__(self, stores: Sequence[str]) -> None:
         self.stores = frozenset(stores)
@@ -278,6 +379,31 @@ def replays(tables: CouponTables) -> Callable[[IdempotentRequest], StoredRespons
     return replay
 
 
+def fixed_coupon_template(ports: CouponPorts, valid_for_ms: int, **changes: object) -> str:
+    """A template of ¥10-off coupons, claimable and usable from an hour ago for `valid_for_ms` from
+    now, created on `ports`; `changes` are TemplateDraft fields (total, per_user_limit, ...)."""
+    from dataclasses import replace as changed
+
+    from shared.coupons import templates
+    from shared.coupons.model import Benefit, Kind, TemplateDraft, Terms
+
+    now = ports.clock.now_ms()
+    hour = 3600 * 1000
+    draft = TemplateDraft(
+        name="立减10元",
+        description="",
+        terms=Terms(Benefit(Kind.FIXED, amount_fen=1000)),
+        total=10,
+        per_user_limit=1,
+        claim_from_ms=now - hour,
+        claim_to_ms=now + valid_for_ms,
+        valid_from_ms=now - hour,
+        valid_to_ms=now + valid_for_ms,
+    )
+    request = IdempotentRequest.of("t", None, {})
+    return templates.create_template(changed(draft, **changes), 2000, request, ports).body["template_id"]
+
+
 CATALOGUE = {"TEA-1": ("tea", 10000), "TEA-2": ("tea", 5000), "CUP-1": ("home", 3333)}
 
 
@@ -292,6 +418,8 @@ def coupons_on_fakes(
         replay=replays(tables),
         stores=MemoryStores(["S001", "S002"]),
         prices=MemoryPrices(dict(CATALOGUE)),
+        guides=MemoryGuideMembers(tables),
+        reminders=MemoryReminders(tables),
         policy=policy or CouponPolicy(),
         clock=clock or FakeClock(),
         verification_key=b"test-verification-key",

@@ -24,7 +24,13 @@ from functions.catalog.models import ProductIn
 from functions.checkout.models import CartIn
 from functions.checkout.order_models import HandOverIn, RefundDecisionIn, RefundIn, ShipIn
 from functions.commission.models import CommissionRulesIn
-from functions.coupons.models import CouponRedemptionIn, CouponTemplateEditIn, CouponTemplateIn, ReversalIn
+from functions.coupons.models import (
+    CouponRedemptionIn,
+    CouponTemplateEditIn,
+    CouponTemplateIn,
+    GuideIssueIn,
+    ReversalIn,
+)
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.guides.models import DealerIn, DistributorIn, GuideIn, ReassignIn, ShareVisitIn, StoreIn
 from functions.inventory.models import StockIn
@@ -62,6 +68,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "editCouponTemplate": CouponTemplateEditIn,
     "redeemCouponOffline": CouponRedemptionIn,
     "reverseCouponRedemption": ReversalIn,
+    "issueGuideCoupon": GuideIssueIn,
     "putDealer": DealerIn,
     "putOrgStore": StoreIn,
     "putGuide": GuideIn,

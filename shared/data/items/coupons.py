@@ -30,6 +30,7 @@ class CouponTemplateItem(BaseItem, discriminator="CouponTemplate"):
     valid_to = NumberAttribute()
     valid_days = NumberAttribute(null=True)
     member_levels = JSONAttribute(null=True)
+    guide_quota = NumberAttribute(null=True)  # guide-only: what each guide may issue
     issuing = BooleanAttribute()
     shards = NumberAttribute()
     version = NumberAttribute()
@@ -78,6 +79,39 @@ class CouponClaimantItem(BaseItem, discriminator="CouponClaimant"):
         return f"CPNTPL#{template_id}#USER#{customer_id}", "CLAIMS"
 
 
+class CouponGuideIssuesItem(BaseItem, discriminator="CouponGuideIssues"):
+    """pk `CPNTPL#<id>#GUIDE#<guide>`, sk `ISSUED`: how many coupons of a guide-only template the
+    guide has issued. Written in the issue's transaction under `issued <= quota - 1`, so concurrent
+    issues by one guide never pass the quota."""
+
+    issued = NumberAttribute()
+
+    @staticmethod
+    def key(template_id: str, guide_id: str) -> tuple[str, str]:
+        return f"CPNTPL#{template_id}#GUIDE#{guide_id}", "ISSUED"
+
+
+class CouponReminderItem(BaseItem, discriminator="CouponReminder"):
+    """pk `COUPON#<id>`, sk `REMINDER`: the coupon's expiry reminder was sent (its CouponExpiring
+    event written). Put with `attribute_not_exists(pk)` in the event's transaction: once per coupon."""
+
+    @staticmethod
+    def key(coupon_id: str) -> tuple[str, str]:
+        return f"COUPON#{coupon_id}", "REMINDER"
+
+
+class CouponReminderCheckpointItem(BaseItem, discriminator="CouponReminderCheckpoint"):
+    """pk `CPNREMIND#<0..39>`, sk `CHECKPOINT`: how far the reminder job has gone through partition
+    n of the expiry queue (`through`, a gsi2sk: every AVAILABLE coupon up to it was reminded or
+    skipped). Only ever moved forward (`through < :new`)."""
+
+    through = UnicodeAttribute()
+
+    @staticmethod
+    def key(partition: int) -> tuple[str, str]:
+        return f"CPNREMIND#{partition}", "CHECKPOINT"
+
+
 class CouponItem(BaseItem, discriminator="Coupon"):
     """pk `COUPON#<id>`, sk `COUPON`: a claimed coupon with the terms it was claimed under. Every
     move is a Put conditional on the status and version read.
@@ -100,6 +134,7 @@ class CouponItem(BaseItem, discriminator="Coupon"):
     order_id = UnicodeAttribute(null=True)
     redemption_id = UnicodeAttribute(null=True)
     updated_at = NumberAttribute()
+    issued_by = UnicodeAttribute(null=True)  # the guide who issued it
 
     @staticmethod
     def key(coupon_id: str) -> tuple[str, str]:

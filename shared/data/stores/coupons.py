@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator, Sequence
 
+from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action as UpdateAction
 
@@ -19,6 +20,7 @@ from shared.coupons.model import (
     Action,
     CartItem,
     Coupon,
+    GuideQuotaReached,
     Redemption,
     Status,
     Tally,
@@ -28,7 +30,15 @@ from shared.coupons.model import (
     Window,
     tally_moves,
 )
-from shared.coupons.ports import CodeTaken, Cursor, ShardEmpty
+from shared.coupons.ports import (
+    AlreadyReminded,
+    BindingChanged,
+    CodeTaken,
+    Cursor,
+    GuideOfMember,
+    ReminderPage,
+    ShardEmpty,
+)
 from shared.data import outbox
 from shared.data.batch_get import get_items
 from shared.data.item_mapping import product_of
@@ -38,17 +48,22 @@ from shared.data.items.coupons import (
     TEMPLATES_PARTITION,
     CouponClaimantItem,
     CouponCodeItem,
+    CouponGuideIssuesItem,
     CouponItem,
     CouponRedemptionItem,
+    CouponReminderCheckpointItem,
+    CouponReminderItem,
     CouponShardItem,
     CouponTallyItem,
     CouponTemplateItem,
 )
+from shared.data.items.guides import BindingItem
 from shared.data.shard_counter import ShardedCounter
 from shared.data.stores import idempotency as idempotency_store
+from shared.data.stores.guides import DynamoBindings
 from shared.data.stores.locations import DynamoLocations
 from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
-from shared.data.transactions import Transaction, TransactionCancelled, translated
+from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
 from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, CouponInUse, LimitReached
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
@@ -57,6 +72,8 @@ from shared.ordering.ports import OrderingUnitOfWork
 
 TEMPLATE_LABEL = "coupon-template"
 CLAIMANT_LABEL = "coupon-claimant"
+GUIDE_ISSUES_LABEL = "coupon-guide-issues"
+BINDING_LABEL = "coupon-member-binding"
 SHARD_LABEL = "coupon-shard"
 TALLY_FIELDS = {
     Status.LOCKED: "locked",
@@ -85,6 +102,7 @@ def _template_of(item: CouponTemplateItem) -> Template:
         ),
         shards=int(item.shards),
         member_levels=None if item.member_levels is None else frozenset(item.member_levels),
+        guide_quota=None if item.guide_quota is None else int(item.guide_quota),
         issuing=bool(item.issuing),
         version=int(item.version),
         created_at_ms=int(item.created_at or 0),
@@ -108,6 +126,7 @@ def _template_item(template: Template) -> CouponTemplateItem:
         valid_to=template.validity.valid_to_ms,
         valid_days=template.validity.days,
         member_levels=None if template.member_levels is None else sorted(template.member_levels),
+        guide_quota=template.guide_quota,
         issuing=template.issuing,
         shards=template.shards,
         version=template.version,
@@ -133,6 +152,7 @@ def _coupon_of(item: CouponItem) -> Coupon:
         order_id=item.order_id,
         redemption_id=item.redemption_id,
         updated_at_ms=int(item.updated_at),
+        issued_by=item.issued_by,
     )
 
 
@@ -157,6 +177,7 @@ def _coupon_item(coupon: Coupon) -> CouponItem:
         order_id=coupon.order_id,
         redemption_id=coupon.redemption_id,
         updated_at=coupon.updated_at_ms,
+        issued_by=coupon.issued_by,
         created_at=coupon.claimed_at_ms,
         gsi1pk=f"CUSTCOUPONS#{coupon.customer_id}",
         gsi1sk=f"{coupon.claimed_at_ms:013d}#{coupon.coupon_id}",
@@ -215,6 +236,10 @@ def _code_label(code: str) -> str:
 
 def _redemption_label(redemption_id: str) -> str:
     return f"coupon-redemption:{redemption_id}"
+
+
+def _reminder_label(coupon_id: str) -> str:
+    return f"coupon-reminder:{coupon_id}"
 
 
 # -- reads -------------------------------------------------------------------------------------
@@ -334,6 +359,62 @@ class DynamoStoreDirectory:
         return found is not None and found.is_store
 
 
+class DynamoExpiryReminders:
+    """The expiry queue is the sweeper's: gsi2 `CPNDUE#<0..39>` / `<window end ms>#<id>`, which holds
+    exactly the AVAILABLE coupons. A position is a gsi2sk; `<ms>#~` is past every coupon ending at ms."""
+
+    partitions = DUE_SHARDS
+
+    def checkpoints(self) -> dict[int, str]:
+        keys = [CouponReminderCheckpointItem.key(n) for n in range(DUE_SHARDS)]
+        found = get_items(keys, consistent=True)
+        return {
+            int(item.pk.removeprefix("CPNREMIND#")): item.through
+            for item in found.values()
+            if isinstance(item, CouponReminderCheckpointItem)
+        }
+
+    def page(self, partition: int, after: str | None, from_ms: int, until_ms: int, limit: int) -> ReminderPage:
+        low, high = max(after or "", f"{from_ms:013d}#~"), f"{until_ms:013d}#~"
+        if low >= high:
+            return ReminderPage([], low, False)
+        with translated():
+            # BETWEEN is inclusive: the coupon at `after` itself was handled by the page before.
+            result = CouponItem.gsi2.query(f"CPNDUE#{partition}", CouponItem.gsi2sk.between(low, high), limit=limit)
+            items = [item for item in result if isinstance(item, CouponItem)]
+            more = result.last_evaluated_key is not None
+        coupons = [_coupon_of(item) for item in items if item.gsi2sk != after]
+        if not more:
+            return ReminderPage(coupons, high, False)
+        return ReminderPage(coupons, items[-1].gsi2sk if items else low, True)
+
+    def advance(self, partition: int, through: str) -> None:
+        item = CouponReminderCheckpointItem(*CouponReminderCheckpointItem.key(partition))
+        ahead = CouponReminderCheckpointItem.through.does_not_exist() | (CouponReminderCheckpointItem.through < through)
+        try:
+            with translated():
+                item.update(
+                    actions=[
+                        CouponReminderCheckpointItem.through.set(through),
+                        CouponReminderCheckpointItem.entity.set(CouponReminderCheckpointItem),
+                    ],
+                    condition=ahead,
+                )
+        except UpdateError as exc:
+            if not condition_failed(exc):
+                raise  # a failure that is not "another run is ahead" (translated() let it through)
+
+
+class DynamoGuideMembers:
+    """The guides' side of a member, as the coupons see it: who the member is bound to now."""
+
+    def guide_of(self, member_id: str, now_ms: int) -> GuideOfMember | None:
+        binding = DynamoBindings().get(member_id)
+        if binding is None or not binding.active(now_ms):
+            return None
+        return GuideOfMember(binding.guide_id, binding.version)
+
+
 class DynamoCartPrices:
     def items(self, lines: Sequence[tuple[str, int]]) -> list[CartItem]:
         found = get_items([ProductItem.key(sku) for sku, _ in lines])
@@ -351,9 +432,12 @@ class DynamoCouponUnitOfWork:
         self.tx = tx if tx is not None else Transaction(retry_conflicts=retry_conflicts)
         self._shards: list[tuple[ShardedCounter, int]] = []
         self._claimant: Template | None = None
+        self._issuer: tuple[Template, str] | None = None
+        self._bound = False
         self._codes: list[str] = []
         self._coupons: list[str] = []
         self._redemptions: list[str] = []
+        self._reminded: list[str] = []
         self._committed = False
 
     def add_template(self, template: Template) -> None:
@@ -386,6 +470,24 @@ class DynamoCouponUnitOfWork:
             )
         self._claimant = template
 
+    def count_guide_issue(self, template: Template, guide_id: str) -> None:
+        if template.guide_quota is None:
+            raise ValueError("only a guide-only template has a guide quota")
+        self.tx.update(
+            CouponGuideIssuesItem,
+            CouponGuideIssuesItem.key(template.template_id, guide_id),
+            [CouponGuideIssuesItem.issued.add(1), CouponGuideIssuesItem.entity.set(CouponGuideIssuesItem)],
+            GUIDE_ISSUES_LABEL,
+            condition=CouponGuideIssuesItem.issued.does_not_exist()
+            | (CouponGuideIssuesItem.issued <= template.guide_quota - 1),
+        )
+        self._issuer = (template, guide_id)
+
+    def check_bound(self, member_id: str, binding: GuideOfMember) -> None:
+        condition = (BindingItem.guide_id == binding.guide_id) & (BindingItem.version == binding.version)
+        self.tx.check(BindingItem, BindingItem.key(member_id), condition, BINDING_LABEL)
+        self._bound = True
+
     def add_coupon(self, coupon: Coupon) -> None:
         label = _coupon_label(coupon.coupon_id)
         self.tx.put(_coupon_item(coupon), label, condition=CouponItem.pk.does_not_exist())
@@ -409,6 +511,12 @@ class DynamoCouponUnitOfWork:
                 actions,
                 f"coupon-tally:{before.coupon_id}",
             )
+
+    def mark_reminded(self, coupon: Coupon, now_ms: int) -> None:
+        item = CouponReminderItem(*CouponReminderItem.key(coupon.coupon_id), created_at=now_ms)
+        label = _reminder_label(coupon.coupon_id)
+        self.tx.put(item, label, condition=CouponReminderItem.pk.does_not_exist())
+        self._reminded.append(coupon.coupon_id)
 
     def add_redemption(self, redemption: Redemption) -> None:
         label = _redemption_label(redemption.redemption_id)
@@ -456,7 +564,21 @@ class DynamoCouponUnitOfWork:
     def raise_domain_error(self, cancelled: TransactionCancelled) -> None:
         """The error of the first refused part that has one (ports.py gives the precedence);
         returns when none has (a condition no use case expects to fail)."""
+        self._raise_issue_refusal(cancelled)
+        self._raise_change_refusal(cancelled)
+
+    def _raise_issue_refusal(self, cancelled: TransactionCancelled) -> None:
+        """A claim's or a guide's issue: the guide's quota, the per-user limit, the shard, the code,
+        the member's binding."""
         failed = cancelled.failed
+        if self._issuer is not None and GUIDE_ISSUES_LABEL in failed:
+            template, guide_id = self._issuer
+            raise GuideQuotaReached(
+                "you have issued your quota of this coupon",
+                template_id=template.template_id,
+                guide_id=guide_id,
+                guide_quota=template.guide_quota,
+            ) from cancelled
         if self._claimant is not None and CLAIMANT_LABEL in failed:
             template = self._claimant
             raise LimitReached(
@@ -469,6 +591,14 @@ class DynamoCouponUnitOfWork:
                 raise ShardEmpty(shard) from cancelled
         if any(_code_label(code) in failed for code in self._codes):
             raise CodeTaken() from cancelled
+        if self._bound and BINDING_LABEL in failed:
+            raise BindingChanged() from cancelled
+
+    def _raise_change_refusal(self, cancelled: TransactionCancelled) -> None:
+        """A change of what exists: the reminder, the coupon, the template, the redemption."""
+        failed = cancelled.failed
+        if any(_reminder_label(coupon_id) in failed for coupon_id in self._reminded):
+            raise AlreadyReminded() from cancelled
         for coupon_id in self._coupons:
             if _coupon_label(coupon_id) in failed:
                 raise ConcurrentUpdate("the coupon changed since it was read", coupon_id=coupon_id) from cancelled
