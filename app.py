@@ -11,6 +11,7 @@ from functions import (
     flash_sales,
     guides,
     inventory,
+    membership,
     notifications,
     payments,
     relay,
@@ -27,6 +28,7 @@ app.register_blueprint(edge.bp)
 app.register_blueprint(flash_sales.bp)
 app.register_blueprint(guides.bp)
 app.register_blueprint(inventory.bp)
+app.register_blueprint(membership.bp)
 app.register_blueprint(notifications.bp)
 app.register_blueprint(payments.bp)
 app.register_blueprint(relay.bp)

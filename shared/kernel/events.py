@@ -36,6 +36,7 @@ class EventType(StrEnum):
     COUPON_EXPIRING = "CouponExpiring"  # an AVAILABLE coupon's use window ends within a day (once per coupon)
     SETTLEMENT_SHARD_DUE = "SettlementShardDue"  # a settlement run's shard to settle (docs/commission.md)
     COMMISSION_RECORDED = "CommissionRecorded"  # what a ledger write booked (docs/commission.md, "Reports")
+    MEMBER_LEVEL_CHANGED = "MemberLevelChanged"  # growth moved a member to another level (docs/membership.md)
 
 
 @dataclass(frozen=True)

@@ -506,3 +506,69 @@ def reports() -> Reports:
 
     ready()
     return Reports(DynamoReportBooks())
+
+
+# -- members: levels and points (docs/membership.md) --------------------------------------------
+if TYPE_CHECKING:
+    from shared.membership.accounts import MemberAccounts
+    from shared.membership.earning import PointsEarning
+    from shared.membership.expiry import PointsExpiry
+    from shared.membership.ports import PointsHolds
+    from shared.membership.release import PointsRelease
+    from shared.membership.rules import MembershipRulesAdmin
+
+
+def membership_rules() -> MembershipRulesAdmin:
+    """The merchant's level table and points rule (`/admin/membership-rules`)."""
+    from shared.data.stores.membership import DynamoMembershipRules
+    from shared.membership.rules import MembershipRulesAdmin
+
+    ready()
+    return MembershipRulesAdmin(DynamoMembershipRules())
+
+
+def member_accounts(clock: Clock | None = None) -> MemberAccounts:
+    """`GET /me/member` (enrols on the first ask) and `GET /me/points`."""
+    from shared.data.stores.membership import DynamoMembers, DynamoMembershipRules
+    from shared.kernel.clock import SYSTEM
+    from shared.membership.accounts import MemberAccounts
+
+    ready()
+    return MemberAccounts(DynamoMembers(), DynamoMembershipRules(), clock or SYSTEM)
+
+
+def points_earning() -> PointsEarning:
+    """The consumer of OrderPaid / OrderCompleted / RefundIssued: growth, levels and points, one
+    write with its mark. The points stay frozen for the commission ledger's after-sale window."""
+    from shared.data.stores.membership import DynamoMembers, DynamoMembershipRules
+    from shared.membership.earning import PointsEarning
+
+    current = ready()
+    return PointsEarning(DynamoMembers(), DynamoMembershipRules(), current.commission_after_sale_window_s * 1000)
+
+
+def points_release(clock: Clock | None = None) -> PointsRelease:
+    from shared.data.stores.membership import DynamoMembers, DynamoMembershipRules
+    from shared.kernel.clock import SYSTEM
+    from shared.membership.release import PointsRelease
+
+    ready()
+    return PointsRelease(DynamoMembers(), DynamoMembershipRules(), clock or SYSTEM)
+
+
+def points_expiry(clock: Clock | None = None) -> PointsExpiry:
+    from shared.data.stores.membership import DynamoMembers
+    from shared.kernel.clock import SYSTEM
+    from shared.membership.expiry import PointsExpiry
+
+    ready()
+    return PointsExpiry(DynamoMembers(), clock or SYSTEM)
+
+
+def points_holds() -> PointsHolds:
+    """Spending points on an order: reserve, commit on payment, release when it ends unpaid. Checkout
+    will add the same parts to the order's own transaction (shared.data.stores.membership.hold_parts)."""
+    from shared.data.stores.membership import DynamoPointsHolds
+
+    ready()
+    return DynamoPointsHolds()

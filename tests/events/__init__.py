@@ -19,3 +19,14 @@ def _read(name: str) -> dict[str, Any]:
 def load(name: str) -> dict[str, Any]:
     """A fresh copy of tests/events/<name>.json (tests may change it)."""
     return copy.deepcopy(_read(name))
+
+
+def sqs_batch_of(bodies: list[str]) -> dict[str, Any]:
+    """An SQS batch (tests/events/sqs_batch.json's record shape) carrying `bodies`, one record each."""
+    template = _read("sqs_batch")["Records"][0]
+    records = []
+    for n, body in enumerate(bodies):
+        record = copy.deepcopy(template)
+        record.update(messageId=f"m-{n}", receiptHandle=f"r-{n}", body=body)
+        records.append(record)
+    return {"Records": records}

@@ -34,6 +34,7 @@ from functions.coupons.models import (
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.guides.models import DealerIn, DistributorIn, GuideIn, ReassignIn, ShareVisitIn, StoreIn
 from functions.inventory.models import StockIn
+from functions.membership.models import MembershipRulesIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from functions.payments.models import PrepayIn
 from functions.settlement.models import SettlementIn
@@ -76,6 +77,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "reassignBinding": ReassignIn,
     "postShareVisit": ShareVisitIn,
     "putCommissionRules": CommissionRulesIn,
+    "putMembershipRules": MembershipRulesIn,
     "startSettlementRun": SettlementIn,
 }
 

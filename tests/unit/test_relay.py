@@ -172,8 +172,14 @@ def test_the_routing_table_sends_customer_facing_events_to_notifications():
     # (The commission ledger hears payments, completions and refunds too, the report books payments and
     # refunds: docs/commission.md.)
     assert queues_for("CommissionRecorded") == ["ReportingQueue"]
-    assert queues_for("OrderPaid") == ["CommissionQueue", "NotificationsQueue", "ReportingQueue"]
+    assert queues_for("OrderPaid") == ["CommissionQueue", "MembershipQueue", "NotificationsQueue", "ReportingQueue"]
     assert queues_for("LowStock") == ["NotificationsQueue"]
-    assert queues_for("OrderCompleted") == ["CommissionQueue"]
+    assert queues_for("OrderCompleted") == ["CommissionQueue", "MembershipQueue"]
     assert queues_for("NoSuchEvent") == []
-    assert set(SUBSCRIPTIONS) == {"NotificationsQueue", "CommissionQueue", "SettlementQueue", "ReportingQueue"}
+    assert set(SUBSCRIPTIONS) == {
+        "NotificationsQueue",
+        "CommissionQueue",
+        "SettlementQueue",
+        "ReportingQueue",
+        "MembershipQueue",
+    }

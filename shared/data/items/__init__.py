@@ -26,6 +26,14 @@ from shared.data.items.flash_sales import (
 from shared.data.items.guides import BindingAuditItem, BindingItem, DistributorItem, ShareVisitItem
 from shared.data.items.idempotency import IdempotencyItem
 from shared.data.items.member import MemberItem
+from shared.data.items.membership import (
+    MemberProfileItem,
+    MembershipRulesItem,
+    OrderPointsItem,
+    PointsBalanceItem,
+    PointsEntryItem,
+    PointsHoldItem,
+)
 from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
@@ -62,11 +70,17 @@ __all__ = [
     "LedgerEntryItem",
     "LocationItem",
     "MemberItem",
+    "MemberProfileItem",
+    "MembershipRulesItem",
     "NotificationItem",
     "OrderItem",
+    "OrderPointsItem",
     "PartyItem",
     "PayeeTotalsItem",
     "PaymentItem",
+    "PointsBalanceItem",
+    "PointsEntryItem",
+    "PointsHoldItem",
     "PrepayItem",
     "ProductItem",
     "RefundItem",

@@ -1,0 +1,3 @@
+from shared.web.api import Api
+
+bp = Api(__name__)

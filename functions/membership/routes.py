@@ -1,0 +1,43 @@
+"""API.md "Members": `GET /me/member` (level, growth, paid membership, points balance) and
+`GET /me/points` (the points ledger, newest first); the merchant's `GET`/`PUT /admin/membership-rules`
+(docs/openapi.yaml)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chalice import Response
+
+from functions.membership.blueprint import bp
+from shared.kernel.identity import Role
+from shared.kernel.lazy import lazy_import
+from shared.platform import bootstrap
+from shared.web.api import decode_cursor, encode_cursor, ok, parse, principal, query_int, query_str
+
+if TYPE_CHECKING:
+    from functions.membership import models
+else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.membership.models")
+
+
+@bp.route("/me/member", methods=["GET"], roles=[Role.CUSTOMER])
+def my_membership() -> Response:
+    return ok(bootstrap.member_accounts().me(principal().sub))
+
+
+@bp.route("/me/points", methods=["GET"], roles=[Role.CUSTOMER])
+def my_points() -> Response:
+    limit = query_int("limit", 20, low=1, high=100)
+    cursor = decode_cursor(query_str("cursor"))
+    items, next_cursor = bootstrap.member_accounts().points_ledger(principal().sub, limit, cursor)
+    return ok({"items": items, "next_cursor": encode_cursor(next_cursor)})
+
+
+@bp.route("/admin/membership-rules", methods=["GET"], roles=[Role.MERCHANT_ADMIN])
+def get_rules() -> Response:
+    return ok(bootstrap.membership_rules().show())
+
+
+@bp.route("/admin/membership-rules", methods=["PUT"], roles=[Role.MERCHANT_ADMIN])
+def put_rules() -> Response:
+    return ok(bootstrap.membership_rules().save(parse(models.MembershipRulesIn).rules()))

@@ -1,0 +1,103 @@
+"""Members, their points and the merchant's membership rules (shared/data/stores/membership.py;
+docs/data-model.md, "Members"). A member's items share its partition `MEMBER#<sub>`, beside the
+`MEMBER` item that grants member prices (shared/data/items/member.py)."""
+
+from __future__ import annotations
+
+from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
+
+from shared.data.table import BaseItem
+
+
+def member_partition(customer_sub: str) -> str:
+    return f"MEMBER#{customer_sub}"
+
+
+class MembershipRulesItem(BaseItem, discriminator="MembershipRules"):
+    """pk `MEMBERSHIP_RULES`, sk `CURRENT`: the level table and points rule, saved conditional on `version`."""
+
+    version = NumberAttribute()
+    body = JSONAttribute()
+
+    @staticmethod
+    def key() -> tuple[str, str]:
+        return "MEMBERSHIP_RULES", "CURRENT"
+
+
+class MemberProfileItem(BaseItem, discriminator="MemberProfile"):
+    """pk `MEMBER#<sub>`, sk `PROFILE`: level and growth, written conditional on `version`."""
+
+    customer_sub = UnicodeAttribute()
+    level = NumberAttribute()
+    growth_fen = NumberAttribute()
+    level_changed_at = NumberAttribute(null=True)  # epoch ms
+    version = NumberAttribute()
+
+    @staticmethod
+    def key(customer_sub: str) -> tuple[str, str]:
+        return member_partition(customer_sub), "PROFILE"
+
+
+class PointsBalanceItem(BaseItem, discriminator="PointsBalance"):
+    """pk `MEMBER#<sub>`, sk `POINTS`: the balance. Every write is conditional (on `version`, or for
+    a spend on `available >= points`) and in the transaction of its ledger entry; every write adds
+    1 to `version`."""
+
+    customer_sub = UnicodeAttribute()
+    available = NumberAttribute()
+    frozen = NumberAttribute()
+    reserved = NumberAttribute()
+    debt = NumberAttribute()
+    released_total = NumberAttribute()
+    version = NumberAttribute()
+
+    @staticmethod
+    def key(customer_sub: str) -> tuple[str, str]:
+        return member_partition(customer_sub), "POINTS"
+
+
+class OrderPointsItem(BaseItem, discriminator="OrderPoints"):
+    """pk `MEMBER#<sub>`, sk `PORDER#<order_id>`: one order's points (the lot), conditional on
+    `version`. gsi2 `POINTS#FROZEN#<shard>` / `<due iso>#<sub>#<order>` while FROZEN, then
+    `POINTS#RELEASED#<shard>` / `<expires iso>#<sub>#<order>` while its points may still expire
+    (sparse: the release and expiry schedules' queues)."""
+
+    customer_sub = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    state = UnicodeAttribute()
+    version = NumberAttribute()
+    body = JSONAttribute()
+
+    @staticmethod
+    def key(customer_sub: str, order_id: str) -> tuple[str, str]:
+        return member_partition(customer_sub), f"PORDER#{order_id}"
+
+
+class PointsEntryItem(BaseItem, discriminator="PointsEntry"):
+    """pk `MEMBER#<sub>`, sk `PL#<at iso>#<entry_id>`: one ledger entry (`GET /me/points` reads the
+    partition's `PL#` range backwards: newest first)."""
+
+    kind = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    at = NumberAttribute()  # epoch ms
+    available = NumberAttribute()
+    frozen = NumberAttribute()
+    reserved = NumberAttribute()
+    debt = NumberAttribute()
+    refund_id = UnicodeAttribute(null=True)
+
+    @staticmethod
+    def key(customer_sub: str, at_iso: str, entry_id: str) -> tuple[str, str]:
+        return member_partition(customer_sub), f"PL#{at_iso}#{entry_id}"
+
+
+class PointsHoldItem(BaseItem, discriminator="PointsHold"):
+    """pk `MEMBER#<sub>`, sk `PHOLD#<order_id>`: the points an order holds: HELD, then SPENT or RETURNED."""
+
+    order_id = UnicodeAttribute()
+    points = NumberAttribute()
+    status = UnicodeAttribute()
+
+    @staticmethod
+    def key(customer_sub: str, order_id: str) -> tuple[str, str]:
+        return member_partition(customer_sub), f"PHOLD#{order_id}"

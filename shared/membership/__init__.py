@@ -1,0 +1,1 @@
+"""Members: levels by growth value and points (docs/membership.md)."""

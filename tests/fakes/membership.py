@@ -1,0 +1,182 @@
+"""In-memory membership ports (shared.membership.ports) with the DynamoDB store's conditions and
+all-or-nothing writes; tests/contract/test_membership_ports.py runs one class against both."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from shared.kernel.clock import iso
+from shared.kernel.errors import ConcurrentUpdate
+from shared.kernel.events import DomainEvent
+from shared.membership import model
+from shared.membership.model import (
+    DEFAULT_RULES,
+    InsufficientPoints,
+    LedgerEntry,
+    LotState,
+    Member,
+    MembershipRules,
+    OrderPoints,
+    PointsAlreadyHeld,
+    PointsBalance,
+    PointsNotHeld,
+)
+from shared.membership.ports import (
+    Cursor,
+    MemberChange,
+    MembershipClaimLost,
+    MemberState,
+    PointsAlreadyRecorded,
+)
+from shared.messaging.ports import HeldClaim
+from tests.fakes.messaging import MemoryMarks
+
+
+class MemoryMembershipRules:
+    def __init__(self) -> None:
+        self.stored: MembershipRules | None = None
+
+    def current(self) -> MembershipRules:
+        return self.stored or DEFAULT_RULES
+
+    def save(self, rules: MembershipRules) -> None:
+        if (self.stored.version if self.stored else 0) != rules.version - 1:
+            raise ConcurrentUpdate("the membership rules changed meanwhile", version=rules.version)
+        self.stored = rules
+
+
+class MemoryMembers:
+    def __init__(self, marks: MemoryMarks | None = None) -> None:
+        self.marks = marks or MemoryMarks()
+        self.members: dict[str, Member] = {}
+        self.balances: dict[str, PointsBalance] = {}
+        self.books: dict[tuple[str, str], OrderPoints] = {}
+        self.entries: dict[tuple[str, str], LedgerEntry] = {}  # (sub, "<at iso>#<entry id>")
+        self.events: dict[str, DomainEvent] = {}
+        self.holds: dict[tuple[str, str], tuple[int, str]] = {}  # (sub, order) -> (points, status)
+        self.lock = threading.Lock()
+
+    # -- MemberStore ---------------------------------------------------------------------------
+    def member(self, customer_sub: str) -> Member | None:
+        return self.members.get(customer_sub)
+
+    def enrol(self, member: Member) -> Member:
+        with self.lock:
+            return self.members.setdefault(member.customer_sub, replace(member, version=1))
+
+    def state(self, customer_sub: str, order_id: str | None) -> MemberState:
+        book = self.books.get((customer_sub, order_id)) if order_id is not None else None
+        return MemberState(self.members.get(customer_sub), self.balances.get(customer_sub), book)
+
+    def write(self, change: MemberChange, claim: HeldClaim | None = None) -> None:
+        with self.lock:
+            self._check(change, claim)
+            if change.member_after is not None and change.member_before is not None:
+                member = change.member_after
+                self.members[member.customer_sub] = replace(member, version=change.member_before.version + 1)
+            if change.balance_after is not None and change.balance_before is not None:
+                balance = change.balance_after
+                self.balances[balance.customer_sub] = replace(balance, version=change.balance_before.version + 1)
+            if change.book_after is not None and change.book_before is not None:
+                book = change.book_after
+                key = (book.customer_sub, book.order_id)
+                self.books[key] = replace(book, version=change.book_before.version + 1)
+            for entry in change.entries:
+                self.entries[_entry_key(entry)] = entry
+            if change.announce is not None:
+                self.events[change.announce.event_id] = change.announce
+            if claim is not None:
+                self.marks.complete(claim.consumer, claim.event_id, claim.token, claim.now_ms)
+
+    def _check(self, change: MemberChange, claim: HeldClaim | None) -> None:
+        if claim is not None:
+            held = self.marks.marks.get((claim.consumer, claim.event_id))
+            if held is None or held["state"] != "CLAIMED" or held["token"] != claim.token:
+                raise MembershipClaimLost("the claim is not ours", event_id=claim.event_id)
+        if any(_entry_key(e) in self.entries for e in change.entries) or (
+            change.announce is not None and change.announce.event_id in self.events
+        ):
+            raise PointsAlreadyRecorded("this change was written before")
+        stale = []
+        if change.member_before is not None and change.member_after is not None:
+            stale.append(_version(self.members.get(change.member_after.customer_sub)) != change.member_before.version)
+        if change.balance_before is not None and change.balance_after is not None:
+            stale.append(
+                _version(self.balances.get(change.balance_after.customer_sub)) != change.balance_before.version
+            )
+        if change.book_before is not None and change.book_after is not None:
+            key = (change.book_after.customer_sub, change.book_after.order_id)
+            stale.append(_version(self.books.get(key)) != change.book_before.version)
+        if any(stale):
+            raise ConcurrentUpdate("the member's points changed meanwhile")
+
+    def due(self, state: LotState, shard: int, until_ms: int, limit: int) -> list[OrderPoints]:
+        def due_at(book: OrderPoints) -> int | None:
+            return book.due_at_ms if state is LotState.FROZEN else book.expires_at_ms
+
+        found = [
+            b
+            for b in self.books.values()
+            if b.state is state and b.shard == shard and due_at(b) is not None and (due_at(b) or 0) <= until_ms
+        ]
+        return sorted(found, key=lambda b: (due_at(b) or 0, b.customer_sub, b.order_id))[:limit]
+
+    def ledger(self, customer_sub: str, limit: int, cursor: Cursor) -> tuple[list[LedgerEntry], Cursor]:
+        keys = sorted((k for k in self.entries if k[0] == customer_sub), reverse=True)
+        if cursor is not None:
+            keys = [k for k in keys if k[1] < cursor["sk"]]
+        page = keys[:limit]
+        more = len(keys) > limit
+        return [self.entries[k] for k in page], ({"sk": page[-1][1]} if more and page else None)
+
+    # -- PointsHolds ---------------------------------------------------------------------------
+    def reserve(self, customer_sub: str, order_id: str, points: int, at_ms: int) -> None:
+        model.check_spend(points)
+        with self.lock:
+            hold = self.holds.get((customer_sub, order_id))
+            if hold is not None:
+                if hold == (points, "HELD"):
+                    return
+                raise PointsAlreadyHeld("the order's points hold is not as expected")
+            balance = self.balances.get(customer_sub)
+            if balance is None or balance.available < points:
+                raise InsufficientPoints("not enough points available")
+            self._move(balance, model.held(customer_sub, order_id, points, at_ms))
+            self.holds[(customer_sub, order_id)] = (points, "HELD")
+
+    def commit(self, customer_sub: str, order_id: str, points: int, at_ms: int) -> None:
+        with self.lock:
+            if self._settled(customer_sub, order_id, points, "SPENT"):
+                return
+            self._move(self.balances[customer_sub], model.spent(customer_sub, order_id, points, at_ms))
+            self.holds[(customer_sub, order_id)] = (points, "SPENT")
+
+    def release(self, customer_sub: str, order_id: str, points: int, at_ms: int) -> None:
+        with self.lock:
+            if self._settled(customer_sub, order_id, points, "RETURNED"):
+                return
+            balance = self.balances[customer_sub]
+            self._move(balance, model.hold_returned(customer_sub, order_id, points, balance.debt, at_ms))
+            self.holds[(customer_sub, order_id)] = (points, "RETURNED")
+
+    def _settled(self, customer_sub: str, order_id: str, points: int, status: str) -> bool:
+        hold = self.holds.get((customer_sub, order_id))
+        if hold == (points, status):
+            return True
+        if hold != (points, "HELD"):
+            raise PointsNotHeld("the order holds no such points", order_id=order_id)
+        return False
+
+    def _move(self, balance: PointsBalance, entry: LedgerEntry) -> None:
+        after = balance.applied(entry)
+        self.balances[balance.customer_sub] = replace(after, version=balance.version + 1)
+        self.entries[_entry_key(entry)] = entry
+
+
+def _version(item: Member | PointsBalance | OrderPoints | None) -> int:
+    return item.version if item is not None else 0
+
+
+def _entry_key(entry: LedgerEntry) -> tuple[str, str]:
+    return entry.customer_sub, f"{iso(entry.at_ms)}#{entry.entry_id}"
