@@ -1,6 +1,8 @@
 """Payments: WeChat Pay v3's prepay for the mini-program and its callback (API.md, "Checkout and
-orders"; docs/payments.md). The HMAC webhook of API.md stays in functions/checkout."""
+orders"; docs/payments.md), and money paid back (refunds, closes, finance's routes). The HMAC webhook of
+API.md stays in functions/checkout."""
 
+from functions.payments import refund_routes  # noqa: F401  (registers its routes and handlers on bp)
 from functions.payments.routes import bp
 
 __all__ = ["bp"]

@@ -13,6 +13,19 @@
   to its notify_url; a delivery that is not answered 2xx is retried on WeChat Pay's schedule,
   compressed (`--retry-scale`). Options of the body make a delivery hostile, for tests: `times`,
   `timestamp_offset_s`, `sign_with_other_key`, `tamper_ciphertext`, `amount_delta`, `retry`.
+- Refunds: `POST /v3/refund/domestic/refunds` keeps one refund per out_refund_no (the same number again
+  answers the same refund and refunds nothing more; other parameters 400 INVALID_REQUEST; more than is
+  left of the transaction 400 INVALID_REQUEST, as WeChat Pay does), answers it
+  PROCESSING, settles it a moment later and sends the signed, encrypted REFUND.SUCCESS (or the
+  outcome asked for) to its notify_url, retried like payment callbacks. `GET
+  /v3/refund/domestic/refunds/{out_refund_no}` answers it.
+- Closing: `POST /v3/pay/transactions/out-trade-no/{no}/close` closes an unpaid transaction (204): it
+  can no longer be prepaid (400 ORDER_CLOSED) or paid; a paid one is 400 ORDERPAID.
+- Faults, for tests: `POST /local/faults` `{"refund_answer_delay_s", "times", "refund_settle_s",
+  "hold_refund_notifications", "refund_outcome"}`: answer the next `times` refund requests only after
+  the delay (the refund is made at once: the client times out on a refund that happened), settle later,
+  do not notify (the query job must find it), end ABNORMAL or CLOSED. `GET /local/refunds` lists the
+  refunds and how many requests each got.
 
 Keys: the merchant key (ours: the API signs with it, this server verifies with its public half), the
 platform key (WeChat Pay's: it signs answers and callbacks) as a public key with a `PUB_KEY_ID_...`
@@ -60,7 +73,11 @@ RETRY_SCHEDULE_S = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 1
 PREPAY_VALID_S = 2 * 3600
 JSAPI = "/v3/pay/transactions/jsapi"
 QUERY = "/v3/pay/transactions/out-trade-no/"
+REFUNDS = "/v3/refund/domestic/refunds"
 PAY = "/local/pay/"
+FAULTS = "/local/faults"
+LOCAL_REFUNDS = "/local/refunds"
+REFUND_OUTCOMES = ("SUCCESS", "ABNORMAL", "CLOSED")
 
 
 # -- keys ----------------------------------------------------------------------------------------------
@@ -188,6 +205,32 @@ class Transaction:
 
 
 @dataclass
+class Refund:
+    out_refund_no: str
+    params: dict[str, Any]  # the refund request, as first given
+    transaction: Transaction
+    refund_id: str
+    created_at_s: float
+    status: str = "PROCESSING"
+    success_time: str | None = None
+    requests: int = 1  # refund requests that named this out_refund_no
+    deliveries: list[int] = field(default_factory=list)
+
+    @property
+    def refund_fen(self) -> int:
+        return int(self.params["amount"]["refund"])
+
+
+@dataclass
+class RefundFaults:
+    refund_answer_delay_s: float = 0.0
+    times: int = 0  # refund requests still to answer late
+    refund_settle_s: float | None = 0.3  # None: settled only when `settle_refunds()` is called
+    hold_refund_notifications: bool = False
+    refund_outcome: str = "SUCCESS"
+
+
+@dataclass
 class Reply:
     status: int
     headers: dict[str, str]
@@ -218,6 +261,8 @@ class LocalWeChatPay:
         self.post = post or _urllib_post
         self.retry_scale = retry_scale
         self.transactions: dict[str, Transaction] = {}
+        self.refunds: dict[str, Refund] = {}
+        self.faults = RefundFaults()
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, body) verified
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
@@ -231,13 +276,24 @@ class LocalWeChatPay:
         lowered = {k.lower(): v for k, v in headers.items()}
         if path.startswith(PAY) and method == "POST":
             return self._control_pay(path[len(PAY) :], body)
+        if path == FAULTS and method == "POST":
+            return self._control_faults(body)
+        if path == LOCAL_REFUNDS and method == "GET":
+            return _plain(200, [self.refund_summary(r) for r in self.refunds.values()])
         refusal = self._check_signature(method, path, lowered, body)
         if refusal is not None:
             return refusal
-        if method == "POST" and path == JSAPI:
+        route = urllib.parse.urlsplit(path).path
+        if method == "POST" and route == JSAPI:
             return self._jsapi(body)
-        if method == "GET" and path.startswith(QUERY):
-            return self._query(urllib.parse.urlsplit(path).path[len(QUERY) :])
+        if method == "POST" and route.startswith(QUERY) and route.endswith("/close"):
+            return self._close(route[len(QUERY) : -len("/close")], body)
+        if method == "GET" and route.startswith(QUERY):
+            return self._query(route[len(QUERY) :])
+        if method == "POST" and route == REFUNDS:
+            return self._refund(body)
+        if method == "GET" and route.startswith(REFUNDS + "/"):
+            return self._refund_query(route[len(REFUNDS) + 1 :])
         return self._error(404, "RESOURCE_NOT_EXISTS", "no such API")
 
     def _check_signature(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply | None:
@@ -274,6 +330,8 @@ class LocalWeChatPay:
             known = self.transactions.get(trade_no)
             if known is not None and known.trade_state == "SUCCESS":
                 return self._error(403, "ORDERPAID", "该订单已支付")
+            if known is not None and known.trade_state == "CLOSED":
+                return self._error(400, "ORDER_CLOSED", "订单已关闭")
             if known is not None and known.params != body:
                 return self._error(400, "INVALID_REQUEST", "201 商户订单号重复")
             if known is None or now - known.prepaid_at_s > PREPAY_VALID_S:
@@ -292,13 +350,15 @@ class LocalWeChatPay:
         trade_no = who if who in self.transactions else _trade_no_of(who)
         if trade_no not in self.transactions:
             return Reply(404, {"content-type": "application/json"}, b'{"message": "no prepay for this order"}')
+        if self.transactions[trade_no].trade_state == "CLOSED":
+            return _plain(409, {"message": "the transaction is closed: it cannot be paid"})
         statuses = self.pay(trade_no, **options)
         known = self.transactions[trade_no]
         answer = {"out_trade_no": trade_no, "transaction_id": known.transaction_id, "deliveries": statuses}
         return Reply(200, {"content-type": "application/json"}, json.dumps(answer).encode())
 
     def signed_reply(self, status: int, body: Any) -> Reply:
-        raw = json.dumps(body, ensure_ascii=False).encode()
+        raw = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
         headers = {"content-type": "application/json", "request-id": secrets.token_hex(16)}
         return Reply(status, {**headers, **self.signature_headers(raw)}, raw)
 
@@ -418,7 +478,7 @@ class LocalWeChatPay:
         }
         statuses = [self._deliver(known, **hostile) for _ in range(max(1, times))]
         if retry and not 200 <= statuses[-1] < 300:
-            self._retry_later(known, 0)
+            self._retry_later(lambda: self._deliver(known), 0)
         return statuses
 
     def _deliver(self, known: Transaction, **hostile: Any) -> int:
@@ -427,18 +487,187 @@ class LocalWeChatPay:
         known.deliveries.append(status)
         return status
 
-    def _retry_later(self, known: Transaction, attempt: int) -> None:
+    def _retry_later(self, deliver: Callable[[], int], attempt: int) -> None:
+        """Deliver again on WeChat Pay's (compressed) schedule until a 2xx or the schedule ends."""
         if attempt >= len(RETRY_SCHEDULE_S):
             return
 
         def again() -> None:
-            if not 200 <= self._deliver(known) < 300:
-                self._retry_later(known, attempt + 1)
+            if not 200 <= deliver() < 300:
+                self._retry_later(deliver, attempt + 1)
 
-        timer = threading.Timer(RETRY_SCHEDULE_S[attempt] * self.retry_scale, again)
+        self._later(RETRY_SCHEDULE_S[attempt] * self.retry_scale, again)
+
+    def _later(self, delay_s: float, action: Callable[[], object]) -> None:
+        timer = threading.Timer(delay_s, action)
         timer.daemon = True
         self._timers.append(timer)
         timer.start()
+
+    # -- closing and refunds ---------------------------------------------------------------------
+    def _close(self, trade_no: str, raw: bytes) -> Reply:
+        try:
+            mchid = json.loads(raw)["mchid"]
+        except (ValueError, KeyError, TypeError):
+            return self._error(400, "PARAM_ERROR", "mchid is required")
+        if mchid != self.keys.mchid:
+            return self._error(400, "PARAM_ERROR", "mchid does not match")
+        with self._lock:
+            known = self.transactions.get(trade_no)
+            if known is None:
+                return self._error(404, "ORDER_NOT_EXIST", "订单不存在")
+            if known.trade_state == "SUCCESS":
+                return self._error(400, "ORDERPAID", "订单已支付")
+            known.trade_state = "CLOSED"
+        return self.signed_reply(204, None)
+
+    def _refund(self, raw: bytes) -> Reply:
+        body = _refund_request(raw)
+        if isinstance(body, Reply):
+            return body
+        number = body["out_refund_no"]
+        with self._lock:
+            known = self.refunds.get(number)
+            if known is None:
+                reply = self._new_refund(number, body)
+            elif known.params != body:
+                return self._error(400, "INVALID_REQUEST", "退款单号重复，参数与之前请求不一致")
+            else:
+                known.requests += 1  # the same refund again: answered as it is, nothing more refunded
+                reply = self.signed_reply(200, self.refund_resource(known))
+            late = reply.status == 200 and self.faults.times > 0 and self.faults.refund_answer_delay_s > 0
+            if late:
+                self.faults.times -= 1
+        if late:
+            time.sleep(self.faults.refund_answer_delay_s)  # the refund is made: only its answer is late
+        return reply
+
+    def _new_refund(self, number: str, body: dict[str, Any]) -> Reply:
+        """Under the lock: refund out of what is left of the paid transaction, or WeChat Pay's refusal."""
+        paid = self._transaction_of(body)
+        if paid is None:
+            return self._error(404, "RESOURCE_NOT_EXISTS", "订单不存在")
+        total, refund = body["amount"]["total"], body["amount"]["refund"]
+        if paid.trade_state != "SUCCESS" or total != paid.params["amount"]["total"]:
+            return self._error(400, "INVALID_REQUEST", "订单未支付或订单金额不一致")
+        refunded = sum(r.refund_fen for r in self.refunds.values() if r.transaction is paid and r.status != "CLOSED")
+        if refund > total - refunded:
+            return self._error(400, "INVALID_REQUEST", "申请退款金额超过订单可退金额")
+        refund_id = "50" + "".join(secrets.choice("0123456789") for _ in range(28))
+        known = Refund(number, body, paid, refund_id, self.clock())
+        self.refunds[number] = known
+        if self.faults.refund_settle_s is not None:
+            self._later(self.faults.refund_settle_s, lambda: self.settle_refund(number))
+        return self.signed_reply(200, self.refund_resource(known))
+
+    def _transaction_of(self, body: Mapping[str, Any]) -> Transaction | None:
+        if body.get("out_trade_no"):
+            return self.transactions.get(str(body["out_trade_no"]))
+        wanted = body.get("transaction_id")
+        return next((t for t in self.transactions.values() if wanted and t.transaction_id == wanted), None)
+
+    def _refund_query(self, number: str) -> Reply:
+        known = self.refunds.get(number)
+        if known is None:
+            return self._error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+        return self.signed_reply(200, self.refund_resource(known))
+
+    def refund_resource(self, known: Refund) -> dict[str, Any]:
+        """A refund as the refund API answers it (`status`)."""
+        paid = known.transaction
+        resource: dict[str, Any] = {
+            "refund_id": known.refund_id,
+            "out_refund_no": known.out_refund_no,
+            "transaction_id": paid.transaction_id,
+            "out_trade_no": paid.out_trade_no,
+            "channel": "ORIGINAL",
+            "user_received_account": "支付用户零钱",
+            "create_time": china_time(int(known.created_at_s * 1000)),
+            "status": known.status,
+            "funds_account": "AVAILABLE",
+            "amount": {
+                "total": paid.params["amount"]["total"],
+                "refund": known.refund_fen,
+                "payer_total": paid.params["amount"]["total"],
+                "payer_refund": known.refund_fen,
+                "settlement_refund": known.refund_fen,
+                "settlement_total": paid.params["amount"]["total"],
+                "discount_refund": 0,
+                "currency": "CNY",
+                "refund_fee": 0,
+            },
+        }
+        if known.success_time:
+            resource["success_time"] = known.success_time
+        return resource
+
+    def refund_notification_resource(self, known: Refund) -> dict[str, Any]:
+        """A refund as its REFUND.* notification carries it (`refund_status`, the merchant id; no appid)."""
+        answered = self.refund_resource(known)
+        kept = ("transaction_id", "out_trade_no", "refund_id", "out_refund_no", "user_received_account", "success_time")
+        resource = {name: answered[name] for name in kept if name in answered}
+        amount = {name: answered["amount"][name] for name in ("total", "refund", "payer_total", "payer_refund")}
+        return {"mchid": self.keys.mchid, **resource, "refund_status": known.status, "amount": amount}
+
+    def settle_refund(self, number: str, outcome: str | None = None) -> list[int]:
+        """End the refund (SUCCESS, or the outcome asked for) and notify its notify_url, retrying a
+        delivery that is not answered 2xx; returns the first delivery's status ([] when held)."""
+        with self._lock:
+            known = self.refunds[number]
+            if known.status != "PROCESSING":
+                return []
+            known.status = outcome or self.faults.refund_outcome
+            if known.status == "SUCCESS":
+                known.success_time = china_time(int(self.clock() * 1000))
+        if self.faults.hold_refund_notifications or not known.params.get("notify_url"):
+            return []
+        status = self._deliver_refund(known)
+        if not 200 <= status < 300:
+            self._retry_later(lambda: self._deliver_refund(known), 0)
+        return [status]
+
+    def settle_refunds(self) -> dict[str, list[int]]:
+        """Every refund still PROCESSING, settled now (tests that run with `refund_settle_s=None`)."""
+        return {number: self.settle_refund(number) for number in list(self.refunds)}
+
+    def refund_callback(self, known: Refund) -> tuple[dict[str, str], bytes]:
+        return self.notification(
+            self.refund_notification_resource(known), event_type=f"REFUND.{known.status}", original_type="refund"
+        )
+
+    def _deliver_refund(self, known: Refund) -> int:
+        headers, body = self.refund_callback(known)
+        status = self.post(known.params["notify_url"], headers, body)
+        known.deliveries.append(status)
+        return status
+
+    def refund_summary(self, known: Refund) -> dict[str, Any]:
+        return {
+            "out_refund_no": known.out_refund_no,
+            "out_trade_no": known.transaction.out_trade_no,
+            "refund_fen": known.refund_fen,
+            "status": known.status,
+            "requests": known.requests,
+            "deliveries": known.deliveries,
+        }
+
+    def _control_faults(self, raw: bytes) -> Reply:
+        try:
+            options = json.loads(raw or b"{}")
+            settle = options.get("refund_settle_s", self.faults.refund_settle_s)
+            faults = RefundFaults(
+                refund_answer_delay_s=float(options.get("refund_answer_delay_s", 0.0)),
+                times=int(options.get("times", 1 if options.get("refund_answer_delay_s") else 0)),
+                refund_settle_s=None if settle is None else float(settle),
+                hold_refund_notifications=bool(options.get("hold_refund_notifications", False)),
+                refund_outcome=str(options.get("refund_outcome", "SUCCESS")),
+            )
+        except (ValueError, TypeError, AttributeError):
+            return _plain(400, {"message": "malformed faults"})
+        if faults.refund_outcome not in REFUND_OUTCOMES:
+            return _plain(400, {"message": f"refund_outcome is one of {', '.join(REFUND_OUTCOMES)}"})
+        self.faults = faults
+        return _plain(200, {"faults": faults.__dict__})
 
     def stop(self) -> None:
         for timer in self._timers:
@@ -455,6 +684,7 @@ class InProcessTransport:
     def __init__(self, wechatpay: LocalWeChatPay) -> None:
         self.wechatpay = wechatpay
         self.fail_next = 0  # that many requests get no answer (ProviderUnavailable), as a timeout
+        self.lose_next_answer = 0  # that many requests are handled, then their answer is lost (a timeout)
 
     def send(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> HttpReply:
         if self.fail_next > 0:
@@ -463,6 +693,9 @@ class InProcessTransport:
         parts = urllib.parse.urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         reply = self.wechatpay.handle(method, path, headers, body or b"")
+        if self.lose_next_answer > 0:
+            self.lose_next_answer -= 1
+            raise ProviderUnavailable("WeChat Pay's answer did not come in time", url=url)
         return HttpReply(reply.status, reply.headers, reply.body)
 
 
@@ -471,6 +704,31 @@ def _trade_no_of(order_id: str) -> str:
         return out_trade_no(order_id)
     except RuleViolation:
         return order_id
+
+
+def _refund_request(raw: bytes) -> dict[str, Any] | Reply:
+    """The refund request's body, or WeChat Pay's 400 PARAM_ERROR."""
+    try:
+        body = json.loads(raw)
+        number, amount = body["out_refund_no"], body["amount"]
+        refund, total, currency = amount["refund"], amount["total"], amount.get("currency", "CNY")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return _plain_error("missing or malformed parameters")
+    if type(refund) is not int or type(total) is not int or refund < 1 or currency != "CNY":
+        return _plain_error("amount.refund and amount.total are fen (CNY), at least 1")
+    if not isinstance(number, str) or not 1 <= len(number) <= 64:
+        return _plain_error("out_refund_no is 1-64 characters")
+    if not body.get("transaction_id") and not body.get("out_trade_no"):
+        return _plain_error("transaction_id or out_trade_no")
+    return dict(body)
+
+
+def _plain_error(message: str) -> Reply:
+    return _plain(400, {"code": "PARAM_ERROR", "message": message})
+
+
+def _plain(status: int, body: Any) -> Reply:
+    return Reply(status, {"content-type": "application/json"}, json.dumps(body, ensure_ascii=False).encode())
 
 
 def _urllib_post(url: str, headers: dict[str, str], body: bytes) -> int:

@@ -405,4 +405,5 @@ def _payment(notice: VerifiedPayment, status: str, reason: str | None, now: int)
         status=status,
         reason=reason,
         recorded_at_ms=now,
+        provider=notice.provider,
     )

@@ -60,6 +60,11 @@ class VerifiedPayment(Protocol):
     @property
     def paid_at(self) -> str: ...
 
+    @property
+    def provider(self) -> str:
+        """Who took the money ("hmac", "wechatpay"): a refund goes back through it."""
+        ...
+
 
 @dataclass(frozen=True)
 class PaymentRecord:
@@ -72,9 +77,13 @@ class PaymentRecord:
     order_id: str
     amount_fen: int
     paid_at: str
-    status: str  # "APPLIED" | "NEEDS_REFUND"
+    status: str  # "APPLIED" | "NEEDS_REFUND" | "REFUNDED" (a NEEDS_REFUND one, once paid back)
     reason: str | None
     recorded_at_ms: int
+    provider: str = "hmac"
+    refunded_by: str | None = None  # "wechatpay:<refund id>", or the finance user who marked it
+    refunded_at_ms: int | None = None
+    refund_note: str | None = None
 
 
 # -- checkout reads ----------------------------------------------------------------------------

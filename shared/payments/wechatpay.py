@@ -14,7 +14,7 @@ HMAC webhook's notices.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,7 @@ from shared.platform.observability import count, logger
 
 JSAPI_PATH = "/v3/pay/transactions/jsapi"
 PAYMENT_EVENT = "TRANSACTION.SUCCESS"
+PROVIDER = "wechatpay"
 USER_AGENT = "retail-suite (WeChat Pay APIv3; cryptography)"
 
 
@@ -224,7 +225,7 @@ class WeChatPayNotifications:
         if type(total) is not int or currency != "CNY" or not isinstance(transaction_id, str) or not transaction_id:
             raise NotOurs("the payment needs transaction_id and amount.total in fen (CNY)")
         order_id = order_id_of(str(t.get("out_trade_no", "")))
-        return PaymentNotice(order_id, transaction_id, total, str(t.get("success_time") or ""))
+        return PaymentNotice(order_id, transaction_id, total, str(t.get("success_time") or ""), PROVIDER)
 
     def verify(self, headers: Mapping[str, str], raw_body: bytes, now_s: float) -> PaymentNotice:
         return self.payment(self.open(headers, raw_body, now_s))
@@ -241,8 +242,10 @@ class WeChatPayments:
         prepays: PrepayStore,
         apply_payment: PaymentApplier,
         clock: Clock,
+        on_refund: Callable[[Notification], str] | None = None,
     ) -> None:
         self._merchant = merchant
+        self._on_refund = on_refund
         self._client = client
         self._orders = orders
         self._prepays = prepays
@@ -302,10 +305,13 @@ class WeChatPayments:
         }
 
     def notified(self, headers: Mapping[str, str], raw_body: bytes) -> str:
-        """Apply a callback; returns what happened ("applied" or "ignored"). Safe to repeat: the
-        payment path applies a transaction id once. Raises BadSignature (bad, stale or unknown-key
-        signature; undecryptable resource), MalformedRequest, NotOurs, AmountMismatch, NotFound."""
+        """Apply a callback; returns what happened ("applied", "settled", "unknown" or "ignored"). Safe to
+        repeat: the payment path applies a transaction id once, a refund settles once. Raises
+        BadSignature (bad, stale or unknown-key signature; undecryptable resource), MalformedRequest,
+        NotOurs, AmountMismatch, NotFound."""
         notification = self.notifications.open(headers, raw_body, self._clock.now_ms() / 1000)
+        if notification.event_type.startswith("REFUND.") and self._on_refund is not None:
+            return self._on_refund(notification)  # shared.payments.wechatpay_refunds: settles the refund
         if not notification.event_type.startswith("TRANSACTION."):
             logger.info("WeChat Pay notification ignored", extra={"event_type": notification.event_type})
             return "ignored"

@@ -420,7 +420,61 @@ def wechat_payments(clock: Clock | None = None) -> WeChatPayments:
     clock = clock or SYSTEM
     client = WeChatPayClient(merchant, UrllibTransport(current.wechatpay_timeout_s), clock)
     payables = OrderPayables(orders())
-    return WeChatPayments(merchant, client, payables, DynamoPrepays(), order_lifecycle(clock).apply_payment, clock)
+    refunds = wechatpay_refunds(clock)
+    return WeChatPayments(
+        merchant, client, payables, DynamoPrepays(), order_lifecycle(clock).apply_payment, clock, refunds.notified
+    )
+
+
+if TYPE_CHECKING:
+    from shared.messaging.ports import Consumer
+    from shared.payments.provider_refunds import PaymentRefunds
+    from shared.payments.wechatpay_refunds import WeChatPayRefunds
+
+
+def wechatpay_refunds(clock: Clock | None = None) -> WeChatPayRefunds:
+    """Refunds and closes through WeChat Pay (docs/payments.md, "Refunds"). NotFound where
+    PAYMENT_PROVIDER is not wechatpay."""
+    from shared.data.stores.payments import DynamoPrepays, DynamoProviderRefunds, DynamoRecordedPayments
+    from shared.kernel.clock import SYSTEM
+    from shared.payments.urllib_transport import UrllibTransport
+    from shared.payments.wechatpay import WeChatPayClient
+    from shared.payments.wechatpay_refunds import WeChatPayRefunds
+
+    current = ready()
+    merchant = _wechatpay_merchant(current)
+    clock = clock or SYSTEM
+    client = WeChatPayClient(merchant, UrllibTransport(current.wechatpay_timeout_s), clock)
+    return WeChatPayRefunds(
+        merchant,
+        client,
+        DynamoProviderRefunds(),
+        DynamoRecordedPayments(orders()),
+        DynamoPrepays(),
+        clock,
+        query_after_ms=current.wechatpay_refund_query_after_s * 1000,
+    )
+
+
+def payment_refunds(clock: Clock | None = None) -> PaymentRefunds:
+    """Finance's side of refunds: in every stage, whatever the provider."""
+    from shared.data.stores.payments import DynamoProviderRefunds, DynamoRecordedPayments
+    from shared.kernel.clock import SYSTEM
+    from shared.payments.provider_refunds import PaymentRefunds
+
+    ready()
+    return PaymentRefunds(DynamoRecordedPayments(orders()), DynamoProviderRefunds(), clock or SYSTEM)
+
+
+def payments_consumer() -> Consumer:
+    """The consumer of PaymentsQueue: WeChat Pay's refunds and closes, or nothing to call (HMAC)."""
+    from shared.payments.provider_refunds import NoProviderRefunds
+
+    if ready().payment_provider != "wechatpay":
+        return NoProviderRefunds()
+    from shared.payments.wechatpay_refunds import WeChatPayConsumer
+
+    return WeChatPayConsumer(wechatpay_refunds())
 
 
 @lru_cache(maxsize=2)

@@ -102,6 +102,9 @@ class Settings(BaseModel):
     wechatpay_description: str = Field(alias="WECHATPAY_DESCRIPTION", default="Order", min_length=1, max_length=100)
     wechatpay_profit_sharing: bool = Field(alias="WECHATPAY_PROFIT_SHARING", default=False)
     wechatpay_timeout_s: float = Field(alias="WECHATPAY_TIMEOUT_S", default=4.0, gt=0, le=10)
+    # How long after a refund was accepted the query job first asks WeChat Pay about it, if no
+    # notification settled it (docs/payments.md, "Refunds"); later checks back off up to an hour.
+    wechatpay_refund_query_after_s: int = Field(alias="WECHATPAY_REFUND_QUERY_AFTER_S", default=600, ge=1, le=86400)
     # Commission (docs/commission.md): the most a line may share out (WeChat Pay profit sharing
     # allows 30%), and the after-sale window after completion during which entries stay FROZEN.
     commission_cap_bp: int = Field(alias="COMMISSION_CAP_BP", default=3000, ge=0, le=10000)

@@ -2,10 +2,14 @@
 fresh keys), over HTTP. Place an order, get the prepay parameters (paySign verifies with the merchant
 public key), let the local WeChat Pay pay it: paid once although the callback comes five times and once
 six minutes old (refused, then accepted on WeChat Pay's retry); a callback signed with another key, with
-its ciphertext altered or for 1 fen less changes nothing and is answered 4xx."""
+its ciphertext altered or for 1 fen less changes nothing and is answered 4xx. Refunds: a full and a
+partial refund reach the local WeChat Pay once each although each refund call times out and is retried,
+the REFUND.SUCCESS notification settles them and the order shows the refunded amounts; a refund whose
+notification never comes is settled by the query job; a cancelled order's transaction is closed."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +39,15 @@ class WeChatPayStack:
 
     def keys(self) -> WeChatPayKeys:
         return WeChatPayKeys.read(self.keys_dir)  # written by the stack at start: fresh each time
+
+    def faults(self, **options: object) -> None:
+        requests.post(f"{self.url}/local/faults", json=options, timeout=10).raise_for_status()
+
+    def refunds(self) -> dict[str, dict]:
+        """The local WeChat Pay's refunds by out_refund_no, with how many requests each got."""
+        answer = requests.get(f"{self.url}/local/refunds", timeout=10)
+        answer.raise_for_status()
+        return {refund["out_refund_no"]: refund for refund in answer.json()}
 
     def pay(self, order_id: str, **options: object) -> list[int]:
         """Ask the local WeChat Pay to pay the order and call back, hostile as `options` say."""
@@ -124,3 +137,91 @@ def test_prepay_then_paid_once_through_the_local_wechat_pay(api, tokens, wechatp
 def test_the_hmac_webhook_stays_live_on_a_wechat_pay_stage(api, tokens):
     order = place_order(api, tokens)
     assert api.post(f"/dev/pay/{order['order_id']}").json()["outcome"] == "paid"
+
+
+def paid_through_wechat_pay(api: HttpApi, tokens: dict[str, str], wechatpay: WeChatPayStack) -> dict:
+    order = place_order(api, tokens)
+    assert api.post(f"/orders/{order['order_id']}/payments", token=tokens["customer"], json={"openid": OPENID}).ok
+    assert wechatpay.pay(order["order_id"]) == [204]
+    eventually(lambda: order_of(api, tokens, order["order_id"])["status"] == "PAID")
+    return order
+
+
+def refund_issued(api: HttpApi, tokens: dict[str, str], order: dict, qty: int) -> dict:
+    sku = order["lines"][0]["sku"]
+    asked = api.post(
+        f"/orders/{order['order_id']}/refunds",
+        token=tokens["customer"],
+        json={"lines": [{"sku": sku, "qty": qty}], "reason": "不想要了"},
+    )
+    assert asked.status_code == 201, asked.text
+    path = f"/admin/orders/{order['order_id']}/refunds/{asked.json()['refund_id']}/decision"
+    decided = api.post(path, token=tokens["merchant_admin"], json={"approve": True, "restock": True})
+    assert decided.status_code == 200, decided.text
+    return decided.json()
+
+
+def settled(api: HttpApi, tokens: dict[str, str], order_id: str, refund_id: str) -> dict | None:
+    order = order_of(api, tokens, order_id)
+    mine = [r for r in order["refunds"] if r["refund_id"] == refund_id]
+    return order if mine and mine[0].get("payout_status") == "SUCCESS" else None
+
+
+def test_a_full_and_a_partial_refund_reach_wechat_pay_once_each_though_the_call_times_out(api, tokens, wechatpay):
+    # Given two orders of two units paid through the local WeChat Pay
+    partial_order, full_order = (paid_through_wechat_pay(api, tokens, wechatpay) for _ in range(2))
+    # And the local WeChat Pay answers the next two refund requests after our 4 s timeout (making the
+    # refund all the same), and settles refunds 20 s after they are made (after our retries)
+    wechatpay.faults(refund_answer_delay_s=5, times=2, refund_settle_s=20)
+    # When one unit of the first and both of the second are refunded
+    partial = refund_issued(api, tokens, partial_order, 1)
+    full = refund_issued(api, tokens, full_order, 2)
+    # Then the REFUND.SUCCESS notifications settle both, and the orders show the refunded amounts
+    half = eventually(lambda: settled(api, tokens, partial_order["order_id"], partial["refund_id"]), timeout_s=90)
+    whole = eventually(lambda: settled(api, tokens, full_order["order_id"], full["refund_id"]), timeout_s=90)
+    assert half["status"] == "PAID" and half["refunded_fen"] == partial["amount_fen"] == partial_order["total_fen"] // 2
+    assert whole["status"] == "REFUNDED" and whole["refunded_fen"] == full_order["total_fen"]
+    # And WeChat Pay made each refund once, for its amount, although each was asked for again
+    refunds = wechatpay.refunds()
+    for refund, order in ((partial, partial_order), (full, full_order)):
+        made = refunds[refund["refund_id"]]
+        assert made["refund_fen"] == refund["amount_fen"] and made["status"] == "SUCCESS"
+        assert made["requests"] >= 2, made  # the timed-out request, then the retry with the same number
+        assert [r["out_trade_no"] for r in refunds.values()].count(order["order_id"][1:]) == 1
+    wechatpay.faults()  # back to prompt answers and settlements
+
+
+def test_a_refund_whose_notification_never_comes_is_settled_by_the_query_job(api, tokens, wechatpay):
+    order = paid_through_wechat_pay(api, tokens, wechatpay)
+    wechatpay.faults(hold_refund_notifications=True)
+    refund = refund_issued(api, tokens, order, 2)
+    # WECHATPAY_REFUND_QUERY_AFTER_S is 5 s under make dev: the job asks and settles it
+    after = eventually(lambda: settled(api, tokens, order["order_id"], refund["refund_id"]), timeout_s=60)
+    assert after["status"] == "REFUNDED"
+    assert wechatpay.refunds()[refund["refund_id"]]["deliveries"] == []  # no notification ever came
+    wechatpay.faults()
+
+
+def test_a_cancelled_orders_transaction_is_closed_and_cannot_be_paid(api, tokens, wechatpay):
+    # Given an order whose payment was started, then cancelled
+    order = place_order(api, tokens)
+    assert api.post(f"/orders/{order['order_id']}/payments", token=tokens["customer"], json={"openid": OPENID}).ok
+    assert api.post(f"/orders/{order['order_id']}/cancel", token=tokens["customer"]).status_code == 200
+    # Then the payments consumer closes its transaction at WeChat Pay (asked as a merchant would)
+    keys, path = (
+        wechatpay.keys(),
+        f"/v3/pay/transactions/out-trade-no/{order['order_id'][1:]}?mchid={wechatpay.keys().mchid}",
+    )
+
+    def trade_state() -> str:
+        signed = crypto.authorization(
+            keys.mchid, keys.merchant_serial, keys.merchant_key, "GET", path, b"", int(time.time()), crypto.nonce_str()
+        )
+        answer = requests.get(wechatpay.url + path, headers={"Authorization": signed}, timeout=10)
+        return str(answer.json()["trade_state"])
+
+    assert eventually(lambda: trade_state() == "CLOSED", timeout_s=30)
+    # And the local WeChat Pay refuses to take the customer's money for it
+    refused = requests.post(f"{wechatpay.url}/local/pay/{order['order_id']}", json={}, timeout=30)
+    assert refused.status_code == 409
+    assert order_of(api, tokens, order["order_id"])["status"] == "CANCELLED"

@@ -62,6 +62,8 @@ def test_the_runner_maps_sources_to_functions_from_the_template(runner: EventRun
         "CommissionQueue": ("commission_consumer", 10),
         "SettlementQueue": ("settlement_worker", 1),
         "ReportingQueue": ("reporting_consumer", 10),
+        "PaymentsQueue": ("payments_consumer", 2),
+        "MembershipQueue": ("membership_consumer", 10),
     }
 
 

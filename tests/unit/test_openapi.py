@@ -37,6 +37,7 @@ from functions.inventory.models import StockIn
 from functions.membership.models import MembershipRulesIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from functions.payments.models import PrepayIn
+from functions.payments.refund_models import MarkRefundedIn
 from functions.settlement.models import SettlementIn
 from shared.payments.hmac_webhook import _NoticeBody as PaymentNoticeBody  # the webhook's body model
 from shared.payments.wechatpay import CallbackBody as WeChatPayCallback
@@ -56,6 +57,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "handOver": HandOverIn,
     "requestRefund": RefundIn,
     "decideRefund": RefundDecisionIn,
+    "markPaymentRefunded": MarkRefundedIn,
     "paymentNotification": PaymentNoticeBody,
     "prepayOrder": PrepayIn,
     "wechatpayNotification": WeChatPayCallback,

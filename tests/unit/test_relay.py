@@ -176,7 +176,11 @@ def test_the_routing_table_sends_customer_facing_events_to_notifications():
     assert queues_for("LowStock") == ["NotificationsQueue"]
     assert queues_for("OrderCompleted") == ["CommissionQueue", "MembershipQueue"]
     assert queues_for("NoSuchEvent") == []
+    # and the payments consumer refunds and closes through the provider (docs/payments.md, "Refunds")
+    assert queues_for("PaymentNeedsRefund") == ["NotificationsQueue", "PaymentsQueue"]
+    assert queues_for("OrderExpired") == ["NotificationsQueue", "PaymentsQueue"]
     assert set(SUBSCRIPTIONS) == {
+        "PaymentsQueue",
         "NotificationsQueue",
         "CommissionQueue",
         "SettlementQueue",

@@ -166,7 +166,9 @@ def test_a_genuine_callback_becomes_the_payment_notice_the_payment_path_applies(
     assert world.payments.notified(headers, body) == "applied"
     transaction = world.wechatpay.transactions[trade_no]
     assert world.applied.applied == [
-        PaymentNotice(order.order_id, str(transaction.transaction_id), 16800, str(transaction.success_time))
+        PaymentNotice(
+            order.order_id, str(transaction.transaction_id), 16800, str(transaction.success_time), "wechatpay"
+        )
     ]
     # WeChat Pay repeats callbacks: each is handed on, the payment path applies a transaction once
     assert world.payments.notified(headers, body) == "applied" and len(world.applied.applied) == 2

@@ -37,7 +37,7 @@ from shared.data.items.membership import (
 from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
-from shared.data.items.payments import PrepayItem
+from shared.data.items.payments import PrepayItem, ProviderRefundItem
 from shared.data.items.reporting import ReportBookItem, ReportCellItem
 from shared.data.items.settlement import SettlementRunItem, SettlementShardItem, StatementRowItem
 from shared.data.items.stock import StockItem
@@ -83,6 +83,7 @@ __all__ = [
     "PointsHoldItem",
     "PrepayItem",
     "ProductItem",
+    "ProviderRefundItem",
     "RefundItem",
     "ReportBookItem",
     "ReportCellItem",

@@ -42,8 +42,12 @@ class PaymentItem(BaseItem, discriminator="Payment"):
     order_id = UnicodeAttribute()
     amount_fen = NumberAttribute()
     paid_at = UnicodeAttribute()
-    status = UnicodeAttribute()
+    status = UnicodeAttribute()  # APPLIED | NEEDS_REFUND | REFUNDED (leaves the gsi1 queue)
     reason = UnicodeAttribute(null=True)
+    provider = UnicodeAttribute(null=True)  # "wechatpay"; absent: the HMAC webhook (before it was kept)
+    refunded_by = UnicodeAttribute(null=True)  # "wechatpay:<refund_id>" or the finance user who marked it
+    refunded_at = NumberAttribute(null=True)
+    refund_note = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(transaction_id: str) -> tuple[str, str]:
@@ -66,6 +70,9 @@ class RefundItem(BaseItem, discriminator="Refund"):
     amount_fen = NumberAttribute()
     reason = UnicodeAttribute()
     restock = UnicodeAttribute(null=True)  # "yes" / "no" once decided
+    # Paid back through the provider (WeChat Pay): PROCESSING until it settles, then SUCCESS, ABNORMAL,
+    # CLOSED or REFUSED (docs/payments.md, "Refunds"); absent for the HMAC webhook's orders.
+    payout_status = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(order_id: str, refund_id: str) -> tuple[str, str]:

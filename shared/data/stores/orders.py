@@ -151,6 +151,7 @@ def _payment_item(payment: PaymentRecord, key: tuple[str, str]) -> PaymentItem:
         paid_at=payment.paid_at,
         status=payment.status,
         reason=payment.reason,
+        provider=payment.provider if payment.provider != "hmac" else None,
         created_at=payment.recorded_at_ms,
         gsi1pk=NEEDS_REFUND_QUEUE if queued else None,
         gsi1sk=f"{iso(payment.recorded_at_ms)}#{payment.transaction_id}#{payment.order_id}" if queued else None,
@@ -166,6 +167,10 @@ def _payment_record(item: PaymentItem) -> PaymentRecord:
         status=item.status,
         reason=item.reason,
         recorded_at_ms=int(item.created_at or 0),
+        provider=item.provider or "hmac",
+        refunded_by=item.refunded_by,
+        refunded_at_ms=int(item.refunded_at) if item.refunded_at is not None else None,
+        refund_note=item.refund_note,
     )
 
 
@@ -181,6 +186,7 @@ def _refund_dict(item: RefundItem) -> Refund:
         "reason": item.reason,
         "restock": item.restock,
         "created_at": iso(int(item.created_at or 0)),
+        **({"payout_status": item.payout_status} if item.payout_status else {}),
     }
 
 
