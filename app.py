@@ -14,6 +14,7 @@ from functions import (
     membership,
     notifications,
     payments,
+    promotions,
     relay,
     reporting,
     settlement,
@@ -31,6 +32,7 @@ app.register_blueprint(inventory.bp)
 app.register_blueprint(membership.bp)
 app.register_blueprint(notifications.bp)
 app.register_blueprint(payments.bp)
+app.register_blueprint(promotions.bp)
 app.register_blueprint(relay.bp)
 app.register_blueprint(reporting.bp)
 app.register_blueprint(settlement.bp)

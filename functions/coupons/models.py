@@ -11,7 +11,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, St
 
 from shared.coupons.model import Benefit, Channel, Kind, Scope, TemplateDraft, TemplateEdit, Terms
 from shared.kernel.errors import MalformedRequest
-from shared.kernel.values import Fen, LocationId, Sku
+from shared.kernel.values import Fen, LocationId
+from shared.web.requests import ScopeIn
 
 TEMPLATE_ID = re.compile(r"ct[0-9a-f]{24}")  # shared.coupons.model.new_template_id
 REDEMPTION_ID = re.compile(r"rd[0-9a-f]{24}")
@@ -25,17 +26,6 @@ KIND_NAMES = {"fixed": "立减券", "threshold": "满减券", "percent": "折扣
 
 def ms(when: AwareDatetime) -> int:
     return int(when.timestamp() * 1000)
-
-
-class ScopeIn(BaseModel):
-    """Left out: everything. SKUs and categories add up; exclusions win over both."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    skus: list[Sku] = Field(default_factory=list, max_length=200)
-    categories: list[Category] = Field(default_factory=list, max_length=200)
-    exclude_skus: list[Sku] = Field(default_factory=list, max_length=200)
-    exclude_categories: list[Category] = Field(default_factory=list, max_length=200)
 
 
 class CouponTemplateIn(BaseModel):

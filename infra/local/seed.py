@@ -13,6 +13,7 @@ from shared.data.items import LocationItem, MemberItem
 from shared.guides.model import Dealer, Guide, Store
 from shared.inventory import stock as inventory
 from shared.platform import bootstrap
+from shared.promotions.model import Kind, Promotion, Tier
 
 PRODUCTS = [
     # sku, 中文名, English name, category, price_fen, member_price_fen
@@ -43,6 +44,16 @@ CITY_EN = {"嘉兴": "Jiaxing", "上海": "Shanghai", "杭州": "Hangzhou"}
 # that same-city and pickup run out where a developer can see it.
 STOCK = {"WH": 100, "S001": 20, "S002": 20}
 MEMBERS = ["c-demo"]  # the customer of the demo token pays member prices
+
+# 满300减30 on the whole catalogue, from 2025 to 2035.
+STANDING_PROMOTION = Promotion(
+    promotion_id="FULL-300-OFF-30",
+    kind=Kind.SPEND_THRESHOLD,
+    starts_ms=1_735_689_600_000,  # 2025-01-01T00:00:00Z
+    ends_ms=2_051_222_400_000,  # 2035-01-01T00:00:00Z
+    tiers=(Tier(threshold_fen=30000, off_fen=3000),),
+    name="满300减30",
+)
 
 # The organisation (docs/commission.md): a dealer owning both stores, a guide per store, and two
 # distributors, the second recruited by the first (so an order through its link pays two levels).
@@ -93,6 +104,7 @@ def seed() -> dict[str, int]:
     for customer_sub in MEMBERS:
         pk, sk = MemberItem.key(customer_sub)
         MemberItem(pk, sk, customer_sub=customer_sub, created_at=now_ms).save()
+    promotions = _seed_promotions()
     return {
         "products": len(PRODUCTS),
         "locations": len(LOCATIONS),
@@ -100,7 +112,18 @@ def seed() -> dict[str, int]:
         "stock_items": stocked,
         "members": len(MEMBERS),
         "contacts": contacts,
+        "promotions": promotions,
     }
+
+
+def _seed_promotions() -> int:
+    """The 满300减30 that was a setting (PROMOTION_*) before promotions were data (docs/pricing.md):
+    created once, through the admin use case; a second run leaves it (and any edit of it) alone."""
+    service = bootstrap.promotions()
+    if service.show(STANDING_PROMOTION.promotion_id) is not None:
+        return 0
+    service.put(STANDING_PROMOTION, expected_version=0)
+    return 1
 
 
 def _seed_organisation() -> None:

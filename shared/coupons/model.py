@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -30,6 +30,7 @@ from shared.kernel.errors import (
     RuleViolation,
     ValidationFailed,
 )
+from shared.kernel.scope import Scope  # one scope rule for coupons and promotions
 
 MAX_TOTAL = 10_000_000
 MAX_PER_USER_LIMIT = 100
@@ -123,36 +124,6 @@ class Window:
 
     def contains(self, now_ms: int) -> bool:
         return self.starts_ms <= now_ms < self.ends_ms
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a coupon applies to: everything, or the listed SKUs and categories; exclusions win."""
-
-    skus: frozenset[str] = frozenset()
-    categories: frozenset[str] = frozenset()
-    exclude_skus: frozenset[str] = frozenset()
-    exclude_categories: frozenset[str] = frozenset()
-
-    def covers(self, sku: str, category: str | None) -> bool:
-        if sku in self.exclude_skus or (category is not None and category in self.exclude_categories):
-            return False
-        if not self.skus and not self.categories:
-            return True
-        return sku in self.skus or (category is not None and category in self.categories)
-
-    def to_dict(self) -> dict[str, list[str]]:
-        return {
-            "skus": sorted(self.skus),
-            "categories": sorted(self.categories),
-            "exclude_skus": sorted(self.exclude_skus),
-            "exclude_categories": sorted(self.exclude_categories),
-        }
-
-    @classmethod
-    def of(cls, raw: Mapping[str, Iterable[str]] | None) -> Scope:
-        raw = raw or {}
-        return cls(**{name: frozenset(raw.get(name) or ()) for name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,13 @@ class Checkout:
         return self._price_with(cart, self._read(cart, customer_sub), check_stock=check_stock)
 
     def _priced(
-        self, cart: Cart, data: CheckoutData, coupon_ids: Sequence[str], coupons: Mapping[str, OrderCoupon], now: int
+        self,
+        cart: Cart,
+        data: CheckoutData,
+        coupon_ids: Sequence[str],
+        coupons: Mapping[str, OrderCoupon],
+        now: int,
+        gifts_short: frozenset[str] = frozenset(),
     ) -> Quote:
         for coupon_id in coupon_ids:
             if coupon_id in coupons:
@@ -166,6 +172,8 @@ class Checkout:
             rules=self.rules,
             coupon_ids=coupon_ids,
             coupons=coupons,
+            promotions=[p for p in data.promotions if p.is_running(now)],
+            gifts_short=gifts_short,
         )
 
     def _reasons(self, cart: Cart, data: CheckoutData, now: int) -> list[dict[str, Any]]:
@@ -232,7 +240,8 @@ class Checkout:
 
     def _price_with(self, cart: Cart, data: CheckoutData, *, check_stock: bool) -> PricedCheckout:
         # Pricing first: an unknown SKU, a duplicate line or a coupon is the clearer answer.
-        quote = self._priced(cart, data, cart.coupon_ids, data.coupons, self.clock.now_ms())
+        now = self.clock.now_ms()
+        quote = self._priced(cart, data, cart.coupon_ids, data.coupons, now)
         location = choose_location(
             cart.fulfilment,
             cart.lines,
@@ -244,6 +253,12 @@ class Checkout:
             short = shortages(cart.lines, location, data.availability)
             if short:
                 raise OutOfStock("not enough stock", sku=short[0], location=location)
+        # A gift the location cannot serve is not given (docs/pricing.md, "Gifts"); the order's
+        # reservation of the gift line is still the check that counts.
+        gifts = [CartLine(line.sku, line.qty) for line in quote.lines[len(cart.lines) :]]
+        gifts_short = frozenset(shortages(gifts, location, data.availability))
+        if gifts_short:
+            quote = self._priced(cart, data, cart.coupon_ids, data.coupons, now, gifts_short)
         applied = tuple(data.coupons[a.id] for a in quote.applied if a.kind in COUPON_KINDS)
         return PricedCheckout(quote, location, cart.fulfilment, data.is_member, applied, data.credit)
 

@@ -69,6 +69,7 @@ class Quote:
     shipping_fen: int
     total_fen: int  # subtotal - discount + shipping == sum of line payables + shipping
     applied: tuple[Applied, ...]
+    promotions: tuple[PromotionApplied, ...] = ()  # every promotion that shaped the quote
 
     def to_dict(self) -> dict:
         """The quote response of API.md."""
@@ -79,6 +80,7 @@ class Quote:
             "shipping_fen": self.shipping_fen,
             "total_fen": self.total_fen,
             "applied": [a.to_dict() for a in self.applied],
+            "promotions": [p.to_dict() for p in self.promotions],
         }
 
     def line(self, sku: str) -> PricedLine:
@@ -137,6 +139,67 @@ class OrderCoupon(Protocol):
 
 
 COUPON_KINDS = ("coupon", "shipping_coupon")  # `Applied.kind` of the coupons a quote applied
+
+
+# -- promotions, as pricing applies them (shared.promotions implements this; docs/pricing.md) ----
+class OrderPromotion(Protocol):
+    """A promotion running now, as the checkout read it. Pricing asks it for a limited price, a
+    threshold saving or a gift; what it answers is capped by pricing at what it applies to."""
+
+    @property
+    def promotion_id(self) -> str: ...
+
+    @property
+    def is_threshold(self) -> bool:
+        """满减 / 满折 by amount or by item count: a saving on the lines it covers."""
+        ...
+
+    @property
+    def is_gift(self) -> bool: ...
+
+    def is_running(self, now_ms: int) -> bool: ...
+
+    def covers(self, sku: str, category: str | None) -> bool: ...
+
+    def limited_price(self, sku: str, category: str | None) -> int | None:
+        """The final unit price it gives `sku`, or None."""
+        ...
+
+    def saving(self, amount_fen: int, qty: int) -> int:
+        """What it takes off covered merchandise of `amount_fen` in `qty` units (0: not reached)."""
+        ...
+
+    def gift(self, amount_fen: int, qty: int) -> tuple[str, int] | None:
+        """The gift (SKU, units) that covered merchandise of `amount_fen` in `qty` units earns."""
+        ...
+
+
+@dataclass(frozen=True)
+class PromotionApplied:
+    """A promotion the quote applied (`promotions` of the quote response, beside API.md's fields):
+    a threshold saving (`amount_fen`, also in `applied`), a limited price (its saving on `skus`),
+    or a gift line (`gift_sku`, `gift_qty`); or, with `skipped`, a gift earned but not given."""
+
+    promotion_id: str
+    kind: str  # "threshold" | "limited_price" | "gift"
+    amount_fen: int
+    skus: tuple[str, ...]
+    gift_sku: str | None = None
+    gift_qty: int = 0
+    skipped: str | None = None  # a gift: "out_of_stock", "unknown_sku", "sku_in_cart"
+
+    def to_dict(self) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "promotion_id": self.promotion_id,
+            "kind": self.kind,
+            "amount_fen": self.amount_fen,
+            "skus": list(self.skus),
+        }
+        if self.gift_sku is not None:
+            view.update(gift_sku=self.gift_sku, gift_qty=self.gift_qty, given=self.skipped is None)
+            if self.skipped is not None:
+                view["skipped"] = self.skipped
+        return view
 
 
 # -- the order ---------------------------------------------------------------------------------

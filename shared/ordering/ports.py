@@ -31,7 +31,7 @@ from shared.kernel.credited import CreditFacts
 from shared.kernel.errors import Conflict
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
-from shared.ordering.model import Order, OrderCoupon
+from shared.ordering.model import Order, OrderCoupon, OrderPromotion
 
 # A refund as the API shows it (API.md, "Refunds"): refund_id, order_id, customer_id, status
 # (REQUESTED | ISSUED | REJECTED), lines [{sku, qty, amount_fen}], amount_fen, reason, restock,
@@ -97,6 +97,9 @@ class CheckoutData:
     availability: Mapping[tuple[str, str], int]
     locations: Mapping[str, Location]
     coupons: Mapping[str, OrderCoupon] = field(default_factory=dict)  # the customer's, of those named
+    # The promotions not ended when read (cached per process; docs/pricing.md): checkout keeps the
+    # ones running at its own `now`. Their gift SKUs' products and stock are read with the cart.
+    promotions: Sequence[OrderPromotion] = ()
     # The customer's binding and last share, read in the same batch (docs/commission.md); None: not read.
     credit: CreditFacts | None = None
 

@@ -1,38 +1,42 @@
 """Pricing a cart: pure arithmetic on integer fen, no I/O.
 
-Rules (docs/checkout.md says the same for people who do not read Python):
+The order of application is fixed (docs/pricing.md says it for people who do not read Python):
+limited-time price, member price, threshold promotions (满减 / 满折, and 满赠 gifts), coupons,
+shipping, shipping coupon.
 
 - One line per SKU. A cart that names a SKU twice is refused (`DuplicateSku`, 422) rather than
-  merged, so the quote's lines are exactly the lines the client sent.
+  merged; the quote's lines are the lines the client sent, then one line per gift given.
 - Unit price: a flash-sale price (`unit_price_override`) replaces the list price and is not
-  combined with the member price; otherwise members pay `Product.member_price_fen` where the
-  product has one. The member saving therefore shows in `unit_price_fen` (it is a price, like the
-  flash price), never in `discount_fen`: `discount_fen` and `applied` hold only order-level
-  reductions, and `sum(applied.amount_fen) == discount_fen`.
-- Order-level promotion (满减, "spend X, get Y off"): when the merchandise of the lines at their
-  own (list or member) price reaches the threshold, Y fen come off. Flash-priced lines neither
-  count toward the threshold nor take a share of the reduction. The reduction is allocated to the
-  eligible lines in proportion to their value by largest remainder, so lines sum exactly.
-- Shipping: pickup is free; other fulfilment types pay a flat fee per type unless the merchandise
-  after discounts reaches the free-shipping threshold. Shipping is not allocated to lines.
-- Coupons (docs/coupons.md, "At checkout"), after the promotion: a coupon id the customer does not
+  combined with anything. Otherwise a running `limited_price` promotion gives the line its final
+  price (the lowest such price, and only when it is below what the customer would pay anyway);
+  members pay `Product.member_price_fen` where it is lower. Those are prices: they show in
+  `unit_price_fen`, never in `discount_fen`. A flash- or limited-priced line takes no other
+  promotion and no coupon (不与其他优惠同享).
+- Threshold promotions, measured on the covered lines at their own (list or member) price: each
+  line takes at most one; the promotion that saves the most on the lines still free goes first
+  (the smaller id on a tie), then the next. Each saving is capped at its lines' merchandise and
+  allocated to them in proportion to their value by largest remainder, so lines sum exactly.
+- Gifts (满赠): a gift promotion reached adds a line of its gift SKU at unit price 0 (its stock is
+  reserved like any line's). A gift whose SKU is already a line of the cart, is not in the
+  catalogue or is short at the order's location is not given, and the quote says why.
+- Coupons (docs/coupons.md, "At checkout"), after the promotions: a coupon id the customer does not
   hold is `UnknownCoupon` (422), one that cannot be used here is `CouponNotUsable` (422, with
   `details.reason`): never silently dropped. At most one merchandise coupon and one shipping
-  coupon. A merchandise coupon takes off what it saves on the lines it covers (flash-priced lines
-  excluded), after the promotion, capped at those lines' payable, allocated to them by largest
-  remainder. Shipping is then priced on the merchandise after every discount, and a shipping
-  coupon takes off at most the shipping; it is listed in `applied` (kind `shipping_coupon`) and
-  lowers `shipping_fen`, so `discount_fen` (= the sum of the line discounts) is the merchandise
-  reductions only.
+  coupon. A merchandise coupon takes off what it saves on the lines it covers, after the
+  promotions, capped at those lines' payable, allocated to them by largest remainder.
+- Shipping is priced on the merchandise after every discount, and a shipping coupon takes off at
+  most the shipping; it is listed in `applied` (kind `shipping_coupon`) and lowers `shipping_fen`,
+  so `discount_fen` (= the sum of the line discounts) is the merchandise reductions only.
 
-Invariants (tests/unit/test_pricing_properties.py): every line's payable = unit * qty - discount
->= 0; sum of payables + shipping == total; refunds of a line, in any partition of its quantity,
-sum exactly to what the line paid.
+Invariants (tests/unit/test_pricing_properties.py, tests/unit/test_promotions_pricing.py): every
+line's payable = unit * qty - discount >= 0; sum of payables + shipping == total; every discount
+within what it applies to; refunds of a line, in any partition of its quantity, sum exactly to
+what the line paid.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -40,7 +44,15 @@ from shared.catalog.model import Product
 from shared.kernel.errors import CouponNotUsable, DuplicateSku, OrderTooLarge, RuleViolation, UnknownCoupon, UnknownSku
 from shared.kernel.money import allocate
 from shared.kernel.values import MAX_AMOUNT_FEN
-from shared.ordering.model import Applied, OrderCoupon, PricedLine, Quote, refund_amount
+from shared.ordering.model import (
+    Applied,
+    OrderCoupon,
+    OrderPromotion,
+    PricedLine,
+    PromotionApplied,
+    Quote,
+    refund_amount,
+)
 
 # PricedLine, Applied, Quote and refund_amount are the order's own values, in shared.ordering.model
 # (which imports only the kernel); pricing makes them, and its callers may import them from here.
@@ -51,6 +63,7 @@ __all__ = [
     "CartLine",
     "PricedLine",
     "PricingRules",
+    "PromotionApplied",
     "Quote",
     "price_cart",
     "refund_amount",
@@ -72,32 +85,21 @@ def _default_shipping() -> Mapping[str, int]:
 
 @dataclass(frozen=True)
 class PricingRules:
-    """The merchant's pricing rules; `shared.platform.bootstrap.pricing_rules()` builds them from settings.
+    """The merchant's shipping rules; `shared.platform.bootstrap.pricing_rules()` builds them from
+    settings. (Promotions are data, not settings: `shared.promotions`, read with the cart.)
 
     Defaults: free shipping from 99 yuan of merchandise (after discounts), otherwise 10 yuan for
-    delivery and ship-from-store and 15 yuan for same-city; pickup always free; 满300减30.
-    A promotion threshold of 0 or an amount of 0 switches the promotion off.
+    delivery and ship-from-store and 15 yuan for same-city; pickup always free.
     """
 
     free_shipping_threshold_fen: int = 9900
     shipping_fen: Mapping[str, int] = field(default_factory=_default_shipping)
-    promotion_id: str = "FULL-300-OFF-30"
-    promotion_threshold_fen: int = 30000
-    promotion_off_fen: int = 3000
 
     def __post_init__(self) -> None:
-        amounts = [self.free_shipping_threshold_fen, self.promotion_threshold_fen, self.promotion_off_fen]
-        if any(a < 0 for a in (*amounts, *self.shipping_fen.values())):
+        if any(a < 0 for a in (self.free_shipping_threshold_fen, *self.shipping_fen.values())):
             raise ValueError("pricing amounts must not be negative")
         if PICKUP in self.shipping_fen and self.shipping_fen[PICKUP] != 0:
             raise ValueError("pickup is free")
-        if self.promotion_on and self.promotion_off_fen > self.promotion_threshold_fen:
-            # Otherwise the reduction could exceed the merchandise it is taken from.
-            raise ValueError("a promotion cannot take off more than its threshold")
-
-    @property
-    def promotion_on(self) -> bool:
-        return self.promotion_threshold_fen > 0 and self.promotion_off_fen > 0
 
     def shipping_for(self, fulfilment_type: str, merchandise_fen: int) -> int:
         if fulfilment_type not in FULFILMENT_TYPES:
@@ -117,25 +119,39 @@ def price_cart(
     unit_price_override: Mapping[str, int] | None = None,
     coupon_ids: Sequence[str] = (),
     coupons: Mapping[str, OrderCoupon] | None = None,
+    promotions: Sequence[OrderPromotion] = (),
+    gifts_short: Collection[str] = (),
 ) -> Quote:
-    """Price `lines` with the coupons named in `coupon_ids` (found in `coupons`, the customer's).
+    """Price `lines` with the running `promotions` and the coupons named in `coupon_ids` (found in
+    `coupons`, the customer's); `gifts_short`: gift SKUs the order's location cannot serve.
     Raises UnknownSku, DuplicateSku, UnknownCoupon, CouponNotUsable (422) and never returns a
     quote whose lines do not sum exactly to its total."""
     named = _named_coupons(coupon_ids, coupons or {})
     _check_lines(lines, products)
     overrides = unit_price_override or {}
-    units = [_unit_price(products[line.sku], is_member, overrides.get(line.sku)) for line in lines]
+    categories = [products[line.sku].category for line in lines]
+    limited = _limited_prices(lines, products, categories, is_member, overrides, promotions)
+    units = [
+        limited[line.sku][0]
+        if line.sku in limited
+        else _unit_price(products[line.sku], is_member, overrides.get(line.sku))
+        for line in lines
+    ]
     gross = [unit * line.qty for unit, line in zip(units, lines, strict=True)]
-    eligible = [0 if line.sku in overrides else g for line, g in zip(lines, gross, strict=True)]
+    # Flash- and limited-priced lines take no other promotion and no coupon.
+    eligible = [0 if line.sku in overrides or line.sku in limited else g for line, g in zip(lines, gross, strict=True)]
 
     applied: list[Applied] = []
-    discounts = [0] * len(lines)
-    if rules.promotion_on and sum(eligible) >= rules.promotion_threshold_fen:
-        discounts = allocate(rules.promotion_off_fen, eligible)
-        applied.append(Applied("promotion", rules.promotion_id, rules.promotion_off_fen))
+    shaped = [
+        PromotionApplied(promotion_id, "limited_price", (products[sku].price_for(is_member) - price) * qty, (sku,))
+        for sku, qty in ((line.sku, line.qty) for line in lines)
+        if sku in limited
+        for price, promotion_id in (limited[sku],)
+    ]
+    discounts = _threshold_promotions(lines, categories, gross, eligible, promotions, applied, shaped)
+    gifts = _gifts(lines, categories, gross, eligible, products, promotions, gifts_short, shaped)
+    promoted = bool(applied) or any(p.kind == "gift" and p.skipped is None for p in shaped)
 
-    promoted = bool(applied)
-    categories = [products[line.sku].category for line in lines]
     covered = [
         [e > 0 and c.covers(line.sku, cat) for line, cat, e in zip(lines, categories, eligible, strict=True)]
         for c in named
@@ -147,7 +163,7 @@ def price_cart(
     priced = tuple(
         PricedLine(line.sku, line.qty, unit, discount, g - discount)
         for line, unit, g, discount in zip(lines, units, gross, discounts, strict=True)
-    )
+    ) + tuple(PricedLine(sku, qty, 0, 0, 0) for sku, qty in gifts)
     subtotal = sum(gross)
     discount = sum(discounts)
     shipping = rules.shipping_for(fulfilment_type, subtotal - discount)
@@ -160,7 +176,96 @@ def price_cart(
     if max(subtotal, subtotal - discount + shipping) > MAX_AMOUNT_FEN:
         # Refused here, at quote and order alike, so that every order placed can be paid in one payment.
         raise OrderTooLarge("the order is above what one payment carries", max_fen=MAX_AMOUNT_FEN)
-    return Quote(priced, subtotal, discount, shipping, subtotal - discount + shipping, tuple(applied))
+    total = subtotal - discount + shipping
+    return Quote(priced, subtotal, discount, shipping, total, tuple(applied), tuple(shaped))
+
+
+def _limited_prices(
+    lines: Sequence[CartLine],
+    products: Mapping[str, Product],
+    categories: Sequence[str | None],
+    is_member: bool,
+    overrides: Mapping[str, int],
+    promotions: Sequence[OrderPromotion],
+) -> dict[str, tuple[int, str]]:
+    """The lines a limited price applies to: sku -> (final unit price, promotion id); the lowest
+    price of the running limited-price promotions, only where it is below the customer's own price."""
+    limited: dict[str, tuple[int, str]] = {}
+    for line, category in zip(lines, categories, strict=True):
+        if line.sku in overrides:
+            continue
+        own = products[line.sku].price_for(is_member)
+        offers = [(p.limited_price(line.sku, category), p.promotion_id) for p in promotions]
+        priced = sorted((price, pid) for price, pid in offers if price is not None and 0 <= price < own)
+        if priced:
+            limited[line.sku] = priced[0]
+    return limited
+
+
+def _threshold_promotions(
+    lines: Sequence[CartLine],
+    categories: Sequence[str | None],
+    gross: Sequence[int],
+    eligible: Sequence[int],
+    promotions: Sequence[OrderPromotion],
+    applied: list[Applied],
+    shaped: list[PromotionApplied],
+) -> list[int]:
+    """The line discounts of the threshold promotions: best saving first, a line at most once."""
+    discounts = [0] * len(lines)
+    free = {i for i, e in enumerate(eligible) if e > 0}
+    waiting = sorted((p for p in promotions if p.is_threshold), key=lambda p: p.promotion_id)
+    while waiting and free:
+        best: tuple[int, OrderPromotion, list[int]] | None = None
+        for promotion in waiting:
+            idx = [i for i in sorted(free) if promotion.covers(lines[i].sku, categories[i])]
+            amount = sum(gross[i] for i in idx)
+            off = min(promotion.saving(amount, sum(lines[i].qty for i in idx)), amount) if idx else 0
+            if off > 0 and (best is None or off > best[0]):
+                best = (off, promotion, idx)
+        if best is None:
+            break
+        off, promotion, idx = best
+        for i, share in zip(idx, allocate(off, [gross[i] for i in idx]), strict=True):
+            discounts[i] += share
+        free -= set(idx)
+        waiting.remove(promotion)
+        applied.append(Applied("promotion", promotion.promotion_id, off))
+        shaped.append(PromotionApplied(promotion.promotion_id, "threshold", off, tuple(lines[i].sku for i in idx)))
+    return discounts
+
+
+def _gifts(
+    lines: Sequence[CartLine],
+    categories: Sequence[str | None],
+    gross: Sequence[int],
+    eligible: Sequence[int],
+    products: Mapping[str, Product],
+    promotions: Sequence[OrderPromotion],
+    gifts_short: Collection[str],
+    shaped: list[PromotionApplied],
+) -> list[tuple[str, int]]:
+    """The gift lines earned, one per gift SKU, by promotion id; the ones not given say why."""
+    given: list[tuple[str, int]] = []
+    in_cart = {line.sku for line in lines}
+    for promotion in sorted((p for p in promotions if p.is_gift), key=lambda p: p.promotion_id):
+        idx = [i for i, e in enumerate(eligible) if e > 0 and promotion.covers(lines[i].sku, categories[i])]
+        gift = promotion.gift(sum(gross[i] for i in idx), sum(lines[i].qty for i in idx)) if idx else None
+        if gift is None:
+            continue
+        sku, qty = gift
+        skipped = None
+        if sku in in_cart or any(sku == g for g, _ in given):
+            skipped = "sku_in_cart"  # one line per SKU: the order's refunds and stock are per SKU
+        elif sku not in products:
+            skipped = "unknown_sku"
+        elif sku in gifts_short:
+            skipped = "out_of_stock"  # 赠完即止: the gift runs out, the order still goes through
+        else:
+            given.append((sku, qty))
+        skus = tuple(lines[i].sku for i in idx)
+        shaped.append(PromotionApplied(promotion.promotion_id, "gift", 0, skus, sku, qty, skipped))
+    return given
 
 
 def _named_coupons(coupon_ids: Sequence[str], coupons: Mapping[str, OrderCoupon]) -> list[OrderCoupon]:

@@ -172,9 +172,6 @@ def pricing_rules() -> PricingRules:
             "ship_from_store": s.shipping_ship_from_store_fen,
             "same_city": s.shipping_same_city_fen,
         },
-        promotion_id=s.promotion_id,
-        promotion_threshold_fen=s.promotion_threshold_fen,
-        promotion_off_fen=s.promotion_off_fen,
     )
 
 
@@ -314,6 +311,20 @@ def coupons() -> CouponPorts:
         clock=SYSTEM,
         verification_key=b"store-verification:" + current.jwt_secret.get_secret_value().encode(),
     )
+
+
+if TYPE_CHECKING:
+    from shared.promotions.service import Promotions
+
+
+def promotions() -> Promotions:
+    """Promotions for merchant admins and for everyone (shared/promotions/service.py); checkout
+    reads the same store's cached list with the cart (shared/data/stores/checkout_reads.py)."""
+    from shared.data.stores.promotions import DynamoPromotions
+    from shared.promotions.service import Promotions
+
+    ready()
+    return Promotions(DynamoPromotions())
 
 
 if TYPE_CHECKING:

@@ -51,14 +51,11 @@ class Settings(BaseModel):
     )
     wechat_template_ids: str = Field(alias="WECHAT_TEMPLATE_IDS", default="")
     sms_api_key: SecretStr | None = Field(alias="SMS_API_KEY", default=None)
-    # Pricing (shared/ordering/pricing.py, docs/checkout.md): shipping and the order-level 满减 promotion.
+    # Pricing (shared/ordering/pricing.py, docs/pricing.md): shipping. Promotions are data (shared/promotions).
     free_shipping_threshold_fen: int = Field(alias="FREE_SHIPPING_THRESHOLD_FEN", default=9900, ge=0)
     shipping_delivery_fen: int = Field(alias="SHIPPING_DELIVERY_FEN", default=1000, ge=0)
     shipping_ship_from_store_fen: int = Field(alias="SHIPPING_SHIP_FROM_STORE_FEN", default=1000, ge=0)
     shipping_same_city_fen: int = Field(alias="SHIPPING_SAME_CITY_FEN", default=1500, ge=0)
-    promotion_id: str = Field(alias="PROMOTION_ID", default="FULL-300-OFF-30", min_length=1)
-    promotion_threshold_fen: int = Field(alias="PROMOTION_THRESHOLD_FEN", default=30000, ge=0)
-    promotion_off_fen: int = Field(alias="PROMOTION_OFF_FEN", default=3000, ge=0)
     # Same-city delivery: stores within this distance of the address (shared/ordering/fulfilment.py).
     same_city_radius_km: float = Field(alias="SAME_CITY_RADIUS_KM", default=30.0, gt=0)
     # Flash sales (docs/flash-sales.md): the peak a sale is sharded for when its creator gives none

@@ -1,14 +1,32 @@
 """Request models that more than one function's API takes (API.md): the address and the
-fulfilment of checkout, which flash sales take too (narrowed by their own request model)."""
+fulfilment of checkout, which flash sales take too (narrowed by their own request model); the scope
+of a coupon template and of a promotion."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, model_validator
 
-from shared.kernel.values import LocationId, LongText, Phone, ShortText
+from shared.kernel.scope import Scope
+from shared.kernel.values import LocationId, LongText, Phone, ShortText, Sku
 from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
+
+Category = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ScopeIn(BaseModel):
+    """Left out: everything. SKUs and categories add up; exclusions win over both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    skus: list[Sku] = Field(default_factory=list, max_length=200)
+    categories: list[Category] = Field(default_factory=list, max_length=200)
+    exclude_skus: list[Sku] = Field(default_factory=list, max_length=200)
+    exclude_categories: list[Category] = Field(default_factory=list, max_length=200)
+
+    def to_scope(self) -> Scope:
+        return Scope.of(self.model_dump())
 
 
 class AddressIn(BaseModel):

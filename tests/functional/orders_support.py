@@ -12,6 +12,7 @@ from shared.kernel.idempotency import IdempotentRequest
 from shared.ordering.placement import Placement
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
 from shared.platform import bootstrap
+from tests.fakes.promotions import full_300_off_30
 
 PRODUCTS = {
     "TEA-1": Product(sku="TEA-1", name="龙井", price_fen=10000),
@@ -42,6 +43,7 @@ def placement(
         is_member=False,
         fulfilment_type=fulfilment["type"],
         rules=PricingRules(),
+        promotions=(full_300_off_30(),),  # the standing promotion every test table has
     )
     return Placement(quote=quote, location=location, fulfilment=fulfilment, payment_window_s=window_s)
 

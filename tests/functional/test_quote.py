@@ -53,6 +53,8 @@ def test_a_delivery_quote_at_list_price(client, tokens, shop):
         # Issue 11: the customer's usable coupons and the best combination (none here).
         "usable_coupons": [],
         "suggested_coupon_ids": [],
+        # Issue 11: the promotions that shaped the quote (none reached here).
+        "promotions": [],
     }
 
 

@@ -14,6 +14,7 @@ from shared.coupons.checkout import CouponAtCheckout
 from shared.coupons.model import Benefit, Channel, Coupon, Kind, Scope, Status, Terms, Window
 from shared.kernel.errors import CouponExpired, CouponInUse, CouponNotUsable, UnknownCoupon
 from shared.ordering.pricing import CartLine, PricingRules, price_cart, refund_amount
+from tests.fakes.promotions import full_300_off_30
 
 NOW = 1_767_225_600_000
 PRODUCTS = {
@@ -39,9 +40,10 @@ def at_checkout(benefit: Benefit, coupon_id: str = "cp1", **terms) -> CouponAtCh
 
 
 RULES = PricingRules()
+PROMOTIONS = (full_300_off_30(),)  # the 满300减30 that was a setting, as a promotion
 
 
-def priced(lines, coupons, fulfilment="delivery", rules=RULES, overrides=None):
+def priced(lines, coupons, fulfilment="delivery", rules=RULES, overrides=None, promotions=PROMOTIONS):
     return price_cart(
         [CartLine(s, q) for s, q in lines],
         PRODUCTS,
@@ -51,6 +53,7 @@ def priced(lines, coupons, fulfilment="delivery", rules=RULES, overrides=None):
         unit_price_override=overrides,
         coupon_ids=[c.coupon_id for c in coupons],
         coupons={c.coupon_id: c for c in coupons},
+        promotions=promotions,
     )
 
 
@@ -128,8 +131,7 @@ def test_a_coupon_is_allocated_by_largest_remainder_over_the_lines_it_covers():
 
 
 def test_the_promotion_first_then_the_coupon_on_what_is_left():
-    rules = PricingRules(promotion_threshold_fen=30000, promotion_off_fen=3000)
-    quote = priced([("TEA", 2)], [at_checkout(Benefit(Kind.PERCENT, percent_off=10))], rules=rules)
+    quote = priced([("TEA", 2)], [at_checkout(Benefit(Kind.PERCENT, percent_off=10))])
     assert [(a.kind, a.amount_fen) for a in quote.applied] == [("promotion", 3000), ("coupon", 3060)]
     with pytest.raises(CouponNotUsable) as refused:
         priced([("TEA", 2)], [at_checkout(Benefit(Kind.FIXED, amount_fen=1), stackable_with_promotions=False)])

@@ -38,6 +38,7 @@ from functions.membership.models import MembershipRulesIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from functions.payments.models import PrepayIn
 from functions.payments.refund_models import MarkRefundedIn
+from functions.promotions.models import PromotionIn
 from functions.settlement.models import SettlementIn
 from shared.payments.hmac_webhook import _NoticeBody as PaymentNoticeBody  # the webhook's body model
 from shared.payments.wechatpay import CallbackBody as WeChatPayCallback
@@ -81,6 +82,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "putCommissionRules": CommissionRulesIn,
     "putMembershipRules": MembershipRulesIn,
     "startSettlementRun": SettlementIn,
+    "putPromotion": PromotionIn,
 }
 
 

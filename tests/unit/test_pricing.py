@@ -8,21 +8,25 @@ from shared.catalog.model import Product
 from shared.kernel.errors import DuplicateSku, RuleViolation, UnknownCoupon, UnknownSku
 from shared.kernel.money import allocate
 from shared.ordering.pricing import CartLine, PricedLine, PricingRules, price_cart, refund_amount
+from shared.promotions.model import Kind, Promotion, Tier, promotion_problems
+from tests.fakes.promotions import full_300_off_30
 
 TEA = Product(sku="TEA", name="龙井", price_fen=16800, member_price_fen=15800)
 MUG = Product(sku="MUG", name="杯", price_fen=2500)
 PEN = Product(sku="PEN", name="笔", price_fen=300)
 PRODUCTS = {p.sku: p for p in (TEA, MUG, PEN)}
 RULES = PricingRules()
+PROMOTIONS = (full_300_off_30(),)  # the 满300减30 that was a setting, as a promotion
 
 
-def quote(lines, *, member=False, fulfilment="delivery", rules=RULES, **kwargs):
+def quote(lines, *, member=False, fulfilment="delivery", rules=RULES, promotions=PROMOTIONS, **kwargs):
     return price_cart(
         [CartLine(sku, qty) for sku, qty in lines],
         PRODUCTS,
         is_member=member,
         fulfilment_type=fulfilment,
         rules=rules,
+        promotions=promotions,
         **kwargs,
     )
 
@@ -38,6 +42,7 @@ def test_a_small_delivery_pays_list_price_and_flat_shipping():
         "shipping_fen": 1000,
         "total_fen": 6000,
         "applied": [],
+        "promotions": [],
     }
 
 
@@ -100,10 +105,12 @@ def test_unknown_or_duplicate_skus_and_any_coupon_are_refused():
         quote([])
 
 
-def test_rules_refuse_a_reduction_larger_than_its_threshold():
-    with pytest.raises(ValueError):
-        PricingRules(promotion_threshold_fen=1000, promotion_off_fen=1001)
-    assert not PricingRules(promotion_off_fen=0).promotion_on
+def test_a_promotion_refuses_a_reduction_larger_than_its_threshold():
+    too_much = Promotion("P", Kind.SPEND_THRESHOLD, 0, 1, tiers=(Tier(threshold_fen=1000, off_fen=1001),))
+    assert promotion_problems(too_much) == [
+        {"field": "tiers.0.off_fen", "problem": "must not exceed its threshold_fen"}
+    ]
+    assert quote([("TEA", 2)], promotions=()).discount_fen == 0  # no promotion running: nothing off
 
 
 @pytest.mark.parametrize(

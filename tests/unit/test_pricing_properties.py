@@ -15,6 +15,7 @@ from shared.ordering.pricing import (
     price_cart,
     refund_amount,
 )
+from shared.promotions.model import Kind, Promotion, Tier
 
 fen = st.integers(min_value=0, max_value=2_000_000)
 
@@ -37,31 +38,34 @@ def carts(draw):
 
 
 @st.composite
-def rules(draw) -> PricingRules:
-    threshold = draw(st.integers(min_value=0, max_value=5_000_000))
+def rules(draw) -> tuple[PricingRules, tuple[Promotion, ...]]:
+    """Shipping rules, and an order-level 满减 (the promotion that was a setting before)."""
+    threshold = draw(st.integers(min_value=1, max_value=5_000_000))
     off = draw(st.integers(min_value=0, max_value=threshold))
     flat = {
         kind: draw(st.integers(min_value=0, max_value=5000)) for kind in ("delivery", "ship_from_store", "same_city")
     }
-    return PricingRules(
+    shipping = PricingRules(
         free_shipping_threshold_fen=draw(st.integers(min_value=0, max_value=5_000_000)),
         shipping_fen=flat,
-        promotion_threshold_fen=threshold,
-        promotion_off_fen=off,
     )
+    tier = Tier(threshold_fen=threshold, off_fen=off)
+    return shipping, ((Promotion("P", Kind.SPEND_THRESHOLD, 0, 1, tiers=(tier,)),) if off else ())
 
 
 @settings(max_examples=400)
 @given(carts(), rules(), st.booleans(), st.sampled_from(sorted(FULFILMENT_TYPES)))
 def test_lines_sum_to_the_total_and_nothing_is_negative(cart, pricing_rules, is_member, fulfilment):
     lines, catalogue, overrides = cart
+    shipping, promotions = pricing_rules
     quote = price_cart(
         lines,
         catalogue,
         is_member=is_member,
         fulfilment_type=fulfilment,
-        rules=pricing_rules,
+        rules=shipping,
         unit_price_override=overrides,
+        promotions=promotions,
     )
     assert sum(line.payable_fen for line in quote.lines) + quote.shipping_fen == quote.total_fen
     assert sum(line.unit_price_fen * line.qty for line in quote.lines) == quote.subtotal_fen

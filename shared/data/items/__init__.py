@@ -38,6 +38,7 @@ from shared.data.items.notifications import ContactItem, NotificationItem, WeCha
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
 from shared.data.items.payments import PrepayItem, ProviderRefundItem
+from shared.data.items.promotions import PromotionItem
 from shared.data.items.reporting import ReportBookItem, ReportCellItem
 from shared.data.items.settlement import SettlementRunItem, SettlementShardItem, StatementRowItem
 from shared.data.items.stock import StockItem
@@ -83,6 +84,7 @@ __all__ = [
     "PointsHoldItem",
     "PrepayItem",
     "ProductItem",
+    "PromotionItem",
     "ProviderRefundItem",
     "RefundItem",
     "ReportBookItem",

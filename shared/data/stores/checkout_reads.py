@@ -1,7 +1,9 @@
 """Everything checkout reads before it prices, in one BatchGetItem when the location is known:
 the products, their stock items at that location, the customer's member item and the location
-item itself (so an unknown store is caught without another call). Same-city reads the cached
-store list (`locations_store`) and then stock at every store in the same BatchGetItem.
+item itself (so an unknown store is caught without another call); the gifts of the running
+promotions (cached per process, `shared.data.stores.promotions`) are products of that read too.
+Same-city reads the cached store list (`locations_store`) and then stock at every store in the
+same BatchGetItem.
 
 Reads are eventually consistent: they price and advise; the order's conditional reservation is
 the check that counts.
@@ -20,7 +22,9 @@ from shared.data.items import CouponItem, LocationItem, MemberItem, ProductItem,
 from shared.data.items.guides import BindingItem, ShareVisitItem
 from shared.data.stores.coupons import DynamoCoupons, coupon_at_checkout
 from shared.data.stores.locations import DynamoLocations
+from shared.data.stores.promotions import DynamoPromotions
 from shared.inventory.locations import Location
+from shared.kernel.clock import SYSTEM
 from shared.kernel.credited import Credited, CreditFacts
 from shared.ordering.model import OrderCoupon
 from shared.ordering.ports import CheckoutData
@@ -33,7 +37,11 @@ def load_for_checkout(
 ) -> CheckoutData:
     """`locations`: the location ids that may serve the order; None for every store (same-city).
     `coupon_ids`: the customer's coupons named in the cart, in the same BatchGetItem."""
-    skus = list(dict.fromkeys(skus))
+    # The promotions come from the per-process cache (no round trip when warm), so their gifts'
+    # products and stock join this one BatchGetItem (docs/pricing.md).
+    promotions = DynamoPromotions().current(SYSTEM.now_ms())
+    gift_skus = sorted({sku for p in promotions for sku in p.gift_skus})
+    skus = list(dict.fromkeys([*skus, *gift_skus]))
     known: dict[str, Location] = {}
     keys: list[Key] = [ProductItem.key(sku) for sku in skus] + [MemberItem.key(customer_sub)]
     keys += [CouponItem.key(coupon_id) for coupon_id in dict.fromkeys(coupon_ids)]
@@ -76,6 +84,7 @@ def load_for_checkout(
         locations=known,
         coupons=coupons,
         credit=credit,
+        promotions=promotions,
     )
 
 
