@@ -32,6 +32,8 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
     # The report books (docs/commission.md, "Reports"): the payments side from the order events,
     # the ledger side from what the commission ledger announces it booked.
     "ReportingQueue": frozenset({EventType.ORDER_PAID, EventType.REFUND_ISSUED, EventType.COMMISSION_RECORDED}),
+    # Members (docs/membership.md): the first order enrols, completions grow and earn, refunds give back.
+    "MembershipQueue": frozenset({EventType.ORDER_PAID, EventType.ORDER_COMPLETED, EventType.REFUND_ISSUED}),
     # Money back through the provider (docs/payments.md, "Refunds"): refunds issued, payments that paid
     # no order, and unpaid orders whose transaction must be closed.
     "PaymentsQueue": frozenset(
@@ -42,8 +44,6 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
             EventType.ORDER_EXPIRED,
         }
     ),
-    # Members (docs/membership.md): the first order enrols, completions grow and earn, refunds give back.
-    "MembershipQueue": frozenset({EventType.ORDER_PAID, EventType.ORDER_COMPLETED, EventType.REFUND_ISSUED}),
 }
 
 

@@ -180,10 +180,10 @@ def test_the_routing_table_sends_customer_facing_events_to_notifications():
     assert queues_for("PaymentNeedsRefund") == ["NotificationsQueue", "PaymentsQueue"]
     assert queues_for("OrderExpired") == ["NotificationsQueue", "PaymentsQueue"]
     assert set(SUBSCRIPTIONS) == {
-        "PaymentsQueue",
         "NotificationsQueue",
         "CommissionQueue",
         "SettlementQueue",
         "ReportingQueue",
+        "PaymentsQueue",
         "MembershipQueue",
     }
