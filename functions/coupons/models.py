@@ -51,7 +51,7 @@ class CouponTemplateIn(BaseModel):
     valid_to: AwareDatetime
     valid_days: Annotated[StrictInt, Field(ge=1, le=366)] | None = None
     channels: Annotated[list[Literal["online", "offline"]], Field(min_length=1, max_length=2)]
-    member_levels: Annotated[list[Title], Field(max_length=20)] | None = None
+    member_levels: Annotated[list[Title], Field(min_length=1, max_length=20)] | None = None
     stackable_with_promotions: StrictBool = True
     expected_peak_per_s: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
     guide_quota: Annotated[StrictInt, Field(ge=1, le=10_000_000)] | None = None

@@ -18,14 +18,28 @@ A guide-only template is never claimed by customers: its guides issue it to thei
 (`issue_by_guide`), in the same one transaction with two parts more, the guide's count within
 the template's quota and a check that the member is still bound to that guide (docs/coupons.md,
 "Guides").
+
+A template that names member levels admits only members at one of them: one part more, a check of
+the member record's level inside the same transaction (no read before it), against the level
+numbers its names have in the merchant's level table, which is kept like the template
+(docs/coupons.md, "Member levels"). A template without levels has no such part and reads no table.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.coupons.model import Coupon, GuideOnly, NotGuideTemplate, NotYourMember, Template, new_coupon_id
+from shared.coupons.model import (
+    Coupon,
+    GuideOnly,
+    LevelRule,
+    NotGuideTemplate,
+    NotYourMember,
+    Template,
+    new_coupon_id,
+)
 from shared.coupons.ports import BindingChanged, CodeTaken, CouponPorts, GuideOfMember, ShardEmpty
 from shared.kernel.clock import iso
 from shared.kernel.errors import CouponExhausted, DomainError, NotFound, TemporarilyUnavailable
@@ -48,48 +62,64 @@ class Issuer:
 
 @dataclass
 class _Kept:
-    template: Template
+    value: Template | tuple[str, ...]
     until: float  # monotonic seconds
 
 
 class ClaimMemory:
-    """Per process: templates read a moment ago, and templates found used up a moment ago (whose
-    claims first read the shards, one consistent BatchGetItem, instead of trying every shard)."""
+    """Per process: templates read a moment ago, the merchant's member level names read a moment
+    ago for a template that names levels (kept beside it, read again with it), and templates found used up a moment
+    ago (whose claims first read the shards, one consistent BatchGetItem, instead of trying every
+    shard)."""
 
     def __init__(self) -> None:
-        self._templates: dict[str, _Kept] = {}
+        self._kept: dict[str, _Kept] = {}
         self._exhausted: dict[str, float] = {}
         self._refreshing: set[str] = set()
         self._lock = threading.Lock()
 
     def template(self, template_id: str, ports: CouponPorts) -> Template:
+        found = self._fresh(template_id, lambda: ports.templates.get(template_id), ports)
+        if not isinstance(found, Template):
+            raise NotFound("no such coupon template", template_id=template_id)
+        return found
+
+    def level_names(self, template_id: str, ports: CouponPorts) -> tuple[str, ...]:
+        names = self._fresh(_levels_key(template_id), ports.levels.names, ports)
+        assert isinstance(names, tuple)
+        return names
+
+    def _fresh(
+        self, key: str, read: Callable[[], Template | tuple[str, ...] | None], ports: CouponPorts
+    ) -> Template | tuple[str, ...] | None:
+        """What `read` gave for `key` within `template_cache_s`, else `read` again (not kept: None)."""
         now = ports.clock.monotonic()
-        kept = self._templates.get(template_id)
+        kept = self._kept.get(key)
         if kept is not None and kept.until > now:
-            return kept.template
+            return kept.value
         if kept is not None:
             with self._lock:
-                if template_id in self._refreshing:
+                if key in self._refreshing:
                     # Another thread is reading it now: claim under the one read a moment ago rather
                     # than every thread paying a read when the time runs out (one refresh per process).
-                    return kept.template
-                self._refreshing.add(template_id)
+                    return kept.value
+                self._refreshing.add(key)
         try:
-            found = ports.templates.get(template_id)
+            found = read()
         finally:
             with self._lock:
-                self._refreshing.discard(template_id)
-        if found is None:
-            raise NotFound("no such coupon template", template_id=template_id)
-        with self._lock:
-            if len(self._templates) >= TEMPLATES_KEPT:
-                self._templates.clear()
-            self._templates[template_id] = _Kept(found, now + ports.policy.template_cache_s)
+                self._refreshing.discard(key)
+        if found is not None:
+            with self._lock:
+                if len(self._kept) >= TEMPLATES_KEPT:
+                    self._kept.clear()
+                self._kept[key] = _Kept(found, now + ports.policy.template_cache_s)
         return found
 
     def forget(self, template_id: str) -> None:
         with self._lock:
-            self._templates.pop(template_id, None)
+            self._kept.pop(template_id, None)
+            self._kept.pop(_levels_key(template_id), None)
 
     def note_exhausted(self, template_id: str, ports: CouponPorts) -> None:
         with self._lock:
@@ -106,6 +136,10 @@ class ClaimMemory:
             self._exhausted.pop(template_id, None)
 
 
+def _levels_key(template_id: str) -> str:
+    return f"{template_id}#member-levels"  # a template id never holds '#'
+
+
 memory = ClaimMemory()
 
 
@@ -120,7 +154,7 @@ def claim(template_id: str, customer_id: str, request: IdempotentRequest, ports:
         if template.guide_only:
             raise GuideOnly("this coupon is issued by guides to their members", template_id=template_id)
         template.check_claim(ports.clock.now_ms())
-        return _claim_from_shards(template, customer_id, request, ports)
+        return _claim_from_shards(template, customer_id, request, ports, levels=_level_rule(template, ports))
     except DomainError as refused:
         return _replayed(request, ports, refused)
 
@@ -140,17 +174,30 @@ def issue_by_guide(
         if not template.guide_only:
             raise NotGuideTemplate("customers claim this coupon themselves", template_id=template_id)
         template.check_claim(ports.clock.now_ms())
+        levels = _level_rule(template, ports)
         for _ in range(BINDING_READS):
             bound = ports.guides.guide_of(member_id, ports.clock.now_ms())
             if bound is None or bound.guide_id != guide_id:
                 raise NotYourMember("the member is not bound to you", member_id=member_id)
             try:
-                return _claim_from_shards(template, member_id, request, ports, Issuer(guide_id, bound))
+                return _claim_from_shards(template, member_id, request, ports, Issuer(guide_id, bound), levels)
             except BindingChanged:
                 continue  # renewed or moved meanwhile: read it again and decide again
         raise TemporarilyUnavailable("the member's binding keeps changing; retry")
     except DomainError as refused:
         return _replayed(request, ports, refused)
+
+
+def _level_rule(template: Template, ports: CouponPorts) -> LevelRule | None:
+    """The levels `template` admits, or None when it names none (then no table is read and the
+    transaction has no level part). A rule whose names match no level of the table admits nobody:
+    refused here, before any write."""
+    if template.member_levels is None:
+        return None
+    rule = LevelRule.of(template, memory.level_names(template.template_id, ports))
+    if not rule.numbers:
+        raise rule.refusal()
+    return rule
 
 
 def _replayed(request: IdempotentRequest, ports: CouponPorts, refused: DomainError) -> StoredResponse:
@@ -167,13 +214,14 @@ def _claim_from_shards(
     request: IdempotentRequest,
     ports: CouponPorts,
     issuer: Issuer | None = None,
+    levels: LevelRule | None = None,
 ) -> StoredResponse:
     if memory.seems_exhausted(template.template_id, ports):
         _confirm_exhausted(template, ports)
     busy: TemporarilyUnavailable | None = None
     for shard in shard_order(customer_id, template.shards):
         try:
-            return _claim_on(template, shard, customer_id, request, ports, issuer)
+            return _claim_on(template, shard, customer_id, request, ports, issuer, levels)
         except ShardEmpty:
             continue
         except TemporarilyUnavailable as exc:
@@ -201,6 +249,7 @@ def _claim_on(
     request: IdempotentRequest,
     ports: CouponPorts,
     issuer: Issuer | None,
+    levels: LevelRule | None,
 ) -> StoredResponse:
     for _ in range(CODE_DRAWS):
         now = ports.clock.now_ms()
@@ -212,6 +261,8 @@ def _claim_on(
         if issuer is not None:
             uow.count_guide_issue(template, issuer.guide_id)
             uow.check_bound(customer_id, issuer.binding)
+        if levels is not None:
+            uow.check_level(customer_id, levels)  # the level as stored when the claim is written
         uow.add_coupon(coupon)
         uow.emit(claimed_event(coupon))
         answer = coupon.view(now) if issuer is None else coupon.issued_view(now)

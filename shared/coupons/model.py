@@ -70,6 +70,60 @@ class GuideQuotaReached(Conflict):
     code = "GUIDE_QUOTA_REACHED"
 
 
+class MemberLevelRequired(Forbidden):
+    """The template names member levels and the claimant's current level is not one of them
+    (docs/coupons.md, "Member levels")."""
+
+    code = "MEMBER_LEVEL_REQUIRED"
+
+
+class UnknownMemberLevel(RuleViolation):
+    """A new template names a level the merchant's membership rules do not define."""
+
+    code = "UNKNOWN_MEMBER_LEVEL"
+
+
+@dataclass(frozen=True)
+class LevelRule:
+    """The member levels a template admits, by number, resolved from the names it gives against
+    the merchant's level table as it is now (`names`, by level number, 0 the lowest).
+
+    A member is admitted when its stored level is one of `numbers`; no member record yet counts as
+    level 0 (enrolment makes level 0), and a stored level the merchant has since removed counts as
+    the highest level left (as `MembershipRules.level` reads it, so the claim agrees with
+    `GET /me/member`). A name the table no longer has admits nobody."""
+
+    template_id: str
+    names: tuple[str, ...]  # the template's, sorted: what the refusal names
+    numbers: frozenset[int]
+    levels_defined: int
+
+    @classmethod
+    def of(cls, template: Template, table: Sequence[str]) -> LevelRule:
+        wanted = template.member_levels or frozenset()
+        numbers = frozenset(n for n, name in enumerate(table) if name in wanted)
+        return cls(template.template_id, tuple(sorted(wanted)), numbers, len(table))
+
+    @property
+    def admits_no_record(self) -> bool:
+        return 0 in self.numbers
+
+    @property
+    def admits_removed_levels(self) -> bool:
+        """Stored levels at or past `levels_defined` read as the top level: admitted with it."""
+        return self.levels_defined - 1 in self.numbers
+
+    def admits(self, stored_level: int | None) -> bool:
+        if stored_level is None:
+            return self.admits_no_record
+        return min(max(stored_level, 0), self.levels_defined - 1) in self.numbers
+
+    def refusal(self) -> MemberLevelRequired:
+        return MemberLevelRequired(
+            "this coupon is for members of other levels", template_id=self.template_id, member_levels=list(self.names)
+        )
+
+
 class Kind(StrEnum):
     FIXED = "fixed"  # cash off (立减)
     THRESHOLD = "threshold"  # 满 X 减 Y
@@ -249,7 +303,7 @@ class Template:
     claim_window: Window
     validity: Validity
     shards: int
-    member_levels: frozenset[str] | None = None  # stored now; enforced once membership has levels
+    member_levels: frozenset[str] | None = None  # level names that may claim (LevelRule); None: every level
     guide_quota: int | None = None  # guide-only: each guide issues at most this many; None: customers claim
     issuing: bool = True
     version: int = 0
@@ -365,6 +419,8 @@ class TemplateDraft:
             problems.append({"field": "valid_days", "problem": f"must be 1..{MAX_VALID_DAYS}"})
         if not self.terms.channels:
             problems.append({"field": "channels", "problem": "name at least one of online, offline"})
+        if self.member_levels is not None and not self.member_levels:
+            problems.append({"field": "member_levels", "problem": "name at least one level, or leave it out for all"})
         if self.terms.stores is not None and not 1 <= len(self.terms.stores) <= MAX_STORES:
             problems.append({"field": "stores", "problem": f"list 1..{MAX_STORES} stores, or leave it out for all"})
         scope = self.terms.scope

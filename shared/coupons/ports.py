@@ -7,6 +7,7 @@ part comes back as the error it means, never as an SDK error, in this order of p
 
 - `commit_once`: a replay of the idempotency key returns the first response (nothing else
   applied); the key with another body is IdempotencyKeyReused;
+- `check_level`: MemberLevelRequired (403) when the member's level is not one the template admits;
 - `count_guide_issue`: GuideQuotaReached (409) when the guide has issued its quota of the template;
 - `count_claim`: LimitReached (429) when the customer already holds the per-user limit;
 - `take_one`: ShardEmpty when that shard of the template's remaining quantity is empty;
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.coupons.model import CartItem, Coupon, Redemption, Status, Tally, Template
+from shared.coupons.model import CartItem, Coupon, LevelRule, Redemption, Status, Tally, Template
 from shared.kernel.clock import Clock
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
@@ -68,6 +69,13 @@ class GuideMembers(Protocol):
     def guide_of(self, member_id: str, now_ms: int) -> GuideOfMember | None:
         """The guide the member is bound to at `now_ms` (an active binding), read consistently;
         None when the member is bound to no guide."""
+        ...
+
+
+class MemberLevels(Protocol):
+    def names(self) -> tuple[str, ...]:
+        """The names of the merchant's member levels as the membership rules define them now, by
+        level number (index 0 the lowest, where every member starts)."""
         ...
 
 
@@ -146,6 +154,12 @@ class CouponUnitOfWork(Protocol):
 
     def check_bound(self, member_id: str, binding: GuideOfMember) -> None:
         """The member is still bound as `binding` says (BindingChanged at commit otherwise)."""
+        ...
+
+    def check_level(self, customer_id: str, rule: LevelRule) -> None:
+        """The customer's member level, as stored when the transaction runs, is one `rule` admits
+        (no member record: level 0); MemberLevelRequired at commit otherwise. A check of the member
+        record inside the claim's transaction, not a read before it: no round trip more."""
         ...
 
     def mark_reminded(self, coupon: Coupon, now_ms: int) -> None:
@@ -258,6 +272,7 @@ class CouponPorts:
     stores: StoreDirectory
     prices: CartPrices
     guides: GuideMembers
+    levels: MemberLevels
     reminders: ExpiryReminders
     policy: CouponPolicy
     clock: Clock

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.coupons.claims import memory
-from shared.coupons.model import Template, TemplateDraft, TemplateEdit, new_template_id
+from shared.coupons.model import Template, TemplateDraft, TemplateEdit, UnknownMemberLevel, new_template_id
 from shared.coupons.ports import CouponPorts, Cursor
 from shared.kernel.errors import ConcurrentUpdate, NotFound, UnknownStore
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
@@ -23,11 +23,17 @@ def create_template(
     draft: TemplateDraft, expected_peak_per_s: int | None, request: IdempotentRequest, ports: CouponPorts
 ) -> StoredResponse:
     """The template and its shards in one transaction: 201 with the template. The stores it names
-    must exist (UnknownStore, 422); a replay of the key returns the first answer."""
+    must exist (UnknownStore, 422), and the member levels it names must be levels of the merchant's
+    membership rules now (UnknownMemberLevel, 422); a replay of the key returns the first answer."""
     if draft.terms.stores is not None:
         unknown = sorted(s for s in draft.terms.stores if not ports.stores.is_store(s))
         if unknown:
             raise UnknownStore("no such store", store_id=unknown[0], store_ids=unknown)
+    if draft.member_levels:
+        defined = ports.levels.names()
+        strangers = sorted(draft.member_levels - set(defined))
+        if strangers:
+            raise UnknownMemberLevel("no such member level", member_levels=strangers, levels_defined=list(defined))
     now = ports.clock.now_ms()
     peak = expected_peak_per_s or ports.policy.default_peak_per_s
     template = Template.plan(draft, new_template_id(now), shards_for_peak(peak, draft.total), now)

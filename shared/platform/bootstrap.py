@@ -306,6 +306,7 @@ def coupons() -> CouponPorts:
         stores=store.DynamoStoreDirectory(),
         prices=store.DynamoCartPrices(),
         guides=store.DynamoGuideMembers(),
+        levels=store.DynamoMemberLevels(),
         reminders=store.DynamoExpiryReminders(),
         policy=policy,
         clock=SYSTEM,

@@ -3,8 +3,11 @@
 They keep the rules of `shared.data.stores.coupons`: every part is conditional, a commit applies
 every part or none (under one lock, as the serialised emulator and DynamoDB do per transaction),
 and a refused part raises the same error in the same order of precedence (a replayed idempotency
-key, then the guide's quota, the per-user limit, the shard, the code, the member's binding, the
+key, then the member's level, the guide's quota, the per-user limit, the shard, the code, the member's binding, the
 coupon or template, the redemption).
+
+Member levels come from the membership fakes (tests/fakes/membership.py) the tables hold: the
+level table from `CouponTables.rules`, a member's stored level from `CouponTables.members`.
 
 Faults: `CouponTables.unavailable` > 0 makes that many commits answer TemporarilyUnavailable
 (nothing applied).
@@ -23,6 +26,7 @@ from shared.coupons.model import (
     CartItem,
     Coupon,
     GuideQuotaReached,
+    LevelRule,
     Redemption,
     Status,
     Tally,
@@ -51,9 +55,10 @@ from shared.kernel.errors import (
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.shards import split
+from tests.fakes.membership import MemoryMembers, MemoryMembershipRules
 
 # Precedence of refusals, as DynamoCouponUnitOfWork.raise_domain_error has it.
-QUOTA, LIMIT, SHARD, CODE, BINDING, REMINDER, COUPON, TEMPLATE, REDEMPTION = range(9)
+LEVEL, QUOTA, LIMIT, SHARD, CODE, BINDING, REMINDER, COUPON, TEMPLATE, REDEMPTION = range(10)
 
 
 @dataclass
@@ -65,6 +70,8 @@ class CouponTables:
     claimants: dict[tuple[str, str], int] = field(default_factory=dict)
     guide_issues: dict[tuple[str, str], int] = field(default_factory=dict)  # (template, guide) -> issued
     bindings: dict[str, GuideOfMember] = field(default_factory=dict)  # member -> the guide bound now
+    members: MemoryMembers = field(default_factory=MemoryMembers)  # member records and their levels
+    rules: MemoryMembershipRules = field(default_factory=MemoryMembershipRules)  # the level table
     reminded: set[str] = field(default_factory=set)  # coupons whose expiry reminder was written
     reminder_checkpoints: dict[int, str] = field(default_factory=dict)
     coupons: dict[str, Coupon] = field(default_factory=dict)
@@ -219,6 +226,15 @@ class MemoryCouponUnitOfWork:
             (BINDING, lambda: None if t.bindings.get(member_id) == binding else BindingChanged(), lambda: None)
         )
 
+    def check_level(self, customer_id: str, rule: LevelRule) -> None:
+        t = self.t
+
+        def check() -> Exception | None:
+            stored = t.members.member(customer_id)
+            return None if rule.admits(None if stored is None else stored.level) else rule.refusal()
+
+        self.parts.append((LEVEL, check, lambda: None))
+
     def add_coupon(self, coupon: Coupon) -> None:
         t = self.t
 
@@ -347,6 +363,16 @@ class MemoryGuideMembers:
         return self.t.bindings.get(member_id)
 
 
+class MemoryMemberLevels:
+    """The level names of the membership rules on the tables (`tables.rules`)."""
+
+    def __init__(self, tables: CouponTables) -> None:
+        self.t = tables
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(level.name for level in self.t.rules.current().levels)
+
+
 class MemoryStores:
     def __init__(self, stores: Sequence[str]) -> None:
         self.stores = frozenset(stores)
@@ -419,6 +445,7 @@ def coupons_on_fakes(
         stores=MemoryStores(["S001", "S002"]),
         prices=MemoryPrices(dict(CATALOGUE)),
         guides=MemoryGuideMembers(tables),
+        levels=MemoryMemberLevels(tables),
         reminders=MemoryReminders(tables),
         policy=policy or CouponPolicy(),
         clock=clock or FakeClock(),

@@ -21,6 +21,7 @@ from shared.coupons.model import (
     CartItem,
     Coupon,
     GuideQuotaReached,
+    LevelRule,
     Redemption,
     Status,
     Tally,
@@ -58,10 +59,12 @@ from shared.data.items.coupons import (
     CouponTemplateItem,
 )
 from shared.data.items.guides import BindingItem
+from shared.data.items.membership import MemberProfileItem
 from shared.data.shard_counter import ShardedCounter
 from shared.data.stores import idempotency as idempotency_store
 from shared.data.stores.guides import DynamoBindings
 from shared.data.stores.locations import DynamoLocations
+from shared.data.stores.membership import DynamoMembershipRules
 from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
 from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
 from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, CouponInUse, LimitReached
@@ -74,6 +77,7 @@ TEMPLATE_LABEL = "coupon-template"
 CLAIMANT_LABEL = "coupon-claimant"
 GUIDE_ISSUES_LABEL = "coupon-guide-issues"
 BINDING_LABEL = "coupon-member-binding"
+LEVEL_LABEL = "coupon-member-level"
 SHARD_LABEL = "coupon-shard"
 TALLY_FIELDS = {
     Status.LOCKED: "locked",
@@ -415,6 +419,25 @@ class DynamoGuideMembers:
         return GuideOfMember(binding.guide_id, binding.version)
 
 
+class DynamoMemberLevels:
+    """The membership side of a template's levels, as the coupons see it: the level names of the
+    merchant's rules (one consistent GetItem of `MEMBERSHIP_RULES`, the defaults before any save)."""
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(level.name for level in DynamoMembershipRules().current().levels)
+
+
+def level_admitted(rule: LevelRule) -> Condition:
+    """The member record's stored level is one `rule` admits, as a condition on `MEMBER#<sub>` /
+    `PROFILE`: no record is level 0; a level the merchant removed since reads as the top one."""
+    admitted: Condition = MemberProfileItem.level.is_in(*sorted(rule.numbers))
+    if rule.admits_no_record:
+        admitted = admitted | MemberProfileItem.pk.does_not_exist()
+    if rule.admits_removed_levels:
+        admitted = admitted | (MemberProfileItem.level >= rule.levels_defined)
+    return admitted
+
+
 class DynamoCartPrices:
     def items(self, lines: Sequence[tuple[str, int]]) -> list[CartItem]:
         found = get_items([ProductItem.key(sku) for sku, _ in lines])
@@ -434,6 +457,7 @@ class DynamoCouponUnitOfWork:
         self._claimant: Template | None = None
         self._issuer: tuple[Template, str] | None = None
         self._bound = False
+        self._levels: LevelRule | None = None
         self._codes: list[str] = []
         self._coupons: list[str] = []
         self._redemptions: list[str] = []
@@ -487,6 +511,13 @@ class DynamoCouponUnitOfWork:
         condition = (BindingItem.guide_id == binding.guide_id) & (BindingItem.version == binding.version)
         self.tx.check(BindingItem, BindingItem.key(member_id), condition, BINDING_LABEL)
         self._bound = True
+
+    def check_level(self, customer_id: str, rule: LevelRule) -> None:
+        if not rule.numbers:
+            raise ValueError("a rule that admits no level is refused before any transaction")
+        key = MemberProfileItem.key(customer_id)
+        self.tx.check(MemberProfileItem, key, level_admitted(rule), LEVEL_LABEL)
+        self._levels = rule
 
     def add_coupon(self, coupon: Coupon) -> None:
         label = _coupon_label(coupon.coupon_id)
@@ -568,9 +599,11 @@ class DynamoCouponUnitOfWork:
         self._raise_change_refusal(cancelled)
 
     def _raise_issue_refusal(self, cancelled: TransactionCancelled) -> None:
-        """A claim's or a guide's issue: the guide's quota, the per-user limit, the shard, the code,
-        the member's binding."""
+        """A claim's or a guide's issue: the member's level, the guide's quota, the per-user limit,
+        the shard, the code, the member's binding."""
         failed = cancelled.failed
+        if self._levels is not None and LEVEL_LABEL in failed:
+            raise self._levels.refusal() from cancelled
         if self._issuer is not None and GUIDE_ISSUES_LABEL in failed:
             template, guide_id = self._issuer
             raise GuideQuotaReached(
