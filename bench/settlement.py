@@ -283,7 +283,10 @@ def check(settled: Settled, seeded: Seeded) -> None:
     found = (view["status"], view["processed"], view["total"], view["payees"], view["total_fen"])
     if found != wanted:
         raise RuntimeError(f"run {settled.run_id}: status, processed, total, payees, total_fen {found} != {wanted}")
-    rows = {row.payee: [row.gross_fen, row.clawbacks_fen, row.entries] for row in store.statement(settled.run_id)}
+    run = store.get(settled.run_id)
+    if run is None:
+        raise RuntimeError(f"run {settled.run_id} not found")
+    rows = {row.payee: [row.gross_fen, row.clawbacks_fen, row.entries] for row in store.statement(run)}
     if rows != dict(seeded.rows):
         wrong = sorted(p for p in set(rows) | set(seeded.rows) if rows.get(p) != seeded.rows.get(p))
         raise RuntimeError(
@@ -311,8 +314,8 @@ def one_run(endpoint: str, label: str, count: int, workers: int, moto_pid: int) 
     from shared.kernel.clock import now_ms
 
     # This process seeds and checks, the child settles with production's timeouts. The checks read
-    # a run's whole statement (up to 16 rows per payee: 8,000 items, 1 MB pages), which the loaded
-    # emulator takes longer than production's 5 s to serialise.
+    # a run's whole statement (a row per payee in each of the 16 shards' partitions: 8,000 items),
+    # which the loaded emulator takes longer than production's 5 s to serialise.
     BaseItem.Meta.read_timeout_seconds = CHECK_READ_TIMEOUT_S
     table = f"bench-settlement-{label}-{uuid.uuid4().hex[:6]}"
     _bind(endpoint, table, create=True)

@@ -12,9 +12,12 @@ that counts it, so a restart neither skips an entry nor counts one twice.
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from itertools import groupby
 from typing import Any
 
 from shared.kernel.clock import iso
@@ -42,6 +45,10 @@ class Run:
     shards: int
     shards_done: int
     created_at_ms: int
+    # Runs started before the statement rows and shard items got a partition per shard keep them
+    # in the run's partition (docs/commission.md, "Runs started before the per-shard keys"); the
+    # store reads and writes each run in the layout it was started with.
+    keyed_per_shard: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,20 @@ class StatementRow:
     @property
     def net_fen(self) -> int:
         return self.gross_fen - self.clawbacks_fen
+
+
+def summed_by_payee(shards: Iterable[Iterable[StatementRow]]) -> Iterator[StatementRow]:
+    """The statement from what each shard paid: every source in payee order (a shard's rows, or
+    a payee's rows one after another), merged k-way and summed per payee, in payee order. Holds
+    one row per source at a time, never the whole statement."""
+    merged = heapq.merge(*shards, key=lambda row: row.payee)
+    for payee, rows in groupby(merged, key=lambda row: row.payee):
+        gross = clawbacks = entries = 0
+        for row in rows:
+            gross += row.gross_fen
+            clawbacks += row.clawbacks_fen
+            entries += row.entries
+        yield StatementRow(payee, gross, clawbacks, entries)
 
 
 def yuan(fen: int) -> str:

@@ -24,13 +24,13 @@ class SettlementStore(Protocol):
 
     def get(self, run_id: str) -> Run | None: ...
 
-    def shards(self, run_id: str) -> list[ShardProgress]: ...
+    def shards(self, run: Run) -> list[ShardProgress]: ...
 
     def count_due(self, shard: int, until_ms: int) -> int:
         """How many entries of the shard are SETTLEABLE and due by `until_ms` (a count, no items)."""
         ...
 
-    def count(self, run_id: str, shard: int, counted: int) -> None:
+    def count(self, run: Run, shard: int, counted: int) -> None:
         """Record how many entries the shard found when it began (progress' total)."""
         ...
 
@@ -47,8 +47,9 @@ class SettlementStore(Protocol):
 
     def fail(self, run_id: str, reason: str) -> None: ...
 
-    def statement(self, run_id: str) -> Iterator[StatementRow]:
-        """The run's rows, one per payee (summed over shards), in payee order; streamed."""
+    def statement(self, run: Run) -> Iterator[StatementRow]:
+        """The run's rows, one per payee (summed over the shards that paid it), in payee order;
+        streamed (`shared.settlement.model.summed_by_payee` over each shard's rows)."""
         ...
 
     def payee_entries(self, run_id: str, payee: str) -> Iterator[Entry]:

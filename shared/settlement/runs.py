@@ -86,7 +86,7 @@ class SettlementRuns:
         resumed = replace(failed, status=RunStatus.RUNNING)
         messages = [
             _shard_due(resumed, p.shard, first=not (p.counted or p.processed))
-            for p in self._store.shards(failed.run_id)
+            for p in self._store.shards(failed)
             if not p.done
         ]
         if self._store.resume(resumed, messages):
@@ -99,15 +99,16 @@ class SettlementRuns:
 
     def view(self, run_id: str) -> dict[str, object]:
         run = self._run(run_id)
-        payees = sum(1 for _ in self._store.statement(run_id))
-        return run_view(run, self._store.shards(run_id), payees)
+        payees = sum(1 for _ in self._store.statement(run))
+        return run_view(run, self._store.shards(run), payees)
 
     def statement_csv(self, run_id: str) -> Iterator[str]:
         """One row per payee: what it earned, what refunds took back, the net, the entries behind
-        it and where it is paid. Streamed: memory holds one payee's row at a time."""
-        self._run(run_id)
+        it and where it is paid. Streamed: the store merges the shards' rows as it goes (a page of
+        each shard's rows in memory, never the whole statement)."""
+        run = self._run(run_id)
         yield BOM + _line(STATEMENT_COLUMNS)
-        for row in self._store.statement(run_id):
+        for row in self._store.statement(run):
             name, account = self._payees(row.payee)
             yield _line(
                 [
@@ -149,7 +150,7 @@ class SettlementRuns:
         if first:
             counted = self._store.count_due(shard, run.period_end_ms)
             if counted:
-                self._store.count(run_id, shard, counted)
+                self._store.count(run, shard, counted)
         settled = 0
         while True:
             # One read for what is left of this message's share (one Query of up to `per_message`

@@ -11,7 +11,7 @@ from shared.commission.ledger_model import Entry, EntryStatus
 from shared.commission.ports import LedgerChange
 from shared.kernel.errors import ConcurrentUpdate
 from shared.kernel.events import DomainEvent
-from shared.settlement.model import Run, RunStatus, ShardProgress, StatementRow
+from shared.settlement.model import Run, RunStatus, ShardProgress, StatementRow, summed_by_payee
 from tests.fakes.commission import MemoryLedger
 
 
@@ -49,14 +49,15 @@ class MemorySettlements:
     def get(self, run_id: str) -> Run | None:
         return self.runs.get(run_id)
 
-    def shards(self, run_id: str) -> list[ShardProgress]:
-        return [p for (r, _), p in sorted(self.progress.items()) if r == run_id]
+    def shards(self, run: Run) -> list[ShardProgress]:
+        return [p for (r, _), p in sorted(self.progress.items()) if r == run.run_id]
 
     def count_due(self, shard: int, until_ms: int) -> int:
         return len(self.ledger.due(EntryStatus.SETTLEABLE, shard, until_ms, 10**9))
 
-    def count(self, run_id: str, shard: int, counted: int) -> None:
-        self.progress[(run_id, shard)] = replace(self.progress[(run_id, shard)], counted=counted)
+    def count(self, run: Run, shard: int, counted: int) -> None:
+        key = (run.run_id, shard)
+        self.progress[key] = replace(self.progress[key], counted=counted)
 
     def settle(self, run: Run, shard: int, entries: Sequence[Entry], then: DomainEvent | None) -> None:
         if self.crash_after is not None and self.batches >= self.crash_after:
@@ -94,16 +95,16 @@ class MemorySettlements:
         if run_id in self.runs and self.runs[run_id].status is RunStatus.RUNNING:
             self.runs[run_id] = replace(self.runs[run_id], status=RunStatus.FAILED)
 
-    def statement(self, run_id: str) -> Iterator[StatementRow]:
-        totals: dict[str, list[int]] = {}
-        for (run, payee, _), (gross, clawbacks, count) in sorted(self.rows.items()):
-            if run == run_id:
-                row = totals.setdefault(payee, [0, 0, 0])
-                row[0] += gross
-                row[1] += clawbacks
-                row[2] += count
-        for payee, (gross, clawbacks, count) in sorted(totals.items()):
-            yield StatementRow(payee, gross, clawbacks, count)
+    def statement(self, run: Run) -> Iterator[StatementRow]:
+        """As the DynamoDB store reads it: each shard's rows in payee order, merged."""
+        return summed_by_payee(
+            [
+                StatementRow(payee, *self.rows[(run.run_id, payee, shard)])
+                for (r, payee, s) in sorted(self.rows)
+                if r == run.run_id and s == shard
+            ]
+            for shard in range(run.shards)
+        )
 
     def payee_entries(self, run_id: str, payee: str) -> Iterator[Entry]:
         for entry in self.ledger.stored.values():

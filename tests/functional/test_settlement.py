@@ -10,11 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from chalice.test import Client
 
+from shared.commission.ledger_model import ENTRY_SHARDS, entry_shard
+from shared.data.items.settlement import StatementRowItem, shard_partition
 from shared.kernel.clock import FakeClock, iso, now_ms
 from shared.kernel.identity import Principal, Role
 from shared.platform import bootstrap
 from tests.conftest import bearer
-from tests.functional.commission_support import call, drain, given_shop, ordered_and_paid
+from tests.functional.commission_support import RULES, call, drain, given_shop, ordered_and_paid
 
 ADMIN = Principal("admin", Role.MERCHANT_ADMIN)
 
@@ -127,3 +129,39 @@ def test_a_failed_run_posted_again_resumes_and_settles_what_it_had_left(shop: Cl
     # Then the same run settles the three entries
     run = call(shop, "get", f"/finance/settlements/{run_id}", finance).json_body
     assert (run["status"], run["processed"], run["total"], run["total_fen"]) == ("DONE", 3, 3, 1_280)
+
+
+def test_payees_paid_from_several_shards_are_one_csv_row_each_with_the_summed_figures(shop: Client, tokens: dict):
+    finance, customer = tokens["finance"], tokens["customer"]
+    t = now_ms()
+    shop.http.post("/guides/G001/bind", headers=bearer(customer))
+    # Given orders of one unit until two of them are in different entry shards
+    orders: list[str] = []
+    while len({entry_shard(o) for o in orders}) < 2:
+        assert len(orders) < 8, "eight orders all in one shard"
+        orders.append(ordered_and_paid(shop, customer, qty=1)["order_id"])
+    for order_id in orders:
+        call(shop, "post", f"/orders/{order_id}/ship", tokens["merchant_admin"], {"tracking_number": "SF1"})
+        bootstrap.order_lifecycle(FakeClock(t - 20_000)).complete(order_id, ADMIN)
+    drain()
+    assert bootstrap.commission_release().release_due() == 3 * len(orders)
+    # When the period is settled
+    run_id = start(shop, finance, whole_second(t - 10_000)).json_body["run_id"]
+    drain()
+    # Then each payee's rows are in several shards' partitions, and the CSV has one line per payee
+    partitions = {
+        shard
+        for shard in range(ENTRY_SHARDS)
+        for item in StatementRowItem.query(shard_partition(run_id, shard))
+        if isinstance(item, StatementRowItem) and item.payee == "guide:G001"
+    }
+    assert partitions == {entry_shard(o) for o in orders}
+    text = call(shop, "get", f"/finance/settlements/{run_id}/statement.csv", finance).body
+    text = text.decode("utf-8") if isinstance(text, bytes) else text
+    rows = [line.split(",") for line in text.lstrip("\ufeff").splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("dealer", "D001"), ("guide", "G001"), ("store", "S001")]
+    paid_fen = 4_000  # one unit of TEA-1, freight excluded
+    for row in rows:
+        rate_bp = RULES["rates_bp"][row[0]]
+        gross, clawbacks, net, entries = (int(row[i]) for i in (3, 4, 5, 7))
+        assert (gross, clawbacks, net, entries) == (len(orders) * paid_fen * rate_bp // 10_000, 0, gross, len(orders))

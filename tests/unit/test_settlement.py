@@ -5,6 +5,7 @@ delivered twice) produces the same statements as an uninterrupted one."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,7 +14,7 @@ from shared.commission.ports import LedgerChange
 from shared.kernel.clock import FakeClock
 from shared.kernel.credited import PayeeRole
 from shared.kernel.errors import ValidationFailed
-from shared.settlement.model import Run, RunStatus
+from shared.settlement.model import Run, RunStatus, StatementRow, summed_by_payee
 from shared.settlement.runs import SettlementRuns, SettlementWorker
 from tests.fakes.commission import MemoryLedger
 from tests.fakes.settlement import MemorySettlements, WorkerKilled
@@ -115,7 +116,7 @@ def test_a_run_settles_every_settleable_entry_due_by_its_period_end_once_per_pay
     assert len(settled) == 121 and all(e.settlement_run_id == run.run_id for e in settled)
     assert ledger.stored[("o-999", "P#LATE#guide")].status is EntryStatus.SETTLEABLE  # due after the period
     # the statement's totals are the entries taken, per payee
-    rows = {r.payee: r for r in store.statement(run.run_id)}
+    rows = {r.payee: r for r in store.statement(run)}
     for payee, row in rows.items():
         taken = [e.amount_fen for e in settled if e.payee == payee]
         assert row.net_fen == sum(taken) and row.entries == len(taken)
@@ -155,7 +156,7 @@ def test_every_message_delivered_twice_settles_nothing_twice():
     run = runs.start(now)
     work_off(store, SettlementWorker(runs), twice=True)
     assert runs.view(run.run_id)["processed"] == 121
-    assert sum(r.entries for r in store.statement(run.run_id)) == 121
+    assert sum(r.entries for r in store.statement(run)) == 121
 
 
 def test_the_statement_is_utf8_csv_with_a_bom_one_row_per_payee_named_with_its_account():
@@ -212,3 +213,41 @@ def test_a_failed_run_posted_again_resumes_where_it_stopped_and_ends_with_the_un
     assert runs.view(run.run_id)["status"] == "DONE" and runs.view(run.run_id)["processed"] == 121
     assert statement_of(runs, run.run_id) == statement_of(calm, run.run_id)
     assert runs.start(now).status is RunStatus.DONE  # a DONE run is the same run, not a new one
+
+
+def test_the_statement_merges_the_shards_rows_one_row_per_payee_summed_in_payee_order():
+    def row(payee: str, gross: int, clawbacks: int = 0, entries: int = 1) -> StatementRow:
+        return StatementRow(payee, gross, clawbacks, entries)
+
+    shards = [
+        [row("dealer:D1", 100), row("guide:G1", 30, 5, 2), row("store:S1", 80)],
+        [],  # a shard that paid nobody
+        [row("guide:G1", 12), row("guide:G2", 40, 0, 3)],  # G2 only here
+        [row("dealer:D1", 7, 7, 2), row("store:S1", 1)],
+    ]
+    merged = list(summed_by_payee(shards))
+    assert [r.payee for r in merged] == ["dealer:D1", "guide:G1", "guide:G2", "store:S1"]
+    for got in merged:
+        mine = [r for shard in shards for r in shard if r.payee == got.payee]
+        assert (got.gross_fen, got.clawbacks_fen, got.entries) == (
+            sum(r.gross_fen for r in mine),
+            sum(r.clawbacks_fen for r in mine),
+            sum(r.entries for r in mine),
+        )
+    assert merged[0].net_fen == 100 and merged[1].net_fen == 37
+
+
+def test_the_merge_reads_each_shard_as_it_goes_never_the_whole_statement():
+    read = [0, 0]
+
+    def shard(n: int, payees: list[str]) -> Iterator[StatementRow]:
+        for payee in payees:
+            read[n] += 1
+            yield StatementRow(payee, 1, 0, 1)
+
+    many = [f"guide:G{n:04d}" for n in range(1000)]
+    merged = summed_by_payee([shard(0, many), shard(1, many[::2])])
+    first = next(merged)
+    assert first == StatementRow("guide:G0000", 2, 0, 2)
+    assert read[0] <= 2 and read[1] <= 2  # one row ahead per shard at most
+    assert sum(1 for _ in merged) == 999 and read == [1000, 500]

@@ -6,6 +6,11 @@ leaves the SETTLEABLE queue of gsi2 for `RUN#<run_id>#<payee>`, the run's per-pa
 payees' totals, the run's statement rows, the shard's progress, and the message that continues
 the shard (outbox). The index is the checkpoint: nothing outside the transaction says how far a
 shard got, so a crash anywhere leaves either all of a batch or none of it.
+
+A shard's progress and statement rows live in the shard's own partition (`SETTLEMENT#<run>#<nn>`):
+the batches of parallel shards never meet on one partition key. The statement is therefore a k-way
+merge of one Query per shard, each in payee order, a page at a time. Runs started before that
+layout (no `keyed_per_shard` on the run item) are read and finished in theirs, the run's partition.
 """
 
 from __future__ import annotations
@@ -18,14 +23,24 @@ from pynamodb.expressions.update import Action
 
 from shared.commission.ledger_model import Entry, EntryStatus
 from shared.data import outbox
+from shared.data.batch_get import get_items
 from shared.data.items.commission import LedgerEntryItem
-from shared.data.items.settlement import SettlementRunItem, SettlementShardItem, StatementRowItem
+from shared.data.items.settlement import (
+    SettlementRunItem,
+    SettlementShardItem,
+    StatementRowItem,
+    shard_partition,
+)
 from shared.data.stores.commission import entry_of, totals_parts
 from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
 from shared.kernel.clock import iso
 from shared.kernel.errors import ConcurrentUpdate
 from shared.kernel.events import DomainEvent
-from shared.settlement.model import Run, RunStatus, ShardProgress, StatementRow
+from shared.settlement.model import Run, RunStatus, ShardProgress, StatementRow, summed_by_payee
+
+# Rows per Query page of the statement: with one page held per shard (16) this bounds what a
+# statement read holds to about 16,000 rows, whatever the number of payees.
+STATEMENT_PAGE = 1_000
 
 
 def _committed_with(tx: Transaction, messages: Sequence[DomainEvent]) -> bool:
@@ -41,7 +56,28 @@ def _committed_with(tx: Transaction, messages: Sequence[DomainEvent]) -> bool:
     return True
 
 
+def _shard_key(run: Run, shard: int) -> tuple[str, str]:
+    return (SettlementShardItem.key if run.keyed_per_shard else SettlementShardItem.legacy_key)(run.run_id, shard)
+
+
+def _row_key(run: Run, payee: str, shard: int) -> tuple[str, str]:
+    return (StatementRowItem.key if run.keyed_per_shard else StatementRowItem.legacy_key)(run.run_id, payee, shard)
+
+
+def _progress(item: SettlementShardItem, shard: int) -> ShardProgress:
+    return ShardProgress(
+        shard=shard,
+        done=item.status == RunStatus.DONE.value,
+        processed=int(item.processed or 0),
+        counted=int(item.counted or 0),
+        net_fen=int(item.net_fen or 0),
+    )
+
+
 class DynamoSettlements:
+    def __init__(self, statement_page: int = STATEMENT_PAGE) -> None:
+        self._statement_page = statement_page
+
     def start(self, run: Run, messages: Sequence[DomainEvent]) -> bool:
         pk, sk = SettlementRunItem.key(run.run_id)
         tx = Transaction()
@@ -54,10 +90,11 @@ class DynamoSettlements:
             shards=run.shards,
             shards_done=0,
             created_at=run.created_at_ms,
+            keyed_per_shard=run.keyed_per_shard,
         )
         tx.put(item, "run", SettlementRunItem.pk.does_not_exist())
         for shard in range(run.shards):
-            shard_pk, shard_sk = SettlementShardItem.key(run.run_id, shard)
+            shard_pk, shard_sk = _shard_key(run, shard)
             shard_item = SettlementShardItem(
                 shard_pk, shard_sk, status=RunStatus.RUNNING.value, processed=0, net_fen=0, created_at=run.created_at_ms
             )
@@ -88,23 +125,18 @@ class DynamoSettlements:
             shards=int(item.shards),
             shards_done=int(item.shards_done),
             created_at_ms=int(item.created_at or 0),
+            keyed_per_shard=bool(item.keyed_per_shard),
         )
 
-    def shards(self, run_id: str) -> list[ShardProgress]:
-        pk, _ = SettlementRunItem.key(run_id)
-        with translated():
-            found = SettlementShardItem.query(pk, SettlementShardItem.sk.startswith("SHARD#"), consistent_read=True)
-            return [
-                ShardProgress(
-                    shard=int(i.sk.split("#", 1)[1]),
-                    done=i.status == RunStatus.DONE.value,
-                    processed=int(i.processed or 0),
-                    counted=int(i.counted or 0),
-                    net_fen=int(i.net_fen or 0),
-                )
-                for i in found
-                if isinstance(i, SettlementShardItem)
-            ]
+    def shards(self, run: Run) -> list[ShardProgress]:
+        """One consistent BatchGetItem of the run's shard items (one per partition)."""
+        keys = {_shard_key(run, shard): shard for shard in range(run.shards)}
+        found = get_items(list(keys), consistent=True)
+        return [
+            _progress(item, keys[key])
+            for key, item in sorted(found.items(), key=lambda kv: keys[kv[0]])
+            if isinstance(item, SettlementShardItem)
+        ]
 
     def count_due(self, shard: int, until_ms: int) -> int:
         with translated():
@@ -112,11 +144,9 @@ class DynamoSettlements:
                 f"COMMISSION#{EntryStatus.SETTLEABLE.value}#{shard}", LedgerEntryItem.gsi2sk <= f"{iso(until_ms)}#~"
             )
 
-    def count(self, run_id: str, shard: int, counted: int) -> None:
+    def count(self, run: Run, shard: int, counted: int) -> None:
         with translated():
-            SettlementShardItem(*SettlementShardItem.key(run_id, shard)).update(
-                actions=[SettlementShardItem.counted.set(counted)]
-            )
+            SettlementShardItem(*_shard_key(run, shard)).update(actions=[SettlementShardItem.counted.set(counted)])
 
     def settle(self, run: Run, shard: int, entries: Sequence[Entry], then: DomainEvent | None) -> None:
         tx = Transaction()
@@ -144,7 +174,7 @@ class DynamoSettlements:
         for n, (payee, (gross, clawbacks, count)) in enumerate(sorted(rows.items())):
             tx.update(
                 StatementRowItem,
-                StatementRowItem.key(run.run_id, payee, shard),
+                _row_key(run, payee, shard),
                 [
                     StatementRowItem.entity.set(StatementRowItem),
                     StatementRowItem.payee.set(payee),
@@ -157,7 +187,7 @@ class DynamoSettlements:
         net = sum(e.amount_fen for e in entries)
         tx.update(
             SettlementShardItem,
-            SettlementShardItem.key(run.run_id, shard),
+            _shard_key(run, shard),
             [SettlementShardItem.processed.add(len(entries)), SettlementShardItem.net_fen.add(net)],
             "shard",
             condition=SettlementShardItem.status == RunStatus.RUNNING.value,
@@ -183,7 +213,7 @@ class DynamoSettlements:
             tx = Transaction()
             tx.update(
                 SettlementShardItem,
-                SettlementShardItem.key(run.run_id, shard),
+                _shard_key(run, shard),
                 [SettlementShardItem.status.set(RunStatus.DONE.value)],
                 "shard",
                 condition=SettlementShardItem.status == RunStatus.RUNNING.value,
@@ -218,29 +248,24 @@ class DynamoSettlements:
                 if not condition_failed(exc):
                     raise
 
-    def statement(self, run_id: str) -> Iterator[StatementRow]:
-        pk, _ = SettlementRunItem.key(run_id)
-        current: StatementRow | None = None
+    def statement(self, run: Run) -> Iterator[StatementRow]:
+        if run.keyed_per_shard:
+            sources = [self._rows(shard_partition(run.run_id, shard)) for shard in range(run.shards)]
+        else:  # one Query: a payee's rows of every shard sort together there
+            sources = [self._rows(SettlementRunItem.key(run.run_id)[0])]
+        yield from summed_by_payee(sources)
+
+    def _rows(self, pk: str) -> Iterator[StatementRow]:
+        """One partition's statement rows in payee order, a page of `statement_page` rows at a
+        time, the next page fetched only when the merge has used up this one."""
+        begins = StatementRowItem.sk.startswith("PAYEE#")
         with translated():
-            for item in StatementRowItem.query(pk, StatementRowItem.sk.startswith("PAYEE#"), consistent_read=True):
-                if not isinstance(item, StatementRowItem):
-                    continue
-                row = StatementRow(
-                    item.payee, int(item.gross_fen or 0), int(item.clawbacks_fen or 0), int(item.entries or 0)
-                )
-                if current is not None and current.payee == row.payee:
-                    current = StatementRow(
-                        row.payee,
-                        current.gross_fen + row.gross_fen,
-                        current.clawbacks_fen + row.clawbacks_fen,
-                        current.entries + row.entries,
+            found = StatementRowItem.query(pk, begins, consistent_read=True, page_size=self._statement_page)
+            for item in found:
+                if isinstance(item, StatementRowItem):
+                    yield StatementRow(
+                        item.payee, int(item.gross_fen or 0), int(item.clawbacks_fen or 0), int(item.entries or 0)
                     )
-                    continue
-                if current is not None:
-                    yield current
-                current = row
-        if current is not None:
-            yield current
 
     def payee_entries(self, run_id: str, payee: str) -> Iterator[Entry]:
         with translated():
