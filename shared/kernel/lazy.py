@@ -7,9 +7,11 @@ build every capability's pydantic models and dataclasses, used or not. A route m
 with `lazy_import` instead, under a `TYPE_CHECKING` twin so that mypy still sees the real module:
 
     if TYPE_CHECKING:
-        from functions.coupons import models
+        from shared.coupons import claims
     else:
-        models = lazy_import("functions.coupons.models")
+        claims = lazy_import("shared.coupons.claims")
+
+(and the same for the function folder's own `models`).
 
 `lazy_import` returns a stand-in whose attribute reads import the module through the import
 system. Not `importlib.util.LazyLoader`: on Python 3.11 a second thread reading an attribute while
