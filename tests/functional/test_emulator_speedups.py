@@ -57,6 +57,14 @@ def _outcome(call: Callable[..., Any], **request: Any) -> tuple:
     return ("ok", answer)
 
 
+def _set_x(expression: str, names: dict[str, str] | None = None) -> dict[str, Any]:
+    """An update request setting the paths of `expression` to "x"."""
+    request: dict[str, Any] = {"UpdateExpression": expression, "ExpressionAttributeValues": {":v": {"S": "x"}}}
+    if names:
+        request["ExpressionAttributeNames"] = names
+    return request
+
+
 def _script(db: Any, table: str) -> list[tuple]:
     """Requests whose answers depend on every cached or skipped step."""
     put, update, tx = db.put_item, db.update_item, db.transact_write_items
@@ -137,47 +145,16 @@ def _script(db: Any, table: str) -> list[tuple]:
             **n_at_least,
         ),
         # the passes that read only the expression, its names and the keys (skipped for an input that
-        # passed them): one expression valid with one name, an update of the key with another, twice
-        _outcome(
-            update,
-            TableName=table,
-            Key=_key("A"),
-            UpdateExpression="SET #a = :v, #b = :v",
-            ExpressionAttributeNames={"#a": "m", "#b": "o"},
-            ExpressionAttributeValues={":v": {"S": "x"}},
-        ),
+        # passed them): one expression valid with one name, an update of the key with another, the
+        # same path twice (overlapping), two SET clauses; each failing one asked twice
         *[
-            _outcome(
-                update,
-                TableName=table,
-                Key=_key("A"),
-                UpdateExpression="SET #a = :v, #b = :v",
-                ExpressionAttributeNames={"#a": "m", "#b": "sk"},
-                ExpressionAttributeValues={":v": {"S": "x"}},
+            _outcome(update, TableName=table, Key=_key("A"), **request)
+            for request in (
+                _set_x("SET #a = :v, #b = :v", {"#a": "m", "#b": "o"}),
+                *[_set_x("SET #a = :v, #b = :v", {"#a": "m", "#b": "sk"})] * 2,
+                *[_set_x("SET #a = :v, #b = :v", {"#a": "m", "#b": "m"})] * 2,
+                *[_set_x("SET m = :v SET o = :v")] * 2,
             )
-            for _ in range(2)
-        ],
-        # the same paths twice (overlapping), and two SET clauses, each asked twice
-        *[
-            _outcome(
-                update,
-                TableName=table,
-                Key=_key("A"),
-                UpdateExpression="SET #a = :v, #b = :v",
-                ExpressionAttributeNames={"#a": "m", "#b": "m"},
-                ExpressionAttributeValues={":v": {"S": "x"}},
-            )
-            for _ in range(2)
-        ],
-        *[
-            _outcome(
-                update,
-                TableName=table,
-                Key=_key("A"),
-                UpdateExpression="SET m = :v SET o = :v",
-                ExpressionAttributeValues={":v": {"S": "x"}},
-            )
-            for _ in range(2)
         ],
         # a valid expression whose values fail a later pass (a type mismatch), then pass
         _outcome(
