@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 ORDERS = 200
+SAMPLE = 20  # orders placed and paid again with the write-unit meter on (bench/_write_meter.py)
 SKUS = ["BENCH-A", "BENCH-B", "BENCH-C"]
 WRITES = {"PutItem", "UpdateItem", "DeleteItem"}
 
@@ -130,11 +131,13 @@ def run() -> dict[str, object]:
                     f"/admin/products/{sku}", headers=admin, body=json.dumps({"name": sku, "price_fen": 1999})
                 )
                 stocked = client.http.put(
-                    f"/admin/stock/{sku}", headers=admin, body=json.dumps({"location": "WH", "on_hand": ORDERS * 2})
+                    f"/admin/stock/{sku}",
+                    headers=admin,
+                    body=json.dumps({"location": "WH", "on_hand": (ORDERS + 1 + SAMPLE) * 2}),
                 )
                 if stocked.status_code not in (200, 201):
                     raise RuntimeError(f"stock {sku}: {stocked.status_code} {stocked.body!r}")
-            carts = _with_a_promotion_and_coupons(client, admin, json.loads(cart))
+            carts = _with_a_promotion_and_coupons(client, admin, json.loads(cart), ORDERS + 1 + SAMPLE)
             warm_headers, warm_cart = next(carts)
             # warm: first-use imports, connection pool, the promotions cache
             client.http.post("/orders", headers=warm_headers, body=warm_cart)
@@ -167,14 +170,47 @@ def run() -> dict[str, object]:
             pending = iter(order_ids)
             paid = _measure(meter, lambda: pay(next(pending)), 200)
             paid.pop("_bodies")
+            units = _write_units(place_next, pay)
     figures: dict[str, object] = {"orders (3 SKUs each)": ORDERS}
     for name, stats in (("place", place), ("pay", paid)):
         for key, value in stats.items():
             figures[f"{name}: {key}"] = value
+    figures.update(units)
     return figures
 
 
-def _with_a_promotion_and_coupons(client: Any, admin: dict[str, str], cart: dict) -> Iterator[tuple[dict, str]]:
+def _write_units(place: Any, pay: Any) -> dict[str, Any]:
+    """SAMPLE more orders placed and paid one at a time with the write-unit meter on (its read-backs
+    would slow the timed runs above): items written and write units per operation, and the projection."""
+    from bench import _write_meter
+
+    meter = _write_meter.WriteMeter.for_template()
+    placed, paid = [], []
+    with meter.attached():
+        for _ in range(SAMPLE):
+            meter.start()
+            response = place()
+            if response.status_code != 201:
+                raise RuntimeError(f"metered order: {response.status_code} {response.body!r}")
+            placed.append(meter.taken())
+            meter.start()
+            answer = pay(response.json_body)
+            if answer.status_code != 200:
+                raise RuntimeError(f"metered payment: {answer.status_code} {answer.body!r}")
+            paid.append(meter.taken())
+    figures = _write_meter.figures("place (write units)", placed)
+    figures.update(_write_meter.figures("pay (write units)", paid))
+    table_place, index_place = _write_meter.per_op(placed)
+    table_pay, index_pay = _write_meter.per_op(paid)
+    index = {k: index_place.get(k, 0.0) + index_pay.get(k, 0.0) for k in {*index_place, *index_pay}}
+    figures.update(_write_meter.projection("3-line order placed and paid", table_place + table_pay, index))
+    figures["write units: largest item written, bytes, by entity"] = _write_meter.sizes(meter)
+    return figures
+
+
+def _with_a_promotion_and_coupons(
+    client: Any, admin: dict[str, str], cart: dict, count: int
+) -> Iterator[tuple[dict, str]]:
     """Issue 11: every order has a coupon and a promotion. A 满50减5 on the bench SKUs (the cart is
     59.97 yuan), and a 1-yuan coupon per order, each claimed by a customer of its own (a coupon is
     used once, and a customer may claim one): the cart and headers of each order, in turn."""
@@ -194,7 +230,7 @@ def _with_a_promotion_and_coupons(client: Any, admin: dict[str, str], cart: dict
     template = {
         "kind": "fixed",
         "amount_fen": 100,
-        "total": ORDERS + 1,
+        "total": count,
         "per_user_limit": 1,
         "valid_from": soon,
         "valid_to": later,
@@ -203,7 +239,7 @@ def _with_a_promotion_and_coupons(client: Any, admin: dict[str, str], cart: dict
     made = client.http.post("/admin/coupon-templates", headers=admin, body=json.dumps(template))
     template_id = made.json_body["template_id"]
     orders = []  # claimed before the first order is measured, so no claim is counted in one
-    for n in range(ORDERS + 1):
+    for n in range(count):
         token = issue_token("bench-jwt-secret", f"c-bench-{n}", Role.CUSTOMER)
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         claimed = client.http.post(f"/coupon-templates/{template_id}/claim", headers=headers)
