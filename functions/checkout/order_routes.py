@@ -11,7 +11,7 @@ from functions.checkout.blueprint import bp
 from shared.kernel.clock import iso, now_s
 from shared.kernel.errors import MalformedRequest, NotFound
 from shared.kernel.idempotency import IdempotentRequest
-from shared.kernel.identity import Role
+from shared.kernel.identity import API_ROLES, Role
 from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.web.api import (
@@ -43,7 +43,7 @@ else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
 
 STAFF = [Role.STORE_STAFF, Role.MERCHANT_ADMIN]
 PICKUP_HANDLERS = [Role.STORE_STAFF, Role.GUIDE, Role.MERCHANT_ADMIN]  # of the fulfilling store (API.md)
-ANY_ROLE = list(Role)
+ANY_ROLE = list(API_ROLES)
 _: Api = bp
 
 

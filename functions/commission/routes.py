@@ -38,12 +38,14 @@ def _payee(who: Principal) -> str:
         return f"guide:{who.sub}"
     if who.role is Role.STORE_STAFF and who.store_id:
         return f"store:{who.store_id}"
+    if who.role is Role.DEALER and who.dealer_id:
+        return f"dealer:{who.dealer_id}"
     if who.role is Role.CUSTOMER:
         return f"distributor:{who.sub}"  # a customer who is no distributor has an empty ledger
     raise Forbidden("only payees have a commission ledger", role=who.role.value)
 
 
-@bp.route("/me/commissions", methods=["GET"], roles=[Role.GUIDE, Role.STORE_STAFF, Role.CUSTOMER])
+@bp.route("/me/commissions", methods=["GET"], roles=[Role.GUIDE, Role.STORE_STAFF, Role.CUSTOMER, Role.DEALER])
 def my_ledger() -> Response:
     limit = query_int("limit", 20, low=1, high=100)
     body, cursor = statements.my_commissions(

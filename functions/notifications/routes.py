@@ -13,7 +13,7 @@ from chalice import Response
 from functions.notifications.blueprint import bp
 from shared.kernel.clock import now_ms
 from shared.kernel.idempotency import IdempotentRequest
-from shared.kernel.identity import Role
+from shared.kernel.identity import API_ROLES, Role
 from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
 from shared.web.api import (
@@ -37,7 +37,7 @@ else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
 if TYPE_CHECKING:
     from shared.notifications.model import Page
 
-ANYONE_SIGNED_IN = list(Role)
+ANYONE_SIGNED_IN = list(API_ROLES)
 
 
 def _profiles() -> Any:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from infra.local.api_with_faults import FaultPlan
-from infra.local.seed import GUIDES
+from infra.local.seed import DEALER, GUIDES
 from infra.local.stack import LocalStack, PortTaken
 
 
@@ -37,6 +37,9 @@ def demo_tokens(secret: str) -> dict[str, str]:
         "store_staff (staff-S001)": issue_token(secret, "staff-S001", Role.STORE_STAFF, "S001", ttl_s=day),
         "merchant_admin (admin)": issue_token(secret, "admin", Role.MERCHANT_ADMIN, ttl_s=day),
         "finance (finance)": issue_token(secret, "finance", Role.FINANCE, ttl_s=day),
+        f"dealer ({DEALER[0]})": issue_token(
+            secret, f"dealer-{DEALER[0]}", Role.DEALER, ttl_s=day, dealer_id=DEALER[0]
+        ),
     }
 
 

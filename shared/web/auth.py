@@ -1,4 +1,5 @@
-"""Bearer JWTs (HS256) with the claims of API.md: `sub`, `role`, `store_id` for store roles, `exp`."""
+"""Bearer JWTs (HS256) with the claims of API.md: `sub`, `role`, `store_id` for store roles, `exp`;
+and `dealer_id` for the dealer role (docs/commission.md, "Organisation")."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ LEEWAY_S = 30
 MAX_SUB = 128
 ROLE_NAMES = frozenset(role.value for role in Role)
 _STORE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # shared.kernel.values.LocationId
+_PARTY_ID = _STORE_ID  # dealer ids are written in the same alphabet (shared.guides.organisation)
 
 
 @cache
@@ -32,10 +34,20 @@ def _jwt() -> ModuleType:
     return jwt
 
 
-def issue_token(secret: str, sub: str, role: Role | str, store_id: str | None = None, ttl_s: int = 3600) -> str:
+def issue_token(
+    secret: str,
+    sub: str,
+    role: Role | str,
+    store_id: str | None = None,
+    ttl_s: int = 3600,
+    *,
+    dealer_id: str | None = None,
+) -> str:
     claims: dict[str, object] = {"sub": sub, "role": str(role), "exp": clock.now_ms() // 1000 + ttl_s}
     if store_id is not None:
         claims["store_id"] = store_id
+    if dealer_id is not None:
+        claims["dealer_id"] = dealer_id
     return _jwt().encode(claims, secret, algorithm="HS256")
 
 
@@ -87,6 +99,11 @@ def _principal_of(claims: dict[str, Any]) -> Principal:
     if not isinstance(claims["role"], str) or claims["role"] not in ROLE_NAMES:
         raise Unauthenticated("unknown role in token", roles=sorted(ROLE_NAMES))
     role = Role(claims["role"])
+    if role is Role.DEALER:
+        dealer_id = claims.get("dealer_id")
+        if not isinstance(dealer_id, str) or not _PARTY_ID.fullmatch(dealer_id):
+            raise Unauthenticated("the dealer role needs a dealer_id claim (a dealer id such as D001)")
+        return Principal(sub=sub, role=role, dealer_id=dealer_id)
     store_id = claims.get("store_id")
     if role not in STORE_ROLES:
         return Principal(sub=sub, role=role)

@@ -52,6 +52,12 @@ def test_a_bound_members_paid_order_credits_exact_rates_of_the_paid_amount_witho
     store = my_ledger(shop, issue_token(TEST_ENV["JWT_SECRET"], "staff-1", Role.STORE_STAFF, "S001"))
     assert store["summary"]["pending_fen"] == 640
     assert bootstrap.commission_ledger_store().totals("dealer:D001")[EntryStatus.PENDING] == 400
+    # The dealer's own people read the dealer's ledger with a dealer token; another dealer's reads nothing
+    dealer = my_ledger(shop, issue_token(TEST_ENV["JWT_SECRET"], "d-1", Role.DEALER, dealer_id="D001"))
+    assert dealer["summary"]["pending_fen"] == 400
+    assert {(i["role"], i["amount_fen"]) for i in dealer["items"]} == {("dealer", 400)}
+    other = my_ledger(shop, issue_token(TEST_ENV["JWT_SECRET"], "d-2", Role.DEALER, dealer_id="D002"))
+    assert other["summary"]["pending_fen"] == 0 and other["items"] == []
     # And the OrderPaid delivered twice more writes nothing more
     paid = next(i for i in EventItem.scan() if i.aggregate_id == order["order_id"] and i.event_type == "OrderPaid")
     queue = Queue.of(table, "CommissionQueue")

@@ -97,7 +97,7 @@ def test_any_claims_are_one_sound_principal_or_401(stack, sub, role, exp, store_
     )
     not_a_failure(answer)
     if answer.status_code == 200:
-        # Then the token named one non-blank person in one of the five roles, with a store if needed
+        # Then the token named one non-blank person in one of the roles, with a store if needed
         assert isinstance(sub, str) and sub.strip() and type(exp) is int
         assert role in {r.value for r in Role}
         assert role not in ("guide", "store_staff") or (isinstance(store_id, str) and store_id.strip())

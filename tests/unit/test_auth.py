@@ -51,6 +51,11 @@ def test_an_issued_token_is_its_principal():
         good(role="store_staff", store_id=""),
         good(role="store_staff", store_id="   "),
         good(role="store_staff", store_id=7),
+        good(role="dealer"),  # no dealer_id
+        good(role="dealer", dealer_id=""),
+        good(role="dealer", dealer_id="D 1"),
+        good(role="dealer", dealer_id=1),
+        good(role="dealer", store_id="S001"),  # a store does not make a dealer
         good(iat="now"),
         good(exp=int(time.time()) - LEEWAY_S - 5),
     ],
@@ -63,6 +68,15 @@ def test_tokens_that_do_not_name_one_person_in_one_role_are_refused(claims):
 def test_a_token_just_past_its_exp_is_taken_within_the_leeway():
     who = authenticate(bearer(good(exp=int(time.time()) - LEEWAY_S // 2)), SECRET)
     assert who.sub == "c-1"
+
+
+def test_a_dealer_token_names_its_dealer_and_no_store():
+    who = authenticate(bearer(good(role="dealer", dealer_id="D001", store_id="S001")), SECRET)
+    assert (who.role, who.dealer_id, who.store_id) == (Role.DEALER, "D001", None)
+
+
+def test_a_dealer_id_on_another_role_is_dropped():
+    assert authenticate(bearer(good(role="finance", dealer_id="D001")), SECRET).dealer_id is None
 
 
 def test_a_store_id_on_a_customer_is_dropped():
@@ -104,19 +118,21 @@ claim_values = st.one_of(
     role=st.one_of(claim_values, st.sampled_from([r.value for r in Role])),
     exp=st.one_of(claim_values, st.integers(min_value=int(time.time()) + 60, max_value=int(time.time()) + 10**6)),
     store_id=st.one_of(claim_values, st.sampled_from(["S001", " ", ""])),
+    dealer_id=st.one_of(claim_values, st.sampled_from(["D001", " ", ""])),
     iat=st.one_of(st.none(), claim_values),
 )
-def test_any_claims_give_a_sound_principal_or_unauthenticated(sub, role, exp, store_id, iat):
-    claims = {"sub": sub, "role": role, "exp": exp, "store_id": store_id, "iat": iat}
+def test_any_claims_give_a_sound_principal_or_unauthenticated(sub, role, exp, store_id, dealer_id, iat):
+    claims = {"sub": sub, "role": role, "exp": exp, "store_id": store_id, "dealer_id": dealer_id, "iat": iat}
     try:
         who = authenticate(bearer({k: v for k, v in claims.items() if v is not None}), SECRET)
     except Unauthenticated:
         return
-    # Then it is one non-blank person, in one of the five roles, with a store when the role needs one
+    # Then it is one non-blank person, in one of the roles, with a store when the role needs one
     assert isinstance(who.sub, str) and who.sub.strip()
     assert type(exp) is int
     assert who.role in set(Role)
     assert (who.store_id is not None) == (who.role in (Role.GUIDE, Role.STORE_STAFF))
+    assert (who.dealer_id is not None) == (who.role is Role.DEALER)
 
 
 @settings(max_examples=200, deadline=None)
