@@ -60,6 +60,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from infra.local.wechatpay_profit_sharing import LOCAL_SHARES, LocalProfitSharing, ShareFaults
 from shared.kernel.errors import BadSignature, RuleViolation
 from shared.payments import wechatpay_crypto as crypto
 from shared.payments.model import ProviderUnavailable, china_time, out_trade_no
@@ -263,6 +264,7 @@ class LocalWeChatPay:
         self.transactions: dict[str, Transaction] = {}
         self.refunds: dict[str, Refund] = {}
         self.faults = RefundFaults()
+        self.profit_sharing = LocalProfitSharing(self)
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, body) verified
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
@@ -278,8 +280,9 @@ class LocalWeChatPay:
             return self._control_pay(path[len(PAY) :], body)
         if path == FAULTS and method == "POST":
             return self._control_faults(body)
-        if path == LOCAL_REFUNDS and method == "GET":
-            return _plain(200, [self.refund_summary(r) for r in self.refunds.values()])
+        if method == "GET" and path in (LOCAL_REFUNDS, LOCAL_SHARES):
+            summary = self.profit_sharing.summary() if path == LOCAL_SHARES else None
+            return _plain(200, summary or [self.refund_summary(r) for r in self.refunds.values()])
         refusal = self._check_signature(method, path, lowered, body)
         if refusal is not None:
             return refusal
@@ -294,7 +297,8 @@ class LocalWeChatPay:
             return self._refund(body)
         if method == "GET" and route.startswith(REFUNDS + "/"):
             return self._refund_query(route[len(REFUNDS) + 1 :])
-        return self._error(404, "RESOURCE_NOT_EXISTS", "no such API")
+        shared = self.profit_sharing.route(method, path, body) if route.startswith("/v3/profitsharing/") else None
+        return shared or self._error(404, "RESOURCE_NOT_EXISTS", "no such API")
 
     def _check_signature(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply | None:
         try:
@@ -550,15 +554,25 @@ class LocalWeChatPay:
         total, refund = body["amount"]["total"], body["amount"]["refund"]
         if paid.trade_state != "SUCCESS" or total != paid.params["amount"]["total"]:
             return self._error(400, "INVALID_REQUEST", "订单未支付或订单金额不一致")
-        refunded = sum(r.refund_fen for r in self.refunds.values() if r.transaction is paid and r.status != "CLOSED")
+        refunded = self.refunded_fen(paid)
         if refund > total - refunded:
             return self._error(400, "INVALID_REQUEST", "申请退款金额超过订单可退金额")
+        if refund > self.unshared_fen(paid):
+            # What the receivers of a share hold must be given back (return-orders) before it is refunded.
+            return self._error(403, "NOT_ENOUGH", "分账接收方持有的资金需先回退")
         refund_id = "50" + "".join(secrets.choice("0123456789") for _ in range(28))
         known = Refund(number, body, paid, refund_id, self.clock())
         self.refunds[number] = known
         if self.faults.refund_settle_s is not None:
             self._later(self.faults.refund_settle_s, lambda: self.settle_refund(number))
         return self.signed_reply(200, self.refund_resource(known))
+
+    def refunded_fen(self, paid: Transaction) -> int:
+        return sum(r.refund_fen for r in self.refunds.values() if r.transaction is paid and r.status != "CLOSED")
+
+    def unshared_fen(self, paid: Transaction) -> int:
+        """What of a paid transaction neither went back to the payer nor is held by a share's receivers."""
+        return int(paid.params["amount"]["total"]) - self.refunded_fen(paid) - self.profit_sharing.held_fen(paid)
 
     def _transaction_of(self, body: Mapping[str, Any]) -> Transaction | None:
         if body.get("out_trade_no"):
@@ -666,8 +680,13 @@ class LocalWeChatPay:
             return _plain(400, {"message": "malformed faults"})
         if faults.refund_outcome not in REFUND_OUTCOMES:
             return _plain(400, {"message": f"refund_outcome is one of {', '.join(REFUND_OUTCOMES)}"})
+        try:
+            share_faults = ShareFaults.of(options)
+        except (ValueError, TypeError) as exc:
+            return _plain(400, {"message": str(exc)})
         self.faults = faults
-        return _plain(200, {"faults": faults.__dict__})
+        self.profit_sharing.faults = share_faults
+        return _plain(200, {"faults": faults.__dict__, "profit_sharing": share_faults.__dict__})
 
     def stop(self) -> None:
         for timer in self._timers:

@@ -1,0 +1,260 @@
+"""Profit sharing (分账) through WeChat Pay v3 (docs/payments.md, "Profit sharing"): each paid order
+whose commissions became settleable shares them out of its own transaction, once.
+
+    share_order(order)  ledger entries all SETTLEABLE/SETTLED? -> receivers (net per payee, under the ratio)
+                        store the share PENDING (the first one stands)
+                        POST /v3/profitsharing/receivers/add for each receiver (WeChat Pay keeps them; idempotent)
+                        POST /v3/profitsharing/orders {out_order_no, transaction_id, receivers, unfreeze_unsplit}
+                        nothing to share: POST /v3/profitsharing/orders/unfreeze (the merchant gets it all)
+    settle_due()        PENDING again (answer lost), PROCESSING asked: GET /v3/profitsharing/orders/{no}
+    refund_issued()     a refund of a shared order: POST /v3/profitsharing/return-orders per merchant
+                        receiver, for what the refund clawed back from it, before the refund is asked for
+
+Every step is safe to repeat: the out_order_no and out_return_no are derived, WeChat Pay shares a number
+once, the share is stored before it is asked for and every change is conditional on its version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+from shared.kernel.clock import Clock
+from shared.kernel.errors import TemporarilyUnavailable
+from shared.payments import profit_sharing_model as ps
+from shared.payments.model import ProviderRefused, ProviderUnavailable
+from shared.payments.ports import RecordedPayments
+from shared.payments.wechatpay import PROVIDER, WeChatPayClient, WeChatPayMerchant
+from shared.platform.observability import count, logger
+
+RETRYABLE = frozenset({"FREQUENCY_LIMITED", "SYSTEM_ERROR", "SYSTEMERROR", "NOT_ENOUGH"})
+QUERY_AFTER_MS = 60 * 1000
+ATTEMPTS = 4
+
+
+class CommissionOwed(Protocol):
+    def entries(self, order_id: str) -> list[ps.OwedEntry]:
+        """Every commission ledger entry of the order (a consistent read), earnings and clawbacks."""
+        ...
+
+
+class ReceiverAccounts(Protocol):
+    def account(self, role: str, payee_id: str) -> ps.ReceiverAccount | None:
+        """Where the party is paid in WeChat Pay (a merchant id or an openid), None: nowhere."""
+        ...
+
+
+class ProfitShareStore(Protocol):
+    def get(self, order_id: str, out_order_no: str) -> ps.ProfitShare | None: ...
+
+    def open(self, share: ps.ProfitShare) -> ps.ProfitShare:
+        """Store a new PENDING share unless one with its out_order_no exists; return the stored one."""
+        ...
+
+    def change(self, before: ps.ProfitShare, after: ps.ProfitShare) -> ps.ProfitShare | None:
+        """Write `after` if the stored share is still `before` (its version); None when it changed."""
+        ...
+
+    def due(self, now_ms: int, limit: int) -> list[ps.ProfitShare]:
+        """Open shares whose next check is due, earliest first (an index query, no scan)."""
+        ...
+
+    def needing_attention(self, limit: int) -> list[ps.ProfitShare]:
+        """REFUSED shares, closed receivers and failed returns, newest first."""
+        ...
+
+
+class ProfitSharing:
+    def __init__(
+        self,
+        merchant: WeChatPayMerchant,
+        client: WeChatPayClient,
+        shares: ProfitShareStore,
+        payments: RecordedPayments,
+        owed: CommissionOwed,
+        accounts: ReceiverAccounts,
+        clock: Clock,
+        max_ratio_bp: int = ps.MAX_RATIO_BP,
+        query_after_ms: int = QUERY_AFTER_MS,
+    ) -> None:
+        self._merchant = merchant
+        self._client = client
+        self._shares = shares
+        self._payments = payments
+        self._owed = owed
+        self._accounts = accounts
+        self._clock = clock
+        self._max_ratio_bp = max_ratio_bp
+        self._query_after_ms = query_after_ms
+
+    # -- sharing -------------------------------------------------------------------------------
+    def share_order(self, order_id: str) -> ps.ProfitShare | None:
+        """Share the order's commissions once its after-sale window closed; None while it is not due
+        (entries still PENDING or FROZEN, no commission book) or when WeChat Pay did not take the money.
+        A share already stored is answered (and asked again only while PENDING): idempotent."""
+        out_order_no = ps.out_order_no_of(order_id)
+        stored = self._shares.get(order_id, out_order_no)
+        if stored is not None:
+            return self._request(stored) if stored.status == ps.PENDING else stored
+        payment = self._payments.paying(order_id)
+        if payment is None or payment.provider != PROVIDER:
+            return None
+        entries = self._owed.entries(order_id)
+        if not ps.settleable(entries):
+            return None
+        accounts = {(e.role, e.payee_id): self._accounts.account(e.role, e.payee_id) for e in entries}
+        try:
+            receivers = ps.receivers_of(entries, accounts, payment.amount_fen, self._max_ratio_bp)
+        except (ps.OverMaximumRatio, ps.NoReceiverAccount) as exc:
+            logger.error("an order's shares cannot be asked for", extra={"order_id": order_id, "code": exc.code})
+            count("WeChatPayProfitSharingNeedingAttention")
+            now = self._clock.now_ms()
+            refused = ps.ProfitShare(
+                out_order_no,
+                order_id,
+                payment.transaction_id,
+                payment.amount_fen,
+                (),
+                created_at_ms=now,
+                updated_at_ms=now,
+            ).refused(exc.code, now)
+            return self._shares.open(refused)
+        now = self._clock.now_ms()
+        share = ps.ProfitShare(
+            out_order_no=out_order_no,
+            order_id=order_id,
+            transaction_id=payment.transaction_id,
+            total_fen=payment.amount_fen,
+            receivers=receivers,
+            created_at_ms=now,
+            updated_at_ms=now,
+            next_check_at_ms=now + self._query_after_ms,
+        )
+        opened = self._shares.open(share)
+        return self._request(opened) if opened.status == ps.PENDING else opened
+
+    def share_orders(self, order_ids: Sequence[str]) -> dict[str, int]:
+        """The scheduled job's pass over orders whose entries became settleable (the composition reads
+        them from the ledger's index): each shared once, a failure left for the next pass."""
+        counts = {"shared": 0, "not_due": 0, "unavailable": 0, "refused": 0}
+        for order_id in dict.fromkeys(order_ids):
+            try:
+                share = self.share_order(order_id)
+            except ProviderUnavailable:
+                counts["unavailable"] += 1
+                continue
+            if share is None:
+                counts["not_due"] += 1
+            elif share.status == ps.REFUSED:
+                counts["refused"] += 1
+            else:
+                counts["shared"] += 1
+        return counts
+
+    def _request(self, share: ps.ProfitShare) -> ps.ProfitShare:
+        try:
+            if not share.receivers:
+                answer = self._client.post(ps.UNFREEZE_PATH, share.unfreeze_body())
+            else:
+                for receiver in share.receivers:
+                    self._client.post(ps.RECEIVERS_ADD_PATH, receiver.add_body(self._merchant.appid))
+                answer = self._client.post(ps.ORDERS_PATH, share.order_body(self._merchant.appid))
+        except ProviderRefused as exc:
+            code = str(exc.details.get("provider_code", ""))
+            if code in RETRYABLE:
+                raise ProviderUnavailable("WeChat Pay cannot share now; retry", provider_code=code) from exc
+            logger.error("WeChat Pay refused a share", extra={"out_order_no": share.out_order_no, "code": code})
+            count("WeChatPayProfitSharingNeedingAttention")
+            return self._write(share, lambda current: current.refused(code, self._clock.now_ms()))
+        count("WeChatPayProfitSharingRequested")
+        return self._settle(share, answer)
+
+    def _settle(self, share: ps.ProfitShare, answer: dict[str, Any]) -> ps.ProfitShare:
+        try:
+            state = ps.ShareState.of(answer)
+        except ValueError as exc:
+            raise ProviderUnavailable("WeChat Pay's share answer is not one") from exc
+        if state.out_order_no != share.out_order_no:
+            raise ProviderUnavailable("WeChat Pay answered for another share", out_order_no=state.out_order_no)
+        after = self._write(share, lambda current: current.answered(state, self._clock.now_ms(), self._query_after_ms))
+        if after.needs_attention and not share.needs_attention:
+            count("WeChatPayProfitSharingNeedingAttention")
+        return after
+
+    # -- the query job -------------------------------------------------------------------------
+    def settle_due(self, limit: int = 100) -> dict[str, int]:
+        """Each open share whose check is due: a PENDING one (its answer was lost) is asked for again
+        with its number, a PROCESSING one is queried. Resumable: a finished share leaves the index, an
+        open one is pushed to a later check."""
+        counts = {"checked": 0, "finished": 0, "still_open": 0, "unavailable": 0}
+        for share in self._shares.due(self._clock.now_ms(), limit):
+            counts["checked"] += 1
+            try:
+                if share.status == ps.PENDING:
+                    after = self._request(share)
+                else:
+                    after = self._settle(share, self._client.get(share.query_path()))
+            except (ProviderUnavailable, ProviderRefused) as exc:
+                logger.warning("share query failed", extra={"out_order_no": share.out_order_no, "code": exc.code})
+                counts["unavailable"] += 1
+                self._write(share, lambda current: current.retry_later(self._clock.now_ms(), self._query_after_ms))
+                continue
+            counts["still_open" if after.is_open else "finished"] += 1
+        return counts
+
+    # -- refunds of shared orders -----------------------------------------------------------------
+    def refund_issued(self, order_id: str, refund_id: str) -> ps.ProfitShare | None:
+        """Before a refund of a shared order is asked for: each merchant receiver returns what the
+        refund clawed back from it (the ledger's clawback entries of that refund), once per refund and
+        receiver (out_return_no derived). None when the order was not shared. TemporarilyUnavailable
+        while the share is still open or the ledger has not clawed back yet: the refund waits."""
+        share = self._shares.get(order_id, ps.out_order_no_of(order_id))
+        if share is None or share.status == ps.REFUSED:
+            return None
+        if share.is_open:
+            raise TemporarilyUnavailable("the order's share is still being made; refund after it")
+        # No clawback heard yet (the ledger's consumer is behind): nothing to return now; WeChat Pay then
+        # refuses a refund the unshared funds cannot cover (NOT_ENOUGH, retried) until it has.
+        clawbacks = [e for e in self._owed.entries(order_id) if e.refund_id == refund_id]
+        for ret in ps.returns_for_refund(share, refund_id, clawbacks):
+            share = self._return(share, ret)
+        return share
+
+    def _return(self, share: ps.ProfitShare, ret: ps.ShareReturn) -> ps.ProfitShare:
+        known = next((r for r in share.returns if r.out_return_no == ret.out_return_no), None)
+        if known is not None and known.result in ("SUCCESS", "FAILED"):
+            return share
+        try:
+            answer = self._client.post(ps.RETURNS_PATH, ret.body(share.out_order_no))
+            result = str(answer.get("result") or "PROCESSING")
+        except ProviderRefused as exc:
+            code = str(exc.details.get("provider_code", ""))
+            if code in RETRYABLE:
+                raise ProviderUnavailable("WeChat Pay cannot return now; retry", provider_code=code) from exc
+            logger.error("WeChat Pay refused a return", extra={"out_return_no": ret.out_return_no, "code": code})
+            count("WeChatPayProfitSharingNeedingAttention")
+            result = "FAILED"
+        if result == "PROCESSING":
+            # Not ended yet: keep it, and let the queue retry the refund until it is.
+            self._write(share, lambda current: current.with_return(ret))
+            raise TemporarilyUnavailable("the share's return is processing; retry", out_return_no=ret.out_return_no)
+        return self._write(share, lambda current: current.with_return(_with_result(ret, result)))
+
+    def _write(self, current: ps.ProfitShare, decide: Callable[[ps.ProfitShare], ps.ProfitShare]) -> ps.ProfitShare:
+        for _ in range(ATTEMPTS):
+            after = decide(current)
+            if after is current or after == current:
+                return current
+            written = self._shares.change(current, after)
+            if written is not None:
+                return written
+            latest = self._shares.get(current.order_id, current.out_order_no)
+            if latest is None:
+                raise TemporarilyUnavailable("the share disappeared while it was written")
+            current = latest
+        raise TemporarilyUnavailable("the share kept changing; retry")
+
+
+def _with_result(ret: ps.ShareReturn, result: str) -> ps.ShareReturn:
+    return replace(ret, result=result if result in ("SUCCESS", "FAILED") else "PROCESSING")

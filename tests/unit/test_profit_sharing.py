@@ -1,0 +1,282 @@
+"""Profit sharing through WeChat Pay (shared/payments/profit_sharing.py, docs/payments.md "Profit sharing")
+on in-memory ports against the local WeChat Pay in-process: the share computation and the request
+bodies (pure), then a share asked once and confirmed by query, its answer lost, PROCESSING answers,
+refusals, the maximum ratio, and refunds that need the merchant receivers' shares returned first."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from infra.local.wechatpay_profit_sharing import ORDERS, RECEIVERS_ADD, RETURNS, UNFREEZE
+from shared.kernel.errors import TemporarilyUnavailable
+from shared.payments import profit_sharing_model as ps
+from shared.payments.model import ProviderUnavailable
+from tests.fakes.profit_sharing import ACCOUNTS, ProfitSharingWorld, earnings
+
+NUMBER = re.compile(r"[0-9A-Za-z_|*@-]{1,64}")
+ORDER_ID = "o" + "ab" * 16
+
+
+@pytest.fixture
+def world() -> ProfitSharingWorld:
+    return ProfitSharingWorld.build()
+
+
+def posts(world: ProfitSharingWorld, path: str) -> list[dict]:
+    return [body for method, p, body in world.base.wechatpay.requests if method == "POST" and p == path]
+
+
+# -- pure: what is owed, to whom, within the ratio ------------------------------------------------------
+def test_receivers_are_the_net_per_payee_and_one_per_account():
+    entries = [
+        *earnings(dealer=300, store=500, guide=800, distributor_1=200, distributor_2=100),
+        ps.OwedEntry("guide", "G001", -300, "SETTLEABLE", refund_id="r1"),
+        ps.OwedEntry("store", "S001", -500, "SETTLEABLE", refund_id="r1"),  # all of it clawed back
+    ]
+    receivers = ps.receivers_of(entries, ACCOUNTS, total_fen=10_000)
+    got = {(r.type, r.account): r.amount_fen for r in receivers}
+    assert got == {
+        ("MERCHANT_ID", "1900000201"): 300,
+        ("PERSONAL_OPENID", "oGUIDE001"): 500,
+        ("PERSONAL_OPENID", "oLI"): 300,  # levels 1 and 2 of one distributor: one receiver
+    }
+
+
+def test_a_share_past_the_maximum_ratio_is_refused_whole_never_trimmed():
+    entries = earnings(dealer=2000, guide=1001)
+    assert sum(r.amount_fen for r in ps.receivers_of(earnings(dealer=2000, guide=1000), ACCOUNTS, 10_000)) == 3000
+    with pytest.raises(ps.OverMaximumRatio):
+        ps.receivers_of(entries, ACCOUNTS, 10_000)
+    with pytest.raises(ps.OverMaximumRatio):
+        ps.receivers_of(earnings(dealer=2000), ACCOUNTS, 10_000, max_ratio_bp=1999)
+
+
+def test_a_payee_without_an_account_is_refused():
+    with pytest.raises(ps.NoReceiverAccount):
+        ps.receivers_of(earnings(dealer=100), {}, 10_000)
+
+
+def test_not_settleable_until_every_entry_is():
+    assert not ps.settleable([])
+    assert not ps.settleable([*earnings(dealer=1), *earnings("FROZEN", guide=1)])
+    assert ps.settleable([*earnings(dealer=1), *earnings("SETTLED", guide=1)])
+
+
+def test_out_order_no_is_derived_and_in_wechat_pays_alphabet():
+    assert ps.out_order_no_of(ORDER_ID) == ps.out_order_no_of(ORDER_ID)
+    assert ps.out_order_no_of(ORDER_ID) != ps.out_order_no_of(ORDER_ID, split=2)
+    assert NUMBER.fullmatch(ps.out_order_no_of(ORDER_ID))
+    assert NUMBER.fullmatch(ps.out_order_no_of("an order / with spaces" * 5))
+    assert NUMBER.fullmatch(ps.out_return_no_of("r1", "1900000201"))
+
+
+def test_the_order_body_has_wechat_pays_fields():
+    share = ps.ProfitShare(
+        "PSo1-1", "o1", "4200000001", 10_000, ps.receivers_of(earnings(dealer=300, guide=200), ACCOUNTS, 10_000)
+    )
+    body = share.order_body("wxAPP")
+    assert body == {
+        "appid": "wxAPP",
+        "transaction_id": "4200000001",
+        "out_order_no": "PSo1-1",
+        "receivers": [
+            {"type": "MERCHANT_ID", "account": "1900000201", "amount": 300, "description": "commission dealer"},
+            {"type": "PERSONAL_OPENID", "account": "oGUIDE001", "amount": 200, "description": "commission guide"},
+        ],
+        "unfreeze_unsplit": True,
+    }
+    assert share.receivers[0].add_body("wxAPP") == {
+        "appid": "wxAPP",
+        "type": "MERCHANT_ID",
+        "account": "1900000201",
+        "relation_type": "PARTNER",
+    }
+    assert share.query_path() == "/v3/profitsharing/orders/PSo1-1?transaction_id=4200000001"
+
+
+amounts = st.integers(min_value=-500, max_value=2000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(list(ACCOUNTS)), amounts), min_size=1, max_size=12),
+    st.integers(min_value=1, max_value=100_000),
+)
+def test_the_books_close_whatever_the_entries(pairs, total):
+    """What is shared plus what stays in the payees' ledgers is exactly what the ledger owes, never more
+    than the ratio of what was paid; the merchant keeps the rest (paid - shared)."""
+    entries = [ps.OwedEntry(role, payee, fen, "SETTLEABLE") for (role, payee), fen in pairs]
+    owed = ps.owed_by_payee(entries)
+    try:
+        receivers = ps.receivers_of(entries, ACCOUNTS, total)
+    except ps.OverMaximumRatio:
+        assert sum(v for v in owed.values() if v > 0) > total * 3000 // 10_000
+        return
+    shared = sum(r.amount_fen for r in receivers)
+    carried = sum(v for v in owed.values() if v <= 0)
+    assert shared + carried == sum(e.amount_fen for e in entries)
+    assert shared <= total * 3000 // 10_000
+    assert all(r.amount_fen > 0 for r in receivers)
+
+
+# -- sharing against the local WeChat Pay -------------------------------------------------------------
+def test_an_order_is_shared_once_and_confirmed_by_query(world):
+    paid = world.paid_order(10_000, earnings(dealer=300, store=500, guide=800))
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.PROCESSING
+    assert {b["account"] for b in posts(world, RECEIVERS_ADD)} == {"1900000201", "1900000301", "oGUIDE001"}
+    (request,) = posts(world, ORDERS)
+    assert request["transaction_id"] == paid.transaction_id and request["unfreeze_unsplit"] is True
+    assert sum(r["amount"] for r in request["receivers"]) == 1600
+
+    again = world.sharing.share_order(paid.order_id)  # the job's next pass: nothing asked
+    assert again == share and len(posts(world, ORDERS)) == 1
+
+    world.clock.advance(61_000 / 1000)
+    assert world.sharing.settle_due()["still_open"] == 1  # WeChat Pay still PROCESSING
+    world.base.wechatpay.profit_sharing.finish_shares()
+    world.clock.advance(200_000 / 1000)
+    assert world.sharing.settle_due() == {"checked": 1, "finished": 1, "still_open": 0, "unavailable": 0}
+    done = world.shares.get(paid.order_id, share.out_order_no)
+    assert done is not None and done.status == ps.FINISHED and done.unfrozen
+    assert [r.result for r in done.receivers] == ["SUCCESS"] * 3
+    world.clock.advance(10_000_000 / 1000)
+    assert world.sharing.settle_due()["checked"] == 0  # left the index
+    (kept,) = world.base.wechatpay.profit_sharing.shares.values()
+    assert kept.requests == 1 and kept.unfrozen
+
+
+def test_not_due_while_the_after_sale_window_is_open(world):
+    paid = world.paid_order(10_000, earnings("FROZEN", dealer=300))
+    assert world.sharing.share_order(paid.order_id) is None
+    assert world.sharing.share_order("o" + "cd" * 16) is None  # not paid
+    assert posts(world, ORDERS) == [] and world.shares.items == {}
+
+
+def test_a_lost_answer_is_asked_again_with_the_same_number_and_shares_once(world):
+    paid = world.paid_order(10_000, earnings(dealer=300, guide=200))
+    wechatpay = world.base.wechatpay
+    handle = wechatpay.handle
+
+    def share_answer_lost(method, path, headers, body):
+        reply = handle(method, path, headers, body)
+        if path == ORDERS:
+            wechatpay.handle = handle  # once
+            world.base.transport.lose_next_answer = 1  # the share is made, its answer lost
+        return reply
+
+    wechatpay.handle = share_answer_lost
+    with pytest.raises(ProviderUnavailable):
+        world.sharing.share_order(paid.order_id)
+    (stored,) = world.shares.items.values()
+    assert stored.status == ps.PENDING
+    world.clock.advance(61_000 / 1000)
+    assert world.sharing.settle_due()["still_open"] == 1
+    numbers = {b["out_order_no"] for b in posts(world, ORDERS)}
+    assert numbers == {stored.out_order_no}
+    (kept,) = world.base.wechatpay.profit_sharing.shares.values()
+    assert kept.requests == 2 and kept.shared_fen() == 500  # asked twice, shared once
+
+
+def test_a_late_answer_fault_times_out_then_the_job_confirms(world):
+    paid = world.paid_order(10_000, earnings(store=700))
+    world.base.wechatpay.profit_sharing.faults.share_finish_s = None
+    world.base.transport.lose_next_answer = 0
+    world.base.transport.fail_next = 1  # WeChat Pay did not answer the receiver at all
+    with pytest.raises(ProviderUnavailable):
+        world.sharing.share_order(paid.order_id)
+    assert posts(world, ORDERS) == []
+    assert world.sharing.share_orders([paid.order_id, paid.order_id]) == {
+        "shared": 1,
+        "not_due": 0,
+        "unavailable": 0,
+        "refused": 0,
+    }
+    assert len(posts(world, ORDERS)) == 1
+
+
+def test_an_order_with_nothing_owed_is_unfrozen_whole(world):
+    paid = world.paid_order(10_000, [*earnings(guide=300), ps.OwedEntry("guide", "G001", -300, "SETTLEABLE", "r1")])
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.FINISHED and share.unfrozen and share.receivers == ()
+    assert posts(world, ORDERS) == [] and len(posts(world, UNFREEZE)) == 1
+    assert world.sharing.share_order(paid.order_id) == share
+
+
+def test_over_the_ratio_nothing_is_asked_and_finance_sees_it(world):
+    paid = world.paid_order(1_000, earnings(dealer=301))
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.REFUSED and share.refusal == "PROFIT_SHARING_OVER_RATIO"
+    assert posts(world, ORDERS) == [] and posts(world, RECEIVERS_ADD) == []
+    assert world.shares.needing_attention(10) == [share]
+
+
+def test_wechat_pays_refusal_is_final_and_listed(world):
+    paid = world.paid_order(10_000, earnings(dealer=100))
+    world.accounts.by_payee[("dealer", "D001")] = ps.ReceiverAccount(ps.MERCHANT_ID, world.base.wechatpay.keys.mchid)
+    share = world.sharing.share_order(paid.order_id)  # the merchant itself cannot receive
+    assert share is not None and share.status == ps.REFUSED and share.refusal == "INVALID_REQUEST"
+    world.clock.advance(10_000_000 / 1000)
+    assert world.sharing.settle_due()["checked"] == 0
+    assert world.shares.needing_attention(10) == [share]
+
+
+def test_a_closed_receiver_is_listed_for_finance(world):
+    paid = world.paid_order(10_000, earnings(guide=100))
+    world.base.wechatpay.profit_sharing.faults.share_receiver_outcome = "CLOSED"
+    world.sharing.share_order(paid.order_id)
+    world.base.wechatpay.profit_sharing.finish_shares()
+    world.clock.advance(61_000 / 1000)
+    world.sharing.settle_due()
+    (share,) = world.shares.items.values()
+    assert share.status == ps.FINISHED and share.receivers[0].result == "CLOSED" and share.needs_attention
+
+
+def test_a_late_processing_answer_never_reopens_a_finished_share(world):
+    paid = world.paid_order(10_000, earnings(dealer=100))
+    first = world.sharing.share_order(paid.order_id)
+    assert first is not None
+    finished = first.answered(ps.ShareState(first.out_order_no, ps.FINISHED, "30x", ()), world.clock.now_ms(), 60_000)
+    late = finished.answered(ps.ShareState(first.out_order_no, ps.PROCESSING, "30x", ()), 0, 60_000)
+    assert late is finished
+
+
+# -- refunds of shared orders ---------------------------------------------------------------------------
+def test_a_refund_of_a_shared_order_returns_the_merchant_receivers_share_first(world):
+    paid = world.paid_order(10_000, earnings(dealer=300, store=500, guide=800))
+    world.sharing.share_order(paid.order_id)
+    world.base.wechatpay.profit_sharing.finish_shares()
+    world.clock.advance(61_000 / 1000)
+    world.sharing.settle_due()
+    # The whole order refunded: WeChat Pay refuses until the receivers' 1,600 fen are back.
+    refund = {"order_id": paid.order_id, "refund_id": "r-all", "amount_fen": 10_000}
+    with pytest.raises(ProviderUnavailable):  # NOT_ENOUGH: retried
+        world.refunds.refund_issued(refund)
+    world.owed.by_order[paid.order_id] += [
+        ps.OwedEntry("dealer", "D001", -300, "SETTLEABLE", "r-all"),
+        ps.OwedEntry("store", "S001", -500, "SETTLEABLE", "r-all"),
+        ps.OwedEntry("guide", "G001", -800, "SETTLEABLE", "r-all"),
+    ]
+    share = world.sharing.refund_issued(paid.order_id, "r-all")
+    assert share is not None and share.returned_fen == 800  # dealer and store; a guide cannot return
+    assert world.sharing.refund_issued(paid.order_id, "r-all") == share  # once
+    assert sorted(b["amount"] for b in posts(world, RETURNS)) == [300, 500]
+    # What the guide holds (800) still blocks a full refund: it is its ledger's to take back.
+    with pytest.raises(ProviderUnavailable):
+        world.refunds.refund_issued(refund)
+    partial = world.refunds.refund_issued({**refund, "refund_id": "r-part", "amount_fen": 9_200})
+    assert partial is not None and partial.refund_fen == 9_200
+    # The books: paid = refunded + the guide's share + the merchant's net (here 0).
+    assert 10_000 == 9_200 + 800 + 0
+
+
+def test_a_refund_of_an_order_being_shared_waits(world):
+    paid = world.paid_order(10_000, earnings(dealer=300))
+    world.sharing.share_order(paid.order_id)
+    with pytest.raises(TemporarilyUnavailable):
+        world.sharing.refund_issued(paid.order_id, "r1")
+    assert world.sharing.refund_issued("o" + "ef" * 16, "r1") is None  # never shared: nothing to return
