@@ -47,6 +47,11 @@ UNITS = 1500
 BASELINE_OPS = 3000
 HTTP_THREADS = 32
 HTTP_UNITS = 600
+HTTP_DELIVERY = {
+    "type": "delivery",
+    "address": {"recipient": "张三", "phone": "13800000000", "city": "上海", "detail": "1号"},
+}
+METERED = 30  # purchases per path with the write-unit meter on (bench/_write_meter.py), one at a time
 REGION = "us-east-1"
 
 
@@ -189,6 +194,7 @@ def create_sale(units: int, peak: int) -> str:
     now = now_ms()
     product = Product(sku="FLASH-BENCH", name="秒杀 bench", price_fen=19900)
     catalog.upsert_product(product, bootstrap.products(), now)
+    _stock(product.sku, "WH", units)  # a sale holds its units out of a location's stock (28f996d)
     wanted = NewFlashSale(
         sku=product.sku,
         price_fen=9900,
@@ -203,6 +209,26 @@ def create_sale(units: int, peak: int) -> str:
     return str(created.body["flash_sale_id"])
 
 
+def _stock(sku: str, location: str, units: int) -> None:
+    """`units` more on hand and available at the location (the default location of a sale)."""
+    from shared.data.items import StockItem
+
+    pk, sk = StockItem.key(sku, location)
+    try:
+        item = StockItem.get(pk, sk, consistent_read=True)
+    except StockItem.DoesNotExist:
+        StockItem(pk, sk, sku=sku, location=location, on_hand=units, reserved=0, available=units).save()
+        return
+    item.update(actions=[StockItem.on_hand.add(units), StockItem.available.add(units)])
+
+
+def delivery() -> Any:
+    """Where a bench buyer's flash order goes: a flash order names one, or the buyer's saved address."""
+    from shared.ordering.fulfilment import Address, Fulfilment, FulfilmentType
+
+    return Fulfilment(FulfilmentType.DELIVERY, address=Address("张三", "13800000000", "上海", "1号"))
+
+
 def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[str, Any]:
     """Buyers (one purchase each) on `threads` threads until the sale answers SOLD_OUT."""
     from shared.flash_sales.commands import FlashOrder
@@ -212,6 +238,7 @@ def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[st
     from shared.platform.observability import flush
 
     flash = bootstrap.flash_sales()  # what the route calls
+    to = delivery()
     meter = RoundTrips()
     meter.attach()
     flash.sale(sale_id)  # settings read once per process, as a warm Lambda has them
@@ -230,7 +257,7 @@ def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[st
             meter.start()
             started = time.perf_counter()
             try:
-                flash.purchase(sale_id, customer, FlashOrder(1), request)
+                flash.purchase(sale_id, customer, FlashOrder(1, to), request)
                 outcome = "201"
             except SoldOut:
                 outcome = "SOLD_OUT"
@@ -373,10 +400,48 @@ def service_layer() -> dict[str, Any]:
         label = f"service, {PROCESSES} processes x {THREADS // PROCESSES} threads"
         figures.update(_summary(label, runs, baseline))
         figures.update({f"service, {PROCESSES} processes: {k}": v for k, v in audit(sale_id).items()})
+        figures.update(write_units())
         return figures
     finally:
         moto.terminate()
         moto.wait(timeout=10)
+
+
+def write_units() -> dict[str, Any]:
+    """METERED purchases on each path, one at a time, with the write-unit meter on (its read-backs
+    would slow the timed runs above): items written, write units, and the projection."""
+    from bench import _write_meter
+    from shared.flash_sales.commands import FlashOrder
+    from shared.kernel.idempotency import IdempotentRequest
+    from shared.platform import bootstrap
+
+    flash, to = bootstrap.flash_sales(), delivery()
+    meter = _write_meter.WriteMeter.for_template()
+    figures: dict[str, Any] = {}
+    for path, contended in (("uncontended", False), ("contended", True)):
+        sale_id = create_sale(METERED * 2, peak=4000)
+        if contended:
+            kept = flash.contention.lifetime_s
+            flash.contention.lifetime_s = 3600.0
+            flash.contention.note_conflict(sale_id)
+        taken = []
+        try:
+            with meter.attached():
+                for n in range(METERED):
+                    customer = f"w{path[0]}-{n}"
+                    request = IdempotentRequest.of(f"flash:{sale_id}:{customer}", None, {"qty": 1})
+                    meter.start()
+                    flash.purchase(sale_id, customer, FlashOrder(1, to), request)
+                    taken.append(meter.taken())
+        finally:
+            if contended:
+                flash.contention.clear(sale_id)
+                flash.contention.lifetime_s = kept
+        label = f"flash order, {path} path (write units)"
+        figures.update(_write_meter.figures(label, taken))
+        figures.update(_write_meter.projection(f"flash order, {path}", *_write_meter.per_op(taken)))
+    figures["write units: largest item written, bytes, by entity"] = _write_meter.sizes(meter)
+    return figures
 
 
 # -- 3. over HTTP -----------------------------------------------------------------------------------
@@ -452,7 +517,7 @@ def _http_buyers(api: str, sale_id: str, tokens: list[str]) -> tuple[list[float]
                 answer = session.post(
                     f"{api}/flash-sales/{sale_id}/orders",
                     headers={"Authorization": f"Bearer {token}"},
-                    json={"qty": 1},
+                    json={"qty": 1, "fulfilment": HTTP_DELIVERY},
                     timeout=60,
                 )
             except requests.ConnectionError:
