@@ -60,8 +60,12 @@ def _key_id(table: str, key: dict[str, Any]) -> str:
 class WriteMeter:
     """Items written and write units, per operation on this thread (`start`, then `taken`)."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, per_thread: bool = True) -> None:
+        """per_thread False: one tally for every thread (a run spread over workers)."""
         self.table = table
+        self.per_thread = per_thread
+        self._lock = threading.Lock()
+        self._common = Tally()
         self._local = threading.local()
         self._reader: Any = None
         self._events: Any = None
@@ -76,10 +80,15 @@ class WriteMeter:
 
     # -- the per-operation tally ------------------------------------------------------------------
     def start(self) -> None:
-        self._local.tally = Tally()
+        if self.per_thread:
+            self._local.tally = Tally()
+        else:
+            self._common = Tally()
 
     def taken(self) -> Tally:
-        """The writes since `start` on this thread."""
+        """The writes since `start` (on this thread, unless the meter is for all of them)."""
+        if not self.per_thread:
+            return self._common
         if not hasattr(self._local, "tally"):
             self.start()
         return self._local.tally  # type: ignore[no-any-return]
@@ -155,19 +164,20 @@ class WriteMeter:
         if self._uid not in context or http_response.status_code >= 300:
             return  # failed writes are not counted (DynamoDB charges a refused condition too)
         parts, checks = context.pop(self._uid)
-        unprocessed = {
-            _key_id(
-                table, self.table.key_of(r["PutRequest"]["Item"]) if "PutRequest" in r else r["DeleteRequest"]["Key"]
-            )
+        unprocessed = {  # a BatchWriteItem's writes DynamoDB left for the caller to send again
+            _key_id(p.table, p.key)
             for table, requests in (parsed.get("UnprocessedItems") or {}).items()
-            for r in requests
+            for p in (self._batched(table, r) for r in requests)
         }
         parts = [p for p in parts if _key_id(p.table, p.key) not in unprocessed]
         updated = self._read((p.table, p.key) for p in parts if p.kind == "Update")
-        tally = self.taken()
+        with self._lock:
+            self._tally(self.taken(), parts, checks, updated)
+
+    def _tally(self, tally: Tally, parts: list[Part], checks: int, updated: dict[str, Image]) -> None:
         tally.checks += checks
         for part in parts:
-            after = part.item if part.kind == "Put" else None
+            after: Image | None = part.item if part.kind == "Put" else None
             if part.kind == "Update":
                 after = updated.get(_key_id(part.table, part.key))
             tally.cost = tally.cost + write_cost(self.table, part.kind, part.before, after, part.transactional)

@@ -29,12 +29,15 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from bench import _write_meter as write_meter
+from bench._write_meter import WriteMeter
 from bench.flash_sales import THREADS, EmulatorCpu, _bind, _start_moto, raw_decrement_rate, small_reads
 
 TOTAL = 1500  # coupons on the hot template
 PEAK = 4000  # claims/s it is sized for: 8 shards
 ORDERS = 60  # orders placed with a coupon
 BASELINE_OPS = 2000
+METERED = 20  # claims and orders with a coupon again, with the write-unit meter on (bench/_write_meter.py)
 
 
 class Calls:
@@ -176,21 +179,29 @@ def orders_with_a_coupon(count: int) -> dict[str, Any]:
     DynamoLocations().put(Location("WH", "warehouse", "仓"), now)
     catalog.upsert_product(Product(sku="CPN-BENCH", name="券 bench", price_fen=5000), bootstrap.products(), now)
     pk, sk = StockItem.key("CPN-BENCH", "WH")
-    StockItem(pk, sk, sku="CPN-BENCH", location="WH", on_hand=count * 2, reserved=0, available=count * 2).save()
-    template_id = create_template(count, 1, 500)
+    units = (count + METERED) * 2
+    StockItem(pk, sk, sku="CPN-BENCH", location="WH", on_hand=units, reserved=0, available=units).save()
+    template_id = create_template(count + METERED, 1, 500)
     ports = bootstrap.coupons()
+    writes = WriteMeter.for_template()
+    claimed_units = []
     wallet: list[tuple[str, str]] = []
-    for n in range(count):
+    for n in range(count + METERED):
         sub = f"buyer-{n}"
-        claimed = claims.claim(template_id, sub, IdempotentRequest.of(f"c:{sub}", None, {}), ports)
+        with writes.attached() if n >= count else contextlib.nullcontext():
+            writes.start()
+            claimed = claims.claim(template_id, sub, IdempotentRequest.of(f"c:{sub}", None, {}), ports)
+            claimed_units.append(writes.taken())
         wallet.append((sub, str(claimed.body["coupon_id"])))
+    claimed_units = claimed_units[count:]
     placement, checkout = bootstrap.ordering(), bootstrap.checkout()
     meter = Calls()
     meter.attach()
     place_calls: list[list[str]] = []
     quote_calls: list[list[str]] = []
     place_ms: list[float] = []
-    for sub, coupon_id in wallet:
+    placed_units = []
+    for n, (sub, coupon_id) in enumerate(wallet):
         body = {
             "lines": [{"sku": "CPN-BENCH", "qty": 1}],
             "coupon_ids": [coupon_id],
@@ -200,12 +211,21 @@ def orders_with_a_coupon(count: int) -> dict[str, Any]:
             },
         }
         cart = CartIn.model_validate(body)
+        request = IdempotentRequest.of(f"orders:{sub}", None, body)
+        if n >= count:  # the metered sample: not in the timed figures
+            with writes.attached():
+                writes.start()
+                stored = placement.place_order(cart, sub, request)
+                placed_units.append(writes.taken())
+            if stored.status != 201:
+                raise RuntimeError(f"order refused: {stored.status} {stored.body!r}")
+            continue
         meter.start()
         checkout.quote(cart, sub)
         quote_calls.append(list(meter.names()))
         meter.start()
         started = time.perf_counter()
-        stored = placement.place_order(cart, sub, IdempotentRequest.of(f"orders:{sub}", None, body))
+        stored = placement.place_order(cart, sub, request)
         place_ms.append((time.perf_counter() - started) * 1000)
         if stored.status != 201:
             raise RuntimeError(f"order refused: {stored.status} {stored.body!r}")
@@ -217,6 +237,9 @@ def orders_with_a_coupon(count: int) -> dict[str, Any]:
         "order with a coupon: p50 ms (sequential)": round(statistics.median(place_ms), 1),
         "quote with the wallet: DynamoDB round trips": round(statistics.mean(map(len, quote_calls)), 2),
         "quote with the wallet: calls": Counter(" + ".join(c) for c in quote_calls).most_common(1)[0][0],
+        **write_meter.figures("claim (write units)", claimed_units),
+        **write_meter.figures("1-line order with a coupon (write units)", placed_units),
+        "write units: largest item written, bytes, by entity": write_meter.sizes(writes),
     }
 
 

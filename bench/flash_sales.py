@@ -47,7 +47,7 @@ UNITS = 1500
 BASELINE_OPS = 3000
 HTTP_THREADS = 32
 HTTP_UNITS = 600
-HTTP_DELIVERY = {
+HTTP_DELIVERY: dict[str, Any] = {
     "type": "delivery",
     "address": {"recipient": "张三", "phone": "13800000000", "city": "上海", "detail": "1号"},
 }
@@ -246,7 +246,7 @@ def buy_until_sold_out(sale_id: str, threads: int, buyer_prefix: str) -> dict[st
     next_buyer = iter(range(10**9))
     lock = threading.Lock()
     latencies: list[float] = []
-    trips: list[int] = []
+    trips: list[tuple[int, int]] = []
     outcomes: Counter[str] = Counter()
 
     def buyer() -> None:
