@@ -207,12 +207,9 @@ class LocalProfitSharing:
 
     def _new_share(self, number: str, body: dict[str, Any]) -> Reply:
         paid = self._transaction(body.get("transaction_id"))
-        if paid is None:
-            return self._error(404, "RESOURCE_NOT_EXISTS", "订单不存在")
-        if paid.trade_state != "SUCCESS" or not (paid.params.get("settle_info") or {}).get("profit_sharing"):
-            return self._error(400, "INVALID_REQUEST", "订单未支付或不支持分账")
-        if self.unfrozen(paid):
-            return self._error(400, "INVALID_REQUEST", "订单已解冻，剩余资金不可分账")
+        refusal = self._not_shareable(paid)
+        if refusal is not None:
+            return refusal
         total = int(paid.params["amount"]["total"])
         asked = sum(int(r["amount"]) for r in body["receivers"])
         shared = sum(s.shared_fen() for s in self.shares.values() if s.trade_no == paid.out_trade_no)
@@ -224,6 +221,16 @@ class LocalProfitSharing:
         if self.faults.share_finish_s is not None:
             self._later(self.faults.share_finish_s, lambda: self.finish_share(number))
         return self.owner.signed_reply(200, self.share_resource(known))
+
+    def _not_shareable(self, paid: Any) -> Reply | None:
+        """WeChat Pay's refusal of a share or an unfreeze of this transaction, None when it may."""
+        if paid is None:
+            return self._error(404, "RESOURCE_NOT_EXISTS", "订单不存在")
+        if paid.trade_state != "SUCCESS" or not (paid.params.get("settle_info") or {}).get("profit_sharing"):
+            return self._error(400, "INVALID_REQUEST", "订单未支付或不支持分账")
+        if self.unfrozen(paid):
+            return self._error(400, "INVALID_REQUEST", "订单已解冻，剩余资金不可分账")
+        return None
 
     def finish_share(self, number: str) -> bool:
         with self._lock:
@@ -286,12 +293,9 @@ class LocalProfitSharing:
                 known.requests += 1
                 return self.owner.signed_reply(200, self.share_resource(known))
             paid = self._transaction(body.get("transaction_id"))
-            if paid is None:
-                return self._error(404, "RESOURCE_NOT_EXISTS", "订单不存在")
-            if paid.trade_state != "SUCCESS" or not (paid.params.get("settle_info") or {}).get("profit_sharing"):
-                return self._error(400, "INVALID_REQUEST", "订单未支付或不支持分账")
-            if self.unfrozen(paid):
-                return self._error(400, "INVALID_REQUEST", "订单已解冻")
+            refusal = self._not_shareable(paid)
+            if refusal is not None:
+                return refusal
             known = Share(number, "30" + _digits(28), body, paid.out_trade_no, self.owner.clock(), "FINISHED")
             known.unfrozen = True
             self.shares[number] = known

@@ -25,12 +25,12 @@ from shared.kernel.errors import TemporarilyUnavailable
 from shared.payments import profit_sharing_model as ps
 from shared.payments.model import ProviderRefused, ProviderUnavailable
 from shared.payments.ports import RecordedPayments
+from shared.payments.versioned import write_decided
 from shared.payments.wechatpay import PROVIDER, WeChatPayClient, WeChatPayMerchant
 from shared.platform.observability import count, logger
 
 RETRYABLE = frozenset({"FREQUENCY_LIMITED", "SYSTEM_ERROR", "SYSTEMERROR", "NOT_ENOUGH"})
 QUERY_AFTER_MS = 60 * 1000
-ATTEMPTS = 4
 
 
 class CommissionOwed(Protocol):
@@ -242,18 +242,9 @@ class ProfitSharing:
         return self._write(share, lambda current: current.with_return(_with_result(ret, result)))
 
     def _write(self, current: ps.ProfitShare, decide: Callable[[ps.ProfitShare], ps.ProfitShare]) -> ps.ProfitShare:
-        for _ in range(ATTEMPTS):
-            after = decide(current)
-            if after is current or after == current:
-                return current
-            written = self._shares.change(current, after)
-            if written is not None:
-                return written
-            latest = self._shares.get(current.order_id, current.out_order_no)
-            if latest is None:
-                raise TemporarilyUnavailable("the share disappeared while it was written")
-            current = latest
-        raise TemporarilyUnavailable("the share kept changing; retry")
+        return write_decided(
+            current, decide, self._shares.change, lambda s: self._shares.get(s.order_id, s.out_order_no), "share"
+        )
 
 
 def _with_result(ret: ps.ShareReturn, result: str) -> ps.ShareReturn:

@@ -401,3 +401,38 @@ class ShareState:
             )
         order_no = answer.get("order_id")
         return cls(str(answer["out_order_no"]), state, str(order_no) if order_no else None, tuple(receivers))
+
+
+# -- as stored ---------------------------------------------------------------------------------------
+def share_to_dict(share: ProfitShare) -> dict[str, Any]:
+    return {
+        **{k: getattr(share, k) for k in _SCALARS},
+        "receivers": [r.__dict__ for r in share.receivers],
+        "returns": [r.__dict__ for r in share.returns],
+    }
+
+
+def share_from_dict(data: Mapping[str, Any]) -> ProfitShare:
+    scalars: dict[str, Any] = {k: data[k] for k in _SCALARS if k in data}
+    return ProfitShare(
+        **scalars,
+        receivers=tuple(Receiver(**r) for r in data.get("receivers") or []),
+        returns=tuple(ShareReturn(**r) for r in data.get("returns") or []),
+    )
+
+
+_SCALARS = (
+    "out_order_no",
+    "order_id",
+    "transaction_id",
+    "total_fen",
+    "status",
+    "created_at_ms",
+    "updated_at_ms",
+    "next_check_at_ms",
+    "order_no",
+    "unfrozen",
+    "refusal",
+    "attempts",
+    "version",
+)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from shared.kernel.clock import Clock
-from shared.kernel.errors import TemporarilyUnavailable
 from shared.kernel.events import DomainEvent, EventType
 from shared.payments.model import (
     FOR_PAYMENT,
@@ -31,6 +30,7 @@ from shared.payments.model import (
     out_trade_no,
 )
 from shared.payments.ports import PrepayStore, ProviderRefundStore, RecordedPayments
+from shared.payments.versioned import write_decided
 from shared.payments.wechatpay import PROVIDER, Notification, WeChatPayClient, WeChatPayMerchant
 from shared.platform.observability import count, logger
 
@@ -195,18 +195,9 @@ class WeChatPayRefunds:
     def _write(self, current: ProviderRefund, decide: Any) -> ProviderRefund:
         """Apply `decide` to the latest refund, conditionally on its version; read again when another
         writer (the notification racing the answer, a second worker) changed it first."""
-        for _ in range(ATTEMPTS):
-            after = decide(current)
-            if after is current or after == current:
-                return current
-            written = self._refunds.change(current, after)
-            if written is not None:
-                return written
-            latest = self._refunds.get(current.order_id, current.out_refund_no)
-            if latest is None:
-                raise TemporarilyUnavailable("the refund disappeared while it was written")
-            current = latest
-        raise TemporarilyUnavailable("the refund kept changing; retry")
+        return write_decided(
+            current, decide, self._refunds.change, lambda r: self._refunds.get(r.order_id, r.out_refund_no), "refund"
+        )
 
     # -- closing -------------------------------------------------------------------------------
     def close(self, order_id: str) -> str:
