@@ -3,6 +3,7 @@ release points whose after-sale window closed and expire points past their time.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from chalice import Rate
@@ -33,3 +34,14 @@ def points_release(event: Any) -> dict[str, int]:
 @bp.schedule(Rate(1, unit=Rate.HOURS), name="points_expiry")
 def points_expiry(event: Any) -> dict[str, int]:
     return {"expired": bootstrap.points_expiry().expire_due()}
+
+
+SEGMENT_RUN_S = 40.0  # of the schedule Lambda's 60 s: a page more (100 claims) fits after it
+
+
+# Every minute: a run works on a segment's members for up to SEGMENT_RUN_S and saves its cursor
+# after each page; the next run goes on from there, or redoes a page a crashed run left.
+@bp.schedule(Rate(1, unit=Rate.MINUTES), name="segment_issues")
+def segment_issues(event: Any) -> dict[str, int]:
+    deadline = time.monotonic() + SEGMENT_RUN_S
+    return {"pages": bootstrap.segment_issues().run_due(max_pages=10_000, stop=lambda: time.monotonic() > deadline)}

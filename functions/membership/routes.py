@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from chalice import Response
 
 from functions.membership.blueprint import bp
+from shared.kernel.errors import NotFound
 from shared.kernel.identity import Role
 from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
-from shared.web.api import decode_cursor, encode_cursor, ok, parse, principal, query_int, query_str
+from shared.web.api import created, decode_cursor, encode_cursor, ok, parse, principal, query_int, query_str
 
 if TYPE_CHECKING:
     from functions.membership import models
@@ -41,3 +42,29 @@ def get_rules() -> Response:
 @bp.route("/admin/membership-rules", methods=["PUT"], roles=[Role.MERCHANT_ADMIN])
 def put_rules() -> Response:
     return ok(bootstrap.membership_rules().save(parse(models.MembershipRulesIn).rules()))
+
+
+@bp.route("/admin/members", methods=["GET"], roles=[Role.MERCHANT_ADMIN])
+def members_with_tag() -> Response:
+    tag = models.tag_of(query_str("tag"))
+    limit = query_int("limit", 50, low=1, high=200)
+    cursor = decode_cursor(query_str("cursor"))
+    items, next_cursor = bootstrap.member_directory().with_tag(tag, limit, cursor)
+    return ok({"items": items, "next_cursor": encode_cursor(next_cursor)})
+
+
+@bp.route("/admin/segment-issues/{job_id}", methods=["PUT"], roles=[Role.MERCHANT_ADMIN])
+def start_segment_issue(job_id: str) -> Response:
+    body = parse(models.SegmentIssueIn)
+    made, job = bootstrap.segment_issues().start(
+        models.job_id_of(job_id), body.template_id, models.tag_of(body.tag), principal().sub
+    )
+    return created(job) if made else ok(job)
+
+
+@bp.route("/admin/segment-issues/{job_id}", methods=["GET"], roles=[Role.MERCHANT_ADMIN])
+def segment_issue_progress(job_id: str) -> Response:
+    job = bootstrap.segment_issues().progress(models.job_id_of(job_id))
+    if job is None:
+        raise NotFound("no such segment issue", job_id=job_id)
+    return ok(job.view())

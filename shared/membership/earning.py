@@ -11,16 +11,21 @@ before the completion is counted, and the completion earns net of it.
 - OrderCompleted: growth += paid - refunded; the points it earns are FROZEN until the after-sale
   window closes (the commission ledger's window, `COMMISSION_AFTER_SALE_WINDOW_S`).
 - RefundIssued: growth -= amount; the refund's pro-rata share of the points comes back (model.refund).
+
+With each OrderPaid and RefundIssued the member's activity (tags.py: orders, paid amount, first
+and last order) moves in the same write.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from shared.kernel.events import DomainEvent, EventType
 from shared.membership import model
 from shared.membership.model import Member, OrderPoints, PointsBalance, Step
 from shared.membership.ports import MemberChange, MemberState, MemberStore, PointsAlreadyRecorded, RulesStore
+from shared.membership.tags import Activity
 from shared.messaging.ports import HeldClaim
 from shared.platform.observability import count, logger
 
@@ -46,9 +51,13 @@ class PointsEarning:
         customer, at = str(payload["customer_id"]), epoch_ms(event.occurred_at)
         if event.type is EventType.ORDER_PAID:
             self._store.enrol(Member(customer, at))
-            return
         order_id = str(payload["order_id"])
         state = self._store.state(customer, order_id)
+        activity = _activity_after(state.activity or Activity.none_yet(customer, at), event, at)
+        tagged = MemberChange(activity_before=state.activity or activity, activity_after=activity)
+        if event.type is EventType.ORDER_PAID:
+            self._store.write(tagged, claim)
+            return
         member = state.member or Member(customer, at)
         balance = state.balance or PointsBalance(customer)
         book = state.book or OrderPoints(customer, order_id, paid_fen=_paid_fen(payload))
@@ -58,9 +67,12 @@ class PointsEarning:
         else:
             step = model.refund(book, member, balance, rules, str(payload["refund_id"]), int(payload["amount_fen"]), at)
         if step is None:
+            if activity is not None:
+                self._store.write(tagged, claim)
             return
+        change = change_of(state, step, balance, book, member, event)
         try:
-            self._store.write(change_of(state, step, balance, book, member, event), claim)
+            self._store.write(replace(change, activity_before=tagged.activity_before, activity_after=activity), claim)
         except PointsAlreadyRecorded:
             count("PointsDuplicatesRefused")  # written before, past its mark: nothing to do
             return
@@ -91,6 +103,17 @@ def change_of(
         entries=step.entries,
         announce=model.level_changed(member, step.member, cause) if member and step.member and cause else None,
     )
+
+
+def _activity_after(before: Activity, event: DomainEvent, at_ms: int) -> Activity | None:
+    """The member's activity after an order event (tags.py); None when the event does not move it
+    (a completion, or a refund of a customer whose paid order was never heard)."""
+    payload = event.payload
+    if event.type is EventType.ORDER_PAID:
+        return before.paid(at_ms, _paid_fen(payload), payload.get("store_id"))
+    if event.type is EventType.REFUND_ISSUED and before.version:
+        return before.refunded(int(payload["amount_fen"]))
+    return None
 
 
 def _paid_fen(payload: dict) -> int:

@@ -63,6 +63,32 @@ class Level:
 
 
 @dataclass(frozen=True)
+class TagRules:
+    """The thresholds of the recency, frequency and monetary tags (docs/membership.md, "Tags")."""
+
+    new_days: int = 30  # first paid order at most this many days ago
+    active_days: int = 90  # last paid order at most this many days ago
+    dormant_days: int = 180  # last paid order more than this many days ago
+    high_value_fen: int = 100_000  # paid, net of refunds, at least this much
+    high_value_min_orders: int = 1  # and at least this many paid orders
+
+    def __post_init__(self) -> None:
+        if min(self.new_days, self.active_days, self.high_value_min_orders) < 1 or self.high_value_fen < 0:
+            raise RuleViolation("tag days and orders are at least 1, high_value_fen not negative")
+        if self.dormant_days < self.active_days:
+            raise RuleViolation("dormant_days is at least active_days", dormant_days=self.dormant_days)
+
+    def view(self) -> dict[str, int]:
+        return {
+            "new_days": self.new_days,
+            "active_days": self.active_days,
+            "dormant_days": self.dormant_days,
+            "high_value_fen": self.high_value_fen,
+            "high_value_min_orders": self.high_value_min_orders,
+        }
+
+
+@dataclass(frozen=True)
 class MembershipRules:
     """The merchant's level table and points rule (`PUT /admin/membership-rules`). Version 0: the
     defaults, never saved."""
@@ -70,6 +96,8 @@ class MembershipRules:
     levels: tuple[Level, ...]
     points_per_yuan: int = 1
     points_expire_after_days: int = 365  # 0: points never expire
+    tags: TagRules = field(default_factory=TagRules)
+    birthday_coupon_template_id: str | None = None  # issued with the birthday greeting, once a year
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -120,6 +148,8 @@ class MembershipRules:
             "levels": [level.view() for level in self.levels],
             "points_per_yuan": self.points_per_yuan,
             "points_expire_after_days": self.points_expire_after_days,
+            "tags": self.tags.view(),
+            "birthday_coupon_template_id": self.birthday_coupon_template_id,
         }
 
     @classmethod
@@ -139,6 +169,8 @@ class MembershipRules:
             levels,
             points_per_yuan=int(body.get("points_per_yuan", 1)),
             points_expire_after_days=int(body.get("points_expire_after_days", 365)),
+            tags=TagRules(**{k: int(v) for k, v in (body.get("tags") or {}).items()}),
+            birthday_coupon_template_id=body.get("birthday_coupon_template_id") or None,
             version=version,
         )
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from shared.kernel.errors import Conflict
 from shared.kernel.events import DomainEvent
 from shared.membership.model import LedgerEntry, LotState, Member, MembershipRules, OrderPoints, PointsBalance
+from shared.membership.tags import Activity, TagRange
 from shared.messaging.ports import HeldClaim
 
 Cursor = dict[str, Any] | None
@@ -57,6 +58,8 @@ class MemberChange:
     member_after: Member | None = None
     entries: Sequence[LedgerEntry] = field(default=())
     announce: DomainEvent | None = None
+    activity_before: Activity | None = None
+    activity_after: Activity | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class MemberState:
     member: Member | None
     balance: PointsBalance | None
     book: OrderPoints | None
+    activity: Activity | None = None
 
 
 class MemberStore(Protocol):
@@ -90,6 +94,12 @@ class MemberStore(Protocol):
 
     def ledger(self, customer_sub: str, limit: int, cursor: Cursor) -> tuple[list[LedgerEntry], Cursor]:
         """The member's entries, newest first."""
+        ...
+
+    def tagged(self, tag: TagRange, shard: int, limit: int, cursor: Cursor) -> tuple[list[Activity], Cursor]:
+        """Members of one index shard whose activity is in `tag`'s range, in its ordering; at most
+        `limit` positions read (fewer members when `min_orders` leaves some out). No Scan: a Query
+        of the ordering's index partition for the shard."""
         ...
 
 

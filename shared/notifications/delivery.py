@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Protocol
 
+from shared.kernel.errors import TemporarilyUnavailable
 from shared.kernel.events import DomainEvent
 from shared.notifications.model import CHANNELS, FINAL, Channel, Contact, Message, SkipReason, Status
 from shared.notifications.providers import Provider, ProviderError
@@ -78,6 +79,8 @@ class Notifier:
     template_ids: dict[str, str] = field(default_factory=dict)  # WeChat ids of this deployment
     name: str = "notifications"
     rng: random.Random = field(default_factory=random.Random)
+    # The member's birthday coupon for a year, asked before the greeting (its name, or None).
+    birthday_gift: Callable[[str, int], str | None] | None = None
 
     # -- the event consumer --------------------------------------------------------------------
     def handle(self, event: DomainEvent) -> None:
@@ -112,8 +115,15 @@ class Notifier:
                 if contact.role not in (None, "customer"):
                     continue
                 seen += 1
-                notice_id, params = f"birthday-{today.year}-{contact.user_id}", params_of({}, contact.locale)
-                failures = self._notify(notice_id, "Birthday", "Birthday", contact, params)
+                try:
+                    gift = self.birthday_gift(contact.user_id, today.year) if self.birthday_gift else None
+                except TemporarilyUnavailable:
+                    logger.warning("birthday coupon not issued yet: greeting in the next run")
+                    continue
+                template = "Birthday" if gift is None else "BirthdayCoupon"
+                params = params_of({"coupon_name": gift} if gift else {}, contact.locale)
+                notice_id = f"birthday-{today.year}-{contact.user_id}"
+                failures = self._notify(notice_id, "Birthday", template, contact, params)
                 if failures:
                     logger.warning("birthday greeting not sent yet", extra={"failures": failures})
         return seen

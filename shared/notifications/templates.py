@@ -275,6 +275,22 @@ TEMPLATES: dict[str, Template] = {
                 "Happy birthday! Thank you for shopping with us.",
             ),
         ),
+        _t(
+            "BirthdayCoupon",
+            wechat="wx-birthday",
+            fields="thing1=greeting thing2=coupon",
+            page="pages/coupons/index",
+            zh=(
+                "生日快乐！生日礼券{coupon}已放入您的券包。",
+                "生日快乐，生日礼券已到账",
+                "祝您生日快乐！生日礼券{coupon}已放入您的券包，感谢您一直以来对我们的支持。",
+            ),
+            en=(
+                "Happy birthday! Your gift coupon {coupon} is in your wallet.",
+                "Happy birthday: a gift coupon for you",
+                "Happy birthday! Your gift coupon {coupon} is in your wallet. Thank you for shopping with us.",
+            ),
+        ),
     ]
 }
 

@@ -139,6 +139,7 @@ def notifier() -> Notifier:
         providers=_notification_providers(current),
         clock=now_ms,
         template_ids=current.template_ids(),
+        birthday_gift=birthday_coupons(),
     )
 
 
@@ -577,11 +578,14 @@ def reports() -> Reports:
 # -- members: levels and points (docs/membership.md) --------------------------------------------
 if TYPE_CHECKING:
     from shared.membership.accounts import MemberAccounts
+    from shared.membership.birthdays import BirthdayCoupons
+    from shared.membership.directory import MemberDirectory
     from shared.membership.earning import PointsEarning
     from shared.membership.expiry import PointsExpiry
     from shared.membership.ports import PointsHolds
     from shared.membership.release import PointsRelease
     from shared.membership.rules import MembershipRulesAdmin
+    from shared.membership.segments import SegmentIssues
 
 
 def membership_rules() -> MembershipRulesAdmin:
@@ -638,3 +642,36 @@ def points_holds() -> PointsHolds:
 
     ready()
     return DynamoPointsHolds()
+
+
+def member_directory(clock: Clock | None = None) -> MemberDirectory:
+    """`GET /admin/members?tag=`: members by tag, through the tags' index ranges."""
+    from shared.data.stores.membership import DynamoMembers, DynamoMembershipRules
+    from shared.kernel.clock import SYSTEM
+    from shared.membership.directory import MemberDirectory
+
+    ready()
+    return MemberDirectory(DynamoMembers(), DynamoMembershipRules(), clock or SYSTEM)
+
+
+def segment_issues(clock: Clock | None = None) -> SegmentIssues:
+    """Issuing a coupon template to a segment: the job, its schedule, through the coupons' claim path."""
+    from shared.data.stores.membership import DynamoMembers, DynamoMembershipRules, DynamoSegmentJobs
+    from shared.kernel.clock import SYSTEM
+    from shared.membership.coupon_gifts import ClaimedGifts
+    from shared.membership.segments import SegmentIssues
+
+    ready()
+    return SegmentIssues(
+        DynamoMembers(), DynamoSegmentJobs(), DynamoMembershipRules(), ClaimedGifts(coupons()), clock or SYSTEM
+    )
+
+
+def birthday_coupons() -> BirthdayCoupons:
+    """The birthday coupon the greeting gives (the template named in the membership rules)."""
+    from shared.data.stores.membership import DynamoMembershipRules
+    from shared.membership.birthdays import BirthdayCoupons
+    from shared.membership.coupon_gifts import ClaimedGifts
+
+    ready()
+    return BirthdayCoupons(DynamoMembershipRules(), ClaimedGifts(coupons()))

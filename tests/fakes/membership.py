@@ -29,6 +29,8 @@ from shared.membership.ports import (
     MemberState,
     PointsAlreadyRecorded,
 )
+from shared.membership.segments import JobStatus, SegmentIssue
+from shared.membership.tags import Activity, TagRange
 from shared.messaging.ports import HeldClaim
 from tests.fakes.messaging import MemoryMarks
 
@@ -55,6 +57,7 @@ class MemoryMembers:
         self.entries: dict[tuple[str, str], LedgerEntry] = {}  # (sub, "<at iso>#<entry id>")
         self.events: dict[str, DomainEvent] = {}
         self.holds: dict[tuple[str, str], tuple[int, str]] = {}  # (sub, order) -> (points, status)
+        self.activities: dict[str, Activity] = {}
         self.lock = threading.Lock()
 
     # -- MemberStore ---------------------------------------------------------------------------
@@ -67,7 +70,9 @@ class MemoryMembers:
 
     def state(self, customer_sub: str, order_id: str | None) -> MemberState:
         book = self.books.get((customer_sub, order_id)) if order_id is not None else None
-        return MemberState(self.members.get(customer_sub), self.balances.get(customer_sub), book)
+        return MemberState(
+            self.members.get(customer_sub), self.balances.get(customer_sub), book, self.activities.get(customer_sub)
+        )
 
     def write(self, change: MemberChange, claim: HeldClaim | None = None) -> None:
         with self.lock:
@@ -82,6 +87,9 @@ class MemoryMembers:
                 book = change.book_after
                 key = (book.customer_sub, book.order_id)
                 self.books[key] = replace(book, version=change.book_before.version + 1)
+            if change.activity_after is not None and change.activity_before is not None:
+                activity = change.activity_after
+                self.activities[activity.customer_sub] = replace(activity, version=change.activity_before.version + 1)
             for entry in change.entries:
                 self.entries[_entry_key(entry)] = entry
             if change.announce is not None:
@@ -108,6 +116,10 @@ class MemoryMembers:
         if change.book_before is not None and change.book_after is not None:
             key = (change.book_after.customer_sub, change.book_after.order_id)
             stale.append(_version(self.books.get(key)) != change.book_before.version)
+        if change.activity_before is not None and change.activity_after is not None:
+            stale.append(
+                _version(self.activities.get(change.activity_after.customer_sub)) != change.activity_before.version
+            )
         if any(stale):
             raise ConcurrentUpdate("the member's points changed meanwhile")
 
@@ -129,6 +141,23 @@ class MemoryMembers:
         page = keys[:limit]
         more = len(keys) > limit
         return [self.entries[k] for k in page], ({"sk": page[-1][1]} if more and page else None)
+
+    def tagged(self, tag: TagRange, shard: int, limit: int, cursor: Cursor) -> tuple[list[Activity], Cursor]:
+        ordered = sorted(
+            (a for a in self.activities.values() if model.shard_of(a.customer_sub) == shard),
+            key=lambda a: a.sort_key(tag.ordering),
+        )
+        inside = [
+            a
+            for a in ordered
+            if (tag.low is None or a.sort_key(tag.ordering) >= tag.low)
+            and (tag.high is None or a.sort_key(tag.ordering) < tag.high)
+            and (cursor is None or a.sort_key(tag.ordering) > cursor["position"])
+        ]
+        page = inside[:limit]
+        more = len(inside) > limit
+        next_cursor = {"position": page[-1].sort_key(tag.ordering)} if more and page else None
+        return [a for a in page if a.orders >= tag.min_orders], next_cursor
 
     # -- PointsHolds ---------------------------------------------------------------------------
     def reserve(self, customer_sub: str, order_id: str, points: int, at_ms: int) -> None:
@@ -174,9 +203,37 @@ class MemoryMembers:
         self.entries[_entry_key(entry)] = entry
 
 
-def _version(item: Member | PointsBalance | OrderPoints | None) -> int:
+def _version(item: Member | PointsBalance | OrderPoints | Activity | None) -> int:
     return item.version if item is not None else 0
 
 
 def _entry_key(entry: LedgerEntry) -> tuple[str, str]:
     return entry.customer_sub, f"{iso(entry.at_ms)}#{entry.entry_id}"
+
+
+class MemorySegmentJobs:
+    """shared.membership.segments.SegmentJobs in memory, with the store's version condition."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, SegmentIssue] = {}
+        self.lock = threading.Lock()
+
+    def get(self, job_id: str) -> SegmentIssue | None:
+        return self.jobs.get(job_id)
+
+    def save(self, before: SegmentIssue | None, after: SegmentIssue) -> SegmentIssue:
+        with self.lock:
+            stored = self.jobs.get(after.job_id)
+            if _job_version(stored) != _job_version(before):
+                raise ConcurrentUpdate("the segment issue changed meanwhile", job_id=after.job_id)
+            saved = replace(after, version=_job_version(before) + 1)
+            self.jobs[after.job_id] = saved
+            return saved
+
+    def running(self, limit: int) -> list[SegmentIssue]:
+        found = [j for j in self.jobs.values() if j.status is JobStatus.RUNNING]
+        return sorted(found, key=lambda j: (j.created_at_ms, j.job_id))[:limit]
+
+
+def _job_version(job: SegmentIssue | None) -> int:
+    return 0 if job is None else job.version

@@ -101,3 +101,47 @@ class PointsHoldItem(BaseItem, discriminator="PointsHold"):
     @staticmethod
     def key(customer_sub: str, order_id: str) -> tuple[str, str]:
         return member_partition(customer_sub), f"PHOLD#{order_id}"
+
+
+class MemberActivityItem(BaseItem, discriminator="MemberActivity"):
+    """pk `MEMBER#<sub>`, sk `ACTIVITY`: orders, paid amount, first and last order (the tags,
+    shared/membership/tags.py), conditional on `version`. gsi1 `MTAG#LAST#<shard>` /
+    `<last order iso>#<sub>` and gsi2 `MTAG#AMOUNT#<shard>` / `<amount, 15 digits>#<sub>`: the
+    `active`, `dormant` and `high_value` ranges."""
+
+    customer_sub = UnicodeAttribute()
+    first_order_at = NumberAttribute()  # epoch ms
+    last_order_at = NumberAttribute()
+    orders = NumberAttribute()
+    monetary_fen = NumberAttribute()
+    store_id = UnicodeAttribute(null=True)
+    version = NumberAttribute()
+
+    @staticmethod
+    def key(customer_sub: str) -> tuple[str, str]:
+        return member_partition(customer_sub), "ACTIVITY"
+
+
+class MemberFirstOrderItem(BaseItem, discriminator="MemberFirstOrder"):
+    """pk `MEMBER#<sub>`, sk `FIRST_ORDER`: written once, with the first paid order's activity.
+    gsi1 `MTAG#FIRST#<shard>` / `<first order iso>#<sub>`: the `new` range (the activity item has
+    both its index slots taken)."""
+
+    customer_sub = UnicodeAttribute()
+
+    @staticmethod
+    def key(customer_sub: str) -> tuple[str, str]:
+        return member_partition(customer_sub), "FIRST_ORDER"
+
+
+class SegmentIssueItem(BaseItem, discriminator="SegmentIssue"):
+    """pk `SEGISSUE#<job_id>`, sk `JOB`: a coupon issued to a segment (shared/membership/segments.py),
+    written conditional on `version`. gsi2 `SEGISSUE#RUNNING` / `<created iso>#<job_id>` while
+    RUNNING (sparse: the schedule's queue)."""
+
+    version = NumberAttribute()
+    body = JSONAttribute()
+
+    @staticmethod
+    def key(job_id: str) -> tuple[str, str]:
+        return f"SEGISSUE#{job_id}", "JOB"

@@ -19,12 +19,15 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from shared.data import outbox
 from shared.data.batch_get import get_items
 from shared.data.items.membership import (
+    MemberActivityItem,
+    MemberFirstOrderItem,
     MemberProfileItem,
     MembershipRulesItem,
     OrderPointsItem,
     PointsBalanceItem,
     PointsEntryItem,
     PointsHoldItem,
+    SegmentIssueItem,
 )
 from shared.data.stores.consumer_marks import done_in
 from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
@@ -51,6 +54,8 @@ from shared.membership.ports import (
     MemberState,
     PointsAlreadyRecorded,
 )
+from shared.membership.segments import JobStatus, SegmentIssue
+from shared.membership.tags import Activity, Ordering, Tag, TagRange
 from shared.messaging.ports import HeldClaim
 
 HELD, SPENT, RETURNED = "HELD", "SPENT", "RETURNED"
@@ -106,14 +111,19 @@ class DynamoMembers:
         return stored
 
     def state(self, customer_sub: str, order_id: str | None) -> MemberState:
-        keys = [MemberProfileItem.key(customer_sub), PointsBalanceItem.key(customer_sub)]
+        keys = [
+            MemberProfileItem.key(customer_sub),
+            PointsBalanceItem.key(customer_sub),
+            MemberActivityItem.key(customer_sub),
+        ]
         if order_id is not None:
             keys.append(OrderPointsItem.key(customer_sub, order_id))
         found = get_items(keys, consistent=True).values()
         member = next((_member_of(i) for i in found if isinstance(i, MemberProfileItem)), None)
         balance = next((_balance_of(i) for i in found if isinstance(i, PointsBalanceItem)), None)
         book = next((_book_of(i) for i in found if isinstance(i, OrderPointsItem)), None)
-        return MemberState(member, balance, book)
+        activity = next((_activity_of(i) for i in found if isinstance(i, MemberActivityItem)), None)
+        return MemberState(member, balance, book, activity)
 
     def write(self, change: MemberChange, claim: HeldClaim | None = None) -> None:
         tx = Transaction()
@@ -126,6 +136,7 @@ class DynamoMembers:
         if change.book_after is not None and change.book_before is not None:
             before = change.book_before.version
             tx.put(_book_item(change.book_after, before + 1), "book", _unchanged(OrderPointsItem, before))
+        _activity_parts(tx, change)
         for n, entry in enumerate(change.entries):
             tx.put(entry_item(entry), f"entry {n}", PointsEntryItem.pk.does_not_exist())
         if change.announce is not None:
@@ -160,6 +171,111 @@ class DynamoMembers:
             )
             found = [_entry_of(customer_sub, i) for i in result if isinstance(i, PointsEntryItem)]
             return found, result.last_evaluated_key
+
+    def tagged(self, tag: TagRange, shard: int, limit: int, cursor: Cursor) -> tuple[list[Activity], Cursor]:
+        item_cls: Any = MemberFirstOrderItem if tag.ordering is Ordering.FIRST else MemberActivityItem
+        index, sort = (
+            (item_cls.gsi2, item_cls.gsi2sk) if tag.ordering is Ordering.AMOUNT else (item_cls.gsi1, item_cls.gsi1sk)
+        )
+        condition = None
+        if tag.low is not None and tag.high is not None:
+            condition = sort.between(tag.low, tag.high)  # inclusive: the high end is left out below
+        elif tag.low is not None:
+            condition = sort >= tag.low
+        elif tag.high is not None:
+            condition = sort < tag.high
+        with translated():
+            result = index.query(_tag_partition(tag.ordering, shard), condition, limit=limit, last_evaluated_key=cursor)
+            found = list(result)
+            next_cursor = result.last_evaluated_key
+        inside = [i for i in found if tag.high is None or _sort_key_of(i, tag.ordering) < tag.high]
+        subs = [str(i.customer_sub) for i in inside]
+        if tag.ordering is Ordering.FIRST and subs:  # the index item is not the activity: read those
+            inside = list(get_items([MemberActivityItem.key(sub) for sub in subs]).values())
+        by_sub = {i.customer_sub: _activity_of(i) for i in inside if isinstance(i, MemberActivityItem)}
+        members = [by_sub[sub] for sub in subs if sub in by_sub and by_sub[sub].orders >= tag.min_orders]
+        return members, next_cursor
+
+
+class DynamoSegmentJobs:
+    """shared.membership.segments.SegmentJobs."""
+
+    def get(self, job_id: str) -> SegmentIssue | None:
+        with translated():
+            try:
+                return _job_of(SegmentIssueItem.get(*SegmentIssueItem.key(job_id), consistent_read=True))
+            except DoesNotExist:
+                return None
+
+    def save(self, before: SegmentIssue | None, after: SegmentIssue) -> SegmentIssue:
+        version = 0 if before is None else before.version
+        stored = replace(after, version=version + 1)
+        with translated():
+            try:
+                _job_item(stored).save(condition=_unchanged(SegmentIssueItem, version))
+            except PutError as exc:
+                if condition_failed(exc):
+                    raise ConcurrentUpdate("the segment issue changed meanwhile", job_id=after.job_id) from exc
+                raise
+        return stored
+
+    def running(self, limit: int) -> list[SegmentIssue]:
+        with translated():
+            found = SegmentIssueItem.gsi2.query(RUNNING_JOBS, limit=limit)
+            return [_job_of(i) for i in found if isinstance(i, SegmentIssueItem)]
+
+
+RUNNING_JOBS = "SEGISSUE#RUNNING"
+
+
+def _job_item(job: SegmentIssue) -> SegmentIssueItem:
+    pk, sk = SegmentIssueItem.key(job.job_id)
+    running = job.status is JobStatus.RUNNING
+    body = {
+        "template_id": job.template_id,
+        "tag": str(job.tag),
+        "range": job.range.view(),
+        "created_at_ms": job.created_at_ms,
+        "created_by": job.created_by,
+        "status": str(job.status),
+        "cursor": job.cursor,
+        "pages": job.pages,
+        "issued": job.issued,
+        "skipped": job.skipped,
+        "stop_reason": job.stop_reason,
+        "lease_until_ms": job.lease_until_ms,
+        "updated_at_ms": job.updated_at_ms,
+    }
+    return SegmentIssueItem(
+        pk,
+        sk,
+        version=job.version,
+        body=body,
+        created_at=job.created_at_ms,
+        gsi2pk=RUNNING_JOBS if running else None,
+        gsi2sk=f"{iso(job.created_at_ms)}#{job.job_id}" if running else None,
+    )
+
+
+def _job_of(item: SegmentIssueItem) -> SegmentIssue:
+    body: dict[str, Any] = dict(item.body)
+    return SegmentIssue(
+        job_id=item.pk.removeprefix("SEGISSUE#"),
+        template_id=body["template_id"],
+        tag=Tag(body["tag"]),
+        range=TagRange.of_view(body["range"]),
+        created_at_ms=int(body["created_at_ms"]),
+        created_by=body["created_by"],
+        status=JobStatus(body["status"]),
+        cursor=body.get("cursor"),
+        pages=int(body["pages"]),
+        issued=int(body["issued"]),
+        skipped={k: int(v) for k, v in (body.get("skipped") or {}).items()},
+        stop_reason=body.get("stop_reason"),
+        lease_until_ms=int(body["lease_until_ms"]),
+        updated_at_ms=int(body["updated_at_ms"]),
+        version=int(item.version),
+    )
 
 
 # -- spending ------------------------------------------------------------------------------------
@@ -377,6 +493,67 @@ def _book_of(item: OrderPointsItem) -> OrderPoints:
         state=LotState(item.state),
         version=int(item.version),
         **{name: body[name] for name in BOOK_FIELDS if name in body},
+    )
+
+
+def _activity_parts(tx: Transaction, change: MemberChange) -> None:
+    """The activity item (and at the first paid order, its first-order index item)."""
+    if change.activity_after is None or change.activity_before is None:
+        return
+    before, after = change.activity_before.version, change.activity_after
+    tx.put(_activity_item(after, before + 1), "activity", _unchanged(MemberActivityItem, before))
+    if before == 0:
+        tx.put(_first_order_item(after), "first order", MemberFirstOrderItem.pk.does_not_exist())
+
+
+def _tag_partition(ordering: Ordering, shard: int) -> str:
+    return f"MTAG#{ordering.value.upper()}#{shard}"
+
+
+def _sort_key_of(item: Any, ordering: Ordering) -> str:
+    return str(item.gsi2sk if ordering is Ordering.AMOUNT else item.gsi1sk)
+
+
+def _activity_item(activity: Activity, version: int) -> MemberActivityItem:
+    pk, sk = MemberActivityItem.key(activity.customer_sub)
+    shard = model.shard_of(activity.customer_sub)
+    return MemberActivityItem(
+        pk,
+        sk,
+        customer_sub=activity.customer_sub,
+        first_order_at=activity.first_order_ms,
+        last_order_at=activity.last_order_ms,
+        orders=activity.orders,
+        monetary_fen=activity.monetary_fen,
+        store_id=activity.store_id,
+        version=version,
+        gsi1pk=_tag_partition(Ordering.LAST, shard),
+        gsi1sk=activity.sort_key(Ordering.LAST),
+        gsi2pk=_tag_partition(Ordering.AMOUNT, shard),
+        gsi2sk=activity.sort_key(Ordering.AMOUNT),
+    )
+
+
+def _first_order_item(activity: Activity) -> MemberFirstOrderItem:
+    pk, sk = MemberFirstOrderItem.key(activity.customer_sub)
+    return MemberFirstOrderItem(
+        pk,
+        sk,
+        customer_sub=activity.customer_sub,
+        gsi1pk=_tag_partition(Ordering.FIRST, model.shard_of(activity.customer_sub)),
+        gsi1sk=activity.sort_key(Ordering.FIRST),
+    )
+
+
+def _activity_of(item: MemberActivityItem) -> Activity:
+    return Activity(
+        customer_sub=item.customer_sub,
+        first_order_ms=int(item.first_order_at),
+        last_order_ms=int(item.last_order_at),
+        orders=int(item.orders),
+        monetary_fen=int(item.monetary_fen),
+        store_id=item.store_id,
+        version=int(item.version),
     )
 
 
