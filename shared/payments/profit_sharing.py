@@ -77,7 +77,9 @@ class ProfitSharing:
         clock: Clock,
         max_ratio_bp: int = ps.MAX_RATIO_BP,
         query_after_ms: int = QUERY_AFTER_MS,
+        wait_min_ms: int = ps.WAIT_MIN_MS,
     ) -> None:
+        self._wait_min_ms = wait_min_ms
         self._merchant = merchant
         self._client = client
         self._shares = shares
@@ -89,55 +91,66 @@ class ProfitSharing:
         self._query_after_ms = query_after_ms
 
     # -- sharing -------------------------------------------------------------------------------
-    def share_order(self, order_id: str) -> ps.ProfitShare | None:
-        """Share the order's commissions once its after-sale window closed; None while it is not due
-        (entries still PENDING or FROZEN, no commission book) or when WeChat Pay did not take the money.
-        A share already stored is answered (and asked again only while PENDING): idempotent."""
+    def watch(self, order_id: str) -> ps.ProfitShare | None:
+        """A paid order whose money WeChat Pay froze for sharing: its share is kept WAITING in the job's
+        index from now (the first one stands). None when WeChat Pay did not take the order's money."""
         out_order_no = ps.out_order_no_of(order_id)
         stored = self._shares.get(order_id, out_order_no)
         if stored is not None:
-            return self._request(stored) if stored.status == ps.PENDING else stored
+            return stored
         payment = self._payments.paying(order_id)
         if payment is None or payment.provider != PROVIDER:
             return None
-        entries = self._owed.entries(order_id)
-        if not ps.settleable(entries):
-            return None
-        accounts = {(e.role, e.payee_id): self._accounts.account(e.role, e.payee_id) for e in entries}
-        try:
-            receivers = ps.receivers_of(entries, accounts, payment.amount_fen, self._max_ratio_bp)
-        except (ps.OverMaximumRatio, ps.NoReceiverAccount) as exc:
-            logger.error("an order's shares cannot be asked for", extra={"order_id": order_id, "code": exc.code})
-            count("WeChatPayProfitSharingNeedingAttention")
-            now = self._clock.now_ms()
-            refused = ps.ProfitShare(
-                out_order_no,
-                order_id,
-                payment.transaction_id,
-                payment.amount_fen,
-                (),
-                created_at_ms=now,
-                updated_at_ms=now,
-            ).refused(exc.code, now)
-            return self._shares.open(refused)
         now = self._clock.now_ms()
-        share = ps.ProfitShare(
+        waiting = ps.ProfitShare(
             out_order_no=out_order_no,
             order_id=order_id,
             transaction_id=payment.transaction_id,
             total_fen=payment.amount_fen,
-            receivers=receivers,
+            receivers=(),
+            status=ps.WAITING,
             created_at_ms=now,
             updated_at_ms=now,
-            next_check_at_ms=now + self._query_after_ms,
+            next_check_at_ms=now + self._wait_min_ms,
         )
-        opened = self._shares.open(share)
-        return self._request(opened) if opened.status == ps.PENDING else opened
+        return self._shares.open(waiting)
+
+    def share_order(self, order_id: str) -> ps.ProfitShare | None:
+        """Share the order's commissions once its after-sale window closed (every ledger entry
+        SETTLEABLE or SETTLED); until then it stays WAITING. Idempotent: a share asked for is answered
+        as stored (and asked again, same number, only while PENDING)."""
+        share = self.watch(order_id)
+        return None if share is None else self._advance(share)
+
+    def _advance(self, share: ps.ProfitShare) -> ps.ProfitShare:
+        if share.status == ps.WAITING:
+            return self._start(share)
+        if share.status == ps.PENDING:
+            return self._request(share)
+        return share
+
+    def _start(self, waiting: ps.ProfitShare) -> ps.ProfitShare:
+        now = self._clock.now_ms()
+        entries = self._owed.entries(waiting.order_id)
+        if not ps.settleable(entries):
+            return self._write(waiting, lambda current: current.still_waiting(now, self._wait_min_ms))
+        accounts = {(e.role, e.payee_id): self._accounts.account(e.role, e.payee_id) for e in entries}
+        try:
+            receivers = ps.receivers_of(entries, accounts, waiting.total_fen, self._max_ratio_bp)
+        except (ps.OverMaximumRatio, ps.NoReceiverAccount) as exc:
+            logger.error(
+                "an order's shares cannot be asked for", extra={"order_id": waiting.order_id, "code": exc.code}
+            )
+            count("WeChatPayProfitSharingNeedingAttention")
+            code = exc.code
+            return self._write(waiting, lambda current: current.refused(code, now))
+        pending = self._write(waiting, lambda current: current.with_receivers(receivers, now, self._query_after_ms))
+        return self._request(pending) if pending.status == ps.PENDING else pending
 
     def share_orders(self, order_ids: Sequence[str]) -> dict[str, int]:
         """The scheduled job's pass over orders whose entries became settleable (the composition reads
         them from the ledger's index): each shared once, a failure left for the next pass."""
-        counts = {"shared": 0, "not_due": 0, "unavailable": 0, "refused": 0}
+        counts = {"shared": 0, "waiting": 0, "not_paid": 0, "unavailable": 0, "refused": 0}
         for order_id in dict.fromkeys(order_ids):
             try:
                 share = self.share_order(order_id)
@@ -145,7 +158,9 @@ class ProfitSharing:
                 counts["unavailable"] += 1
                 continue
             if share is None:
-                counts["not_due"] += 1
+                counts["not_paid"] += 1
+            elif share.status == ps.WAITING:
+                counts["waiting"] += 1
             elif share.status == ps.REFUSED:
                 counts["refused"] += 1
             else:
@@ -184,15 +199,15 @@ class ProfitSharing:
 
     # -- the query job -------------------------------------------------------------------------
     def settle_due(self, limit: int = 100) -> dict[str, int]:
-        """Each open share whose check is due: a PENDING one (its answer was lost) is asked for again
-        with its number, a PROCESSING one is queried. Resumable: a finished share leaves the index, an
-        open one is pushed to a later check."""
+        """Each open share whose check is due: a WAITING one is shared once its entries became
+        settleable, a PENDING one (its answer was lost) is asked for again with its number, a PROCESSING
+        one is queried. Resumable: a finished share leaves the index, an open one is checked later."""
         counts = {"checked": 0, "finished": 0, "still_open": 0, "unavailable": 0}
         for share in self._shares.due(self._clock.now_ms(), limit):
             counts["checked"] += 1
             try:
-                if share.status == ps.PENDING:
-                    after = self._request(share)
+                if share.status in (ps.WAITING, ps.PENDING):
+                    after = self._advance(share)
                 else:
                     after = self._settle(share, self._client.get(share.query_path()))
             except (ProviderUnavailable, ProviderRefused) as exc:
@@ -212,6 +227,8 @@ class ProfitSharing:
         share = self._shares.get(order_id, ps.out_order_no_of(order_id))
         if share is None or share.status == ps.REFUSED:
             return None
+        if share.status == ps.WAITING:
+            return share  # nothing shared yet: the refund comes out of the frozen funds
         if share.is_open:
             raise TemporarilyUnavailable("the order's share is still being made; refund after it")
         # No clawback heard yet (the ledger's consumer is behind): nothing to return now; WeChat Pay then

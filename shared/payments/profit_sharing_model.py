@@ -2,6 +2,7 @@
 what out of one order's transaction, the request bodies, WeChat Pay's answers, and the states of one
 share. Pure: no provider, no I/O, no commission import (the ledger's entries come in as `OwedEntry`).
 
+    WAITING (paid, the after-sale window open) --entries settleable--> PENDING
     PENDING --requested--> PROCESSING --query/answer FINISHED--> FINISHED
                  \\--refused for good--> REFUSED           (listed for finance)
                                        CLOSED receivers -> FINISHED with closed receivers (listed)
@@ -38,8 +39,10 @@ RELATION_OF_ROLE = {
 # The merchant's maximum share of a transaction, set in the merchant platform (30% unless raised).
 MAX_RATIO_BP = 3000
 
-PENDING, PROCESSING, FINISHED, REFUSED = "PENDING", "PROCESSING", "FINISHED", "REFUSED"
-OPEN = frozenset({PENDING, PROCESSING})
+WAITING, PENDING, PROCESSING, FINISHED, REFUSED = "WAITING", "PENDING", "PROCESSING", "FINISHED", "REFUSED"
+OPEN = frozenset({WAITING, PENDING, PROCESSING})
+# A WAITING share is looked at again after as long as it has waited, between these bounds.
+WAIT_MIN_MS, WAIT_MAX_MS = 60 * 1000, 6 * 3600 * 1000
 RECEIVER_RESULTS = frozenset({"PENDING", "SUCCESS", "CLOSED"})
 _NUMBER = re.compile(r"[0-9A-Za-z_|*@-]{1,64}")
 
@@ -236,7 +239,7 @@ class ProfitShare:
     def answered(self, answer: ShareState, now_ms: int, query_after_ms: int) -> ProfitShare:
         """WeChat Pay's answer (request, query, unfreeze): FINISHED ends it; PROCESSING is checked again
         later, backing off; an end is never left (a late PROCESSING after FINISHED changes nothing)."""
-        if self.status in (FINISHED, REFUSED):
+        if self.status in (FINISHED, REFUSED, WAITING):
             return self
         results = {(r.type, r.account): r for r in answer.receivers}
         receivers = tuple(
@@ -257,6 +260,26 @@ class ProfitShare:
             next_check_at_ms=None if finished else now_ms + min(open_for, 3600 * 1000),
             attempts=self.attempts + 1,
             version=self.version + 1,
+        )
+
+    def with_receivers(self, receivers: tuple[Receiver, ...], now_ms: int, query_after_ms: int) -> ProfitShare:
+        """WAITING -> PENDING: the entries became settleable; what each receiver gets is fixed now."""
+        if self.status != WAITING:
+            return self
+        return replace(
+            self,
+            status=PENDING,
+            receivers=receivers,
+            updated_at_ms=now_ms,
+            next_check_at_ms=now_ms + query_after_ms,
+            version=self.version + 1,
+        )
+
+    def still_waiting(self, now_ms: int, wait_min_ms: int = WAIT_MIN_MS) -> ProfitShare:
+        """Not settleable yet: looked at again after as long as it has waited (bounded)."""
+        waited = max(now_ms - self.created_at_ms, wait_min_ms)
+        return replace(
+            self, next_check_at_ms=now_ms + min(waited, WAIT_MAX_MS), updated_at_ms=now_ms, version=self.version + 1
         )
 
     def refused(self, code: str, now_ms: int) -> ProfitShare:

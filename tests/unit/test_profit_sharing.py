@@ -150,11 +150,21 @@ def test_an_order_is_shared_once_and_confirmed_by_query(world):
     assert kept.requests == 1 and kept.unfrozen
 
 
-def test_not_due_while_the_after_sale_window_is_open(world):
+def test_a_paid_order_waits_for_its_after_sale_window_then_the_job_shares_it(world):
     paid = world.paid_order(10_000, earnings("FROZEN", dealer=300))
-    assert world.sharing.share_order(paid.order_id) is None
+    waiting = world.sharing.watch(paid.order_id)
+    assert waiting is not None and waiting.status == ps.WAITING
     assert world.sharing.share_order("o" + "cd" * 16) is None  # not paid
-    assert posts(world, ORDERS) == [] and world.shares.items == {}
+    world.clock.advance(61)
+    assert world.sharing.settle_due()["still_open"] == 1  # still FROZEN: waits again, backing off
+    (stored,) = world.shares.items.values()
+    assert stored.status == ps.WAITING and stored.next_check_at_ms > world.clock.now_ms() + 60_000
+    assert posts(world, ORDERS) == []
+    world.owed.by_order[paid.order_id] = earnings(dealer=300)  # the window closed: SETTLEABLE
+    world.clock.advance(200)
+    assert world.sharing.settle_due()["still_open"] == 1  # asked: PROCESSING
+    (request,) = posts(world, ORDERS)
+    assert request["receivers"][0]["amount"] == 300
 
 
 def test_a_lost_answer_is_asked_again_with_the_same_number_and_shares_once(world):
@@ -182,7 +192,7 @@ def test_a_lost_answer_is_asked_again_with_the_same_number_and_shares_once(world
     assert kept.requests == 2 and kept.shared_fen() == 500  # asked twice, shared once
 
 
-def test_a_late_answer_fault_times_out_then_the_job_confirms(world):
+def test_no_answer_then_the_next_pass_shares_once(world):
     paid = world.paid_order(10_000, earnings(store=700))
     world.base.wechatpay.profit_sharing.faults.share_finish_s = None
     world.base.transport.lose_next_answer = 0
@@ -192,7 +202,8 @@ def test_a_late_answer_fault_times_out_then_the_job_confirms(world):
     assert posts(world, ORDERS) == []
     assert world.sharing.share_orders([paid.order_id, paid.order_id]) == {
         "shared": 1,
-        "not_due": 0,
+        "waiting": 0,
+        "not_paid": 0,
         "unavailable": 0,
         "refused": 0,
     }
@@ -272,6 +283,14 @@ def test_a_refund_of_a_shared_order_returns_the_merchant_receivers_share_first(w
     assert partial is not None and partial.refund_fen == 9_200
     # The books: paid = refunded + the guide's share + the merchant's net (here 0).
     assert 10_000 == 9_200 + 800 + 0
+
+
+def test_a_refund_before_sharing_returns_nothing(world):
+    paid = world.paid_order(10_000, earnings("FROZEN", dealer=300))
+    world.sharing.watch(paid.order_id)
+    share = world.sharing.refund_issued(paid.order_id, "r1")
+    assert share is not None and share.status == ps.WAITING and posts(world, RETURNS) == []
+    assert world.refunds.refund_issued({"order_id": paid.order_id, "refund_id": "r1", "amount_fen": 10_000})
 
 
 def test_a_refund_of_an_order_being_shared_waits(world):
