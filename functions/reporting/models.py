@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from typing import Any
 
 from shared.kernel.errors import MalformedRequest
 from shared.reporting.reports import GROUP_BY
@@ -65,3 +66,13 @@ def wants_csv(accept: str | None) -> bool:
     return "text/csv" in kinds and (
         "application/json" not in kinds or kinds.index("text/csv") < kinds.index("application/json")
     )
+
+
+def differences_after(cursor: dict[str, Any] | None) -> tuple[int, str] | None:
+    """The (booked at, order id) the reconciliation's `next_cursor` ends at; 400 for a cursor of another list."""
+    if cursor is None:
+        return None
+    at, order_id = cursor.get("at"), cursor.get("order_id")
+    if type(at) is not int or not isinstance(order_id, str) or not order_id:
+        raise MalformedRequest("cursor is not one this API gave out for the differences")
+    return at, order_id

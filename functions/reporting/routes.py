@@ -12,7 +12,7 @@ from functions.reporting.blueprint import bp
 from shared.kernel.identity import Role
 from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
-from shared.web.api import header, ok, query_str
+from shared.web.api import decode_cursor, encode_cursor, header, ok, query_int, query_str
 
 if TYPE_CHECKING:
     from functions.reporting import models
@@ -25,7 +25,12 @@ CSV = "text/csv; charset=utf-8"
 
 @bp.route("/finance/reconciliation", methods=["GET"], roles=[Role.FINANCE])
 def reconciliation() -> Response:
-    return ok(bootstrap.reports().reconciliation(models.period_end_ms(query_str("period_end"))))
+    after = models.differences_after(decode_cursor(query_str("cursor")))
+    limit = query_int("limit", 100, low=1, high=100)
+    report = bootstrap.reports().reconciliation(models.period_end_ms(query_str("period_end")), after, limit)
+    last = report.pop("differences_next")
+    cursor = None if last is None else {"at": last[0], "order_id": last[1]}
+    return ok({**report, "next_cursor": encode_cursor(cursor)})  # continues `differences`
 
 
 @bp.route("/admin/reports/sales", methods=["GET"], roles=[Role.MERCHANT_ADMIN, Role.FINANCE])

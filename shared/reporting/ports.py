@@ -53,7 +53,8 @@ class ReportReads(Protocol):
         """The books whose order's day is `day`, booked at or before `until_ms`."""
         ...
 
-    def differences(self, until_ms: int, limit: int) -> list[OrderBook]:
+    def differences(self, until_ms: int, limit: int, after: tuple[int, str] | None = None) -> list[OrderBook]:
         """Books whose sides disagree (difference_fen != 0), booked at or before `until_ms`,
-        oldest first, at most `limit`. No Scan: a sparse index holds exactly those."""
+        oldest first (booked at, then order id), after the book keyed `after` if given, at most
+        `limit`. No Scan: a sparse index holds exactly those."""
         ...

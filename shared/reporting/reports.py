@@ -50,12 +50,17 @@ class Reports:
         self._reads = reads
         self._listed = differences_listed
 
-    def reconciliation(self, period_end_ms: int) -> dict[str, Any]:
+    def reconciliation(
+        self, period_end_ms: int, differences_after: tuple[int, str] | None = None, differences_limit: int | None = None
+    ) -> dict[str, Any]:
         """Every order booked at or before the period end, summed per store and per dealer it is
         credited to: the months before the period end's month, its days before the period end's
         day, and that day's books up to the period end. The totals are the stores' sum (each order
         is in one store group and one dealer group); `differences` lists the orders whose sides
-        disagree, oldest first, at most `differences_listed` of `totals.difference_orders`."""
+        disagree, oldest first, at most `differences_limit` (or `differences_listed`) of
+        `totals.difference_orders` a page:
+        `differences_after` is the last one of the page before (booked at, order id), and
+        `differences_next` that of this page when there may be more."""
         end_day = day_of(period_end_ms)
         month = end_day[:7]
         sums: dict[str, dict[str, Figures]] = {dimension: {} for dimension in RECONCILED}
@@ -73,7 +78,9 @@ class Reports:
         total = Figures()
         for figures in sums["store"].values():
             total = total.plus(figures)
-        differences = self._reads.differences(period_end_ms, self._listed)
+        listed = differences_limit or self._listed
+        differences = self._reads.differences(period_end_ms, listed, differences_after)
+        last = differences[-1] if len(differences) == listed else None
         return {
             "period_end": iso(period_end_ms),
             "stores": [
@@ -86,6 +93,7 @@ class Reports:
             ],
             "totals": total.reconciliation_view(),
             "differences": [book.view() for book in differences],
+            "differences_next": None if last is None else (last.booked_at_ms, last.order_id),
         }
 
     def sales(self, group_by: str, first_day: str, last_day: str) -> dict[str, Any]:

@@ -50,6 +50,12 @@ class MemoryReportBooks:
             key=lambda b: (b.booked_at_ms, b.order_id),
         )
 
-    def differences(self, until_ms: int, limit: int) -> list[OrderBook]:
-        found = [b for b in self.books.values() if b.difference_fen != 0 and b.booked_at_ms <= until_ms]
+    def differences(self, until_ms: int, limit: int, after: tuple[int, str] | None = None) -> list[OrderBook]:
+        found = [
+            b
+            for b in self.books.values()
+            if b.difference_fen != 0
+            and b.booked_at_ms <= until_ms
+            and (after is None or (b.booked_at_ms, b.order_id) > after)
+        ]
         return sorted(found, key=lambda b: (b.booked_at_ms, b.order_id))[:limit]

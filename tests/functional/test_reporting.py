@@ -40,6 +40,34 @@ def refunded_one_of_two(shop: Client, tokens: dict) -> dict:
     return order
 
 
+def test_finance_pages_through_differences_across_the_index_shards(shop: Client, tokens: dict, table: dict):
+    # Given 12 orders the ledger recorded but whose payment the reports never heard (each a
+    # difference, spread over the sparse index's shards)
+    queue = Queue.of(table, "ReportingQueue")
+    for i in range(12):
+        payload = {"order_id": f"o-diff-{i:02d}", "paid_fen": 1_000, "refunded_fen": 0, "commissions_fen": 100}
+        event = {"event_id": f"e-diff-{i}", "type": "CommissionRecorded", "aggregate_id": payload["order_id"]}
+        queue.send(json.dumps({**event, "occurred_at": f"2026-11-{1 + i % 5:02d}T08:00:00.000Z", "payload": payload}))
+    drain()
+    # When finance reads them five at a time, following next_cursor
+    seen: list[str] = []
+    path = "/finance/reconciliation?period_end=2026-12-01T00:00:00Z&limit=5"
+    cursor: str | None = None
+    for _ in range(4):
+        answer = shop.http.get(path + (f"&cursor={cursor}" if cursor else ""), headers=bearer(tokens["finance"]))
+        assert answer.status_code == 200, answer.json_body
+        seen += [d["order_id"] for d in answer.json_body["differences"]]
+        cursor = answer.json_body["next_cursor"]
+        if cursor is None:
+            break
+    # Then each of the 12 comes once, oldest first, and the last page says there is no more
+    assert sorted(seen) == [f"o-diff-{i:02d}" for i in range(12)] and len(seen) == 12
+    assert cursor is None and answer.json_body["totals"]["difference_orders"] == 12
+    # And a cursor the API never gave out is a 400, not a page
+    forged = shop.http.get(path + "&cursor=abc.def", headers=bearer(tokens["finance"]))
+    assert forged.status_code == 400
+
+
 def reconciliation(shop: Client, token: str, period_end: str):
     return shop.http.get(f"/finance/reconciliation?period_end={period_end}", headers=bearer(token))
 

@@ -192,6 +192,25 @@ def test_ledger_entries_for_an_order_never_paid_are_a_difference_with_no_store()
     assert books.reports.sales("store", "2026-11-01", "2026-11-30")["groups"] == []  # nothing was sold
 
 
+def test_the_differences_are_paged_oldest_first_and_every_one_is_listed_once():
+    # Given seven orders the ledger recorded but the reports never saw paid, two in the same millisecond
+    books = Books()
+    books.reports = Reports(books.store, differences_listed=3)
+    whens = [f"2026-11-0{d}T08:00:00.000Z" for d in (5, 1, 3, 3, 2, 7, 6)]
+    books.hear(*(recorded_event(f"o-{i}", when, paid=1_000 + i) for i, when in enumerate(whens)))
+    # When finance pages through the differences, three at a time
+    pages, after = [], None
+    while True:
+        report = books.reports.reconciliation(at("2026-12-01T00:00:00+00:00"), after)
+        pages.append([d["order_id"] for d in report["differences"]])
+        after = report["differences_next"]
+        if after is None:
+            break
+    # Then every difference comes once, by the day it was booked (order id breaking the tie)
+    assert pages == [["o-1", "o-4", "o-2"], ["o-3", "o-0", "o-6"], ["o-5"]]
+    assert report["totals"]["difference_orders"] == 7
+
+
 def test_events_in_any_order_give_the_same_cells():
     # Given the refund and the ledger's announcements heard before the OrderPaid (queues do not keep order)
     events = story()

@@ -70,14 +70,17 @@ class DynamoReportBooks:
             found = ReportBookItem.gsi1.query(f"REPORTDAY#{day}", ReportBookItem.gsi1sk <= f"{iso(until_ms)}#~")
             return [book_of(i.body, int(i.version)) for i in found if isinstance(i, ReportBookItem)]
 
-    def differences(self, until_ms: int, limit: int) -> list[OrderBook]:
+    def differences(self, until_ms: int, limit: int, after: tuple[int, str] | None = None) -> list[OrderBook]:
+        until = f"{iso(until_ms)}#~"
+        # `between` includes its low end: ask for one more and drop the book the cursor names.
+        low = f"{iso(after[0])}#{after[1]}" if after is not None else None
         found: list[OrderBook] = []
         with translated():
             for shard in range(AGGREGATE_SHARDS):
-                items = ReportBookItem.gsi2.query(
-                    f"REPORTDIFF#{shard}", ReportBookItem.gsi2sk <= f"{iso(until_ms)}#~", limit=limit
-                )
+                condition = ReportBookItem.gsi2sk.between(low, until) if low else ReportBookItem.gsi2sk <= until
+                items = ReportBookItem.gsi2.query(f"REPORTDIFF#{shard}", condition, limit=limit + 1)
                 found += [book_of(i.body, int(i.version)) for i in items if isinstance(i, ReportBookItem)]
+        found = [b for b in found if after is None or (b.booked_at_ms, b.order_id) > after]
         return sorted(found, key=lambda b: (b.booked_at_ms, b.order_id))[:limit]
 
 
