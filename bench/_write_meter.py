@@ -73,10 +73,11 @@ class WriteMeter:
         self.sizes: dict[str, int] = {}  # entity -> the largest image written, bytes (all threads)
 
     @classmethod
-    def for_template(cls) -> WriteMeter:
+    def for_template(cls, per_thread: bool = True) -> WriteMeter:
+        """For the table `infra/template.yaml` defines (every bench table is made from it)."""
         from infra.local.resources import table_definition
 
-        return cls(Table.from_definition(table_definition("any")))
+        return cls(Table.from_definition(table_definition("any")), per_thread)
 
     # -- the per-operation tally ------------------------------------------------------------------
     def start(self) -> None:
@@ -207,9 +208,10 @@ class WriteMeter:
 
 
 # -- figures ---------------------------------------------------------------------------------------
-def figures(label: str, taken: list[Tally]) -> dict[str, Any]:
-    """Per operation, averaged over the sample: items written, write units (table, indexes), what was written."""
-    n = len(taken)
+def figures(label: str, taken: list[Tally], ops: int | None = None) -> dict[str, Any]:
+    """Per operation, averaged over the sample: items written, write units (table, indexes), what was
+    written. `ops`: how many operations the tallies hold (default: one tally an operation)."""
+    n = ops or len(taken)
     total = Cost()
     writes: Counter[str] = Counter()
     checks = 0
@@ -251,9 +253,9 @@ def projection(label: str, table_wcu_per_order: float, index_wcu_per_order: dict
     return out
 
 
-def per_op(taken: list[Tally]) -> tuple[float, dict[str, float]]:
+def per_op(taken: list[Tally], ops: int | None = None) -> tuple[float, dict[str, float]]:
     """Mean table WCU and index WCU by index, per operation."""
-    n = len(taken)
+    n = ops or len(taken)
     total = Cost()
     for tally in taken:
         total = total + tally.cost

@@ -476,6 +476,10 @@ def _stop_stack(stack: subprocess.Popen) -> None:
 def _http_sale(api: str, admin: dict[str, str]) -> str:
     import requests
 
+    stocked = requests.put(  # a sale holds its units out of WH's stock (28f996d); the seed has fewer
+        f"{api}/admin/stock/TEA-001", headers=admin, json={"location": "WH", "on_hand": HTTP_UNITS * 2}, timeout=30
+    )
+    stocked.raise_for_status()
     now = time.time()
     created = requests.post(
         f"{api}/admin/flash-sales",

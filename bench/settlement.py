@@ -26,7 +26,8 @@ operation), the emulator's and the settling process's CPU per entry, and 1 / 2 /
 over the same size. The emulator runs one request at a time, so more workers only overlap the
 settling process's work with the emulator's: the speed-up is bounded by (bench CPU + emulator CPU)
 / emulator CPU, printed beside it. docs/benchmarks.md ("Settlement") has the figures and the
-projection for AWS. `python -m bench.settlement sizes` (or `workers`) runs one part alone.
+projection for AWS. `python -m bench.settlement sizes` (or `workers`, `write_units`) runs one part alone; `write_units`
+settles a run of METERED_ENTRIES with the write-unit meter (bench/_write_meter.py) on.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench import _write_meter as write_meter
+from bench._write_meter import WriteMeter
 from bench.flash_sales import REGION, EmulatorCpu, _bind, _start_moto
 
 SIZES = (5_000, 50_000)
@@ -54,6 +57,7 @@ WORKERS = (1, 2, 4)
 SPEEDUP_ENTRIES = 2_500  # each worker count settles a run of this many
 DAY_MS = 86_400_000
 CHECK_READ_TIMEOUT_S = 300
+METERED_ENTRIES = 1_000  # a run settled with the write-unit meter on (bench/_write_meter.py)
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:123456789012:SettlementQueue"
 
 
@@ -197,13 +201,15 @@ class Settled:
     calls: Counter[str]
     bench_cpu_s: float
     emulator_cpu_s: float | None
+    writes: Any = None  # a _write_meter.Tally of the whole run, when metered
+    sizes: str = ""
 
 
 def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
-def settle(period_end_ms: int, workers: int, cpu: EmulatorCpu) -> Settled:
+def settle(period_end_ms: int, workers: int, cpu: EmulatorCpu, metered: bool = False) -> Settled:
     from shared.commission.ledger_model import EntryStatus
     from shared.kernel.clock import SYSTEM
     from shared.messaging.consumers import consume
@@ -243,11 +249,14 @@ def settle(period_end_ms: int, workers: int, cpu: EmulatorCpu) -> Settled:
     for thread in threads:
         thread.start()
     rss_before = _peak_rss_kib()
+    writes = WriteMeter.for_template(per_thread=False)
     trips.on = True
     cpu_before, bench_before = cpu.seconds(), time.process_time()
     started = time.perf_counter()
-    run = runs.start(period_end_ms)
-    messages.join()  # every message handled, the continuations each wrote included
+    with writes.attached() if metered else contextlib.nullcontext():
+        writes.start()
+        run = runs.start(period_end_ms)
+        messages.join()  # every message handled, the continuations each wrote included
     elapsed = time.perf_counter() - started
     trips.on = False
     cpu_after, bench_after = cpu.seconds(), time.process_time()
@@ -268,6 +277,8 @@ def settle(period_end_ms: int, workers: int, cpu: EmulatorCpu) -> Settled:
         Counter(trips.calls),
         bench_after - bench_before,
         emulator,
+        writes.taken() if metered else None,
+        write_meter.sizes(writes),
     )
 
 
@@ -302,14 +313,16 @@ def check(settled: Settled, seeded: Seeded) -> None:
         raise RuntimeError(f"run {settled.run_id}: {left} entries still SETTLEABLE")
 
 
-def _settle_in_child(endpoint: str, table: str, period_end_ms: int, workers: int, moto_pid: int) -> Settled:
+def _settle_in_child(
+    endpoint: str, table: str, period_end_ms: int, workers: int, moto_pid: int, metered: bool = False
+) -> Settled:
     """The run in a fresh process (as a Lambda container is): its peak RSS is the run's alone,
     not the seeding's, and nothing traces its allocations (tracemalloc tripled this side's CPU)."""
     _bind(endpoint, table, create=False)
-    return settle(period_end_ms, workers, EmulatorCpu(moto_pid))
+    return settle(period_end_ms, workers, EmulatorCpu(moto_pid), metered)
 
 
-def one_run(endpoint: str, label: str, count: int, workers: int, moto_pid: int) -> Settled:
+def one_run(endpoint: str, label: str, count: int, workers: int, moto_pid: int, metered: bool = False) -> Settled:
     from shared.data.table import BaseItem
     from shared.kernel.clock import now_ms
 
@@ -327,7 +340,7 @@ def one_run(endpoint: str, label: str, count: int, workers: int, moto_pid: int) 
         flush=True,
     )
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        settled = pool.apply(_settle_in_child, (endpoint, table, period_end_ms, workers, moto_pid))
+        settled = pool.apply(_settle_in_child, (endpoint, table, period_end_ms, workers, moto_pid, metered))
     check(settled, seeded)
     print(
         f"   {label}: {count:,} entries, {workers} worker(s): {settled.elapsed_s:.1f} s, "
@@ -387,12 +400,26 @@ def sizes(endpoint: str, moto_pid: int) -> dict[str, Any]:
     return figures
 
 
-def run(parts: tuple[str, ...] = ("workers", "sizes")) -> dict[str, object]:
+def write_units(endpoint: str, moto_pid: int) -> dict[str, Any]:
+    """A run of METERED_ENTRIES with the write-unit meter on in the settling process (its read-backs
+    would slow the timed runs): items written and write units per entry settled."""
+    settled = one_run(endpoint, "wu", METERED_ENTRIES, 1, moto_pid, metered=True)
+    label = f"settlement of {METERED_ENTRIES:,} entries (write units), per entry"
+    figures = write_meter.figures(label, [settled.writes], ops=METERED_ENTRIES)
+    figures["settlement: largest item written, bytes, by entity"] = settled.sizes
+    print(figures, flush=True)
+    return figures
+
+
+PARTS = {"workers": workers, "sizes": sizes, "write_units": write_units}
+
+
+def run(parts: tuple[str, ...] = ("workers", "sizes", "write_units")) -> dict[str, object]:
     moto, endpoint = _start_moto()
     try:
         figures: dict[str, Any] = {}
         for part in parts:
-            figures.update({"workers": workers, "sizes": sizes}[part](endpoint, moto.pid))
+            figures.update(PARTS[part](endpoint, moto.pid))
         return figures
     finally:
         moto.terminate()
@@ -400,7 +427,7 @@ def run(parts: tuple[str, ...] = ("workers", "sizes")) -> dict[str, object]:
             moto.wait(timeout=10)
 
 
-if __name__ == "__main__":  # one part alone: python -m bench.settlement sizes|workers
+if __name__ == "__main__":  # one part alone: python -m bench.settlement sizes|workers|write_units
     import sys
 
-    print(run(tuple(sys.argv[1:]) or ("workers", "sizes")))
+    print(run(tuple(sys.argv[1:]) or tuple(PARTS)))
