@@ -2,7 +2,7 @@
 orders"; docs/payments.md), and money paid back (refunds, closes, finance's routes). The HMAC webhook of
 API.md stays in functions/checkout."""
 
-from functions.payments import refund_routes  # noqa: F401  (registers its routes and handlers on bp)
+from functions.payments import profit_sharing_routes, refund_routes  # noqa: F401  (register on bp)
 from functions.payments.routes import bp
 
 __all__ = ["bp"]

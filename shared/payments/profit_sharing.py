@@ -197,6 +197,13 @@ class ProfitSharing:
             count("WeChatPayProfitSharingNeedingAttention")
         return after
 
+    # -- finance -------------------------------------------------------------------------------
+    def share_of(self, order_id: str) -> ps.ProfitShare | None:
+        return self._shares.get(order_id, ps.out_order_no_of(order_id))
+
+    def needing_attention(self, limit: int) -> list[ps.ProfitShare]:
+        return self._shares.needing_attention(limit)
+
     # -- the query job -------------------------------------------------------------------------
     def settle_due(self, limit: int = 100) -> dict[str, int]:
         """Each open share whose check is due: a WAITING one is shared once its entries became

@@ -459,3 +459,15 @@ _SCALARS = (
     "attempts",
     "version",
 )
+
+
+def receiver_account_of(payout_account: str | None) -> ReceiverAccount | None:
+    """A party's `payout_account` as WeChat Pay receives it: `wechatpay:merchant:<mchid>` (a dealer's or a
+    store's own merchant id) or `wechatpay:openid:<openid>` (a guide's or a distributor's openid under our
+    AppID). Anything else (a bank account, nothing) cannot be paid through profit sharing: None."""
+    kind, _, account = (payout_account or "").partition(":")[2].partition(":")
+    if not (payout_account or "").startswith("wechatpay:") or not account:
+        return None
+    return {"merchant": ReceiverAccount(MERCHANT_ID, account), "openid": ReceiverAccount(PERSONAL_OPENID, account)}.get(
+        kind
+    )

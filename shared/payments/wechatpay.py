@@ -243,9 +243,11 @@ class WeChatPayments:
         apply_payment: PaymentApplier,
         clock: Clock,
         on_refund: Callable[[Notification], str] | None = None,
+        on_paid: Callable[[str], object] | None = None,
     ) -> None:
         self._merchant = merchant
         self._on_refund = on_refund
+        self._on_paid = on_paid  # profit sharing: the paid order's share starts WAITING
         self._client = client
         self._orders = orders
         self._prepays = prepays
@@ -315,7 +317,12 @@ class WeChatPayments:
         if not notification.event_type.startswith("TRANSACTION."):
             logger.info("WeChat Pay notification ignored", extra={"event_type": notification.event_type})
             return "ignored"
-        self._apply(self.notifications.payment(notification))
+        notice = self.notifications.payment(notification)
+        self._apply(notice)
+        if self._on_paid is not None and self._merchant.profit_sharing:
+            # After the payment path (a late or duplicate payment is not the order's: no share). A failure
+            # here answers 5xx: WeChat Pay calls back again, the payment applies once, the watch is retried.
+            self._on_paid(notice.order_id)
         return "applied"
 
 

@@ -9,6 +9,7 @@ that timed out (WeChat Pay may have refunded) is asked again with the same numbe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shared.kernel.clock import Clock
@@ -227,11 +228,16 @@ class WeChatPayConsumer:
 
     name = "payments"
 
-    def __init__(self, refunds: WeChatPayRefunds) -> None:
+    def __init__(self, refunds: WeChatPayRefunds, before_refund: Callable[[str, str], object] | None = None) -> None:
         self._refunds = refunds
+        # Profit sharing: the merchant receivers of a shared order give back what the refund clawed
+        # back from them before the refund is asked for (it raises to retry while that is not done).
+        self._before_refund = before_refund
 
     def handle(self, event: DomainEvent) -> None:
         if event.type is EventType.REFUND_ISSUED:
+            if self._before_refund is not None:
+                self._before_refund(str(event.payload["order_id"]), str(event.payload["refund_id"]))
             self._refunds.refund_issued(event.payload)
         elif event.type is EventType.PAYMENT_NEEDS_REFUND:
             self._refunds.payment_needs_refund(event.payload)

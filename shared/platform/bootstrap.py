@@ -4,7 +4,7 @@ Tests and the local runner call `reset()` after changing the environment."""
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.kernel.lazy import lazy_import
 
@@ -434,8 +434,16 @@ def wechat_payments(clock: Clock | None = None) -> WeChatPayments:
     client = WeChatPayClient(merchant, UrllibTransport(current.wechatpay_timeout_s), clock)
     payables = OrderPayables(orders())
     refunds = wechatpay_refunds(clock)
+    on_paid = profit_sharing(clock).watch if current.wechatpay_profit_sharing else None
     return WeChatPayments(
-        merchant, client, payables, DynamoPrepays(), order_lifecycle(clock).apply_payment, clock, refunds.notified
+        merchant,
+        client,
+        payables,
+        DynamoPrepays(),
+        order_lifecycle(clock).apply_payment,
+        clock,
+        refunds.notified,
+        on_paid,
     )
 
 
@@ -487,7 +495,80 @@ def payments_consumer() -> Consumer:
         return NoProviderRefunds()
     from shared.payments.wechatpay_refunds import WeChatPayConsumer
 
-    return WeChatPayConsumer(wechatpay_refunds())
+    sharing = profit_sharing() if ready().wechatpay_profit_sharing else None
+    return WeChatPayConsumer(wechatpay_refunds(), sharing.refund_issued if sharing else None)
+
+
+if TYPE_CHECKING:
+    from shared.guides.ports import OrgDirectory
+    from shared.payments.profit_sharing import ProfitSharing
+    from shared.payments.profit_sharing_model import OwedEntry, ReceiverAccount
+
+
+def profit_sharing(clock: Clock | None = None) -> ProfitSharing:
+    """Profit sharing through WeChat Pay (docs/payments.md, "Profit sharing"): the commission ledger's
+    entries and the parties' payout accounts meet the payments capability here. NotFound where
+    PAYMENT_PROVIDER is not wechatpay."""
+    from shared.data.stores.guides import DynamoOrgDirectory
+    from shared.data.stores.payments import DynamoRecordedPayments
+    from shared.data.stores.profit_sharing import DynamoProfitShares
+    from shared.kernel.clock import SYSTEM
+    from shared.payments.profit_sharing import ProfitSharing
+    from shared.payments.urllib_transport import UrllibTransport
+    from shared.payments.wechatpay import WeChatPayClient
+
+    current = ready()
+    merchant = _wechatpay_merchant(current)
+    clock = clock or SYSTEM
+    client = WeChatPayClient(merchant, UrllibTransport(current.wechatpay_timeout_s), clock)
+    return ProfitSharing(
+        merchant,
+        client,
+        DynamoProfitShares(),
+        DynamoRecordedPayments(orders()),
+        LedgerOwed(commission_ledger_store()),
+        PartyAccounts(DynamoOrgDirectory()),
+        clock,
+        max_ratio_bp=current.commission_cap_bp,
+        query_after_ms=current.wechatpay_refund_query_after_s * 1000,
+        wait_min_ms=current.wechatpay_refund_query_after_s * 1000,
+    )
+
+
+class LedgerOwed:
+    """The commission ledger's entries of an order as profit sharing reads them (shared.payments.
+    profit_sharing.CommissionOwed)."""
+
+    def __init__(self, ledger: DynamoLedger) -> None:
+        self._ledger = ledger
+
+    def entries(self, order_id: str) -> list[OwedEntry]:
+        from shared.payments.profit_sharing_model import OwedEntry
+
+        return [
+            OwedEntry(e.role.value, e.payee_id, e.amount_fen, e.status.value, e.refund_id)
+            for e in self._ledger.entries(order_id)
+        ]
+
+
+class PartyAccounts:
+    """Where a party is paid in WeChat Pay: its `payout_account` (shared.payments.profit_sharing.ReceiverAccounts)."""
+
+    def __init__(self, directory: OrgDirectory) -> None:
+        self._directory = directory
+
+    def account(self, role: str, payee_id: str) -> ReceiverAccount | None:
+        from shared.payments.profit_sharing_model import receiver_account_of
+
+        get: Any = {
+            "dealer": self._directory.get_dealer,
+            "store": self._directory.get_store,
+            "guide": self._directory.get_guide,
+            "distributor_1": self._directory.get_distributor,
+            "distributor_2": self._directory.get_distributor,
+        }.get(role)
+        party = get(payee_id) if get is not None else None
+        return receiver_account_of(getattr(party, "payout_account", None))
 
 
 @lru_cache(maxsize=2)

@@ -28,8 +28,14 @@ def store(request: pytest.FixtureRequest):
 def share(order_id: str = "o1", check_at: int = NOW, **changes) -> ps.ProfitShare:
     receivers = ps.receivers_of(earnings(dealer=300, guide=200), ACCOUNTS, 10_000)
     made = ps.ProfitShare(
-        ps.out_order_no_of(order_id), order_id, "42000001", 10_000, receivers, created_at_ms=NOW - 1,
-        updated_at_ms=NOW - 1, next_check_at_ms=check_at,
+        ps.out_order_no_of(order_id),
+        order_id,
+        "42000001",
+        10_000,
+        receivers,
+        created_at_ms=NOW - 1,
+        updated_at_ms=NOW - 1,
+        next_check_at_ms=check_at,
     )
     return replace(made, **changes)
 
