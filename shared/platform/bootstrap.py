@@ -644,7 +644,9 @@ def report_bookkeeping() -> ReportBookkeeping:
     from shared.reporting.bookkeeping import ReportBookkeeping
 
     ready()
-    return ReportBookkeeping(DynamoReportBooks(), member_binding().credited_for)
+    return ReportBookkeeping(
+        DynamoReportBooks(), member_binding().credited_for, config.settings().report_utc_offset_minutes
+    )
 
 
 def reports() -> Reports:
@@ -653,7 +655,7 @@ def reports() -> Reports:
     from shared.reporting.reports import Reports
 
     ready()
-    return Reports(DynamoReportBooks())
+    return Reports(DynamoReportBooks(), utc_offset_min=config.settings().report_utc_offset_minutes)
 
 
 # -- members: levels and points (docs/membership.md) --------------------------------------------

@@ -33,6 +33,9 @@ class Settings(BaseModel):
     jwt_audience: str | None = Field(alias="JWT_AUDIENCE", default=None)
     payment_webhook_secret: SecretStr = Field(alias="PAYMENT_WEBHOOK_SECRET", min_length=8)
     order_payment_window_s: int = Field(alias="ORDER_PAYMENT_WINDOW_S", default=900, gt=0)
+    # The merchant's calendar for report days and months, in minutes east of UTC (China: 480). Cells
+    # are keyed by these days: set it before the first sale; a change does not move cells written.
+    report_utc_offset_minutes: int = Field(alias="REPORT_UTC_OFFSET_MINUTES", default=480, ge=-720, le=840)
     # Queue URLs for the stream relay, "consumer=url,consumer=url".
     consumer_queues: str = Field(alias="CONSUMER_QUEUES", default="")
     # Queue consumers (shared/messaging/consumers.py): first retry delay, doubled per receive, and the claim

@@ -19,7 +19,7 @@ from shared.kernel.events import DomainEvent, EventType
 from shared.messaging.ports import HeldClaim
 from shared.platform.observability import count, logger
 from shared.reporting import model
-from shared.reporting.model import OrderBook, cell_changes
+from shared.reporting.model import OrderBook, cell_changes, day_of
 from shared.reporting.ports import BookChange, ReportBooks
 
 CONSUMER_NAME = "reporting"
@@ -32,9 +32,10 @@ def epoch_ms(when: str) -> int:
 class ReportBookkeeping:
     name = CONSUMER_NAME
 
-    def __init__(self, books: ReportBooks, credit_for: Callable[[str], Credited]) -> None:
+    def __init__(self, books: ReportBooks, credit_for: Callable[[str], Credited], utc_offset_min: int = 0) -> None:
         self._books = books
         self._credit_for = credit_for
+        self._utc_offset_min = utc_offset_min  # the merchant's calendar (model.day_of)
 
     def handle_claimed(self, event: DomainEvent, claim: HeldClaim) -> None:
         if event.type not in (EventType.ORDER_PAID, EventType.REFUND_ISSUED, EventType.COMMISSION_RECORDED):
@@ -44,7 +45,9 @@ class ReportBookkeeping:
         if event.event_id in before.applied:
             return
         after = self._applied(before, event)
-        self._books.write(BookChange(before, after, cell_changes(before, after)), claim)
+        offset = self._utc_offset_min
+        change = BookChange(before, after, cell_changes(before, after, offset), day_of(after.booked_at_ms, offset))
+        self._books.write(change, claim)
         count("ReportBooksWritten")
 
     def gave_up(self, event: DomainEvent, reason: str) -> None:

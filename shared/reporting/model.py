@@ -30,8 +30,10 @@ DIMENSIONS = ("store", "guide", "dealer", "day")
 NO_GROUP = "-"  # an order credited to no store (guide, dealer); and the one group of `day`
 
 
-def day_of(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+def day_of(epoch_ms: int, utc_offset_min: int = 0) -> str:
+    """The day of an instant in the merchant's calendar: `utc_offset_min` east of UTC (480 for
+    China Standard Time, which keeps no daylight saving). Days and months of the cells are these."""
+    return datetime.fromtimestamp(epoch_ms / 1000 + utc_offset_min * 60, tz=UTC).strftime("%Y-%m-%d")
 
 
 def aggregate_shard(order_id: str) -> int:
@@ -208,14 +210,14 @@ class OrderBook:
         }
 
 
-def contributions(book: OrderBook) -> dict[Cell, Figures]:
+def contributions(book: OrderBook, utc_offset_min: int = 0) -> dict[Cell, Figures]:
     """What `book` adds to each cell: its figures to its order's day and month, each refund's amount
     (as refunds_fen) to the refund's day and month, in every dimension, under its groups."""
     if book.version == 0 and not book.applied:
         return {}
-    per_day: dict[str, Figures] = {day_of(book.booked_at_ms): book.figures()}
+    per_day: dict[str, Figures] = {day_of(book.booked_at_ms, utc_offset_min): book.figures()}
     for refund in book.refunds:
-        day = day_of(refund.at_ms)
+        day = day_of(refund.at_ms, utc_offset_min)
         per_day[day] = per_day.get(day, Figures()).plus(Figures(refunds_fen=refund.amount_fen))
     cells: dict[Cell, Figures] = {}
     for dimension, group in book.groups().items():
@@ -226,9 +228,9 @@ def contributions(book: OrderBook) -> dict[Cell, Figures]:
     return cells
 
 
-def cell_changes(before: OrderBook, after: OrderBook) -> dict[Cell, Figures]:
+def cell_changes(before: OrderBook, after: OrderBook, utc_offset_min: int = 0) -> dict[Cell, Figures]:
     """How the cells move when `before` becomes `after` (cells that do not move are left out)."""
-    old, new = contributions(before), contributions(after)
+    old, new = contributions(before, utc_offset_min), contributions(after, utc_offset_min)
     moved = {cell: new.get(cell, Figures()).minus(old.get(cell, Figures())) for cell in set(old) | set(new)}
     return {cell: delta for cell, delta in sorted(moved.items()) if not delta.is_zero}
 

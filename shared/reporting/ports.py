@@ -24,11 +24,13 @@ class ReportClaimLost(Conflict):
 @dataclass(frozen=True)
 class BookChange:
     """One write, all or nothing: the book `before` (version 0: none stored) becomes `after`, and
-    each cell moves by its figures."""
+    each cell moves by its figures. `booked_day`: the day `after` is booked on in the merchant's
+    calendar (`books_of_day` finds it under that day)."""
 
     before: OrderBook
     after: OrderBook
     cells: Mapping[Cell, Figures]
+    booked_day: str
 
 
 class ReportBooks(Protocol):

@@ -46,9 +46,10 @@ def _group(value: str) -> str | None:
 
 
 class Reports:
-    def __init__(self, reads: ReportReads, differences_listed: int = 100) -> None:
+    def __init__(self, reads: ReportReads, differences_listed: int = 100, utc_offset_min: int = 0) -> None:
         self._reads = reads
         self._listed = differences_listed
+        self._utc_offset_min = utc_offset_min  # the calendar the cells were written in (model.day_of)
 
     def reconciliation(
         self, period_end_ms: int, differences_after: tuple[int, str] | None = None, differences_limit: int | None = None
@@ -61,7 +62,7 @@ class Reports:
         `totals.difference_orders` a page:
         `differences_after` is the last one of the page before (booked at, order id), and
         `differences_next` that of this page when there may be more."""
-        end_day = day_of(period_end_ms)
+        end_day = day_of(period_end_ms, self._utc_offset_min)
         month = end_day[:7]
         sums: dict[str, dict[str, Figures]] = {dimension: {} for dimension in RECONCILED}
         for dimension in RECONCILED:

@@ -9,7 +9,7 @@ import pytest
 
 from shared.kernel.errors import ConcurrentUpdate
 from shared.messaging.ports import HeldClaim
-from shared.reporting.model import AGGREGATE_SHARDS, Cell, Figures, OrderBook, Refund, cell_changes
+from shared.reporting.model import AGGREGATE_SHARDS, Cell, Figures, OrderBook, Refund, cell_changes, day_of
 from shared.reporting.ports import BookChange, ReportClaimLost
 from tests.fakes.messaging import MemoryMarks
 from tests.fakes.reporting import MemoryReportBooks
@@ -53,7 +53,7 @@ def paid_book(order_id: str, at_ms: int = NOV_3, store: str = "S1", **kw) -> Ord
 
 
 def write(books, before: OrderBook, after: OrderBook, claim: HeldClaim | None = None) -> None:
-    books.write(BookChange(before, after, cell_changes(before, after)), claim)
+    books.write(BookChange(before, after, cell_changes(before, after), day_of(after.booked_at_ms)), claim)
 
 
 class TestReportPorts:

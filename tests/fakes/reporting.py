@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from shared.kernel.errors import ConcurrentUpdate
 from shared.messaging.ports import HeldClaim
-from shared.reporting.model import Cell, Figures, OrderBook, day_of
+from shared.reporting.model import Cell, Figures, OrderBook
 from shared.reporting.ports import BookChange, ReportClaimLost
 from tests.fakes.messaging import MemoryMarks
 
@@ -17,6 +17,7 @@ class MemoryReportBooks:
         self.marks = marks or MemoryMarks()
         self.books: dict[str, OrderBook] = {}
         self.stored_cells: dict[Cell, Figures] = {}
+        self.booked_days: dict[str, str] = {}  # order id -> the day its book is under (BookChange.booked_day)
         self.writes = 0
 
     def book(self, order_id: str) -> OrderBook | None:
@@ -31,6 +32,7 @@ class MemoryReportBooks:
         if (stored.version if stored else 0) != change.before.version:
             raise ConcurrentUpdate("the report book changed meanwhile", order_id=change.after.order_id)
         self.books[change.after.order_id] = replace(change.after, version=change.before.version + 1)
+        self.booked_days[change.after.order_id] = change.booked_day
         for cell, delta in change.cells.items():
             self.stored_cells[cell] = self.stored_cells.get(cell, Figures()).plus(delta)
         if claim is not None:
@@ -46,7 +48,7 @@ class MemoryReportBooks:
 
     def books_of_day(self, day: str, until_ms: int) -> list[OrderBook]:
         return sorted(
-            (b for b in self.books.values() if day_of(b.booked_at_ms) == day and b.booked_at_ms <= until_ms),
+            (b for b in self.books.values() if self.booked_days[b.order_id] == day and b.booked_at_ms <= until_ms),
             key=lambda b: (b.booked_at_ms, b.order_id),
         )
 

@@ -11,6 +11,8 @@ from chalice.test import Client
 
 from shared.data.items import EventItem, ReportBookItem
 from shared.kernel.clock import iso, now_ms
+from shared.platform import settings as config
+from shared.reporting.model import day_of
 from tests.conftest import bearer
 from tests.functional.commission_support import call, drain, given_shop, ordered_and_paid
 from tests.functional.events_support import Queue
@@ -66,6 +68,11 @@ def test_finance_pages_through_differences_across_the_index_shards(shop: Client,
     # And a cursor the API never gave out is a 400, not a page
     forged = shop.http.get(path + "&cursor=abc.def", headers=bearer(tokens["finance"]))
     assert forged.status_code == 400
+
+
+def merchant_today() -> str:
+    """Today in the merchant's calendar, which the report days are in (REPORT_UTC_OFFSET_MINUTES)."""
+    return day_of(now_ms(), config.settings().report_utc_offset_minutes)
 
 
 def reconciliation(shop: Client, token: str, period_end: str):
@@ -125,7 +132,7 @@ def test_events_consumed_twice_write_the_books_once(shop: Client, tokens: dict, 
     sales = call(
         shop,
         "get",
-        f"/admin/reports/sales?from={iso(now_ms())[:10]}&to={iso(now_ms())[:10]}&group_by=store",
+        f"/admin/reports/sales?from={merchant_today()}&to={merchant_today()}&group_by=store",
         tokens["merchant_admin"],
     ).json_body
     assert sales["totals"]["orders"] == 1
@@ -133,7 +140,7 @@ def test_events_consumed_twice_write_the_books_once(shop: Client, tokens: dict, 
 
 def test_sales_per_store_as_json_and_as_csv(shop: Client, tokens: dict):
     refunded_one_of_two(shop, tokens)
-    today = iso(now_ms())[:10]
+    today = merchant_today()
     path = f"/admin/reports/sales?from={today}&to={today}&group_by=store"
     # When an admin asks for the day's sales per store
     answer = call(shop, "get", path, tokens["merchant_admin"])

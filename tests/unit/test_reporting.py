@@ -192,6 +192,20 @@ def test_ledger_entries_for_an_order_never_paid_are_a_difference_with_no_store()
     assert books.reports.sales("store", "2026-11-01", "2026-11-30")["groups"] == []  # nothing was sold
 
 
+def test_days_are_the_merchants_days_not_utc_days():
+    # Given a merchant in China (UTC+8) and an order paid at 17:00 UTC on 30 November: 01:00 on 1 December there
+    books = Books()
+    books.consumer = ReportBookkeeping(books.store, lambda _: Credited(store_id="S1"), utc_offset_min=480)
+    books.reports = Reports(books.store, utc_offset_min=480)
+    books.hear(paid_event("o-1", "2026-11-30T17:00:00.000Z"))
+    # Then it is December's sale, on the 1st, and not November's
+    assert books.reports.sales("day", "2026-12-01", "2026-12-01")["totals"]["orders"] == 1
+    assert books.reports.sales("day", "2026-11-01", "2026-11-30")["totals"]["orders"] == 0
+    # And the reconciliation up to midnight in China closes without it, up to 01:30 there with it
+    assert books.reports.reconciliation(at("2026-12-01T00:00:00+08:00"))["totals"]["orders"] == 0
+    assert books.reports.reconciliation(at("2026-12-01T01:30:00+08:00"))["totals"]["orders"] == 1
+
+
 def test_the_differences_are_paged_oldest_first_and_every_one_is_listed_once():
     # Given seven orders the ledger recorded but the reports never saw paid, two in the same millisecond
     books = Books()

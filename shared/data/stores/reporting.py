@@ -19,7 +19,7 @@ from shared.data.transactions import Transaction, TransactionCancelled, translat
 from shared.kernel.clock import iso
 from shared.kernel.errors import ConcurrentUpdate
 from shared.messaging.ports import HeldClaim
-from shared.reporting.model import AGGREGATE_SHARDS, Cell, Figures, OrderBook, Refund, day_of
+from shared.reporting.model import AGGREGATE_SHARDS, Cell, Figures, OrderBook, Refund
 from shared.reporting.ports import BookChange, ReportClaimLost
 
 FIGURES = tuple(f.name for f in fields(Figures))
@@ -42,7 +42,7 @@ class DynamoReportBooks:
         if len(change.cells) > MAX_CELLS:
             raise ValueError(f"order {change.after.order_id}: {len(change.cells)} cells exceed one transaction")
         tx = Transaction()
-        _put_book(tx, change.before, change.after)
+        _put_book(tx, change.before, change.after, change.booked_day)
         for n, (cell, delta) in enumerate(sorted(change.cells.items())):
             _add_to_cell(tx, cell, delta, f"cell {n}")
         if claim is not None:
@@ -84,7 +84,7 @@ class DynamoReportBooks:
         return sorted(found, key=lambda b: (b.booked_at_ms, b.order_id))[:limit]
 
 
-def _put_book(tx: Transaction, before: OrderBook, after: OrderBook) -> None:
+def _put_book(tx: Transaction, before: OrderBook, after: OrderBook, booked_day: str) -> None:
     pk, sk = ReportBookItem.key(after.order_id)
     booked = f"{iso(after.booked_at_ms)}#{after.order_id}"
     differs = after.difference_fen != 0
@@ -94,7 +94,7 @@ def _put_book(tx: Transaction, before: OrderBook, after: OrderBook) -> None:
         order_id=after.order_id,
         version=before.version + 1,
         body=_body(after),
-        gsi1pk=f"REPORTDAY#{day_of(after.booked_at_ms)}",
+        gsi1pk=f"REPORTDAY#{booked_day}",
         gsi1sk=booked,
         gsi2pk=f"REPORTDIFF#{after.shard}" if differs else None,
         gsi2sk=booked if differs else None,
