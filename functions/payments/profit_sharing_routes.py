@@ -12,11 +12,13 @@ from functions.payments.routes import bp
 from shared.kernel.errors import MalformedRequest, NotFound
 from shared.kernel.identity import Role
 from shared.kernel.lazy import lazy_import
-from shared.web.api import ok, query_int, query_str
+from shared.web.api import ok, query_int, query_str, validate
 
 if TYPE_CHECKING:
+    from functions.payments import models
     from shared.platform import bootstrap
 else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    models = lazy_import("functions.payments.models")
     bootstrap = lazy_import("shared.platform.bootstrap")
 
 
@@ -30,7 +32,8 @@ def profit_shares_needing_attention() -> Response:
 
 @bp.route("/finance/orders/{order_id}/profit-sharing", methods=["GET"], roles=[Role.FINANCE, Role.MERCHANT_ADMIN])
 def order_profit_share(order_id: str) -> Response:
-    share = bootstrap.profit_sharing().share_of(order_id)
+    oid = validate(models.OrderPath, {"order_id": order_id}).order_id
+    share = bootstrap.profit_sharing().share_of(oid)
     if share is None:
         raise NotFound("no profit share for this order", order_id=order_id)
     return ok(share.view())
