@@ -299,3 +299,38 @@ def test_a_refund_of_an_order_being_shared_waits(world):
     with pytest.raises(TemporarilyUnavailable):
         world.sharing.refund_issued(paid.order_id, "r1")
     assert world.sharing.refund_issued("o" + "ef" * 16, "r1") is None  # never shared: nothing to return
+
+
+def test_payout_accounts_name_a_merchant_id_or_an_openid():
+    assert ps.receiver_account_of("wechatpay:merchant:1900000201") == ps.ReceiverAccount(ps.MERCHANT_ID, "1900000201")
+    assert ps.receiver_account_of("wechatpay:openid:oGUIDE") == ps.ReceiverAccount(ps.PERSONAL_OPENID, "oGUIDE")
+    for other in (None, "", "CMB 6225 0000", "wechatpay:merchant:", "wechatpay:bank:1", "alipay:openid:x"):
+        assert ps.receiver_account_of(other) is None
+
+
+def test_a_share_reads_back_as_stored():
+    share = ps.ProfitShare(
+        "PSo1-1", "o1", "42", 10_000, ps.receivers_of(earnings(dealer=300), ACCOUNTS, 10_000), status=ps.FINISHED
+    ).with_return(ps.ShareReturn("PR1", "r1", "1900000201", 300, "SUCCESS"))
+    assert ps.share_from_dict(ps.share_to_dict(share)) == share
+
+
+def test_the_payment_callback_starts_the_share_only_with_profit_sharing_on(world):
+    from dataclasses import replace as replaced
+
+    from shared.payments.wechatpay import WeChatPayments
+    from tests.fakes.payments import merchant
+
+    watched: list[str] = []
+    base = world.base
+    for sharing_on in (False, True):
+        the_merchant = replaced(merchant(), profit_sharing=sharing_on)
+        client = world.sharing._client
+        base.payments = WeChatPayments(
+            the_merchant, client, base.payables, base.prepays, base.applied, base.clock, None, watched.append
+        )
+        base.wechatpay.post = base.deliver
+        order = base.order("o" + ("1" if sharing_on else "2") * 32, total_fen=500)
+        base.payments.prepay(order.order_id, "c-1", "oOPENID")
+        assert base.wechatpay.pay(order.order_id[1:], retry=False) == [204]
+    assert watched == ["o" + "1" * 32]
