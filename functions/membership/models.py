@@ -68,7 +68,7 @@ class SegmentIssueIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     template_id: Annotated[str, Field(min_length=1, max_length=64)]
-    tag: Annotated[str, Field(min_length=1, max_length=32)]
+    tag: Tag
 
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -53,12 +53,15 @@ def members_with_tag() -> Response:
     return ok({"items": items, "next_cursor": encode_cursor(next_cursor)})
 
 
+@bp.route("/admin/reports/membership", methods=["GET"], roles=[Role.MERCHANT_ADMIN])
+def membership_report() -> Response:
+    return ok(bootstrap.membership_report().by_store())
+
+
 @bp.route("/admin/segment-issues/{job_id}", methods=["PUT"], roles=[Role.MERCHANT_ADMIN])
 def start_segment_issue(job_id: str) -> Response:
     body = parse(models.SegmentIssueIn)
-    made, job = bootstrap.segment_issues().start(
-        models.job_id_of(job_id), body.template_id, models.tag_of(body.tag), principal().sub
-    )
+    made, job = bootstrap.segment_issues().start(models.job_id_of(job_id), body.template_id, body.tag, principal().sub)
     return created(job) if made else ok(job)
 
 

@@ -69,8 +69,14 @@ def products() -> DynamoProducts:
 def orders() -> DynamoOrders:
     from shared.data.stores.orders import DynamoOrders
 
-    ready()
-    return DynamoOrders()
+    return DynamoOrders(id_secret=order_id_secret())
+
+
+def order_id_secret() -> bytes:
+    """The key order ids are derived with from the caller and the Idempotency-Key (docs/orders.md,
+    "Idempotency"): derived from the JWT secret, a secret of the stage already, as the coupons'
+    verification key is, so a stage needs no second secret."""
+    return b"order-ids:" + ready().jwt_secret.get_secret_value().encode()
 
 
 def saved_addresses() -> DynamoSavedAddresses:
@@ -220,7 +226,9 @@ def ordering(clock: Clock | None = None) -> OrderPlacement:
     from shared.kernel.clock import SYSTEM
     from shared.ordering.placement import OrderPlacement
 
-    return OrderPlacement(unit_of_work, orders(), checkout(), clock or SYSTEM, order_coupons())
+    return OrderPlacement(
+        unit_of_work, orders(), checkout(), clock or SYSTEM, order_coupons(), id_secret=order_id_secret()
+    )
 
 
 def order_refunds(clock: Clock | None = None) -> OrderRefunds:
@@ -667,6 +675,7 @@ if TYPE_CHECKING:
     from shared.membership.expiry import PointsExpiry
     from shared.membership.ports import PointsHolds
     from shared.membership.release import PointsRelease
+    from shared.membership.reports import MembershipReport
     from shared.membership.rules import MembershipRulesAdmin
     from shared.membership.segments import SegmentIssues
 
@@ -735,6 +744,16 @@ def member_directory(clock: Clock | None = None) -> MemberDirectory:
 
     ready()
     return MemberDirectory(DynamoMembers(), DynamoMembershipRules(), clock or SYSTEM)
+
+
+def membership_report(clock: Clock | None = None) -> MembershipReport:
+    """`GET /admin/reports/membership`: members per store and tag, through the tags' index ranges."""
+    from shared.data.stores.membership import DynamoMembers, DynamoMembershipRules
+    from shared.kernel.clock import SYSTEM
+    from shared.membership.reports import MembershipReport
+
+    ready()
+    return MembershipReport(DynamoMembers(), DynamoMembershipRules(), clock or SYSTEM)
 
 
 def segment_issues(clock: Clock | None = None) -> SegmentIssues:

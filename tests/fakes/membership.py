@@ -4,7 +4,7 @@ all-or-nothing writes; tests/contract/test_membership_ports.py runs one class ag
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from shared.kernel.clock import iso
 from shared.kernel.errors import ConcurrentUpdate
@@ -29,7 +29,7 @@ from shared.membership.ports import (
     MemberState,
     PointsAlreadyRecorded,
 )
-from shared.membership.segments import JobStatus, SegmentIssue
+from shared.membership.segments import CouponIssue, Issued, JobStatus, SegmentIssue
 from shared.membership.tags import Activity, TagRange
 from shared.messaging.ports import HeldClaim
 from tests.fakes.messaging import MemoryMarks
@@ -237,3 +237,22 @@ class MemorySegmentJobs:
 
 def _job_version(job: SegmentIssue | None) -> int:
     return 0 if job is None else job.version
+
+
+@dataclass
+class DiesAfter:
+    """A CouponIssue whose run dies (an exception out of the Lambda) after `after` coupons: a run
+    killed in the middle of a page."""
+
+    inner: CouponIssue
+    after: int
+    calls: int = 0
+
+    def check(self, template_id: str) -> None:
+        self.inner.check(template_id)
+
+    def issue(self, template_id: str, member_id: str, key: str) -> Issued:
+        self.calls += 1
+        if self.calls > self.after:
+            raise RuntimeError("the Lambda timed out")
+        return self.inner.issue(template_id, member_id, key)

@@ -7,7 +7,6 @@ and the birthday coupon given with the greeting once a year."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -20,8 +19,9 @@ from shared.membership.coupon_gifts import ClaimedGifts
 from shared.membership.directory import MemberDirectory
 from shared.membership.earning import PointsEarning
 from shared.membership.model import DAY_MS, DEFAULT_RULES, MembershipRules, TagRules
+from shared.membership.reports import MembershipReport
 from shared.membership.rules import MembershipRulesAdmin
-from shared.membership.segments import Issued, JobStatus, Outcome, SegmentIssues, SegmentJobChanged
+from shared.membership.segments import JobStatus, Outcome, SegmentIssues, SegmentJobChanged
 from shared.membership.tags import Tag
 from shared.messaging.consumers import RetryPolicy, Runtime, consume
 from shared.notifications.delivery import Notifier
@@ -30,7 +30,7 @@ from shared.notifications.model import Status as MessageStatus
 from shared.notifications.providers import SinkProvider
 from tests.events import sqs_batch_of
 from tests.fakes.coupons import coupons_on_fakes, fixed_coupon_template
-from tests.fakes.membership import MemoryMembers, MemoryMembershipRules, MemorySegmentJobs
+from tests.fakes.membership import DiesAfter, MemoryMembers, MemoryMembershipRules, MemorySegmentJobs
 from tests.fakes.messaging import MemoryMarks, MemoryQueue
 
 TAGS = TagRules(new_days=30, active_days=90, dormant_days=180, high_value_fen=50_000, high_value_min_orders=2)
@@ -139,33 +139,13 @@ def test_tag_rules_are_validated():
     assert saved.tags == TAGS
 
 
-@dataclass
-class Crashing:
-    """The claim path, but the run dies (an exception out of the Lambda) after `after` coupons."""
-
-    inner: ClaimedGifts
-    after: int
-    calls: int = 0
-    seen: list[str] = field(default_factory=list)
-
-    def check(self, template_id: str) -> None:
-        self.inner.check(template_id)
-
-    def issue(self, template_id: str, member_id: str, key: str) -> Issued:
-        self.calls += 1
-        if self.calls > self.after:
-            raise RuntimeError("the Lambda timed out")
-        self.seen.append(member_id)
-        return self.inner.issue(template_id, member_id, key)
-
-
 def test_a_segment_issue_restarted_halfway_gives_each_member_exactly_one_coupon(kit: Kit):
     # Given 25 active members and a template of 100 coupons, 2 per member
     members = [f"m-{n:02d}" for n in range(25)]
     kit.deliver(*(kit.paid(m, 5_000) for m in members))
     template = fixed_coupon_template(kit.coupon_ports, 30 * DAY_MS, total=100, per_user_limit=2)
     # When the job starts and its first run dies in the middle of its third page (pages of 4)
-    crashing = Crashing(ClaimedGifts(kit.coupon_ports), after=10)
+    crashing = DiesAfter(ClaimedGifts(kit.coupon_ports), after=10)
     made, job = kit.segments(crashing).start("spring", template, Tag.ACTIVE, "admin-1")
     assert made and job["status"] == "RUNNING"
     with pytest.raises(RuntimeError):
@@ -294,3 +274,26 @@ def iso_ms(when: str) -> int:
     from datetime import datetime
 
     return int(datetime.fromisoformat(when).timestamp() * 1000)
+
+
+def test_the_report_counts_members_by_store_and_tag(kit: Kit):
+    # Given members at two stores; one pays again at the other store (it counts at its last store)
+    for n in range(6):
+        event = kit.paid(f"m-{n}", 60_000 if n < 2 else 1_000)
+        event.payload["store_id"] = "S001" if n % 2 else "S002"
+        kit.deliver(event)
+    again = kit.paid("m-1", 1_000)
+    again.payload["store_id"] = "S002"
+    kit.deliver(again)
+    report = MembershipReport(kit.store, kit.rules, kit.clock, page_size=2).by_store()
+    rows = {row["store_id"]: row for row in report["stores"]}
+    # Then (pages of 2, so every shard's pages are walked) each member is counted once per tag
+    assert report["totals"] == {"new": 6, "active": 6, "dormant": 0, "high_value": 1} and report["complete"]
+    assert rows["S001"]["active"] == 2 and rows["S002"]["active"] == 4
+    assert rows["S002"]["high_value"] == 1  # m-1: two orders, 610 yuan (m-0 has one order: min_orders 2)
+    # When 200 days pass: everyone is dormant
+    kit.clock.advance(200 * DAY_MS / 1000)
+    later = MembershipReport(kit.store, kit.rules, kit.clock).by_store()
+    assert later["totals"]["dormant"] == 6 and later["totals"]["active"] == 0
+    # And a budget too small says so
+    assert MembershipReport(kit.store, kit.rules, kit.clock, page_size=1, max_pages=1).by_store()["complete"] is False
