@@ -75,6 +75,7 @@ PREPAY_VALID_S = 2 * 3600
 JSAPI = "/v3/pay/transactions/jsapi"
 QUERY = "/v3/pay/transactions/out-trade-no/"
 REFUNDS = "/v3/refund/domestic/refunds"
+ABNORMAL = "/apply-abnormal-refund"
 PAY = "/local/pay/"
 FAULTS = "/local/faults"
 LOCAL_REFUNDS = "/local/refunds"
@@ -293,10 +294,8 @@ class LocalWeChatPay:
             return self._close(route[len(QUERY) : -len("/close")], body)
         if method == "GET" and route.startswith(QUERY):
             return self._query(route[len(QUERY) :])
-        if method == "POST" and route == REFUNDS:
-            return self._refund(body)
-        if method == "GET" and route.startswith(REFUNDS + "/"):
-            return self._refund_query(route[len(REFUNDS) + 1 :])
+        if route == REFUNDS or route.startswith(REFUNDS + "/"):
+            return self._refunds_api(method, route, body)
         shared = self.profit_sharing.route(method, path, body) if route.startswith("/v3/profitsharing/") else None
         return shared or self._error(404, "RESOURCE_NOT_EXISTS", "no such API")
 
@@ -565,6 +564,40 @@ class LocalWeChatPay:
         self.refunds[number] = known
         if self.faults.refund_settle_s is not None:
             self._later(self.faults.refund_settle_s, lambda: self.settle_refund(number))
+        return self.signed_reply(200, self.refund_resource(known))
+
+    def _refunds_api(self, method: str, route: str, body: bytes) -> Reply:
+        if method == "POST" and route == REFUNDS:
+            return self._refund(body)
+        if method == "POST" and route.endswith(ABNORMAL):
+            return self._apply_abnormal(route[len(REFUNDS) + 1 : -len(ABNORMAL)], body)
+        if method == "GET" and route != REFUNDS:
+            return self._refund_query(route[len(REFUNDS) + 1 :])
+        return self._error(404, "RESOURCE_NOT_EXISTS", "no such API")
+
+    def _apply_abnormal(self, refund_id: str, raw: bytes) -> Reply:
+        """发起异常退款: an ABNORMAL refund paid to the merchant's bank card (MERCHANT_BANK_CARD) or to a bank
+        card of the buyer (USER_BANK_CARD, with bank_type, bank_account and real_name); PROCESSING, then
+        settled SUCCESS and notified like any refund."""
+        try:
+            body = json.loads(raw)
+            number, kind = body["out_refund_no"], body["type"]
+        except (ValueError, KeyError, TypeError):
+            return self._error(400, "PARAM_ERROR", "out_refund_no and type are required")
+        if kind not in ("MERCHANT_BANK_CARD", "USER_BANK_CARD") or (
+            kind == "USER_BANK_CARD" and not all(body.get(k) for k in ("bank_type", "bank_account", "real_name"))
+        ):
+            return self._error(400, "PARAM_ERROR", "type, or the bank card of USER_BANK_CARD")
+        with self._lock:
+            known = self.refunds.get(number)
+            if known is None or known.refund_id != refund_id:
+                return self._error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+            if known.status != "ABNORMAL":
+                return self._error(400, "INVALID_REQUEST", "退款单状态不是退款异常")
+            known.status = "PROCESSING"
+            known.requests += 1
+        if self.faults.refund_settle_s is not None:
+            self._later(self.faults.refund_settle_s, lambda: self.settle_refund(number, "SUCCESS"))
         return self.signed_reply(200, self.refund_resource(known))
 
     def refunded_fen(self, paid: Transaction) -> int:

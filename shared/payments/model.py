@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from shared.kernel.errors import Conflict, NotFound, RuleViolation, TemporarilyUnavailable
+from shared.kernel.errors import Conflict, InvalidTransition, NotFound, RuleViolation, TemporarilyUnavailable
 
 
 @dataclass(frozen=True)
@@ -280,6 +280,22 @@ class ProviderRefund:
             provider_refund_id=state.provider_refund_id or self.provider_refund_id,
             success_time=state.success_time or self.success_time,
             received_account=state.received_account or self.received_account,
+        )
+
+    def reapplied(self, now_ms: int, query_after_ms: int = QUERY_AFTER_MS) -> ProviderRefund:
+        """ABNORMAL -> PROCESSING: finance had WeChat Pay pay it to the merchant's bank card instead
+        (发起异常退款); open again, so its notification or the query job settles it."""
+        if self.status != ABNORMAL:
+            raise InvalidTransition(
+                "only an ABNORMAL refund can be applied for again", status=self.status, out_refund_no=self.out_refund_no
+            )
+        return replace(
+            self,
+            status=PROCESSING,
+            provider_code="ABNORMAL_REFUND_APPLIED",
+            updated_at_ms=now_ms,
+            next_check_ms=now_ms + query_after_ms,
+            version=self.version + 1,
         )
 
     def refused(self, provider_code: str, now_ms: int) -> ProviderRefund:

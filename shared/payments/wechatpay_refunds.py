@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.kernel.clock import Clock
+from shared.kernel.errors import InvalidTransition, NotFound
 from shared.kernel.events import DomainEvent, EventType
 from shared.payments.model import (
     FOR_PAYMENT,
@@ -37,6 +38,8 @@ from shared.platform.observability import count, logger
 
 REFUNDS_PATH = "/v3/refund/domestic/refunds"
 CLOSE_PATH = "/v3/pay/transactions/out-trade-no/{}/close"
+ABNORMAL_PATH = REFUNDS_PATH + "/{}/apply-abnormal-refund"
+ABNORMAL_TO_MERCHANT = "MERCHANT_BANK_CARD"  # USER_BANK_CARD needs the buyer's card and name, encrypted: not built
 # Refusals a later try can get past: the merchant's balance (NOT_ENOUGH), WeChat Pay's rate limit and
 # its own errors. Any other refusal (PARAM_ERROR, INVALID_REQUEST: more than is left, ...) is final.
 RETRYABLE = frozenset({"NOT_ENOUGH", "FREQUENCY_LIMITED", "SYSTEM_ERROR", "SYSTEMERROR"})
@@ -200,6 +203,30 @@ class WeChatPayRefunds:
             current, decide, self._refunds.change, lambda r: self._refunds.get(r.order_id, r.out_refund_no), "refund"
         )
 
+    # -- an ABNORMAL refund, paid another way ---------------------------------------------------------
+    def apply_abnormal_refund(self, order_id: str, out_refund_no: str) -> ProviderRefund:
+        """`POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund` with `MERCHANT_BANK_CARD`:
+        WeChat Pay pays an ABNORMAL refund to the merchant's bank card, from where finance pays the buyer
+        back; the refund is PROCESSING again until its notification or the query job settles it. NotFound
+        for no such refund; InvalidTransition unless it is ABNORMAL (a repeat after it was applied is one)."""
+        current = self._refunds.get(order_id, out_refund_no)
+        if current is None:
+            raise NotFound("no such provider refund", order_id=order_id, out_refund_no=out_refund_no)
+        current.reapplied(self._clock.now_ms(), self._query_after_ms)  # InvalidTransition unless ABNORMAL
+        if not current.provider_refund_id:
+            raise InvalidTransition("WeChat Pay's refund id is not known yet", out_refund_no=out_refund_no)
+        body = {"out_refund_no": out_refund_no, "type": ABNORMAL_TO_MERCHANT}
+        try:
+            answer = self._client.post(ABNORMAL_PATH.format(current.provider_refund_id), body)
+        except ProviderRefused as exc:
+            code = str(exc.details.get("provider_code", ""))
+            if code in RETRYABLE:
+                raise ProviderUnavailable("WeChat Pay cannot take it now; retry", provider_code=code) from exc
+            raise
+        count("WeChatPayAbnormalRefundsApplied")
+        after = self._write(current, lambda latest: _reopened(latest, self._clock.now_ms(), self._query_after_ms))
+        return self._settle(after, RefundState.of(answer))
+
     # -- closing -------------------------------------------------------------------------------
     def close(self, order_id: str) -> str:
         """Close the WeChat Pay transaction of an order that closed unpaid (cancelled, expired), so its
@@ -220,6 +247,10 @@ class WeChatPayRefunds:
             return code
         count("WeChatPayTransactionsClosed")
         return "closed"
+
+
+def _reopened(latest: ProviderRefund, now_ms: int, query_after_ms: int) -> ProviderRefund:
+    return latest.reapplied(now_ms, query_after_ms) if latest.status == "ABNORMAL" else latest
 
 
 class WeChatPayConsumer:

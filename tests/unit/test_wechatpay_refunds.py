@@ -187,6 +187,27 @@ def test_an_abnormal_or_closed_refund_is_recorded_and_listed_for_finance(world, 
     assert [(r.out_refund_no, r.status) for r in listed] == [(REFUND_ID, outcome)]
 
 
+def test_an_abnormal_refund_applied_for_goes_to_the_merchants_bank_card_once_and_settles(world):
+    paid = world.paid_order()
+    world.refunds.refund_issued(issued(paid))
+    # Not ABNORMAL yet (PROCESSING): refused, nothing asked
+    with pytest.raises(InvalidTransition):
+        world.refunds.apply_abnormal_refund(paid.order_id, REFUND_ID)
+    world.wechatpay.settle_refund(REFUND_ID, "ABNORMAL")
+    reopened = world.refunds.apply_abnormal_refund(paid.order_id, REFUND_ID)
+    assert reopened.status == "PROCESSING" and reopened.provider_code == "ABNORMAL_REFUND_APPLIED"
+    (asked,) = [b for m, p, b in world.wechatpay.requests if p.endswith("/apply-abnormal-refund")]
+    assert asked == {"out_refund_no": REFUND_ID, "type": "MERCHANT_BANK_CARD"}
+    assert world.finance.needing_attention(10, None)[0] == []  # out of finance's list while it is paid
+    with pytest.raises(InvalidTransition):  # applied once
+        world.refunds.apply_abnormal_refund(paid.order_id, REFUND_ID)
+    assert world.wechatpay.settle_refund(REFUND_ID, "SUCCESS") == [204]
+    assert stored(world, paid.order_id, REFUND_ID).status == "SUCCESS"
+    assert world.refunds_store.payout_status[(paid.order_id, REFUND_ID)] == "SUCCESS"
+    with pytest.raises(NotFound):
+        world.refunds.apply_abnormal_refund(paid.order_id, "r-none")
+
+
 def test_a_refund_of_an_order_another_provider_took_or_of_nothing_calls_nobody(world):
     paid = world.paid_order()
     world.payments.replace(replace(paid, provider="hmac"))
