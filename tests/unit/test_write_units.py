@@ -4,9 +4,12 @@ and the capacity-mode pages' write examples (1 KB per WCU, doubled in a transact
 from __future__ import annotations
 
 import base64
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from bench._write_meter import WriteMeter
 from bench._write_units import (
     Index,
     Table,
@@ -158,3 +161,88 @@ def test_costs_add_up_by_index() -> None:
 def test_a_condition_check_is_not_a_write() -> None:
     with pytest.raises(ValueError, match="not a write"):
         write_cost(TABLE, "ConditionCheck", None, None, transactional=True)
+
+
+# -- the meter's hooks (bench/_write_meter.py), on a table held in a dict instead of DynamoDB ------
+class _Reader:
+    """BatchGetItem over a dict of items by (pk, sk): what the meter's second client answers."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], dict] = {}
+
+    def batch_get_item(self, RequestItems: dict) -> dict:
+        responses = {
+            table: [
+                self.items[(k["pk"]["S"], k["sk"]["S"])]
+                for k in request["Keys"]
+                if (k["pk"]["S"], k["sk"]["S"]) in self.items
+            ]
+            for table, request in RequestItems.items()
+        }
+        return {"Responses": responses}
+
+
+def _call(meter: WriteMeter, reader: _Reader, operation: str, params: dict, apply: Any, status: int = 200) -> None:
+    """What botocore emits around one call: the params, then before the call, then after it."""
+    context: dict = {}
+    meter._parts(params=params, model=SimpleNamespace(name=operation), context=context)
+    meter._before(context=context)
+    if status < 300:
+        apply(reader.items)
+    meter._after(http_response=SimpleNamespace(status_code=status), parsed={}, context=context)
+
+
+def _metered() -> tuple[WriteMeter, _Reader]:
+    meter, reader = WriteMeter(TABLE), _Reader()
+    meter._reader = reader
+    meter.start()
+    return meter, reader
+
+
+def test_the_meter_prices_a_transaction_from_the_images_before_and_after() -> None:
+    meter, reader = _metered()
+    stock = _item(entity="Stock", qty="5")
+    stock["pk"] = {"S": "PRODUCT#A"}
+    reader.items[("PRODUCT#A", "ORDER")] = stock
+    order = _item(entity="Order", gsi1pk="C#1", gsi1sk="2026", note="x" * 1100)
+    params = {
+        "TransactItems": [
+            {"Update": {"TableName": "t", "Key": {"pk": {"S": "PRODUCT#A"}, "sk": {"S": "ORDER"}}}},
+            {"Put": {"TableName": "t", "Item": order}},
+            {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "X"}, "sk": {"S": "Y"}}}},
+        ]
+    }
+
+    def apply(items: dict) -> None:
+        items[("PRODUCT#A", "ORDER")] = {**stock, "qty": {"S": "4"}}
+        items[("ORDER#1", "ORDER")] = order
+
+    _call(meter, reader, "TransactWriteItems", params, apply)
+    taken = meter.taken()
+    assert taken.cost.items == 2  # the ConditionCheck is not a write
+    assert taken.checks == 1
+    assert taken.cost.table_wcu == 2 + 4  # the stock under 1 KB, the order over it: both doubled
+    assert (taken.cost.index_writes, taken.cost.by_index) == (1, {"gsi1": 2})
+    assert taken.writes == {"Update Stock": 1, "Put Order": 1}
+
+
+def test_the_meter_sizes_an_update_by_the_item_read_back_and_skips_failed_calls() -> None:
+    meter, reader = _metered()
+    key = {"pk": {"S": "ORDER#1"}, "sk": {"S": "ORDER"}}
+    reader.items[("ORDER#1", "ORDER")] = _item(entity="Order", gsi2pk="DUE#1", gsi2sk="1")
+
+    def grow(items: dict) -> None:  # the update leaves the due queue and grows past 1 KB
+        items[("ORDER#1", "ORDER")] = _item(entity="Order", note="y" * 1500)
+
+    _call(meter, reader, "UpdateItem", {"TableName": "t", "Key": key}, grow, status=400)
+    assert meter.taken().cost.items == 0
+    _call(meter, reader, "UpdateItem", {"TableName": "t", "Key": key}, grow)
+    cost = meter.taken().cost
+    assert (cost.items, cost.table_wcu, cost.by_index) == (1, 2, {"gsi2": 1})
+    _call(meter, reader, "DeleteItem", {"TableName": "t", "Key": key}, lambda items: items.clear())
+    assert meter.taken().cost.table_wcu == 2 + 2  # the deleted item was 2 KB
+
+
+def test_the_meter_reads_the_indexes_from_the_template() -> None:
+    meter = WriteMeter.for_template()
+    assert [i.name for i in meter.table.indexes] == ["gsi1", "gsi2"]
