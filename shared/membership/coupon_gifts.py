@@ -10,6 +10,7 @@ from shared.coupons.model import GuideOnly, MemberLevelRequired
 from shared.coupons.ports import CouponPorts
 from shared.kernel.errors import (
     CouponExhausted,
+    DomainError,
     Ended,
     LimitReached,
     NotFound,
@@ -48,4 +49,6 @@ class ClaimedGifts:
             return Issued(Outcome.STOP, refused.code.lower())
         except TemporarilyUnavailable:
             return Issued(Outcome.RETRY, "busy")
+        except DomainError as refused:  # any other refusal holds for every member: stop, saying why
+            return Issued(Outcome.STOP, refused.code.lower())
         return Issued(Outcome.ISSUED, name=str(answer.body.get("name") or ""))

@@ -13,6 +13,7 @@ ran out) gets the first answers back instead of new coupons: one coupon per memb
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -173,7 +174,9 @@ class SegmentIssues:
                 return pages  # the lease was lost (this run was too slow): the holder goes on
             pages += 1
         if held.status is JobStatus.RUNNING:
-            self._jobs.save(held, replace(held, lease_until_ms=0))
+            # The next run need not wait for the lease; taken over meanwhile: the holder goes on.
+            with contextlib.suppress(ConcurrentUpdate):
+                self._jobs.save(held, replace(held, lease_until_ms=0))
         return pages
 
     def _page(self, job: SegmentIssue) -> SegmentIssue | None:
