@@ -20,3 +20,14 @@ class MarkRefundedIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_|*-]+$")
     note: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class RefundNumberPath(BaseModel):
+    out_refund_no: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_|*@-]+$")
+
+
+class AbnormalRefundIn(BaseModel):
+    """The order the ABNORMAL refund pays back (a provider refund is kept beside its order)."""
+
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_|*-]+$")

@@ -44,6 +44,17 @@ def mark_payment_refunded(transaction_id: str) -> Response:
     return ok(_payment_view(marked))
 
 
+@bp.route(
+    "/finance/provider-refunds/{out_refund_no}/apply-abnormal-refund",
+    methods=["POST"],
+    roles=[Role.FINANCE, Role.MERCHANT_ADMIN],
+)
+def apply_abnormal_refund(out_refund_no: str) -> Response:
+    body = parse(refund_models.AbnormalRefundIn)
+    number = validate(refund_models.RefundNumberPath, {"out_refund_no": out_refund_no}).out_refund_no
+    return ok(_provider_refund_view(bootstrap.wechatpay_refunds().apply_abnormal_refund(body.order_id, number)))
+
+
 @bp.lambda_function(name="payments_consumer")
 def payments_consumer(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return consumers.consume(event, bootstrap.payments_consumer(), bootstrap.consumer_runtime())

@@ -216,6 +216,7 @@ class Refund:
     status: str = "PROCESSING"
     success_time: str | None = None
     requests: int = 1  # refund requests that named this out_refund_no
+    abnormal_applied: bool = False  # paid to a bank card after ABNORMAL: it ends SUCCESS
     deliveries: list[int] = field(default_factory=list)
 
     @property
@@ -594,10 +595,10 @@ class LocalWeChatPay:
                 return self._error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
             if known.status != "ABNORMAL":
                 return self._error(400, "INVALID_REQUEST", "退款单状态不是退款异常")
-            known.status = "PROCESSING"
+            known.status, known.abnormal_applied = "PROCESSING", True
             known.requests += 1
         if self.faults.refund_settle_s is not None:
-            self._later(self.faults.refund_settle_s, lambda: self.settle_refund(number, "SUCCESS"))
+            self._later(self.faults.refund_settle_s, lambda: self.settle_refund(number))
         return self.signed_reply(200, self.refund_resource(known))
 
     def refunded_fen(self, paid: Transaction) -> int:
@@ -663,7 +664,7 @@ class LocalWeChatPay:
             known = self.refunds[number]
             if known.status != "PROCESSING":
                 return []
-            known.status = outcome or self.faults.refund_outcome
+            known.status = outcome or ("SUCCESS" if known.abnormal_applied else self.faults.refund_outcome)
             if known.status == "SUCCESS":
                 known.success_time = china_time(int(self.clock() * 1000))
         if self.faults.hold_refund_notifications or not known.params.get("notify_url"):

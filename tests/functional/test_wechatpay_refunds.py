@@ -134,6 +134,31 @@ def test_an_abnormal_refund_is_listed_for_finance(client, tokens, wechatpay):
     assert client.http.get("/finance/provider-refunds", headers=bearer(tokens["finance"])).status_code == 400
 
 
+def test_finance_has_an_abnormal_refund_paid_to_the_merchants_bank_card_once(client, tokens, wechatpay):
+    order = paid_order(client, tokens, wechatpay)
+    oid = order["order_id"]
+    wechatpay.faults.refund_outcome = "ABNORMAL"
+    refunded = refund_approved(client, tokens, oid, 1)
+    drain()
+    wechatpay.settle_refunds()
+    path = f"/finance/provider-refunds/{refunded['refund_id']}/apply-abnormal-refund"
+    body = json.dumps({"order_id": oid})
+    assert client.http.post(path, headers=bearer(tokens["customer"]), body=body).status_code == 403
+    applied = client.http.post(path, headers=bearer(tokens["finance"]), body=body)
+    assert applied.status_code == 200, applied.json_body
+    assert applied.json_body["status"] == "PROCESSING"
+    again = client.http.post(path, headers=bearer(tokens["finance"]), body=body)
+    assert again.status_code == 409 and again.json_body["code"] == "INVALID_TRANSITION"
+    assert client.http.get(ATTENTION, headers=bearer(tokens["finance"])).json_body["items"] == []
+    (asked,) = [b for m, p, b in wechatpay.requests if p.endswith("/apply-abnormal-refund")]
+    assert asked == {"out_refund_no": refunded["refund_id"], "type": "MERCHANT_BANK_CARD"}
+    wechatpay.settle_refunds()  # paid to the merchant's card: REFUND.SUCCESS
+    assert payout(oid, refunded["refund_id"]).status == "SUCCESS"
+    assert order_of(client, tokens, oid)["refunds"][0]["payout_status"] == "SUCCESS"
+    wrong = client.http.post(path, headers=bearer(tokens["finance"]), body=json.dumps({"order_id": "o" + "0" * 32}))
+    assert wrong.status_code == 404
+
+
 def test_a_late_wechat_pay_payment_is_refunded_whole_and_leaves_finances_list(client, tokens, wechatpay):
     # Given an order whose payment started, then cancelled: its transaction is closed at WeChat Pay
     order = place(client, tokens["customer"])

@@ -37,7 +37,7 @@ from functions.inventory.models import StockIn
 from functions.membership.models import MembershipRulesIn, SegmentIssueIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from functions.payments.models import PrepayIn
-from functions.payments.refund_models import MarkRefundedIn
+from functions.payments.refund_models import AbnormalRefundIn, MarkRefundedIn
 from functions.promotions.models import PromotionIn
 from functions.settlement.models import SettlementIn
 from shared.payments.hmac_webhook import _NoticeBody as PaymentNoticeBody  # the webhook's body model
@@ -59,6 +59,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "requestRefund": RefundIn,
     "decideRefund": RefundDecisionIn,
     "markPaymentRefunded": MarkRefundedIn,
+    "applyAbnormalRefund": AbnormalRefundIn,
     "paymentNotification": PaymentNoticeBody,
     "prepayOrder": PrepayIn,
     "wechatpayNotification": WeChatPayCallback,
