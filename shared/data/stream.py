@@ -1,19 +1,25 @@
 """DynamoDB stream records, read into what the relay needs (shared.messaging.ports.StreamChange).
 
-Only two kinds of change matter: an outbox Event item inserted (to forward its body), and a Stock
-item modified (to see `available` cross its threshold). Everything else in the stream (orders,
-idempotency records, consumer marks, TTL deletions) is ignored.
+Three kinds of change matter: an outbox Event item inserted (to forward its body), an Order item
+inserted or modified (the events its change announces, `shared.ordering.announcements`), and a
+Stock item modified (to see `available` cross its threshold). Everything else in the stream
+(idempotency records, consumer marks, TTL deletions) is ignored.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.data.stores.orders import order_of_image
+from shared.kernel.events import DomainEvent
 from shared.messaging.ports import EventToForward, StockSnapshot, StreamChange
+from shared.ordering import announcements
 
 EVENT_ENTITY = "Event"
 STOCK_ENTITY = "Stock"
+ORDER_ENTITY = "Order"
 
 
 def decode(record: dict[str, Any]) -> StreamChange:
@@ -36,7 +42,17 @@ def decode(record: dict[str, Any]) -> StreamChange:
         )
     if entity == STOCK_ENTITY and name == "MODIFY":
         return change.with_stock(_stock(old), _stock(new))
+    if entity == ORDER_ENTITY and name in ("INSERT", "MODIFY") and new:
+        before = order_of_image(old) if name == "MODIFY" and old else None
+        events = announcements.announced(before, order_of_image(new))
+        return change.with_derived(tuple(_forwarded(event) for event in events))
     return change
+
+
+def _forwarded(event: DomainEvent) -> EventToForward:
+    """As the outbox writes it: the body is the message JSON the consumers receive."""
+    body = json.dumps(event.to_message(), ensure_ascii=False)
+    return EventToForward(event_id=event.event_id, event_type=str(event.type), body=body)
 
 
 def _stock(image: dict[str, Any]) -> StockSnapshot:

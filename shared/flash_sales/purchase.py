@@ -71,10 +71,8 @@ class _TakeInOrder:
 
     def __init__(self, parts: PurchaseParts, sale: FlashSale, shard: int, customer_id: str, qty: int) -> None:
         self._parts, self._sale, self._shard, self._customer_id, self._qty = parts, sale, shard, customer_id, qty
-        self.order_id: str | None = None
 
     def hold(self, uow: OrderingUnitOfWork, order: Order) -> None:
-        self.order_id = order.order_id
         # The count first: where parts are named by their place, the limit is the refusal to report.
         self._parts.count_purchase(uow, self._sale, self._customer_id, self._qty)
         self._parts.take_in_order(uow, self._sale.sale_id, self._shard, self._qty)
@@ -89,10 +87,8 @@ class _ClaimTaken:
     ) -> None:
         self._parts, self._sale, self._customer_id, self._qty = parts, sale, customer_id, qty
         self._takes, self._now_ms = takes, now_ms
-        self.order_id: str | None = None
 
     def hold(self, uow: OrderingUnitOfWork, order: Order) -> None:
-        self.order_id = order.order_id
         self._parts.count_purchase(uow, self._sale, self._customer_id, self._qty)
         for taken in self._takes:
             self._parts.claim(uow, self._sale.sale_id, taken, order.order_id, self._now_ms)
@@ -210,7 +206,7 @@ class Purchases:
         placement: Placement,
         request: IdempotentRequest,
     ) -> StoredResponse | None:
-        """One transaction: the order, its event, the idempotency record, the buyer's count and the
+        """One transaction: the order (carrying the request's idempotency), the buyer's count and the
         shard's decrement. The stored response, or None (go the contended way); _ShardEmpty."""
         holder = _TakeInOrder(self._parts, sale, shard, customer_id, qty)
         try:
@@ -227,12 +223,12 @@ class Purchases:
             # The shard held by another transaction, or throttled (the other path writes it at half
             # the write units): the sale is contended. Anything else (another item busy, a timeout
             # after which the order may even exist) sends only this purchase the other way; its
-            # transaction carries the same idempotency record, so it cannot place a second order.
+            # order has the same id (derived from the key), so it cannot place a second order.
             if self._parts.busy_on_shard(busy, shard):
                 self.contention.note_conflict(sale.sale_id)
                 count("FlashContended")
             return None
-        if stored.body.get("order_id") == holder.order_id:  # else a replay of an earlier request
+        if not stored.replayed:  # else a replay of an earlier request
             self.hints.note_stocked(sale.sale_id, shard)
             count("FlashOrdersPlaced")
             count("FlashOrdersInOneTransaction")
@@ -344,7 +340,7 @@ class Purchases:
         except Exception:
             self._returns.give_back(sale, takes)
             raise
-        if stored.body.get("order_id") != holder.order_id:
+        if stored.replayed:
             self._returns.give_back(sale, takes)  # a replay of an earlier request: its order holds its own units
         else:
             count("FlashOrdersPlaced")

@@ -44,12 +44,23 @@ class StreamChange:
     sequence_number: str
     record_id: str
     at: str
-    event: EventToForward | None = None
+    event: EventToForward | None = None  # an outbox Event item inserted
     stock_before: StockSnapshot | None = None
     stock_after: StockSnapshot | None = None
+    # Events the change of a state item announces (an order's INSERT is OrderPlaced), each under an
+    # id fixed by the item's key and version, so a redelivered record names the same events.
+    derived: tuple[EventToForward, ...] = ()
 
     def with_event(self, event: EventToForward) -> StreamChange:
         return replace(self, event=event)
+
+    def with_derived(self, events: tuple[EventToForward, ...]) -> StreamChange:
+        return replace(self, derived=events)
+
+    @property
+    def forwarded(self) -> tuple[EventToForward, ...]:
+        """Every event this record carries to the queues."""
+        return ((self.event,) if self.event is not None else ()) + self.derived
 
     def with_stock(self, before: StockSnapshot, after: StockSnapshot) -> StreamChange:
         return replace(self, stock_before=before, stock_after=after)

@@ -1,11 +1,14 @@
-"""The stream relay: carries outbox events from the table's stream to one queue per consumer, and
-derives LowStock from stock changes.
+"""The stream relay: carries events from the table's stream to one queue per consumer: outbox
+Event items, the events a state item's change announces (an order's INSERT is OrderPlaced,
+docs/events.md), and LowStock, derived from stock changes.
 
 Why a relay: a DynamoDB stream serves about two readers, and each consumer needs its own retries
 and dead-letter queue. So one reader fans out to SQS (DESIGN.md, "Events").
 
 Guarantees:
-- Every Event INSERT reaches every subscribed queue at least once. A record is done only when all
+- Every Event INSERT, and every event derived from a state item's change, reaches every subscribed
+  queue at least once (a derived event's id is fixed by the item's key and version, so a
+  redelivered record forwards the same id). A record is done only when all
   its messages were taken; otherwise the batch reports that record's sequence number and Lambda
   retries from there (ReportBatchItemFailures), so later records may be sent twice. Consumers are
   idempotent per event id, which makes that harmless.
@@ -79,9 +82,9 @@ class Relay:
         failed: set[int] = set()
         outgoing: dict[str, list[tuple[int, QueueMessage]]] = {}
         for index, change in enumerate(changes):
-            if change.event is not None:
-                for queue in queues_for(change.event.event_type, self.subscriptions):
-                    outgoing.setdefault(queue, []).append((index, _message(change.event)))
+            for event in change.forwarded:
+                for queue in queues_for(event.event_type, self.subscriptions):
+                    outgoing.setdefault(queue, []).append((index, _message(event)))
             derived = low_stock_event(change)
             if derived is not None and not self._emit(derived):
                 failed.add(index)

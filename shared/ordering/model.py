@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from shared.kernel.clock import iso
 from shared.kernel.credited import CreditFacts
 from shared.kernel.errors import InvalidTransition, RuleViolation
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse, derived_id
 from shared.kernel.money import unit_share
 
 
@@ -269,6 +270,12 @@ def new_order_id(now_ms: int) -> str:
     return f"o{now_ms:012x}{secrets.token_hex(10)}"
 
 
+def order_id_for(request: IdempotentRequest, secret: bytes | None) -> str:
+    """The id of the order a creating request places: the same for every replay of its
+    Idempotency-Key, so the order's own conditional put is the idempotency check (docs/orders.md)."""
+    return derived_id(request, secret, prefix="o")
+
+
 def new_pickup_code() -> str:
     return f"{secrets.randbelow(10**6):06d}"
 
@@ -318,6 +325,15 @@ class Order:
     # placed; None: not resolved at placement (a flash purchase), the ledger credits at payment.
     credited: dict[str, str] | None = None
     refund_requested_qty: dict[str, int] = field(default_factory=dict)  # asked for, not yet decided
+    # The idempotency of the request that placed the order (docs/orders.md, "Idempotency"): its
+    # fingerprint and the response first answered. Kept through every transition; not part of the
+    # order's value (an order reads back equal whether its store keeps them or not).
+    request_hash: str | None = field(default=None, compare=False, repr=False)
+    first_response: StoredResponse | None = field(default=None, compare=False, repr=False)
+
+    def carrying(self, request: IdempotentRequest, response: StoredResponse) -> Order:
+        """This new order, carrying the request that creates it and the response it answers."""
+        return replace(self, request_hash=request.fingerprint, first_response=response)
 
     @classmethod
     def place(

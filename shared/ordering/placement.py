@@ -1,5 +1,7 @@
-"""Placing an order: price the cart, hold its units, write the order, its event and the
-idempotency record in ONE unit of work (one DynamoDB transaction).
+"""Placing an order: price the cart, hold its units and write the order in ONE unit of work (one
+DynamoDB transaction). The order carries the request's idempotency (its id is derived from the
+caller and the Idempotency-Key, docs/orders.md "Idempotency"), and the relay derives its
+OrderPlaced from the order's INSERT (`shared.ordering.announcements`): no other item is written.
 
 Round trips on the happy path: one BatchGetItem (products, stock, membership) and one
 TransactWriteItems. If any line is short, the transaction is cancelled as a whole (nothing is
@@ -9,12 +11,11 @@ Idempotency-Key, same body) gets the first response back and holds nothing more.
 
 from __future__ import annotations
 
-from shared.kernel.clock import Clock, iso
+from shared.kernel.clock import Clock
 from shared.kernel.errors import CouponInUse, DomainError, OutOfStock
-from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.checkout import CartSource, Checkout
-from shared.ordering.model import Order, Placement, new_order_id
+from shared.ordering.model import Order, Placement, order_id_for
 from shared.ordering.ports import (
     NO_COUPONS,
     CouponHolder,
@@ -45,8 +46,12 @@ class OrderPlacement:
         checkout: Checkout,
         clock: Clock,
         coupons: CouponHolder = NO_COUPONS,
+        id_secret: bytes | None = None,
     ) -> None:
+        """`id_secret` keys the derived order ids (`shared.kernel.idempotency.derived_id`); the
+        reads' `replay` must be given the same one."""
         self._uow = uow
+        self._id_secret = id_secret
         self._reads = reads
         self._checkout = checkout
         self._clock = clock
@@ -75,14 +80,15 @@ class OrderPlacement:
         holder: UnitHolder = RESERVE_STOCK,
         retry_conflicts: bool = True,
     ) -> StoredResponse:
-        """Write the order, PENDING_PAYMENT, with its OrderPlaced event and idempotency record.
+        """Write the order, PENDING_PAYMENT, carrying the request's idempotency (OrderPlaced is
+        derived from it by the relay).
         `holder` adds the parts that take its units (stock reservations by default; a flash sale's
         shard and buyer count, or only the claims when its units were taken before this call).
         `retry_conflicts` False: a transaction conflict raises TemporarilyUnavailable at once.
-        Returns 201 and the order, or the first response of a replayed key."""
+        Returns 201 and the order, or the first response of a replayed key (`replayed`)."""
         now = self._clock.now_ms()
         order = Order.place(
-            order_id=new_order_id(now),
+            order_id=order_id_for(request, self._id_secret),
             customer_id=customer_id,
             quote=placement.quote,
             fulfilment=placement.fulfilment,
@@ -93,6 +99,7 @@ class OrderPlacement:
             credited=placement.credit.credited(customer_id, now).to_dict() if placement.credit is not None else None,
         )
         response = StoredResponse(201, order.view())
+        order = order.carrying(request, response)
         uow = self._uow(retry_conflicts=retry_conflicts)
         holder.hold(uow, order)
         if placement.coupons:
@@ -100,8 +107,6 @@ class OrderPlacement:
             # first refuses the whole order (CouponInUse), which then holds nothing.
             self._coupons.lock(uow, order, placement.coupons)
         uow.add_order(order)
-        payload = order.event_payload(expires_at=response.body["expires_at"])
-        uow.emit(DomainEvent(EventType.ORDER_PLACED, order.order_id, payload, occurred_at=iso(now)))
         try:
             stored = uow.commit_once(request, response)
         except OutOfStock:
@@ -110,7 +115,7 @@ class OrderPlacement:
         except CouponInUse:
             count("CouponsInUse")
             raise
-        if stored.body.get("order_id") != order.order_id:
+        if stored.replayed:
             count("IdempotentReplays")
             return stored
         count("OrdersPlaced")

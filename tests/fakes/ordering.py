@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.catalog.model import Product
@@ -30,6 +30,7 @@ from shared.kernel.errors import (
 )
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
+from shared.ordering import announcements
 from shared.ordering.checkout import Checkout
 from shared.ordering.fulfilment import Address
 from shared.ordering.lifecycle import OrderLifecycle
@@ -159,7 +160,7 @@ def _stored(tables: OrderingTables, request: IdempotentRequest) -> StoredRespons
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body", idempotency_key=request.key
         )
-    return first[1]
+    return replace(first[1], replayed=True)
 
 
 # -- the unit of work --------------------------------------------------------------------------
@@ -194,7 +195,12 @@ class MemoryOrderingUnitOfWork:
                 return ConcurrentUpdate("the order changed since it was read", order_id=order.order_id)
             return None
 
-        self._add(("order", order.order_id), check, lambda: t.orders.__setitem__(order.order_id, order), ORDER)
+        def apply() -> None:
+            t.orders[order.order_id] = order
+            # The relay derives the new order's events from its INSERT (the order is the outbox).
+            t.events.extend(announcements.announced(None, order))
+
+        self._add(("order", order.order_id), check, apply, ORDER)
 
     def replace_order(self, before: Order, after: Order) -> None:
         t = self.tables

@@ -12,10 +12,11 @@ from typing import Any
 
 import boto3
 
-from infra.local.runner import as_lambda_sqs_record
+from infra.local.runner import as_lambda_sqs_record, as_lambda_stream_record
 from shared.data import outbox
 from shared.data.queues import ConsumerQueue
 from shared.data.stores.consumer_marks import DynamoMarks
+from shared.data.stream import decode
 from shared.data.transactions import Transaction
 from shared.kernel.clock import now_ms
 from shared.kernel.events import DomainEvent, EventType
@@ -29,6 +30,30 @@ def emit(event: DomainEvent) -> DomainEvent:
     outbox.emit(tx, event)
     tx.commit()
     return event
+
+
+def stream_records() -> list[dict[str, Any]]:
+    """Every record of the table's stream so far, shaped as Lambda delivers them."""
+    arn = os.environ["TABLE_STREAM_ARN"]
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url=os.environ["DYNAMODB_ENDPOINT"])
+    records: list[dict[str, Any]] = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = streams.get_records(ShardIterator=iterator, Limit=1000)
+            if not response["Records"]:
+                break
+            records.extend(as_lambda_stream_record(r, arn) for r in response["Records"])
+            iterator = response.get("NextShardIterator")
+    return records
+
+
+def announced() -> list[dict[str, Any]]:
+    """Every event the table's stream announces so far, as the relay forwards it (outbox Event
+    items and the events derived from state items' changes), as the message consumers receive."""
+    return [json.loads(event.body) for record in stream_records() for event in decode(record).forwarded]
 
 
 def order_event(event_type: EventType, order_id: str = "o-1", customer_id: str = "c-1", **extra: Any) -> DomainEvent:

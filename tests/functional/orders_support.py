@@ -7,12 +7,13 @@ import time
 
 from shared.catalog import model as catalog
 from shared.catalog.model import Product
-from shared.data.items import EventItem, StockItem
+from shared.data.items import StockItem
 from shared.kernel.idempotency import IdempotentRequest
 from shared.ordering.placement import Placement
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
 from shared.platform import bootstrap
 from tests.fakes.promotions import full_300_off_30
+from tests.functional.events_support import announced
 
 PRODUCTS = {
     "TEA-1": Product(sku="TEA-1", name="龙井", price_fen=10000),
@@ -53,4 +54,6 @@ def request(customer: str, key: str | None, body: dict) -> IdempotentRequest:
 
 
 def events_of(order_id: str) -> list[str]:
-    return sorted(item.event_type for item in EventItem.scan() if item.aggregate_id == order_id)
+    """The events announced for the order: outbox items and those the relay derives from the
+    order's own changes, read from the table's stream as the relay reads it."""
+    return sorted(event["type"] for event in announced() if event["aggregate_id"] == order_id)

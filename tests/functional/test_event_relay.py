@@ -3,19 +3,17 @@ from the template's mapping), into the real consumer queue."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
-import boto3
 import pytest
 
-from infra.local.runner import EventRunner, as_lambda_stream_record
+from infra.local.runner import EventRunner
 from shared.data.items import EventItem, StockItem
 from shared.data.stores import stock as stock_store
 from shared.data.transactions import Transaction
 from shared.kernel.events import EventType
 from shared.platform import bootstrap
-from tests.functional.events_support import Queue, emit, order_event
+from tests.functional.events_support import Queue, emit, order_event, stream_records
 
 
 @pytest.fixture
@@ -106,7 +104,7 @@ def test_a_redelivered_stream_record_derives_no_second_low_stock(table: dict):
     # Given a crossing in the stream
     put_stock("TEA-002", "WH", on_hand=6, threshold=5)
     move("reserve", "TEA-002", "WH", 2)
-    records = read_stream(table["stream_arn"])
+    records = stream_records()
     relay = bootstrap.event_relay()
     # When the relay gets the same records twice (Lambda redelivers after a failure)
     assert relay.relay(records) == {"batchItemFailures": []}
@@ -114,17 +112,3 @@ def test_a_redelivered_stream_record_derives_no_second_low_stock(table: dict):
     # Then the LowStock event exists once
     [item] = low_stock_items()
     assert item.aggregate_id == "TEA-002@WH"
-
-
-def read_stream(stream_arn: str) -> list[dict]:
-    """Every record of the table's stream so far, shaped as Lambda delivers them."""
-    streams = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url=os.environ["DYNAMODB_ENDPOINT"])
-    records: list[dict] = []
-    for shard in streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]:
-        iterator = streams.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        records.extend(
-            as_lambda_stream_record(r, stream_arn) for r in streams.get_records(ShardIterator=iterator)["Records"]
-        )
-    return records

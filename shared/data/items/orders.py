@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BinaryAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute
 
 from shared.data.table import BaseItem
 
@@ -11,7 +11,11 @@ class OrderItem(BaseItem, discriminator="Order"):
     gsi2 `DUE#<shard>` / `<expires_at iso>#<id>`: present only while PENDING_PAYMENT, so the expiry
     sweeper finds due orders with a key condition (gsi2sk <= now) instead of a scan. Sharded over
     DUE_SHARDS partitions so a flash sale's burst of pending orders does not make one hot GSI partition.
-    Every change is a Put conditional on the status and `version` read."""
+    Every change is a Put conditional on the status and `version` read.
+    A placed order carries the idempotency of the request that created it (docs/orders.md,
+    "Idempotency"): its id is derived from the caller and the Idempotency-Key, and `request_hash`
+    and `response` (zlib of the JSON `[status, body]` first answered) stay on it. The table's stream
+    carries its changes to the relay, which derives the order's events from them (docs/events.md)."""
 
     order_id = UnicodeAttribute()
     customer_id = UnicodeAttribute()
@@ -22,6 +26,8 @@ class OrderItem(BaseItem, discriminator="Order"):
     flash_sale_id = UnicodeAttribute(null=True)
     total_fen = NumberAttribute()
     body = JSONAttribute()  # the rest of the order (lines, amounts, fulfilment, history, ...)
+    request_hash = UnicodeAttribute(null=True)  # the creating request's fingerprint
+    response = BinaryAttribute(null=True, legacy_encoding=False)  # zlib(JSON [status, body]) first answered
 
     @staticmethod
     def key(order_id: str) -> tuple[str, str]:

@@ -54,7 +54,7 @@ def replay(request: IdempotentRequest, cancelled: TransactionCancelled | None = 
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body", idempotency_key=request.key
         )
-    return StoredResponse(status=status, body=json.loads(body))
+    return StoredResponse(status=status, body=json.loads(body), replayed=True)
 
 
 def was_replayed(cancelled: TransactionCancelled) -> bool:

@@ -34,12 +34,15 @@ class DynamoOrderingUnitOfWork:
         self._reservations: dict[str, tuple[str, str]] = {}  # stock label -> (sku, location)
         self._order_ids: list[str] = []
         self._refund_ids: list[str] = []
+        self._carrier: Order | None = None  # a new order that carries its request's idempotency
         self._committed = False
 
     # -- parts -----------------------------------------------------------------------------
     def add_order(self, order: Order) -> None:
         order_store.add_new(self.tx, order)
         self._order_ids.append(order.order_id)
+        if order.request_hash is not None:
+            self._carrier = order
 
     def replace_order(self, before: Order, after: Order) -> None:
         order_store.replace_if_unchanged(self.tx, before, after)
@@ -89,12 +92,20 @@ class DynamoOrderingUnitOfWork:
             raise
 
     def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
+        """A new order that carries `request` (its id derived from the key) is the idempotency
+        record: no item of its own. Otherwise the record joins the transaction."""
         self._start()
-        idempotency_store.join(self.tx, request, response)
+        carried = self._carrier is not None and self._carrier.request_hash == request.fingerprint
+        if not carried:
+            idempotency_store.join(self.tx, request, response)
         try:
             self.tx.commit()
         except TransactionCancelled as cancelled:
-            if idempotency_store.was_replayed(cancelled):
+            if carried:
+                first = order_store.replayed_order(cancelled, request)
+                if first is not None:
+                    return first
+            elif idempotency_store.was_replayed(cancelled):
                 stored = idempotency_store.replay(request, cancelled)
                 if stored is not None:
                     return stored

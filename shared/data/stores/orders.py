@@ -5,6 +5,7 @@ Mapping between the domain `Order` and `OrderItem` is explicit here; the item ne
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +14,11 @@ from pynamodb.expressions.condition import Condition
 
 from shared.data.items import OrderItem, PaymentItem, RefundItem
 from shared.data.stores import idempotency as idempotency_store
-from shared.data.transactions import Transaction, translated
+from shared.data.transactions import Transaction, TransactionCancelled, translated
 from shared.kernel.clock import iso
+from shared.kernel.errors import IdempotencyKeyReused
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
-from shared.ordering.model import HistoryEntry, Order, PricedLine, Status
+from shared.ordering.model import HistoryEntry, Order, PricedLine, Status, order_id_for
 from shared.ordering.ports import PaymentRecord, Refund
 
 ORDER_LABEL = "order"
@@ -54,6 +56,8 @@ def _to_item(order: Order) -> OrderItem:
         gsi1sk=f"{iso(order.created_at_ms)}#{order.order_id}",
         gsi2pk=due_partition(order.order_id) if pending else None,
         gsi2sk=f"{iso(order.expires_at_ms)}#{order.order_id}" if pending else None,
+        request_hash=order.request_hash,
+        response=_packed(order.first_response),
         body={
             "lines": [
                 {"sku": x.sku, "qty": x.qty, "unit": x.unit_price_fen, "disc": x.discount_fen, "pay": x.payable_fen}
@@ -77,6 +81,30 @@ def _to_item(order: Order) -> OrderItem:
             "refund_requested_qty": order.refund_requested_qty,
         },
     )
+
+
+def _packed(response: StoredResponse | None) -> bytes | None:
+    if response is None:
+        return None
+    return zlib.compress(json.dumps([response.status, response.body], ensure_ascii=False).encode(), 9)
+
+
+def _unpacked(raw: bytes | None) -> StoredResponse | None:
+    if not raw:
+        return None
+    status, body = json.loads(zlib.decompress(raw))
+    return StoredResponse(int(status), body, replayed=True)
+
+
+def image_of(order: Order) -> dict[str, Any]:
+    """The order's item in DynamoDB's attribute-value form, as a stream record's image shows it."""
+    return _to_item(order).serialize()
+
+
+def order_of_image(image: dict[str, Any]) -> Order:
+    """The order a stream image (or a raw item) shows. The stored response is left out: a Lambda
+    stream record gives binary values base64-encoded, and no event needs it."""
+    return _to_domain(OrderItem.from_raw_data({k: v for k, v in image.items() if k != "response"}))
 
 
 def _to_domain(item: OrderItem) -> Order:
@@ -108,11 +136,34 @@ def _to_domain(item: OrderItem) -> Order:
         refunded_fen=body.get("refunded_fen", 0),
         credited=body.get("credited"),
         refund_requested_qty=body.get("refund_requested_qty") or {},
+        request_hash=item.request_hash,
+        first_response=_unpacked(item.response),
     )
 
 
 def add_new(tx: Transaction, order: Order) -> None:
     tx.put(_to_item(order), ORDER_LABEL, condition=OrderItem.pk.does_not_exist())
+
+
+def first_answer(order: Order | None, request: IdempotentRequest) -> StoredResponse | None:
+    """The response `order` keeps for the request that placed it, if `request` is a replay of it;
+    IdempotencyKeyReused if the key came then with another body; None if the order carries none."""
+    if order is None or order.request_hash is None or order.first_response is None:
+        return None
+    if order.request_hash != request.fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request body", idempotency_key=request.key
+        )
+    return order.first_response
+
+
+def replayed_order(cancelled: TransactionCancelled, request: IdempotentRequest) -> StoredResponse | None:
+    """A new order's put refused because its (derived) id exists: the first answer, when the order
+    there carries this request's key (see `first_answer`)."""
+    raw = cancelled.items.get(ORDER_LABEL) if ORDER_LABEL in cancelled.failed else None
+    if not raw or "request_hash" not in raw:
+        return None
+    return first_answer(_to_domain(OrderItem.from_raw_data(raw)), request)
 
 
 def replace_if_unchanged(tx: Transaction, before: Order, after: Order) -> None:
@@ -226,7 +277,11 @@ def decide_refund(tx: Transaction, refund: Refund, status: str, restock: bool) -
 
 
 class DynamoOrders:
-    """The order reads of `shared.ordering.ports.OrderReads` on the table."""
+    """The order reads of `shared.ordering.ports.OrderReads` on the table. `id_secret` is the key
+    the placement derives order ids with (`shared.ordering.placement.OrderPlacement`)."""
+
+    def __init__(self, id_secret: bytes | None = None) -> None:
+        self._id_secret = id_secret
 
     def get(self, order_id: str, consistent: bool = True) -> Order | None:
         pk, sk = OrderItem.key(order_id)
@@ -293,4 +348,7 @@ class DynamoOrders:
                 return None
 
     def replay(self, request: IdempotentRequest) -> StoredResponse | None:
-        return idempotency_store.replay(request)
+        """The order placed under the key carries the answer; a separate record is what requests
+        placed before orders carried their keys (and the other uses of `commit_once`) left."""
+        stored = first_answer(self.get(order_id_for(request, self._id_secret)), request)
+        return stored if stored is not None else idempotency_store.replay(request)

@@ -1,0 +1,44 @@
+"""The events an order's own change announces, derived from the order before and after it
+(docs/events.md, "Events derived from state items").
+
+The relay reads the table's stream and calls `announced(before, after)` with the images of an
+order item, so these events are not written as outbox items: the order item is the outbox. The
+event id is fixed by the order's key, its version and the event type, so a redelivered stream
+record announces the same event id and the consumers' per-id idempotency holds; `occurred_at` is
+the time the order itself records for the change, so a re-derived event is identical.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from shared.kernel.clock import iso
+from shared.kernel.events import DomainEvent, EventType
+from shared.ordering.model import Order, Status
+
+ORDER_EVENT_NAMESPACE = uuid.UUID("3a0f6c2e-8d41-4b6f-9f0e-5c7d2a1b9e84")
+
+
+def event_id(order_id: str, version: int, event_type: EventType) -> str:
+    return str(uuid.uuid5(ORDER_EVENT_NAMESPACE, f"ORDER#{order_id}|ORDER|{version}|{event_type}"))
+
+
+def placed(order: Order) -> DomainEvent:
+    """OrderPlaced: the payload the placement announced when it wrote the event itself."""
+    payload = order.event_payload(expires_at=iso(order.expires_at_ms))
+    return DomainEvent(
+        EventType.ORDER_PLACED,
+        order.order_id,
+        payload,
+        event_id=event_id(order.order_id, order.version, EventType.ORDER_PLACED),
+        occurred_at=iso(order.created_at_ms),
+    )
+
+
+def announced(before: Order | None, after: Order) -> list[DomainEvent]:
+    """What this change of the order announces: OrderPlaced for a new order; nothing for a change
+    that is not one of the transitions below (an attribute set without a status change, a write
+    that did not change the version)."""
+    if before is None:
+        return [placed(after)] if after.status is Status.PENDING_PAYMENT else []
+    return []

@@ -1,0 +1,180 @@
+"""What placing an order writes (issue 15): the order carries its request's idempotency and the
+relay derives its OrderPlaced from the order's INSERT, so a flash order writes its shard, its order
+and the buyer's count, and an ordinary order its order and one reservation per line; nothing else.
+Counted at the SDK, as the table would be charged: every item a write request names."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from infra.local.runner import EventRunner
+from shared.catalog import model as catalog
+from shared.catalog.model import Product
+from shared.data.connection import events
+from shared.data.items import StockItem
+from shared.kernel.clock import iso
+from shared.kernel.errors import IdempotencyKeyReused
+from shared.kernel.idempotency import IdempotentRequest
+from shared.ordering.placement import Placement
+from shared.ordering.pricing import CartLine, PricingRules, price_cart
+from shared.platform import bootstrap
+from tests.fakes.promotions import full_300_off_30
+from tests.functional.events_support import Queue, announced, stream_records
+from tests.functional.flash_support import buy, flash_service, given_sale
+from tests.functional.orders_support import given_catalogue, stock_of
+
+THREE = {
+    "TEA-1": Product(sku="TEA-1", name="龙井", price_fen=10000),
+    "CUP-1": Product(sku="CUP-1", name="杯子", price_fen=3333),
+    "PEN-1": Product(sku="PEN-1", name="笔", price_fen=500),
+}
+
+
+class WriteCounter:
+    """Items named by the write requests sent on the shared DynamoDB client, per operation."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []  # (operation, the item's pk)
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        name = model.name
+        if name == "TransactWriteItems":
+            for part in params["TransactItems"]:
+                for kind in ("Put", "Update", "Delete"):
+                    if kind in part:
+                        self.items.append((f"Transact{kind}", _pk(part[kind])))
+        elif name in ("PutItem", "UpdateItem", "DeleteItem"):
+            self.items.append((name, _pk(params)))
+        elif name == "BatchWriteItem":
+            for requests in params["RequestItems"].values():
+                self.items.extend(("BatchWriteItem", _pk(next(iter(r.values())))) for r in requests)
+
+
+def _pk(request: dict[str, Any]) -> str:
+    source = request.get("Item") or request.get("Key") or {}
+    return str(source.get("pk", {}).get("S", ""))
+
+
+@contextmanager
+def counting() -> Iterator[WriteCounter]:
+    counter = WriteCounter()
+    unique_id = f"write-counter-{uuid.uuid4().hex[:8]}"
+    events().register("before-parameter-build.dynamodb", counter, unique_id=unique_id)
+    try:
+        yield counter
+    finally:
+        events().unregister("before-parameter-build.dynamodb", unique_id=unique_id)
+
+
+@pytest.fixture
+def catalogue(table):
+    given_catalogue({("TEA-1", "WH"): 1000, ("CUP-1", "WH"): 1000})
+    now = int(time.time() * 1000)
+    catalog.upsert_product(THREE["PEN-1"], bootstrap.products(), now)
+    pk, sk = StockItem.key("PEN-1", "WH")
+    StockItem(pk, sk, sku="PEN-1", location="WH", on_hand=1000, reserved=0, available=1000).save()
+
+
+def test_an_uncontended_flash_order_writes_three_items_and_its_event_comes_from_the_order(table, catalogue):
+    # Given a flash sale (read once by the service before the purchase is counted)
+    flash = flash_service()
+    sale = given_sale(flash, quantity=10, per_user_limit=2)
+    flash.sale(sale.sale_id)
+    # When a buyer buys with a key
+    with counting() as writes:
+        placed = buy(flash, sale, "c-1", key="k-1")
+    # Then one transaction wrote the shard, the order and the buyer's count: three items
+    assert placed.status == 201
+    shard, buyer = f"FLASH#{sale.sale_id}#SHARD#", f"FLASH#{sale.sale_id}#BUYER#c-1"
+    kinds = sorted(
+        "shard" if pk.startswith(shard) else "buyer" if pk == buyer else pk.split("#")[0] for _, pk in writes.items
+    )
+    assert kinds == ["ORDER", "buyer", "shard"]  # no outbox Event item, no idempotency record
+    # And the stream announces its OrderPlaced, with the envelope and payload the outbox wrote
+    order_id = placed.body["order_id"]
+    [event] = [e for e in announced() if e["aggregate_id"] == order_id]
+    assert event["type"] == "OrderPlaced"
+    assert event["occurred_at"] == placed.body["created_at"]
+    payload = event["payload"]
+    assert payload["order_id"] == order_id and payload["customer_id"] == "c-1"
+    assert payload["status"] == "PENDING_PAYMENT" and payload["flash_sale_id"] == sale.sale_id
+    assert payload["expires_at"] == placed.body["expires_at"] and payload["total_fen"] == placed.body["total_fen"]
+    assert payload["lines"] == [{"sku": "TEA-1", "qty": 1, "payable_fen": placed.body["lines"][0]["payable_fen"]}]
+
+
+def test_a_flash_replay_returns_the_order_and_a_reused_key_with_another_body_is_refused(table, catalogue):
+    # Given a flash order placed with a key
+    flash = flash_service()
+    sale = given_sale(flash, quantity=10, per_user_limit=3)
+    first = buy(flash, sale, "c-1", key="k-1")
+    # When the same request comes again, it writes nothing new and answers the first order
+    with counting() as writes:
+        again = buy(flash, sale, "c-1", key="k-1")
+    assert again == first and again.replayed
+    assert [pk.split("#")[0] for _, pk in writes.items if not pk.startswith("FLASH#")] == ["ORDER"]  # refused
+    # And the key with another body is IDEMPOTENCY_KEY_REUSED, nothing sold
+    with pytest.raises(IdempotencyKeyReused):
+        buy(flash, sale, "c-1", qty=2, key="k-1")
+    # And another buyer's same key is another order
+    other = buy(flash, sale, "c-2", key="k-1")
+    assert other.body["order_id"] != first.body["order_id"]
+    assert sum(e["type"] == "OrderPlaced" for e in announced()) == 2
+
+
+def test_a_three_line_order_writes_four_items(table, catalogue):
+    # Given a 3-line cart, priced
+    lines = [CartLine("TEA-1", 1), CartLine("CUP-1", 2), CartLine("PEN-1", 3)]
+    quote = price_cart(
+        lines,
+        THREE,
+        is_member=False,
+        fulfilment_type="delivery",
+        rules=PricingRules(),
+        promotions=(full_300_off_30(),),
+    )
+    wanted = Placement(quote=quote, location="WH", fulfilment={"type": "delivery"}, payment_window_s=900)
+    request = IdempotentRequest.of("orders:c-1", "k-3", {"lines": {"TEA-1": 1, "CUP-1": 2, "PEN-1": 3}})
+    placement = bootstrap.ordering()
+    # When it is placed
+    with counting() as writes:
+        placed = placement.place(wanted, "c-1", request)
+    # Then the order and its three reservations are the only items written
+    assert placed.status == 201
+    assert len(writes.items) == 4
+    assert sorted(pk.split("#")[0] for _, pk in writes.items) == ["ORDER", "PRODUCT", "PRODUCT", "PRODUCT"]
+    # And a replay answers the first response and holds nothing more
+    with counting() as again:
+        replayed = placement.place(wanted, "c-1", request)
+    assert replayed == placed and replayed.replayed
+    [event] = [e for e in announced() if e["aggregate_id"] == placed.body["order_id"]]
+    assert event["type"] == "OrderPlaced" and event["occurred_at"] == iso(_ms(placed.body["created_at"]))
+    assert sorted(pk.split("#")[0] for _, pk in again.items) == ["ORDER", "PRODUCT", "PRODUCT", "PRODUCT"]  # refused
+    assert stock_of("PEN-1") == (1000, 3, 997)  # held once
+
+
+def test_the_relay_forwards_the_derived_order_placed_once_per_redelivery_id(table, catalogue):
+    # Given a flash order, its stream relayed twice (a redelivery)
+    flash = flash_service()
+    sale = given_sale(flash, quantity=10)
+    placed = buy(flash, sale, "c-1", key="k-9", qty=1)
+    runner = EventRunner(quiet=True)
+    runner.drain(sources=["stream"])
+    relay = bootstrap.event_relay()
+    assert relay.relay(stream_records()) == {"batchItemFailures": []}
+    # Then the notifications queue holds the OrderPlaced twice under ONE event id (consumers dedupe)
+    notifications = Queue.of(table, "NotificationsQueue")
+    placed_events = [e for e in notifications.events() if e["type"] == "OrderPlaced"]
+    assert len(placed_events) == 2
+    assert {e["event_id"] for e in placed_events} == {placed_events[0]["event_id"]}
+    assert placed_events[0]["aggregate_id"] == placed.body["order_id"]
+
+
+def _ms(created_at: str) -> int:
+    return int(datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp() * 1000)
