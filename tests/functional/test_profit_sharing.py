@@ -5,7 +5,6 @@ shown to finance; a full refund of it has the merchant receivers give their shar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -128,6 +127,8 @@ def test_a_settled_order_is_shared_once_under_the_ratio_and_confirmed(client, to
     # The books: what was paid = refunded + what the guide still holds + what the merchant keeps
     held = sum(amounts.values()) - sum(returns.values())
     assert held == 240
-    assert order["total_fen"] - after["refunded_fen"] - held >= 0
+    trade = wechatpay.transactions[oid[1:]]
+    assert wechatpay.profit_sharing.held_fen(trade) == held
+    assert wechatpay.unshared_fen(trade) == order["total_fen"] - after["refunded_fen"] - held  # the merchant's
     shown = client.http.get(f"/finance/orders/{oid}/profit-sharing", headers=bearer(tokens["finance"])).json_body
-    assert shown["returned_fen"] == 1040 and json.dumps(shown)
+    assert shown["returned_fen"] == 1040 and shown["shared_fen"] - shown["returned_fen"] == held

@@ -281,8 +281,11 @@ def test_a_refund_of_a_shared_order_returns_the_merchant_receivers_share_first(w
         world.refunds.refund_issued(refund)
     partial = world.refunds.refund_issued({**refund, "refund_id": "r-part", "amount_fen": 9_200})
     assert partial is not None and partial.refund_fen == 9_200
-    # The books: paid = refunded + the guide's share + the merchant's net (here 0).
-    assert 10_000 == 9_200 + 800 + 0
+    # The books at WeChat Pay: paid = refunded + what the guide still holds; nothing is left unshared
+    trade = world.base.wechatpay.transactions[paid.order_id[1:]]
+    assert world.base.wechatpay.refunded_fen(trade) == 9_200
+    assert world.base.wechatpay.profit_sharing.held_fen(trade) == 800
+    assert world.base.wechatpay.unshared_fen(trade) == 0
 
 
 def test_a_refund_before_sharing_returns_nothing(world):
