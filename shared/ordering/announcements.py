@@ -35,10 +35,26 @@ def placed(order: Order) -> DomainEvent:
     )
 
 
+def paid(order: Order) -> DomainEvent:
+    """OrderPaid: the paid order, its transaction id and the provider's time of payment."""
+    payload = order.event_payload(transaction_id=order.transaction_id, paid_at=order.provider_paid_at)
+    return DomainEvent(
+        EventType.ORDER_PAID,
+        order.order_id,
+        payload,
+        event_id=event_id(order.order_id, order.version, EventType.ORDER_PAID),
+        occurred_at=iso(order.paid_at_ms or order.created_at_ms),
+    )
+
+
 def announced(before: Order | None, after: Order) -> list[DomainEvent]:
-    """What this change of the order announces: OrderPlaced for a new order; nothing for a change
-    that is not one of the transitions below (an attribute set without a status change, a write
-    that did not change the version)."""
+    """What this change of the order announces: OrderPlaced for a new order, OrderPaid for
+    PENDING_PAYMENT -> PAID; nothing for a change that is not one of these transitions (an
+    attribute set without a status change, a note, a write that did not change the version)."""
     if before is None:
         return [placed(after)] if after.status is Status.PENDING_PAYMENT else []
+    if after.version <= before.version:
+        return []
+    if before.status is Status.PENDING_PAYMENT and after.status is Status.PAID:
+        return [paid(after)]
     return []

@@ -150,15 +150,20 @@ class OrderLifecycle:
             uow = self._uow()
             if order.status is Status.PENDING_PAYMENT and not order.is_due(now):
                 paid = order.transition(
-                    Action.PAY, "payment", now, transaction_id=notice.transaction_id, paid_at_ms=now
+                    Action.PAY,
+                    "payment",
+                    now,
+                    transaction_id=notice.transaction_id,
+                    paid_at_ms=now,
+                    provider_paid_at=notice.paid_at,
                 )
+                # OrderPaid is the order's PENDING_PAYMENT -> PAID change itself: the relay derives
+                # it from the stream (shared.ordering.announcements), no outbox item.
                 uow.replace_order(order, paid)
                 self._commit_units(uow, paid)
                 if paid.coupon_ids:
                     self._coupons.use(uow, paid, now)
                 uow.record_payment(_payment(notice, "APPLIED", None, now))
-                payload = paid.event_payload(transaction_id=notice.transaction_id, paid_at=notice.paid_at)
-                uow.emit(DomainEvent(EventType.ORDER_PAID, paid.order_id, payload, occurred_at=iso(now)))
                 uow.commit()
                 return PaymentOutcome(paid, "paid")
             if order.status is Status.PENDING_PAYMENT:

@@ -325,6 +325,7 @@ class Order:
     # placed; None: not resolved at placement (a flash purchase), the ledger credits at payment.
     credited: dict[str, str] | None = None
     refund_requested_qty: dict[str, int] = field(default_factory=dict)  # asked for, not yet decided
+    provider_paid_at: str | None = None  # the payment's time as the provider reported it (OrderPaid's paid_at)
     # The idempotency of the request that placed the order (docs/orders.md, "Idempotency"): its
     # fingerprint and the response first answered. Kept through every transition; not part of the
     # order's value (an order reads back equal whether its store keeps them or not).

@@ -211,7 +211,12 @@ class MemoryOrderingUnitOfWork:
                 return ConcurrentUpdate("the order changed since it was read", order_id=before.order_id)
             return None
 
-        self._add(("order", before.order_id), check, lambda: t.orders.__setitem__(after.order_id, after), ORDER)
+        def apply() -> None:
+            stored = t.orders[after.order_id]
+            t.orders[after.order_id] = after
+            t.events.extend(announcements.announced(stored, after))  # as the relay derives them
+
+        self._add(("order", before.order_id), check, apply, ORDER)
 
     def reserve_stock(self, sku: str, location: str, qty: int) -> None:
         def check() -> Exception | None:

@@ -10,7 +10,6 @@ import pytest
 from chalice.test import Client
 
 from shared.commission.ledger_model import EntryStatus
-from shared.data.items import EventItem
 from shared.kernel.clock import FakeClock, now_ms
 from shared.platform import bootstrap
 from shared.web.auth import Role, issue_token
@@ -26,7 +25,7 @@ from tests.functional.commission_support import (
     ordered_and_paid,
     pay,
 )
-from tests.functional.events_support import Queue
+from tests.functional.events_support import Queue, announced
 
 
 @pytest.fixture
@@ -59,10 +58,10 @@ def test_a_bound_members_paid_order_credits_exact_rates_of_the_paid_amount_witho
     other = my_ledger(shop, issue_token(TEST_ENV["JWT_SECRET"], "d-2", Role.DEALER, dealer_id="D002"))
     assert other["summary"]["pending_fen"] == 0 and other["items"] == []
     # And the OrderPaid delivered twice more writes nothing more
-    paid = next(i for i in EventItem.scan() if i.aggregate_id == order["order_id"] and i.event_type == "OrderPaid")
+    paid = next(e for e in announced() if e["aggregate_id"] == order["order_id"] and e["type"] == "OrderPaid")
     queue = Queue.of(table, "CommissionQueue")
-    queue.send(paid.body if isinstance(paid.body, str) else json.dumps(paid.body))
-    queue.send(paid.body if isinstance(paid.body, str) else json.dumps(paid.body))
+    queue.send(json.dumps(paid))
+    queue.send(json.dumps(paid))
     drain()
     assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 240
     assert len(bootstrap.commission_ledger_store().entries(order["order_id"])) == 3
@@ -160,8 +159,7 @@ def test_the_parties_credited_are_frozen_onto_the_order_when_it_is_placed(shop: 
     # Then the order still credits G001, who brought it
     entries = bootstrap.commission_ledger_store().entries(placed.json_body["order_id"])
     assert {e.payee_id for e in entries if e.role.value == "guide"} == {"G001"}
-    paid = next(
-        i for i in EventItem.scan() if i.aggregate_id == placed.json_body["order_id"] and i.event_type == "OrderPaid"
+    body = next(
+        e for e in announced() if e["aggregate_id"] == placed.json_body["order_id"] and e["type"] == "OrderPaid"
     )
-    body = json.loads(paid.body) if isinstance(paid.body, str) else paid.body
     assert body["payload"]["credited"] == {"dealer_id": "D001", "store_id": "S001", "guide_id": "G001"}

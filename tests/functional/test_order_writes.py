@@ -24,6 +24,7 @@ from shared.kernel.errors import IdempotencyKeyReused
 from shared.kernel.idempotency import IdempotentRequest
 from shared.ordering.placement import Placement
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
+from shared.payments.hmac_webhook import PaymentNotice
 from shared.platform import bootstrap
 from tests.fakes.promotions import full_300_off_30
 from tests.functional.events_support import Queue, announced, stream_records
@@ -128,7 +129,7 @@ def test_a_flash_replay_returns_the_order_and_a_reused_key_with_another_body_is_
     assert sum(e["type"] == "OrderPlaced" for e in announced()) == 2
 
 
-def test_a_three_line_order_writes_four_items(table, catalogue):
+def test_a_three_line_order_writes_four_items_and_its_payment_five(table, catalogue):
     # Given a 3-line cart, priced
     lines = [CartLine("TEA-1", 1), CartLine("CUP-1", 2), CartLine("PEN-1", 3)]
     quote = price_cart(
@@ -157,6 +158,16 @@ def test_a_three_line_order_writes_four_items(table, catalogue):
     assert event["type"] == "OrderPlaced" and event["occurred_at"] == iso(_ms(placed.body["created_at"]))
     assert sorted(pk.split("#")[0] for _, pk in again.items) == ["ORDER", "PRODUCT", "PRODUCT", "PRODUCT"]  # refused
     assert stock_of("PEN-1") == (1000, 3, 997)  # held once
+    # When it is paid
+    notice = PaymentNotice(placed.body["order_id"], "t-3", placed.body["total_fen"], "2026-11-23T00:00:00Z")
+    with counting() as payment:
+        assert bootstrap.order_lifecycle().apply_payment(notice).outcome == "paid"
+    # Then the order, the payment record and the three stock commits are written: five items, no outbox
+    assert sorted(pk.split("#")[0] for _, pk in payment.items) == ["ORDER", "PAYMENT", "PRODUCT", "PRODUCT", "PRODUCT"]
+    paid = [e for e in announced() if e["aggregate_id"] == placed.body["order_id"] and e["type"] == "OrderPaid"]
+    assert [(e["payload"]["transaction_id"], e["payload"]["paid_at"], e["payload"]["status"]) for e in paid] == [
+        ("t-3", "2026-11-23T00:00:00Z", "PAID")
+    ]
 
 
 def test_the_relay_forwards_the_derived_order_placed_once_per_redelivery_id(table, catalogue):

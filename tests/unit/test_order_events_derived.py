@@ -16,7 +16,7 @@ from shared.kernel.clock import iso
 from shared.kernel.events import EventType
 from shared.messaging.relay import Relay
 from shared.ordering import announcements
-from shared.ordering.model import Order
+from shared.ordering.model import Action, Order
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
 from tests.unit.test_relay import FakeOutbox, FakeQueues
 
@@ -66,6 +66,30 @@ def test_a_new_order_announces_order_placed_with_the_outbox_payload():
     assert message["aggregate_id"] == "o-1" and message["occurred_at"] == iso(NOW)
     assert message["payload"] == order.event_payload(expires_at=iso(order.expires_at_ms))
     assert message["payload"]["flash_sale_id"] == "fs-1" and message["payload"]["status"] == "PENDING_PAYMENT"
+
+
+def test_payment_announces_order_paid_from_the_order_change():
+    # Given the order's PENDING_PAYMENT -> PAID MODIFY
+    order = new_order()
+    paid = order.transition(
+        Action.PAY,
+        "payment",
+        NOW + 5,
+        transaction_id="t-1",
+        paid_at_ms=NOW + 5,
+        provider_paid_at="2026-11-23T00:00:00Z",
+    )
+    [event] = decode(record("MODIFY", paid, before=order)).derived
+    # Then it is OrderPaid under the paid version's id, with the payload the payment announced
+    message = json.loads(event.body)
+    assert event.event_type == "OrderPaid" and event.event_id == announcements.event_id("o-1", 2, EventType.ORDER_PAID)
+    assert message["occurred_at"] == iso(NOW + 5)
+    assert message["payload"] == paid.event_payload(transaction_id="t-1", paid_at="2026-11-23T00:00:00Z")
+    # And a later change of the paid order (a note) announces nothing
+    noted = paid.note("admin", NOW + 9, "called the buyer")
+    assert decode(record("MODIFY", noted, before=paid)).derived == ()
+    # And the redelivered MODIFY the same event
+    assert decode(record("MODIFY", paid, before=order)).derived == (event,)
 
 
 def test_a_redelivered_record_announces_the_same_event():

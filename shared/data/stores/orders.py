@@ -79,6 +79,7 @@ def _to_item(order: Order) -> OrderItem:
             "refunded_fen": order.refunded_fen,
             "credited": order.credited,
             "refund_requested_qty": order.refund_requested_qty,
+            **({"provider_paid_at": order.provider_paid_at} if order.provider_paid_at is not None else {}),
         },
     )
 
@@ -136,6 +137,7 @@ def _to_domain(item: OrderItem) -> Order:
         refunded_fen=body.get("refunded_fen", 0),
         credited=body.get("credited"),
         refund_requested_qty=body.get("refund_requested_qty") or {},
+        provider_paid_at=body.get("provider_paid_at"),
         request_hash=item.request_hash,
         first_response=_unpacked(item.response),
     )
