@@ -117,9 +117,9 @@ class PurchaseParts(Protocol):
 
 
 class StoredResponses(Protocol):
-    def replay(self, request: IdempotentRequest) -> StoredResponse | None:
+    def replay_placed(self, request: IdempotentRequest) -> StoredResponse | None:
         """The response stored under the request's key (same body), or None; IdempotencyKeyReused
-        for the key with another body."""
+        for the key with another body. The order placed under the key carries it."""
         ...
 
 

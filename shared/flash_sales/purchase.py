@@ -148,7 +148,7 @@ class Purchases:
             if isinstance(refused, SaleCancelled):
                 self._book.forget(sale_id)  # found on a closed shard: read the sale again next time
             # A replay of a request that succeeded gets its order back even if the sale sold out since.
-            stored = self._replays.replay(request) if request.client_supplied else None
+            stored = self._replays.replay_placed(request) if request.client_supplied else None
             if stored is not None:
                 return stored
             raise
@@ -333,7 +333,7 @@ class Purchases:
             # VOID claims fail if the order claimed them, and then the order exists.
             outcome = self._returns.give_back(sale, takes)
             if outcome.claimed_by_order:
-                stored_first = self._replays.replay(request)
+                stored_first = self._replays.replay_placed(request)
                 if stored_first is not None:
                     return stored_first
             raise

@@ -65,7 +65,7 @@ class OrderPlacement:
         try:
             placement = self._checkout.prepare_placement(cart, customer_id)
         except DomainError:
-            stored = self._reads.replay(request) if request.client_supplied else None
+            stored = self._reads.replay_placed(request) if request.client_supplied else None
             if stored is not None:
                 return stored
             raise

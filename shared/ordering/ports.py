@@ -148,6 +148,11 @@ class OrderReads(Protocol):
         IdempotencyKeyReused if it was used with another body; None if it was never used."""
         ...
 
+    def replay_placed(self, request: IdempotentRequest) -> StoredResponse | None:
+        """`replay` for a request that places an order: the order under the id derived from its key
+        carries the answer (docs/orders.md, "Idempotency")."""
+        ...
+
 
 # -- the unit of work --------------------------------------------------------------------------
 class OrderingUnitOfWork(Protocol):

@@ -350,7 +350,10 @@ class DynamoOrders:
                 return None
 
     def replay(self, request: IdempotentRequest) -> StoredResponse | None:
+        return idempotency_store.replay(request)
+
+    def replay_placed(self, request: IdempotentRequest) -> StoredResponse | None:
         """The order placed under the key carries the answer; a separate record is what requests
-        placed before orders carried their keys (and the other uses of `commit_once`) left."""
+        placed before orders carried their keys left."""
         stored = first_answer(self.get(order_id_for(request, self._id_secret)), request)
         return stored if stored is not None else idempotency_store.replay(request)
