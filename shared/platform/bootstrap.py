@@ -424,7 +424,7 @@ def commission_release(clock: Clock | None = None) -> CommissionRelease:
 if TYPE_CHECKING:
     from shared.ordering.ports import OrderReads
     from shared.payments.model import PayableOrder
-    from shared.payments.wechatpay import WeChatPayments, WeChatPayMerchant
+    from shared.payments.wechatpay import WeChatPayClient, WeChatPayments, WeChatPayMerchant
 
 
 def wechat_payments(clock: Clock | None = None) -> WeChatPayments:
@@ -433,13 +433,12 @@ def wechat_payments(clock: Clock | None = None) -> WeChatPayments:
     and the keys load here, on the first WeChat Pay request, never in the cold import of app.py."""
     from shared.data.stores.payments import DynamoPrepays
     from shared.kernel.clock import SYSTEM
-    from shared.payments.urllib_transport import UrllibTransport
-    from shared.payments.wechatpay import WeChatPayClient, WeChatPayments
+    from shared.payments.wechatpay import WeChatPayments
 
     current = ready()
     merchant = _wechatpay_merchant(current)
     clock = clock or SYSTEM
-    client = WeChatPayClient(merchant, UrllibTransport(current.wechatpay_timeout_s), clock)
+    client = _wechatpay_client(current, clock)
     payables = OrderPayables(orders())
     refunds = wechatpay_refunds(clock)
     on_paid = profit_sharing(clock).watch if current.wechatpay_profit_sharing else None
@@ -466,14 +465,12 @@ def wechatpay_refunds(clock: Clock | None = None) -> WeChatPayRefunds:
     PAYMENT_PROVIDER is not wechatpay."""
     from shared.data.stores.payments import DynamoPrepays, DynamoProviderRefunds, DynamoRecordedPayments
     from shared.kernel.clock import SYSTEM
-    from shared.payments.urllib_transport import UrllibTransport
-    from shared.payments.wechatpay import WeChatPayClient
     from shared.payments.wechatpay_refunds import WeChatPayRefunds
 
     current = ready()
     merchant = _wechatpay_merchant(current)
     clock = clock or SYSTEM
-    client = WeChatPayClient(merchant, UrllibTransport(current.wechatpay_timeout_s), clock)
+    client = _wechatpay_client(current, clock)
     return WeChatPayRefunds(
         merchant,
         client,
@@ -522,13 +519,11 @@ def profit_sharing(clock: Clock | None = None) -> ProfitSharing:
     from shared.data.stores.profit_sharing import DynamoProfitShares
     from shared.kernel.clock import SYSTEM
     from shared.payments.profit_sharing import ProfitSharing
-    from shared.payments.urllib_transport import UrllibTransport
-    from shared.payments.wechatpay import WeChatPayClient
 
     current = ready()
     merchant = _wechatpay_merchant(current)
     clock = clock or SYSTEM
-    client = WeChatPayClient(merchant, UrllibTransport(current.wechatpay_timeout_s), clock)
+    client = _wechatpay_client(current, clock)
     return ProfitSharing(
         merchant,
         client,
@@ -577,6 +572,14 @@ class PartyAccounts:
         }.get(role)
         party = get(payee_id) if get is not None else None
         return receiver_account_of(getattr(party, "payout_account", None))
+
+
+def _wechatpay_client(current: Settings, clock: Clock) -> WeChatPayClient:
+    """The signed v3 client that prepays, refunds and profit sharing each call WeChat Pay through."""
+    from shared.payments.urllib_transport import UrllibTransport
+    from shared.payments.wechatpay import WeChatPayClient
+
+    return WeChatPayClient(_wechatpay_merchant(current), UrllibTransport(current.wechatpay_timeout_s), clock)
 
 
 @lru_cache(maxsize=2)
