@@ -15,10 +15,12 @@ import uuid
 import boto3
 import pytest
 
+from shared.data.stream import decode
 from shared.kernel.clock import iso
 from shared.payments.hmac_webhook import sign
 from shared.web.auth import Role, issue_token
 from tests.e2e.http_api import eventually
+from tests.functional.events_support import stream_records
 
 pytestmark = pytest.mark.e2e
 
@@ -40,13 +42,20 @@ def aws(stack, service: str):  # type: ignore[no-untyped-def]
 
 
 def event_body(stack, order_id: str, event_type: str) -> str:
-    found = aws(stack, "dynamodb").scan(
-        TableName=stack.table_name,
-        FilterExpression="entity = :e AND aggregate_id = :o AND event_type = :t",
-        ExpressionAttributeValues={":e": {"S": "Event"}, ":o": {"S": order_id}, ":t": {"S": event_type}},
-    )["Items"]
-    [item] = found
-    return str(item["body"]["S"])
+    """The message the relay forwards for the order's event, read from the table's stream as the
+    relay reads it: an outbox Event item's body, or the event derived from the order's own change
+    (docs/events.md). A redelivered record derives the same message, so there is one."""
+    arn = aws(stack, "dynamodb").describe_table(TableName=stack.table_name)["Table"]["LatestStreamArn"]
+    bodies = {
+        event.body
+        for record in stream_records(aws(stack, "dynamodbstreams"), arn)
+        for event in decode(record).forwarded
+        if event.event_type == event_type and json.loads(event.body)["aggregate_id"] == order_id
+    }
+    if not bodies:
+        raise AssertionError(f"no {event_type} announced for {order_id}")
+    [body] = bodies
+    return body
 
 
 def queue_empty(sqs, url: str) -> bool:  # type: ignore[no-untyped-def]

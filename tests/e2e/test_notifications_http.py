@@ -11,12 +11,12 @@ import json
 import time
 import uuid
 
-import boto3
 import pytest
 
 from shared.payments.hmac_webhook import sign
 from shared.web.auth import Role, issue_token
 from tests.e2e.http_api import eventually
+from tests.e2e.test_commission_http import aws, event_body
 
 pytestmark = pytest.mark.e2e
 
@@ -42,28 +42,9 @@ def sku(api, tokens) -> str:
     return name
 
 
-def aws(stack, service: str):  # type: ignore[no-untyped-def]
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=stack.moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 def paid_event_body(stack, order_id: str) -> str:
-    """The OrderPaid message the outbox wrote for the order, exactly as the relay forwarded it."""
-    dynamodb = aws(stack, "dynamodb")
-    found = dynamodb.scan(
-        TableName=stack.table_name,
-        FilterExpression="entity = :e AND aggregate_id = :o AND event_type = :t",
-        ExpressionAttributeValues={":e": {"S": "Event"}, ":o": {"S": order_id}, ":t": {"S": "OrderPaid"}},
-    )["Items"]
-    if not found:
-        raise AssertionError(f"no OrderPaid event for {order_id}")
-    [item] = found
-    return str(item["body"]["S"])
+    """The OrderPaid message the relay forwarded for the order, exactly as it forwarded it."""
+    return event_body(stack, order_id, "OrderPaid")
 
 
 def paid_messages(api, token: str) -> list[dict]:

@@ -32,10 +32,12 @@ def emit(event: DomainEvent) -> DomainEvent:
     return event
 
 
-def stream_records() -> list[dict[str, Any]]:
-    """Every record of the table's stream so far, shaped as Lambda delivers them."""
-    arn = os.environ["TABLE_STREAM_ARN"]
-    streams = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url=os.environ["DYNAMODB_ENDPOINT"])
+def stream_records(streams: Any = None, arn: str | None = None) -> list[dict[str, Any]]:
+    """Every record of the table's stream so far, shaped as Lambda delivers them (the test table's
+    stream, or the stream `arn` read through the `dynamodbstreams` client `streams`)."""
+    arn = arn or os.environ["TABLE_STREAM_ARN"]
+    if streams is None:
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1", endpoint_url=os.environ["DYNAMODB_ENDPOINT"])
     records: list[dict[str, Any]] = []
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
         iterator = streams.get_shard_iterator(
