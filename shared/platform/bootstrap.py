@@ -74,9 +74,9 @@ def orders() -> DynamoOrders:
 
 def order_id_secret() -> bytes:
     """The key order ids are derived with from the caller and the Idempotency-Key (docs/orders.md,
-    "Idempotency"): derived from the JWT secret, a secret of the stage already, as the coupons'
-    verification key is, so a stage needs no second secret."""
-    return b"order-ids:" + ready().jwt_secret.get_secret_value().encode()
+    "Idempotency"): from the stage's never-rotated KEYING_SECRET, so rotating the JWT secret does
+    not change the order a key names."""
+    return ready().derivation_key("order-ids")
 
 
 def saved_addresses() -> DynamoSavedAddresses:
@@ -319,7 +319,7 @@ def coupons() -> CouponPorts:
         reminders=store.DynamoExpiryReminders(),
         policy=policy,
         clock=SYSTEM,
-        verification_key=b"store-verification:" + current.jwt_secret.get_secret_value().encode(),
+        verification_key=current.derivation_key("store-verification"),
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Collection, Mapping
 # Settings' secret variables; `<NAME>_PARAM` names the SSM parameter that holds `<NAME>`.
 SECRET_VARIABLES = (
     "JWT_SECRET",
+    "KEYING_SECRET",
     "PAYMENT_WEBHOOK_SECRET",
     "WECHAT_APP_SECRET",
     "SMS_API_KEY",

@@ -28,6 +28,10 @@ class Settings(BaseModel):
     dynamodb_endpoint: str | None = Field(alias="DYNAMODB_ENDPOINT", default=None)
     sqs_endpoint: str | None = Field(alias="SQS_ENDPOINT", default=None)
     jwt_secret: SecretStr = Field(alias="JWT_SECRET", min_length=8)
+    # The key of what is derived and must stay the same for good: order ids from Idempotency-Keys and
+    # the stores' verification codes. Never rotated, so JWT_SECRET can be (docs/operations.md,
+    # "Configuration and secrets"). Required in a deployed stage; local and test fall back to JWT_SECRET.
+    keying_secret: SecretStr | None = Field(alias="KEYING_SECRET", default=None, min_length=8)
     # When set (non-empty), a token must carry this `iss` / `aud`: a Cognito or WeChat-login issuer (web/auth.py).
     jwt_issuer: str | None = Field(alias="JWT_ISSUER", default=None)
     jwt_audience: str | None = Field(alias="JWT_AUDIENCE", default=None)
@@ -113,7 +117,9 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _deployed_stages_are_safe(self) -> Settings:
         if self.stage in ("dev", "prod"):
-            for name in ("jwt_secret", "payment_webhook_secret"):
+            if self.keying_secret is None:
+                raise ValueError("KEYING_SECRET is needed outside local and test stages")
+            for name in ("jwt_secret", "keying_secret", "payment_webhook_secret"):
                 if len(getattr(self, name).get_secret_value()) < 32:
                     raise ValueError(f"{name} must be at least 32 bytes outside local and test stages")
             if self.dynamodb_endpoint:
@@ -161,6 +167,12 @@ class Settings(BaseModel):
                     raise ValueError(f"{name.upper()} must be an https:// URL outside local and test stages")
         return self
 
+    def derivation_key(self, purpose: str) -> bytes:
+        """The key for one kind of derived value (`purpose` keeps the kinds apart): from KEYING_SECRET,
+        or, in a local or test stage without one, from JWT_SECRET."""
+        secret = self.keying_secret or self.jwt_secret
+        return purpose.encode() + b":" + secret.get_secret_value().encode()
+
     def template_ids(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in self.wechat_template_ids.split(",") if "=" in item)
         return {kind.strip(): template_id.strip() for kind, template_id in pairs}
@@ -174,7 +186,7 @@ def load_settings(environ: Mapping[str, str], fetch: secrets.Fetch | None = None
     """Settings from an environment, its secrets resolved first: in a deployed stage from the SSM
     parameters the environment names (shared/platform/secrets.py), elsewhere from plain variables.
     The notification providers' and WeChat Pay's secrets are read only where they are used."""
-    needed = {"JWT_SECRET", "PAYMENT_WEBHOOK_SECRET"}
+    needed = {"JWT_SECRET", "KEYING_SECRET", "PAYMENT_WEBHOOK_SECRET"}
     if environ.get("NOTIFICATION_PROVIDER") == "live":
         needed |= {"WECHAT_APP_SECRET", "SMS_API_KEY"}
     if environ.get("PAYMENT_PROVIDER") == "wechatpay":

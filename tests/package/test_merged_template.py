@@ -33,7 +33,11 @@ from tests.package.template_environment import (
 ROOT = Path(__file__).resolve().parents[2]
 # The SecureString parameters a deployer creates under the stage's SecretsPath, per stage: the
 # API's two, and the live providers' two where the functions send live (prod).
-API_SECRETS = {"JWT_SECRET": "jwt-secret", "PAYMENT_WEBHOOK_SECRET": "payment-webhook-secret"}
+API_SECRETS = {
+    "JWT_SECRET": "jwt-secret",
+    "KEYING_SECRET": "keying-secret",
+    "PAYMENT_WEBHOOK_SECRET": "payment-webhook-secret",
+}
 LIVE_SECRETS = {"WECHAT_APP_SECRET": "wechat-app-secret", "SMS_API_KEY": "sms-api-key"}
 # The public notification settings, still template parameters; WechatAppId is what
 # NOTIFICATION_PROVIDER=live refuses to start without.

@@ -17,6 +17,7 @@ from shared.platform.settings import load_settings, reset_settings, settings
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT = "j" * 40
+KEYING = "k" * 40
 WEBHOOK = "w" * 40
 PATH = "/retail/dev"
 
@@ -29,6 +30,7 @@ def deployed(stage: str = "dev", **extra: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "NOTIFICATION_PROVIDER": "sink",
         "JWT_SECRET_PARAM": f"{PATH}/jwt-secret",
+        "KEYING_SECRET_PARAM": f"{PATH}/keying-secret",
         "PAYMENT_WEBHOOK_SECRET_PARAM": f"{PATH}/payment-webhook-secret",
         "WECHAT_APP_SECRET_PARAM": f"{PATH}/wechat-app-secret",
         "SMS_API_KEY_PARAM": f"{PATH}/sms-api-key",
@@ -52,12 +54,14 @@ def put(client: object, name: str, value: str) -> None:
 def test_a_deployed_stage_reads_its_secrets_from_ssm_securestrings(ssm):
     # Given the two API secrets as SecureString parameters (moto encrypts them with aws/ssm)
     put(ssm, f"{PATH}/jwt-secret", JWT)
+    put(ssm, f"{PATH}/keying-secret", KEYING)
     put(ssm, f"{PATH}/payment-webhook-secret", WEBHOOK)
     # When a dev function's settings are loaded from an environment that only names them
     current = load_settings(deployed())
     # Then the decrypted values are the settings' secrets
     assert current.jwt_secret.get_secret_value() == JWT
     assert current.payment_webhook_secret.get_secret_value() == WEBHOOK
+    assert current.keying_secret is not None and current.keying_secret.get_secret_value() == KEYING
     # And a sink stage does not need (nor read) the live providers' secrets
     assert current.wechat_app_secret is None and current.sms_api_key is None
 
@@ -65,6 +69,7 @@ def test_a_deployed_stage_reads_its_secrets_from_ssm_securestrings(ssm):
 def test_the_cold_start_reads_ssm_once_and_settings_keep_the_values(ssm, monkeypatch):
     # Given a deployed function's environment and its parameters
     put(ssm, f"{PATH}/jwt-secret", JWT)
+    put(ssm, f"{PATH}/keying-secret", KEYING)
     put(ssm, f"{PATH}/payment-webhook-secret", WEBHOOK)
     for key in ("JWT_SECRET", "PAYMENT_WEBHOOK_SECRET", "DYNAMODB_ENDPOINT", "SQS_ENDPOINT"):
         monkeypatch.delenv(key, raising=False)
@@ -87,13 +92,14 @@ def test_the_cold_start_reads_ssm_once_and_settings_keep_the_values(ssm, monkeyp
     finally:
         reset_settings()
     # Then SSM was asked once, for both names in one call, and the process keeps what it read
-    assert calls == [[f"{PATH}/jwt-secret", f"{PATH}/payment-webhook-secret"]]
+    assert calls == [[f"{PATH}/jwt-secret", f"{PATH}/keying-secret", f"{PATH}/payment-webhook-secret"]]
     assert again is first and again.jwt_secret.get_secret_value() == JWT
 
 
 def test_a_missing_parameter_fails_the_cold_start_naming_it(ssm):
-    # Given only the JWT secret in SSM
+    # Given only the JWT and keying secrets in SSM
     put(ssm, f"{PATH}/jwt-secret", JWT)
+    put(ssm, f"{PATH}/keying-secret", KEYING)
     # When settings are loaded, then the error names the variable and the parameter that is missing
     with pytest.raises(
         secrets.SecretsUnavailable, match=f"PAYMENT_WEBHOOK_SECRET \\(SSM parameter {PATH}/payment-webhook-secret\\)"
@@ -103,7 +109,12 @@ def test_a_missing_parameter_fails_the_cold_start_naming_it(ssm):
 
 def test_a_live_stage_needs_the_providers_secrets_in_ssm(ssm):
     # Given prod's API secrets in SSM and the WeChat secret, but no SMS key
-    for name, value in (("jwt-secret", JWT), ("payment-webhook-secret", WEBHOOK), ("wechat-app-secret", "wx-secret")):
+    for name, value in (
+        ("jwt-secret", JWT),
+        ("keying-secret", KEYING),
+        ("payment-webhook-secret", WEBHOOK),
+        ("wechat-app-secret", "wx-secret"),
+    ):
         put(ssm, f"{PATH}/{name}", value)
     live = deployed("prod", NOTIFICATION_PROVIDER="live", WECHAT_APP_ID="wx123")
     # Then a live stage refuses to start, naming the SMS key's parameter
@@ -165,3 +176,45 @@ def test_a_parameter_name_and_a_plain_value_together_are_refused():
     environment = {"STAGE": "test", "JWT_SECRET": "x" * 8, "JWT_SECRET_PARAM": "/retail/test/jwt-secret"}
     with pytest.raises(secrets.SecretsUnavailable, match="set JWT_SECRET or JWT_SECRET_PARAM, not both"):
         secrets.resolve(environment, {"JWT_SECRET"})
+
+
+def test_derived_values_are_keyed_by_the_keying_secret_so_rotating_the_jwt_secret_keeps_them(ssm):
+    # Given a deployed stage's secrets in SSM
+    put(ssm, f"{PATH}/jwt-secret", JWT)
+    put(ssm, f"{PATH}/keying-secret", KEYING)
+    put(ssm, f"{PATH}/payment-webhook-secret", WEBHOOK)
+    before = load_settings(deployed())
+    # When the JWT secret is rotated
+    put(ssm, f"{PATH}/jwt-secret", "rotated" * 6)
+    secrets.forget()
+    after = load_settings(deployed())
+    # Then tokens are signed with the new secret, but the order-id and verification keys stay
+    assert after.jwt_secret.get_secret_value() != before.jwt_secret.get_secret_value()
+    for purpose in ("order-ids", "store-verification"):
+        assert after.derivation_key(purpose) == before.derivation_key(purpose) == f"{purpose}:{KEYING}".encode()
+    # And the purposes never share a key
+    assert before.derivation_key("order-ids") != before.derivation_key("store-verification")
+
+
+def test_a_deployed_stage_needs_its_keying_secret_and_a_local_one_falls_back_to_the_jwt_secret(ssm):
+    # Given a deployed stage whose SSM lacks the keying secret
+    put(ssm, f"{PATH}/jwt-secret", JWT)
+    put(ssm, f"{PATH}/payment-webhook-secret", WEBHOOK)
+    # Then its cold start names it
+    with pytest.raises(secrets.SecretsUnavailable, match=f"KEYING_SECRET \\(SSM parameter {PATH}/keying-secret\\)"):
+        load_settings(deployed())
+    # And a short one is refused like the other secrets
+    put(ssm, f"{PATH}/keying-secret", "short-but-8+")
+    with pytest.raises(ValueError, match="keying_secret must be at least 32 bytes"):
+        load_settings(deployed())
+    # But the local stage keeps its ids as before: derived from its JWT secret
+    local = load_settings(
+        {
+            "STAGE": "local",
+            "TABLE_NAME": "retail-local",
+            "DYNAMODB_ENDPOINT": "http://127.0.0.1:1",
+            "JWT_SECRET": "dev-jwt-secret",
+            "PAYMENT_WEBHOOK_SECRET": "dev-webhook-secret",
+        }
+    )
+    assert local.keying_secret is None and local.derivation_key("order-ids") == b"order-ids:dev-jwt-secret"
