@@ -578,3 +578,21 @@ def run() -> dict[str, object]:
     figures = service_layer()
     figures.update(over_http())
     return figures
+
+
+def metered_only() -> dict[str, Any]:
+    """The write-unit part alone (`python -m bench.flash_sales write_units`), on its own emulator."""
+    moto, endpoint = _start_moto()
+    try:
+        _bind(endpoint, f"bench-flash-{uuid.uuid4().hex[:8]}", create=True)
+        return write_units()
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+
+
+if __name__ == "__main__":  # the metered part alone: python -m bench.flash_sales write_units
+    if sys.argv[1:] != ["write_units"]:
+        sys.exit("usage: python -m bench.flash_sales write_units  (the whole section: python -m bench flash_sales)")
+    for metric, value in metered_only().items():
+        print(f"{metric}: {value}")

@@ -327,14 +327,42 @@ class Order:
     refund_requested_qty: dict[str, int] = field(default_factory=dict)  # asked for, not yet decided
     provider_paid_at: str | None = None  # the payment's time as the provider reported it (OrderPaid's paid_at)
     # The idempotency of the request that placed the order (docs/orders.md, "Idempotency"): its
-    # fingerprint and the response first answered. Kept through every transition; not part of the
-    # order's value (an order reads back equal whether its store keeps them or not).
+    # fingerprint (as the store keeps it: shortened, `shared.data.stores.orders`). Kept through
+    # every transition; not part of the order's value (an order reads back equal either way). The
+    # response is not kept: `first_answer` rebuilds it from the order.
     request_hash: str | None = field(default=None, compare=False, repr=False)
-    first_response: StoredResponse | None = field(default=None, compare=False, repr=False)
 
-    def carrying(self, request: IdempotentRequest, response: StoredResponse) -> Order:
-        """This new order, carrying the request that creates it and the response it answers."""
-        return replace(self, request_hash=request.fingerprint, first_response=response)
+    def carrying(self, request: IdempotentRequest) -> Order:
+        """This new order, carrying the request that creates it."""
+        return replace(self, request_hash=request.fingerprint)
+
+    def as_placed(self) -> Order:
+        """The order as it was when placed (version 1), from what it keeps now: every field a later
+        change sets (status, version, history past its first entry, payment, fulfilment and refund
+        progress) goes back to its value at placement. A field added to the order that changes after
+        placement must be reset here too (tests/unit/test_order_first_answer.py checks every change)."""
+        return replace(
+            self,
+            status=Status.PENDING_PAYMENT,
+            version=1,
+            history=self.history[:1],
+            cancel_reason=None,
+            transaction_id=None,
+            paid_at_ms=None,
+            tracking_number=None,
+            pickup_code=None,
+            pickup_attempts=0,
+            refunded_qty={},
+            refunded_fen=0,
+            refund_requested_qty={},
+            provider_paid_at=None,
+        )
+
+    def first_answer(self) -> StoredResponse:
+        """What the request that placed this order was answered: 201 and the order as placed. A
+        replay of that request is answered this, equal to the first answer byte for byte, whatever
+        happened to the order since, so the order need not keep a copy of it."""
+        return StoredResponse(201, self.as_placed().view())
 
     @classmethod
     def place(

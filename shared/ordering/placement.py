@@ -98,8 +98,8 @@ class OrderPlacement:
             flash_sale_id=placement.flash_sale_id,
             credited=placement.credit.credited(customer_id, now).to_dict() if placement.credit is not None else None,
         )
-        response = StoredResponse(201, order.view())
-        order = order.carrying(request, response)
+        order = order.carrying(request)
+        response = order.first_answer()
         uow = self._uow(retry_conflicts=retry_conflicts)
         holder.hold(uow, order)
         if placement.coupons:

@@ -1,10 +1,13 @@
 """What placing an order writes (issue 15): the order carries its request's idempotency and the
 relay derives its OrderPlaced from the order's INSERT, so a flash order writes its shard, its order
 and the buyer's count, and an ordinary order its order and one reservation per line; nothing else.
-Counted at the SDK, as the table would be charged: every item a write request names."""
+Counted at the SDK, as the table would be charged: every item a write request names. The order item
+stays under 1 KB by DynamoDB's size rules (a write unit per started KB, two inside a transaction):
+it keeps the request's fingerprint, not its response, and a replay is answered the order as placed."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench._write_units import KB, item_size
 from infra.local.runner import EventRunner
 from shared.catalog import model as catalog
 from shared.catalog.model import Product
@@ -22,15 +26,21 @@ from shared.data.items import StockItem
 from shared.kernel.clock import iso
 from shared.kernel.errors import IdempotencyKeyReused
 from shared.kernel.idempotency import IdempotentRequest
+from shared.ordering.checkout import fulfilment_record
 from shared.ordering.placement import Placement
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
 from shared.payments.hmac_webhook import PaymentNotice
 from shared.platform import bootstrap
+from tests.conftest import bearer
 from tests.fakes.promotions import full_300_off_30
 from tests.functional.events_support import Queue, announced, stream_records
-from tests.functional.flash_support import buy, flash_service, given_sale
+from tests.functional.flash_support import HOME_DELIVERY, buy, flash_service, given_sale
 from tests.functional.orders_support import given_catalogue, stock_of
 
+DELIVERY = {
+    "type": "delivery",
+    "address": {"recipient": "王芳", "phone": "13800138000", "city": "上海", "detail": "静安区南京西路1号"},
+}
 THREE = {
     "TEA-1": Product(sku="TEA-1", name="龙井", price_fen=10000),
     "CUP-1": Product(sku="CUP-1", name="杯子", price_fen=3333),
@@ -43,6 +53,7 @@ class WriteCounter:
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str]] = []  # (operation, the item's pk)
+        self.put: dict[str, dict[str, Any]] = {}  # the item of each Put in a transaction, by pk
 
     def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         name = model.name
@@ -51,6 +62,8 @@ class WriteCounter:
                 for kind in ("Put", "Update", "Delete"):
                     if kind in part:
                         self.items.append((f"Transact{kind}", _pk(part[kind])))
+                if "Put" in part:
+                    self.put[_pk(part["Put"])] = part["Put"]["Item"]
         elif name in ("PutItem", "UpdateItem", "DeleteItem"):
             self.items.append((name, _pk(params)))
         elif name == "BatchWriteItem":
@@ -108,6 +121,8 @@ def test_an_uncontended_flash_order_writes_three_items_and_its_event_comes_from_
     assert payload["status"] == "PENDING_PAYMENT" and payload["flash_sale_id"] == sale.sale_id
     assert payload["expires_at"] == placed.body["expires_at"] and payload["total_fen"] == placed.body["total_fen"]
     assert payload["lines"] == [{"sku": "TEA-1", "qty": 1, "payable_fen": placed.body["lines"][0]["payable_fen"]}]
+    # And the order item is under 1 KB (2 write units in the transaction, not 4)
+    assert item_size(writes.put[f"ORDER#{order_id}"]) < KB
 
 
 def test_a_flash_replay_returns_the_order_and_a_reused_key_with_another_body_is_refused(table, catalogue):
@@ -140,7 +155,7 @@ def test_a_three_line_order_writes_four_items_and_its_payment_five(table, catalo
         rules=PricingRules(),
         promotions=(full_300_off_30(),),
     )
-    wanted = Placement(quote=quote, location="WH", fulfilment={"type": "delivery"}, payment_window_s=900)
+    wanted = Placement(quote=quote, location="WH", fulfilment=fulfilment_record(HOME_DELIVERY), payment_window_s=900)
     request = IdempotentRequest.of("orders:c-1", "k-3", {"lines": {"TEA-1": 1, "CUP-1": 2, "PEN-1": 3}})
     placement = bootstrap.ordering()
     # When it is placed
@@ -150,6 +165,7 @@ def test_a_three_line_order_writes_four_items_and_its_payment_five(table, catalo
     assert placed.status == 201
     assert len(writes.items) == 4
     assert sorted(pk.split("#")[0] for _, pk in writes.items) == ["ORDER", "PRODUCT", "PRODUCT", "PRODUCT"]
+    assert item_size(writes.put[f"ORDER#{placed.body['order_id']}"]) < KB  # with its address and promotion
     # And a replay answers the first response and holds nothing more
     with counting() as again:
         replayed = placement.place(wanted, "c-1", request)
@@ -168,6 +184,43 @@ def test_a_three_line_order_writes_four_items_and_its_payment_five(table, catalo
     assert [(e["payload"]["transaction_id"], e["payload"]["paid_at"], e["payload"]["status"]) for e in paid] == [
         ("t-3", "2026-11-23T00:00:00Z", "PAID")
     ]
+    assert item_size(payment.put[f"ORDER#{placed.body['order_id']}"]) < KB  # paid, still under 1 KB
+
+
+def test_a_replay_after_the_order_changed_answers_the_first_response_byte_for_byte(client, tokens, catalogue):
+    # Given an order placed over HTTP with a key, then paid and shipped
+    body = json.dumps({"lines": [{"sku": "TEA-1", "qty": 1}, {"sku": "CUP-1", "qty": 2}], "fulfilment": DELIVERY})
+    headers = {**bearer(tokens["customer"]), "Idempotency-Key": "k-http"}
+    first = client.http.post("/orders", headers=headers, body=body)
+    assert first.status_code == 201
+    order = first.json_body
+    notice = PaymentNotice(order["order_id"], "t-http", order["total_fen"], "2026-11-23T00:00:00Z")
+    assert bootstrap.order_lifecycle().apply_payment(notice).outcome == "paid"
+    shipped = client.http.post(
+        f"/orders/{order['order_id']}/ship",
+        headers=bearer(tokens["merchant_admin"]),
+        body=json.dumps({"tracking_number": "SF1"}),
+    )
+    assert shipped.status_code == 200 and shipped.json_body["status"] == "FULFILLING"
+    # When the same request comes again
+    again = client.http.post("/orders", headers=headers, body=body)
+    # Then it is answered what it was answered first, byte for byte, and nothing more is held
+    assert (again.status_code, again.body) == (201, first.body)
+    assert stock_of("TEA-1") == (999, 0, 999)  # paid once: committed, nothing reserved again
+    # And the key with another body is still refused
+    other = json.dumps({"lines": [{"sku": "TEA-1", "qty": 2}], "fulfilment": DELIVERY})
+    reused = client.http.post("/orders", headers=headers, body=other)
+    assert reused.status_code == 422 and reused.json_body["code"] == "IDEMPOTENCY_KEY_REUSED"
+
+
+def test_a_flash_replay_after_payment_answers_the_first_response(table, catalogue):
+    flash = flash_service()
+    sale = given_sale(flash, quantity=10, per_user_limit=3)
+    first = buy(flash, sale, "c-1", key="k-1")
+    notice = PaymentNotice(first.body["order_id"], "t-f", first.body["total_fen"], "2026-11-23T00:00:00Z")
+    assert bootstrap.order_lifecycle().apply_payment(notice).outcome == "paid"
+    again = buy(flash, sale, "c-1", key="k-1")
+    assert again.replayed and json.dumps(again.body) == json.dumps(first.body)
 
 
 def test_the_relay_forwards_the_derived_order_placed_once_per_redelivery_id(table, catalogue):

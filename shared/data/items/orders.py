@@ -1,8 +1,20 @@
 from __future__ import annotations
 
-from pynamodb.attributes import BinaryAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute
+import json
+from typing import Any
+
+from pynamodb.attributes import JSONAttribute, NumberAttribute, UnicodeAttribute
 
 from shared.data.table import BaseItem
+
+
+class CompactJSONAttribute(JSONAttribute):
+    """JSON without the spaces after `,` and `:` and with text as UTF-8, not `\\uXXXX` escapes:
+    the order's body is most of its size, and an order under 1 KB costs half the write units
+    (docs/data-model.md, "Orders"). Read as any JSON, so bodies written before read the same."""
+
+    def serialize(self, value: Any) -> str | None:
+        return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 class OrderItem(BaseItem, discriminator="Order"):
@@ -14,8 +26,10 @@ class OrderItem(BaseItem, discriminator="Order"):
     Every change is a Put conditional on the status and `version` read.
     A placed order carries the idempotency of the request that created it (docs/orders.md,
     "Idempotency"): its id is derived from the caller and the Idempotency-Key, and `request_hash`
-    and `response` (zlib of the JSON `[status, body]` first answered) stay on it. The table's stream
-    carries its changes to the relay, which derives the order's events from them (docs/events.md)."""
+    (the request's fingerprint, shortened) stays on it; a replay is answered the order as placed,
+    rebuilt from the item (`Order.first_answer`), so no copy of the response is kept. The body
+    leaves out fields at their defaults (null, 0, empty). The table's stream carries its changes to
+    the relay, which derives the order's events from them (docs/events.md)."""
 
     order_id = UnicodeAttribute()
     customer_id = UnicodeAttribute()
@@ -25,9 +39,11 @@ class OrderItem(BaseItem, discriminator="Order"):
     location = UnicodeAttribute()
     flash_sale_id = UnicodeAttribute(null=True)
     total_fen = NumberAttribute()
-    body = JSONAttribute()  # the rest of the order (lines, amounts, fulfilment, history, ...)
-    request_hash = UnicodeAttribute(null=True)  # the creating request's fingerprint
-    response = BinaryAttribute(null=True, legacy_encoding=False)  # zlib(JSON [status, body]) first answered
+    body = CompactJSONAttribute()  # the rest of the order (lines, amounts, fulfilment, history, ...)
+    # The creating request's fingerprint: 22 characters (base64url of its first 16 bytes); 64 hex
+    # characters on orders placed before it was shortened, which also kept a `response` attribute
+    # (a zlib'd copy of the first answer), no longer read or written.
+    request_hash = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(order_id: str) -> tuple[str, str]:

@@ -5,9 +5,10 @@ Mapping between the domain `Order` and `OrderItem` is explicit here; the item ne
 
 from __future__ import annotations
 
-import json
+import base64
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from pynamodb.expressions.condition import Condition
@@ -56,45 +57,73 @@ def _to_item(order: Order) -> OrderItem:
         gsi1sk=f"{iso(order.created_at_ms)}#{order.order_id}",
         gsi2pk=due_partition(order.order_id) if pending else None,
         gsi2sk=f"{iso(order.expires_at_ms)}#{order.order_id}" if pending else None,
-        request_hash=order.request_hash,
-        response=_packed(order.first_response),
-        body={
-            "lines": [
-                {"sku": x.sku, "qty": x.qty, "unit": x.unit_price_fen, "disc": x.discount_fen, "pay": x.payable_fen}
-                for x in order.lines
-            ],
-            "subtotal_fen": order.subtotal_fen,
-            "discount_fen": order.discount_fen,
-            "shipping_fen": order.shipping_fen,
-            "applied": list(order.applied),
-            "fulfilment": order.fulfilment,
-            "history": [[h.at_ms, h.status, h.action, h.by, h.note] for h in order.history],
-            "cancel_reason": order.cancel_reason,
-            "transaction_id": order.transaction_id,
-            "paid_at_ms": order.paid_at_ms,
-            "tracking_number": order.tracking_number,
-            "pickup_code": order.pickup_code,
-            "pickup_attempts": order.pickup_attempts,
-            "refunded_qty": order.refunded_qty,
-            "refunded_fen": order.refunded_fen,
-            "credited": order.credited,
-            "refund_requested_qty": order.refund_requested_qty,
-            **({"provider_paid_at": order.provider_paid_at} if order.provider_paid_at is not None else {}),
-        },
+        request_hash=_short(order.request_hash),
+        body=_without_defaults(
+            {
+                "lines": [
+                    {"sku": x.sku, "qty": x.qty, "unit": x.unit_price_fen, "disc": x.discount_fen, "pay": x.payable_fen}
+                    for x in order.lines
+                ],
+                "subtotal_fen": order.subtotal_fen,
+                "discount_fen": order.discount_fen,
+                "shipping_fen": order.shipping_fen,
+                "applied": list(order.applied),
+                "fulfilment": order.fulfilment,
+                "history": [
+                    [h.at_ms, h.status, h.action, h.by, *([h.note] if h.note is not None else [])]
+                    for h in order.history
+                ],
+                "cancel_reason": order.cancel_reason,
+                "transaction_id": order.transaction_id,
+                "paid_at_ms": order.paid_at_ms,
+                "tracking_number": order.tracking_number,
+                "pickup_code": order.pickup_code,
+                "pickup_attempts": order.pickup_attempts,
+                "refunded_qty": order.refunded_qty,
+                "refunded_fen": order.refunded_fen,
+                "credited": order.credited,
+                "refund_requested_qty": order.refund_requested_qty,
+                **({"provider_paid_at": order.provider_paid_at} if order.provider_paid_at is not None else {}),
+            }
+        ),
     )
 
 
-def _packed(response: StoredResponse | None) -> bytes | None:
-    if response is None:
-        return None
-    return zlib.compress(json.dumps([response.status, response.body], ensure_ascii=False).encode(), 9)
+# Body fields left out while at these values (what `_to_domain` reads for a missing one): a new
+# order carries none of them, and its item stays under 1 KB (docs/data-model.md, "Orders").
+BODY_DEFAULTS: dict[str, Any] = {
+    "cancel_reason": None,
+    "transaction_id": None,
+    "paid_at_ms": None,
+    "tracking_number": None,
+    "pickup_code": None,
+    "pickup_attempts": 0,
+    "refunded_qty": {},
+    "refunded_fen": 0,
+    "credited": None,
+    "refund_requested_qty": {},
+}
 
 
-def _unpacked(raw: bytes | None) -> StoredResponse | None:
-    if not raw:
-        return None
-    status, body = json.loads(zlib.decompress(raw))
-    return StoredResponse(int(status), body, replayed=True)
+def _without_defaults(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in BODY_DEFAULTS or v != BODY_DEFAULTS[k]}
+
+
+# The fingerprint an order keeps: the first 16 bytes of the request's SHA-256, base64url (22
+# characters, not 64 hex): 128 bits, so two bodies under one key cannot pass for each other.
+FINGERPRINT_BYTES = 16
+
+
+def _short(fingerprint: str | None) -> str | None:
+    if fingerprint is None or len(fingerprint) != 64:
+        return fingerprint  # None, or shortened already
+    return base64.urlsafe_b64encode(bytes.fromhex(fingerprint)[:FINGERPRINT_BYTES]).rstrip(b"=").decode()
+
+
+def _same_request(kept: str, request: IdempotentRequest) -> bool:
+    """Does the fingerprint an order keeps name this request? Orders placed before the fingerprint
+    was shortened keep all 64 hex characters."""
+    return kept in (request.fingerprint, _short(request.fingerprint))
 
 
 def image_of(order: Order) -> dict[str, Any]:
@@ -103,8 +132,9 @@ def image_of(order: Order) -> dict[str, Any]:
 
 
 def order_of_image(image: dict[str, Any]) -> Order:
-    """The order a stream image (or a raw item) shows. The stored response is left out: a Lambda
-    stream record gives binary values base64-encoded, and no event needs it."""
+    """The order a stream image (or a raw item) shows. A `response` (the copy of the first answer
+    that orders placed before 1 KB orders kept) is left out: a Lambda stream record gives binary
+    values base64-encoded, and nothing reads it."""
     return _to_domain(OrderItem.from_raw_data({k: v for k, v in image.items() if k != "response"}))
 
 
@@ -139,7 +169,6 @@ def _to_domain(item: OrderItem) -> Order:
         refund_requested_qty=body.get("refund_requested_qty") or {},
         provider_paid_at=body.get("provider_paid_at"),
         request_hash=item.request_hash,
-        first_response=_unpacked(item.response),
     )
 
 
@@ -148,15 +177,16 @@ def add_new(tx: Transaction, order: Order) -> None:
 
 
 def first_answer(order: Order | None, request: IdempotentRequest) -> StoredResponse | None:
-    """The response `order` keeps for the request that placed it, if `request` is a replay of it;
-    IdempotencyKeyReused if the key came then with another body; None if the order carries none."""
-    if order is None or order.request_hash is None or order.first_response is None:
+    """The answer the request that placed `order` was given (the order as placed, rebuilt from the
+    order: `Order.first_answer`), if `request` is a replay of it; IdempotencyKeyReused if the key
+    came then with another body; None if the order carries no request."""
+    if order is None or order.request_hash is None:
         return None
-    if order.request_hash != request.fingerprint:
+    if not _same_request(order.request_hash, request):
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body", idempotency_key=request.key
         )
-    return order.first_response
+    return replace(order.first_answer(), replayed=True)
 
 
 def replayed_order(cancelled: TransactionCancelled, request: IdempotentRequest) -> StoredResponse | None:
