@@ -20,12 +20,17 @@ single-item UpdateItem 0.48 ms, much of it spent re-doing work whose result neve
   condition) went from 2.5 to 1.6 ms of the emulator's CPU (docs/benchmarks.md, "Settlement");
 - building an item checks its size after EVERY attribute by re-measuring the whole item (quadratic
   in the attributes: an order item has 17). The sum only grows while an item is built, so checking
-  the total once at the end raises exactly when the per-attribute check would.
+  the total once at the end raises exactly when the per-attribute check would;
+- a Query walks every item of the table for an index's partition and sorts what it finds, on
+  every page: it is answered from an index kept in key order instead (infra/local/moto_index.py,
+  whose write paths, put, delete and update, are installed with these), else from the items whose
+  hash key may match (`query` below).
 
 Results are the same objects moto would compute (errors are never cached: an invalid expression
 raises every time), so the emulator's answers do not change: tests/functional/test_emulator_speedups.py
-holds it to that, and tests/functional/test_emulator_patches_differential.py runs the transaction
-scenarios with and without them. Installed by `infra.local.moto_server` with the journal of
+holds it to that, tests/functional/test_emulator_patches_differential.py runs the transaction
+scenarios with and without them, and tests/functional/test_emulator_index.py compares the index's
+answers with moto's over random tables, writes and queries. Installed by `infra.local.moto_server` with the journal of
 moto_transactions.py. `install()` refuses any moto but `moto_pin.MOTO_VERSION` (on a bump, see
 infra/local/moto_pin.py); `uninstall()` puts back the very attributes moto shipped.
 """
@@ -36,6 +41,7 @@ import inspect
 import pickle
 from typing import Any
 
+from infra.local import moto_index
 from infra.local.moto_pin import require_pinned_moto
 
 try:
@@ -71,6 +77,7 @@ _MOTO = {
     (Validator, "__init__"): Validator.__dict__["__init__"],
     (Validator, "validate"): Validator.__dict__["validate"],
     (BaseJSONSerializer, "_serialize_type_structure"): BaseJSONSerializer.__dict__["_serialize_type_structure"],
+    **{where: moto_own for where, (moto_own, _) in moto_index.WRITE_PATHS.items()},
 }
 _moto_parse_condition = _MOTO[ConditionExpressionParser, "parse"]
 _moto_make_update = _MOTO[UpdateExpressionParser, "make"].__func__
@@ -175,6 +182,13 @@ def query(self: Table, *args: Any, **kwargs: Any) -> Any:
         return _moto_query(self, *args, **kwargs)
     finally:
         del self.__dict__["all_items"]
+
+
+def indexed_query(self: Table, *args: Any, **kwargs: Any) -> Any:
+    """Table.query read from the table's index (infra/local/moto_index.py) where it answers as moto
+    does, else `query` above."""
+    answered = moto_index.answer(self, _QUERY_SIGNATURE.bind(self, *args, **kwargs).arguments)
+    return query(self, *args, **kwargs) if answered is None else answered
 
 
 _node_types: dict[type, bool] = {}
@@ -296,11 +310,12 @@ _OURS = {
     (ConditionExpressionParser, "parse"): parse_condition,
     (UpdateExpressionParser, "make"): classmethod(make_update),
     (Item, "__init__"): build_item,
-    (Table, "query"): query,
+    (Table, "query"): indexed_query,
     (DepthFirstTraverser, "traverse"): traverse,
     (Validator, "__init__"): validator_init,
     (Validator, "validate"): validate,
     (BaseJSONSerializer, "_serialize_type_structure"): serialize_structure,
+    **{where: ours for where, (_, ours) in moto_index.WRITE_PATHS.items()},
 }
 
 
@@ -325,3 +340,4 @@ def uninstall() -> None:
     _passed.clear()
     _node_types.clear()
     _handlers.clear()
+    moto_index.forget()
