@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from shared.messaging import consumers
     from shared.payments import model as payments_model
     from shared.payments import ports as payments_ports
+    from shared.payments import wechatpay_refunds
     from shared.platform import bootstrap
 else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
     refund_models = lazy_import("functions.payments.refund_models")
+    wechatpay_refunds = lazy_import("shared.payments.wechatpay_refunds")
     consumers = lazy_import("shared.messaging.consumers")
     bootstrap = lazy_import("shared.platform.bootstrap")
 
@@ -52,7 +54,12 @@ def mark_payment_refunded(transaction_id: str) -> Response:
 def apply_abnormal_refund(out_refund_no: str) -> Response:
     body = parse(refund_models.AbnormalRefundIn)
     number = validate(refund_models.RefundNumberPath, {"out_refund_no": out_refund_no}).out_refund_no
-    return ok(_provider_refund_view(bootstrap.wechatpay_refunds().apply_abnormal_refund(body.order_id, number)))
+    card = None
+    if body.type == "USER_BANK_CARD":
+        assert body.bank_type and body.bank_account and body.real_name  # the model requires them for this type
+        card = wechatpay_refunds.BuyerBankCard(body.bank_type, body.bank_account, body.real_name.strip())
+    refunds = bootstrap.wechatpay_refunds()
+    return ok(_provider_refund_view(refunds.apply_abnormal_refund(body.order_id, number, card)))
 
 
 @bp.lambda_function(name="payments_consumer")

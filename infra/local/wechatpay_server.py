@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from infra.local.wechatpay_profit_sharing import LOCAL_SHARES, LocalProfitSharing, ShareFaults
-from shared.kernel.errors import BadSignature, RuleViolation
+from shared.kernel.errors import BadSignature, MalformedRequest, RuleViolation
 from shared.payments import wechatpay_crypto as crypto
 from shared.payments.model import ProviderUnavailable, china_time, out_trade_no
 from shared.payments.ports import HttpReply
@@ -268,6 +268,7 @@ class LocalWeChatPay:
         self.faults = RefundFaults()
         self.profit_sharing = LocalProfitSharing(self)
         self.requests: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, body) verified
+        self.cards_paid: dict[str, tuple[str, str, str]] = {}  # ABNORMAL refunds paid to a buyer's card
         self._lock = threading.Lock()
         self._timers: list[threading.Timer] = []
 
@@ -296,7 +297,7 @@ class LocalWeChatPay:
         if method == "GET" and route.startswith(QUERY):
             return self._query(route[len(QUERY) :])
         if route == REFUNDS or route.startswith(REFUNDS + "/"):
-            return self._refunds_api(method, route, body)
+            return self._refunds_api(method, route, body, lowered)
         shared = self.profit_sharing.route(method, path, body) if route.startswith("/v3/profitsharing/") else None
         return shared or self._error(404, "RESOURCE_NOT_EXISTS", "no such API")
 
@@ -567,19 +568,20 @@ class LocalWeChatPay:
             self._later(self.faults.refund_settle_s, lambda: self.settle_refund(number))
         return self.signed_reply(200, self.refund_resource(known))
 
-    def _refunds_api(self, method: str, route: str, body: bytes) -> Reply:
+    def _refunds_api(self, method: str, route: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         if method == "POST" and route == REFUNDS:
             return self._refund(body)
         if method == "POST" and route.endswith(ABNORMAL):
-            return self._apply_abnormal(route[len(REFUNDS) + 1 : -len(ABNORMAL)], body)
+            return self._apply_abnormal(route[len(REFUNDS) + 1 : -len(ABNORMAL)], body, headers)
         if method == "GET" and route != REFUNDS:
             return self._refund_query(route[len(REFUNDS) + 1 :])
         return self._error(404, "RESOURCE_NOT_EXISTS", "no such API")
 
-    def _apply_abnormal(self, refund_id: str, raw: bytes) -> Reply:
+    def _apply_abnormal(self, refund_id: str, raw: bytes, headers: Mapping[str, str]) -> Reply:
         """发起异常退款: an ABNORMAL refund paid to the merchant's bank card (MERCHANT_BANK_CARD) or to a bank
-        card of the buyer (USER_BANK_CARD, with bank_type, bank_account and real_name); PROCESSING, then
-        settled SUCCESS and notified like any refund."""
+        card of the buyer (USER_BANK_CARD, with bank_type, and bank_account and real_name encrypted with the
+        key `Wechatpay-Serial` names); PROCESSING, then settled SUCCESS and notified like any refund. What a
+        buyer's card decrypted to is kept in `cards_paid` (number: (bank_type, account, name))."""
         try:
             body = json.loads(raw)
             number, kind = body["out_refund_no"], body["type"]
@@ -589,6 +591,20 @@ class LocalWeChatPay:
             kind == "USER_BANK_CARD" and not all(body.get(k) for k in ("bank_type", "bank_account", "real_name"))
         ):
             return self._error(400, "PARAM_ERROR", "type, or the bank card of USER_BANK_CARD")
+        card = None
+        if kind == "USER_BANK_CARD":
+            if headers.get("wechatpay-serial") != self.serial:
+                return self._error(
+                    400, "PARAM_ERROR", "Wechatpay-Serial must name the key the fields are encrypted with"
+                )
+            try:
+                card = (
+                    str(body["bank_type"]),
+                    crypto.decrypt_sensitive(self.keys.platform_key, str(body["bank_account"])),
+                    crypto.decrypt_sensitive(self.keys.platform_key, str(body["real_name"])),
+                )
+            except MalformedRequest:
+                return self._error(400, "PARAM_ERROR", "bank_account or real_name is not encrypted with our key")
         with self._lock:
             known = self.refunds.get(number)
             if known is None or known.refund_id != refund_id:
@@ -597,6 +613,8 @@ class LocalWeChatPay:
                 return self._error(400, "INVALID_REQUEST", "退款单状态不是退款异常")
             known.status, known.abnormal_applied = "PROCESSING", True
             known.requests += 1
+            if card is not None:
+                self.cards_paid[number] = card
         if self.faults.refund_settle_s is not None:
             self._later(self.faults.refund_settle_s, lambda: self.settle_refund(number))
         return self.signed_reply(200, self.refund_resource(known))

@@ -108,13 +108,16 @@ class WeChatPayClient:
         self._transport = transport
         self._clock = clock
 
-    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        return self._exchange("POST", path, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+    def post(self, path: str, body: Mapping[str, Any], *, encrypted_with: str | None = None) -> dict[str, Any]:
+        """`encrypted_with`: the serial of the WeChat Pay key sensitive fields of `body` are encrypted
+        with, sent as `Wechatpay-Serial` (WeChat Pay decrypts with the key it names)."""
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return self._exchange("POST", path, raw, encrypted_with)
 
     def get(self, path: str) -> dict[str, Any]:
         return self._exchange("GET", path, None)
 
-    def _exchange(self, method: str, path: str, body: bytes | None) -> dict[str, Any]:
+    def _exchange(self, method: str, path: str, body: bytes | None, serial: str | None = None) -> dict[str, Any]:
         merchant = self._merchant
         headers = {
             "Authorization": crypto.authorization(
@@ -132,8 +135,8 @@ class WeChatPayClient:
         }
         if body is not None:
             headers["Content-Type"] = "application/json"
-        if merchant.public_key_id:
-            headers["Wechatpay-Serial"] = merchant.public_key_id
+        if serial or merchant.public_key_id:
+            headers["Wechatpay-Serial"] = serial or str(merchant.public_key_id)
         reply = self._transport.send(method, merchant.api_base + path, headers, body)
         if reply.status >= 500 or reply.status == 429:
             raise ProviderUnavailable("WeChat Pay is busy; retry", status=reply.status)

@@ -9,6 +9,8 @@
   its validity; nothing is fetched (no `/v3/certificates` download at cold start).
 - Callback resources are AEAD_AES_256_GCM with the APIv3 key, the resource's nonce and associated data.
 - `wx.requestPayment`'s `paySign`: the merchant key over `appId\\ntimeStamp\\nnonceStr\\npackage\\n`.
+- Sensitive request fields (a buyer's bank card number and name) are encrypted with WeChat Pay's key,
+  RSAES-OAEP with SHA-1 (敏感信息加密), and the request's `Wechatpay-Serial` names the key used.
 
 Only the payments code loads this module, when a WeChat Pay request is handled: `cryptography` stays out
 of the cold import of app.py.
@@ -135,6 +137,18 @@ class PlatformKeys:
     def of(cls, keys: Iterable[PlatformKey], tolerance_s: int = TOLERANCE_S) -> PlatformKeys:
         return cls({key.serial.upper(): key for key in keys}, tolerance_s)
 
+    def for_encryption(self, now_s: float) -> PlatformKey:
+        """The key to encrypt a sensitive field with: WeChat Pay's public key where we hold it (public-key
+        mode), else the platform certificate valid now that expires last (the newer one during rotation).
+        ValueError when none is valid now."""
+        keys = [key for key in self.keys.values() if key.valid_at(now_s)]
+        public = [key for key in keys if key.not_after_s is None]
+        if public:
+            return public[0]
+        if not keys:
+            raise ValueError("no WeChat Pay key is valid now to encrypt with")
+        return max(keys, key=lambda key: key.not_after_s or 0.0)
+
     def verify(self, headers: Mapping[str, str], body: bytes, now_s: float) -> str:
         """Check a response's or a callback's signature; returns the serial that signed it. BadSignature
         when a header is missing or malformed, the serial is not one we hold (or its certificate is not
@@ -217,6 +231,26 @@ def parse_authorization(header: str) -> dict[str, str]:
 def pay_sign(private_key: rsa.RSAPrivateKey, appid: str, timestamp: str, nonce: str, package: str) -> str:
     """`wx.requestPayment`'s `paySign` (signType RSA)."""
     return sign(private_key, lines(appid, timestamp, nonce, package))
+
+
+# -- sensitive fields ------------------------------------------------------------------------------
+def _oaep() -> padding.OAEP:
+    # SHA-1 because WeChat Pay's scheme is RSA/ECB/OAEPWithSHA-1AndMGF1Padding (OAEP's SHA-1 is not a signature).
+    return padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
+
+
+def encrypt_sensitive(public_key: rsa.RSAPublicKey, plaintext: str) -> str:
+    """Base64 of RSAES-OAEP (SHA-1, MGF1 with SHA-1) of the UTF-8 text: how APIv3 carries a card number or
+    a name to WeChat Pay. Randomised: the same text never gives the same ciphertext twice."""
+    return base64.b64encode(public_key.encrypt(plaintext.encode(), _oaep())).decode()
+
+
+def decrypt_sensitive(private_key: rsa.RSAPrivateKey, ciphertext: str) -> str:
+    """The other side of encrypt_sensitive (the local WeChat Pay's). MalformedRequest if it does not open."""
+    try:
+        return private_key.decrypt(base64.b64decode(ciphertext.encode("ascii"), validate=True), _oaep()).decode()
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise MalformedRequest("a sensitive field does not decrypt with WeChat Pay's key") from exc
 
 
 # -- encrypted resources ---------------------------------------------------------------------------

@@ -10,11 +10,13 @@ that timed out (WeChat Pay may have refunded) is asked again with the same numbe
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.kernel.clock import Clock
 from shared.kernel.errors import InvalidTransition, NotFound
 from shared.kernel.events import DomainEvent, EventType
+from shared.payments import wechatpay_crypto as crypto
 from shared.payments.model import (
     FOR_PAYMENT,
     FOR_REFUND,
@@ -39,7 +41,8 @@ from shared.platform.observability import count, logger
 REFUNDS_PATH = "/v3/refund/domestic/refunds"
 CLOSE_PATH = "/v3/pay/transactions/out-trade-no/{}/close"
 ABNORMAL_PATH = REFUNDS_PATH + "/{}/apply-abnormal-refund"
-ABNORMAL_TO_MERCHANT = "MERCHANT_BANK_CARD"  # USER_BANK_CARD needs the buyer's card and name, encrypted: not built
+ABNORMAL_TO_MERCHANT = "MERCHANT_BANK_CARD"
+ABNORMAL_TO_BUYER = "USER_BANK_CARD"
 # Refusals a later try can get past: the merchant's balance (NOT_ENOUGH), WeChat Pay's rate limit and
 # its own errors. Any other refusal (PARAM_ERROR, INVALID_REQUEST: more than is left, ...) is final.
 RETRYABLE = frozenset({"NOT_ENOUGH", "FREQUENCY_LIMITED", "SYSTEM_ERROR", "SYSTEMERROR"})
@@ -47,6 +50,17 @@ RETRYABLE = frozenset({"NOT_ENOUGH", "FREQUENCY_LIMITED", "SYSTEM_ERROR", "SYSTE
 # nothing left to close. A paid one's callback is recorded for refund by the payment path.
 NOTHING_TO_CLOSE = frozenset({"ORDERPAID", "ORDER_NOT_EXIST", "ORDERNOTEXIST", "ORDER_CLOSED"})
 ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class BuyerBankCard:
+    """The buyer's bank card an ABNORMAL refund is paid to (USER_BANK_CARD): WeChat Pay's bank code
+    (`ICBC_DEBIT`, ...), the card number and the holder's name. Personal data: sent encrypted, never
+    stored, logged or shown (`repr` leaves them out)."""
+
+    bank_type: str
+    account: str = field(repr=False)
+    real_name: str = field(repr=False)
 
 
 class WeChatPayRefunds:
@@ -204,20 +218,36 @@ class WeChatPayRefunds:
         )
 
     # -- an ABNORMAL refund, paid another way ---------------------------------------------------------
-    def apply_abnormal_refund(self, order_id: str, out_refund_no: str) -> ProviderRefund:
-        """`POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund` with `MERCHANT_BANK_CARD`:
-        WeChat Pay pays an ABNORMAL refund to the merchant's bank card, from where finance pays the buyer
-        back; the refund is PROCESSING again until its notification or the query job settles it. NotFound
-        for no such refund; InvalidTransition unless it is ABNORMAL (a repeat after it was applied is one)."""
+    def apply_abnormal_refund(
+        self, order_id: str, out_refund_no: str, to_buyer: BuyerBankCard | None = None
+    ) -> ProviderRefund:
+        """`POST /v3/refund/domestic/refunds/{refund_id}/apply-abnormal-refund`: WeChat Pay pays an ABNORMAL
+        refund to the merchant's bank card (`MERCHANT_BANK_CARD`, from where finance pays the buyer back),
+        or, given `to_buyer`, to the buyer's bank card (`USER_BANK_CARD`, the number and name encrypted with
+        WeChat Pay's key); the refund is PROCESSING again until its notification or the query job settles
+        it. NotFound for no such refund; InvalidTransition unless it is ABNORMAL (a repeat after it was
+        applied is one)."""
         current = self._refunds.get(order_id, out_refund_no)
         if current is None:
             raise NotFound("no such provider refund", order_id=order_id, out_refund_no=out_refund_no)
         current.reapplied(self._clock.now_ms(), self._query_after_ms)  # InvalidTransition unless ABNORMAL
         if not current.provider_refund_id:
             raise InvalidTransition("WeChat Pay's refund id is not known yet", out_refund_no=out_refund_no)
-        body = {"out_refund_no": out_refund_no, "type": ABNORMAL_TO_MERCHANT}
+        body: dict[str, str] = {"out_refund_no": out_refund_no, "type": ABNORMAL_TO_MERCHANT}
+        encrypted_with = None
+        if to_buyer is not None:
+            key = self._merchant.platform.for_encryption(self._clock.now_ms() / 1000)
+            encrypted_with = key.serial
+            body = {
+                "out_refund_no": out_refund_no,
+                "type": ABNORMAL_TO_BUYER,
+                "bank_type": to_buyer.bank_type,
+                "bank_account": crypto.encrypt_sensitive(key.public_key, to_buyer.account),
+                "real_name": crypto.encrypt_sensitive(key.public_key, to_buyer.real_name),
+            }
         try:
-            answer = self._client.post(ABNORMAL_PATH.format(current.provider_refund_id), body)
+            path = ABNORMAL_PATH.format(current.provider_refund_id)
+            answer = self._client.post(path, body, encrypted_with=encrypted_with)
         except ProviderRefused as exc:
             code = str(exc.details.get("provider_code", ""))
             if code in RETRYABLE:

@@ -214,3 +214,39 @@ def test_finance_marks_an_hmac_payment_refunded_once(client, tokens, table):
     assert client.http.post(path, headers=bearer(tokens["finance"]), body=other).status_code == 404
     assert client.http.post(path, headers=bearer(tokens["customer"]), body=body).status_code == 403
     assert client.http.post(path, headers=bearer(tokens["finance"]), body=b'{"note": 1}').status_code == 422
+
+
+def test_finance_has_an_abnormal_refund_paid_to_the_buyers_bank_card_never_logging_it(
+    client, tokens, wechatpay, caplog
+):
+    order = paid_order(client, tokens, wechatpay)
+    oid = order["order_id"]
+    wechatpay.faults.refund_outcome = "ABNORMAL"
+    refunded = refund_approved(client, tokens, oid, 1)
+    drain()
+    wechatpay.settle_refunds()
+    path = f"/finance/provider-refunds/{refunded['refund_id']}/apply-abnormal-refund"
+    card = {"bank_type": "ICBC_DEBIT", "bank_account": "6222020200112233445", "real_name": " 张三 "}
+    # A card without USER_BANK_CARD, USER_BANK_CARD without a card, a number in full-width digits: 422
+    hostile = [
+        {"order_id": oid, **card},
+        {"order_id": oid, "type": "USER_BANK_CARD", "bank_type": "ICBC_DEBIT"},
+        {"order_id": oid, "type": "USER_BANK_CARD", **card, "bank_account": "６２２２０２０２００１１"},
+        {"order_id": oid, "type": "USER_BANK_CARD", **card, "real_name": "   "},
+    ]
+    for body in hostile:
+        refused = client.http.post(path, headers=bearer(tokens["finance"]), body=json.dumps(body))
+        assert refused.status_code == 422, (body, refused.json_body)
+        assert "6222020200112233445" not in json.dumps(refused.json_body)
+    assert wechatpay.cards_paid == {}
+    applied = client.http.post(
+        path, headers=bearer(tokens["finance"]), body=json.dumps({"order_id": oid, "type": "USER_BANK_CARD", **card})
+    )
+    assert applied.status_code == 200, applied.json_body
+    assert applied.json_body["status"] == "PROCESSING"
+    assert "6222020200112233445" not in json.dumps(applied.json_body)
+    assert wechatpay.cards_paid[refunded["refund_id"]] == ("ICBC_DEBIT", "6222020200112233445", "张三")
+    wechatpay.settle_refunds()
+    assert payout(oid, refunded["refund_id"]).status == "SUCCESS"
+    assert "6222020200112233445" not in str(payout(oid, refunded["refund_id"]).attribute_values)
+    assert "6222020200112233445" not in caplog.text and "张三" not in caplog.text

@@ -249,3 +249,46 @@ def test_another_merchants_apiv3_key_does_not_open_it_and_other_shapes_are_malfo
         crypto.decrypt_resource(APIV3_KEY, {**GCM_RESOURCE, "nonce": 7})
     with pytest.raises(ValueError, match="32 bytes"):
         crypto.apiv3_key_bytes("short")
+
+
+def test_a_sensitive_field_encrypted_for_wechat_pay_opens_with_openssls_oaep_sha1(tmp_path: Path):
+    # Given a buyer's card number encrypted with WeChat Pay's public key (RSAES-OAEP, SHA-1)
+    platform = keys().platform_key
+    sealed = crypto.encrypt_sensitive(platform.public_key(), "6222020200112233445")
+    # Then it is randomised (the same text never twice the same) and our other side opens it
+    assert sealed != crypto.encrypt_sensitive(platform.public_key(), "6222020200112233445")
+    assert crypto.decrypt_sensitive(platform, sealed) == "6222020200112233445"
+    # And so does an implementation other than ours, with WeChat Pay's parameters
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    (tmp_path / "key.pem").write_text(crypto.private_pem(platform))
+    (tmp_path / "sealed").write_bytes(base64.b64decode(sealed))
+    argv = ["openssl", "pkeyutl", "-decrypt", "-inkey", "key.pem", "-in", "sealed"]
+    argv += ["-pkeyopt", "rsa_padding_mode:oaep", "-pkeyopt", "rsa_oaep_md:sha1", "-pkeyopt", "rsa_mgf1_md:sha1"]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"6222020200112233445"
+    # But another key, or a tampered or non-base64 text, does not open
+    for hostile in (
+        crypto.encrypt_sensitive(keys().merchant_key.public_key(), "x"),
+        sealed[:-4] + "AAA=",
+        "not base64!",
+    ):
+        with pytest.raises(MalformedRequest):
+            crypto.decrypt_sensitive(platform, hostile)
+
+
+def test_sensitive_fields_are_encrypted_with_the_public_key_else_the_newest_valid_certificate():
+    the_keys = keys()
+    public_pem = crypto.public_pem(the_keys.platform_key.public_key())
+    public = crypto.PlatformKey.from_public_key(the_keys.public_key_id, public_pem)
+    certificate = crypto.PlatformKey.from_certificate(the_keys.certificate_pem())
+    assert certificate.not_before_s is not None and certificate.not_after_s is not None
+    now = certificate.not_before_s + 60
+    # Public-key mode (alone or beside certificates while a merchant moves over): the public key
+    assert crypto.PlatformKeys.of([certificate, public]).for_encryption(now) is public
+    # Certificate mode: the valid certificate that expires last; none valid is refused
+    older = crypto.PlatformKey("0AB1", certificate.public_key, certificate.not_before_s, certificate.not_after_s - 1)
+    assert crypto.PlatformKeys.of([older, certificate]).for_encryption(now) is certificate
+    with pytest.raises(ValueError, match="no WeChat Pay key is valid"):
+        crypto.PlatformKeys.of([certificate]).for_encryption(certificate.not_after_s + 1)

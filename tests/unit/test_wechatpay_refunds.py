@@ -20,6 +20,7 @@ from shared.payments.model import (
     PENDING,
     NotOurs,
     ProviderRefund,
+    ProviderRefused,
     ProviderUnavailable,
     RefundState,
     out_refund_no_of_payment,
@@ -27,9 +28,10 @@ from shared.payments.model import (
 )
 from shared.payments.ports import RecordedPayment
 from shared.payments.provider_refunds import RefundInProgress
-from shared.payments.wechatpay_refunds import CLOSE_PATH, WeChatPayConsumer
+from shared.payments.wechatpay import WeChatPayClient
+from shared.payments.wechatpay_refunds import CLOSE_PATH, BuyerBankCard, WeChatPayConsumer
 from tests.events import load
-from tests.fakes.payments import NOTIFY_URL, WeChatPayRefundWorld, keys
+from tests.fakes.payments import NOTIFY_URL, WeChatPayRefundWorld, keys, merchant
 
 FINANCE = Principal("fin-1", Role.FINANCE)
 REFUND_ID = "r019aa1b2c3d4e5f6a7b8c9d0"
@@ -327,3 +329,41 @@ def test_an_unpaid_order_that_closed_has_its_transaction_closed_so_it_cannot_be_
     assert world.refunds.close("o" + "ee" * 16) == "no_prepay"
     paid = world.paid_order()
     assert world.refunds.close(paid.order_id) == "ORDERPAID"
+
+
+def test_an_abnormal_refund_paid_to_the_buyers_bank_card_sends_the_card_encrypted_for_wechat_pay(world):
+    paid = world.paid_order()
+    world.refunds.refund_issued(issued(paid))
+    world.wechatpay.settle_refund(REFUND_ID, "ABNORMAL")
+    card = BuyerBankCard("ICBC_DEBIT", "6222020200112233445", "张三")
+    assert "6222020200112233445" not in repr(card) and "张三" not in repr(card)
+    # When finance has it paid to the buyer's bank card
+    reopened = world.refunds.apply_abnormal_refund(paid.order_id, REFUND_ID, card)
+    assert reopened.status == "PROCESSING" and reopened.provider_code == "ABNORMAL_REFUND_APPLIED"
+    # Then WeChat Pay got USER_BANK_CARD, the number and name encrypted (never in clear), and opened them
+    (asked,) = [b for m, p, b in world.wechatpay.requests if p.endswith("/apply-abnormal-refund")]
+    assert (asked["type"], asked["bank_type"]) == ("USER_BANK_CARD", "ICBC_DEBIT")
+    assert "6222020200112233445" not in str(asked) and "张三" not in str(asked)
+    assert world.wechatpay.cards_paid[REFUND_ID] == ("ICBC_DEBIT", "6222020200112233445", "张三")
+    # And nothing of the card is kept with the refund
+    assert "6222020200112233445" not in str(stored(world, paid.order_id, REFUND_ID))
+    assert world.wechatpay.settle_refund(REFUND_ID, "SUCCESS") == [204]
+    assert stored(world, paid.order_id, REFUND_ID).status == "SUCCESS"
+
+
+def test_the_local_wechat_pay_refuses_a_buyers_card_not_encrypted_with_its_key(world):
+    paid = world.paid_order()
+    world.refunds.refund_issued(issued(paid))
+    world.wechatpay.settle_refund(REFUND_ID, "ABNORMAL")
+    provider_id = stored(world, paid.order_id, REFUND_ID).provider_refund_id
+    body = {"out_refund_no": REFUND_ID, "type": "USER_BANK_CARD", "bank_type": "ICBC_DEBIT"}
+    clear = {**body, "bank_account": "6222020200112233445", "real_name": "张三"}
+    path = f"{REFUNDS}/{provider_id}/apply-abnormal-refund"
+    client = WeChatPayClient(merchant(), world.base.transport, world.clock)
+    # Sent in clear (what a client that skips the encryption would do): refused, still ABNORMAL
+    with pytest.raises(ProviderRefused, match="not encrypted"):
+        client.post(path, clear, encrypted_with=world.wechatpay.serial)
+    # Encrypted, but the header names another key: refused
+    with pytest.raises(ProviderRefused, match="Wechatpay-Serial"):
+        client.post(path, clear, encrypted_with="PUB_KEY_ID_0000")
+    assert world.wechatpay.refunds[REFUND_ID].status == "ABNORMAL" and world.wechatpay.cards_paid == {}
