@@ -13,6 +13,7 @@ from shared.ordering.pricing import CartLine
 from shared.web.requests import FulfilmentIn
 
 MAX_LINES = 50
+MAX_POINTS = 100_000_000  # a bound for the schema; the balance and the rule decide
 CouponId = Annotated[str, Field(min_length=1, max_length=64)]
 
 
@@ -32,6 +33,8 @@ class CartIn(BaseModel):
     lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
     coupon_ids: list[CouponId] = Field(default_factory=list, max_length=10)
     fulfilment: FulfilmentIn
+    # The member's points to spend (docs/membership.md, "Spending at checkout"); 0: none.
+    points: int = Field(default=0, ge=0, le=MAX_POINTS)
 
     def to_cart_lines(self) -> list[CartLine]:
         return [CartLine(line.sku, line.qty) for line in self.lines]
@@ -40,4 +43,4 @@ class CartIn(BaseModel):
         return self.fulfilment.to_domain()
 
     def to_cart(self) -> Cart:
-        return Cart(tuple(self.to_cart_lines()), tuple(self.coupon_ids), self.to_fulfilment())
+        return Cart(tuple(self.to_cart_lines()), tuple(self.coupon_ids), self.to_fulfilment(), self.points)

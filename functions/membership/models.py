@@ -51,6 +51,10 @@ class MembershipRulesIn(BaseModel):
     points_expire_after_days: Annotated[StrictInt, Field(ge=0, le=3_650)] = 365
     tags: TagRulesIn = Field(default_factory=TagRulesIn)
     birthday_coupon_template_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # Spending at checkout (docs/membership.md): points per yuan off (0: off) and the cap per order.
+    redeem_points_per_yuan: Annotated[StrictInt, Field(ge=0, le=1_000_000)] = 0
+    redeem_cap_bp: Annotated[StrictInt, Field(ge=0, le=9_900)] = 0
+    redeem_cap_fen: Annotated[StrictInt, Field(ge=0, le=100_000_000)] = 0
 
     def rules(self) -> MembershipRules:
         return MembershipRules(
@@ -59,6 +63,9 @@ class MembershipRulesIn(BaseModel):
             points_expire_after_days=self.points_expire_after_days,
             tags=TagRules(**self.tags.model_dump()),
             birthday_coupon_template_id=self.birthday_coupon_template_id,
+            redeem_points_per_yuan=self.redeem_points_per_yuan,
+            redeem_cap_bp=self.redeem_cap_bp,
+            redeem_cap_fen=self.redeem_cap_fen,
         )
 
 

@@ -77,6 +77,12 @@ class CouponExhausted(Conflict):
     code = "EXHAUSTED"
 
 
+class InsufficientPoints(Conflict):
+    """The member's available points are fewer than the order spends (nothing was taken)."""
+
+    code = "INSUFFICIENT_POINTS"
+
+
 class CouponInUse(Conflict):
     """The coupon is LOCKED to an unpaid order (another one, or the same cart placed twice)."""
 

@@ -10,7 +10,11 @@ before the completion is counted, and the completion earns net of it.
 - OrderPaid: the customer's first order enrols it (as the first `GET /me/member` does).
 - OrderCompleted: growth += paid - refunded; the points it earns are FROZEN until the after-sale
   window closes (the commission ledger's window, `COMMISSION_AFTER_SALE_WINDOW_S`).
-- RefundIssued: growth -= amount; the refund's pro-rata share of the points comes back (model.refund).
+- RefundIssued: growth -= amount; the refund's pro-rata share of the points comes back (model.refund),
+  and of an order that spent points at checkout, the refund's pro-rata share of those too
+  (model.spend_refunded), in the same write.
+- OrderCancelled / OrderExpired: the points the unpaid order spent at checkout come back, once
+  (model.spend_ended: the spend item's status is the guard, past the mark).
 
 With each OrderPaid and RefundIssued the member's activity (tags.py: orders, paid amount, first
 and last order) moves in the same write.
@@ -30,6 +34,15 @@ from shared.messaging.ports import HeldClaim
 from shared.platform.observability import count, logger
 
 CONSUMER_NAME = "membership"
+HEARD = frozenset(
+    {
+        EventType.ORDER_PAID,
+        EventType.ORDER_COMPLETED,
+        EventType.REFUND_ISSUED,
+        EventType.ORDER_CANCELLED,
+        EventType.ORDER_EXPIRED,
+    }
+)
 
 
 def epoch_ms(when: str) -> int:
@@ -45,10 +58,13 @@ class PointsEarning:
         self._window_ms = after_sale_window_ms
 
     def handle_claimed(self, event: DomainEvent, claim: HeldClaim) -> None:
-        if event.type not in (EventType.ORDER_PAID, EventType.ORDER_COMPLETED, EventType.REFUND_ISSUED):
+        if event.type not in HEARD:
             return  # not ours: the runtime marks it DONE
         payload = event.payload
         customer, at = str(payload["customer_id"]), epoch_ms(event.occurred_at)
+        if event.type in (EventType.ORDER_CANCELLED, EventType.ORDER_EXPIRED):
+            self._give_back(customer, str(payload["order_id"]), at, claim)
+            return
         if event.type is EventType.ORDER_PAID:
             self._store.enrol(Member(customer, at))
         order_id = str(payload["order_id"])
@@ -66,17 +82,42 @@ class PointsEarning:
             step = model.complete(book, member, balance, rules, at, self._window_ms)
         else:
             step = model.refund(book, member, balance, rules, str(payload["refund_id"]), int(payload["amount_fen"]), at)
+            step = _with_spend_refunded(step, state, book, balance, payload, at)
         if step is None:
             if activity is not None:
                 self._store.write(tagged, claim)
             return
         change = change_of(state, step, balance, book, member, event)
+        if step.spend is not None:
+            change = replace(change, spend_before=state.spend, spend_after=step.spend)
         try:
             self._store.write(replace(change, activity_before=tagged.activity_before, activity_after=activity), claim)
         except PointsAlreadyRecorded:
             count("PointsDuplicatesRefused")  # written before, past its mark: nothing to do
             return
         count("PointsEntriesWritten", len(step.entries))
+
+    def _give_back(self, customer: str, order_id: str, at: int, claim: HeldClaim) -> None:
+        """The unpaid order ended: what it spent at checkout comes back (none: nothing to write)."""
+        state = self._store.state(customer, order_id)
+        balance = state.balance or PointsBalance(customer)
+        ended = model.spend_ended(state.spend, balance, at) if state.spend is not None else None
+        if ended is None:
+            return
+        spend, after, entry = ended
+        change = MemberChange(
+            balance_before=balance,
+            balance_after=after,
+            spend_before=state.spend,
+            spend_after=spend,
+            entries=(entry,),
+        )
+        try:
+            self._store.write(change, claim)
+        except PointsAlreadyRecorded:
+            count("PointsDuplicatesRefused")
+            return
+        count("PointsSpendsReturned")
 
     def gave_up(self, event: DomainEvent, reason: str) -> None:
         logger.error("membership gave up on an event", extra={"event_id": event.event_id, "reason": reason})
@@ -103,6 +144,21 @@ def change_of(
         entries=step.entries,
         announce=model.level_changed(member, step.member, cause) if member and step.member and cause else None,
     )
+
+
+def _with_spend_refunded(
+    step: Step | None, state: MemberState, book: OrderPoints, balance: PointsBalance, payload: dict, at: int
+) -> Step | None:
+    """The refund's step with its share of what the order spent at checkout given back too."""
+    if state.spend is None:
+        return step
+    base = step or Step(replace(book, refunds=book.refunds), balance)
+    back = model.spend_refunded(state.spend, base.balance, str(payload["refund_id"]), int(payload["amount_fen"]), at)
+    if back is None:
+        return step
+    spend, after, entry = back
+    entries = (*base.entries, entry) if entry is not None else base.entries
+    return replace(base, balance=after, entries=entries, spend=spend)
 
 
 def _activity_after(before: Activity, event: DomainEvent, at_ms: int) -> Activity | None:

@@ -14,19 +14,18 @@ from enum import StrEnum
 from typing import Any
 
 from shared.kernel.clock import iso
-from shared.kernel.errors import Conflict, RuleViolation
+from shared.kernel.errors import Conflict, InsufficientPoints, RuleViolation
 from shared.kernel.events import DomainEvent, EventType
 
 DAY_MS = 86_400_000
 POINTS_SHARDS = 4  # the release and expiry queues of the index, by customer
 BP = 10_000
 MAX_LEVELS = 20
+MAX_REDEEM_POINTS_PER_YUAN = 1_000_000
+# Points never pay a whole order's merchandise: what is left is what refunds return points against.
+MAX_REDEEM_CAP_BP = 9_900
 
-
-class InsufficientPoints(Conflict):
-    """The balance's available points are fewer than the spend asks for (nothing was held)."""
-
-    code = "INSUFFICIENT_POINTS"
+__all__ = ["InsufficientPoints"]  # defined in the kernel: checkout refuses with it too
 
 
 class PointsAlreadyHeld(Conflict):
@@ -98,6 +97,12 @@ class MembershipRules:
     points_expire_after_days: int = 365  # 0: points never expire
     tags: TagRules = field(default_factory=TagRules)
     birthday_coupon_template_id: str | None = None  # issued with the birthday greeting, once a year
+    # Spending at checkout (docs/membership.md, "Spending at checkout"): how many points take one
+    # yuan off (0: points cannot be spent), and the cap per order, in basis points of the
+    # merchandise payable after promotions and coupons and (if above 0) in fen.
+    redeem_points_per_yuan: int = 0
+    redeem_cap_bp: int = 0
+    redeem_cap_fen: int = 0
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -114,6 +119,20 @@ class MembershipRules:
                 raise RuleViolation("discount_bp 0..10000, points_multiplier_bp 0..100000", level=n)
         if self.points_per_yuan < 0 or self.points_expire_after_days < 0:
             raise RuleViolation("points_per_yuan and points_expire_after_days are not negative")
+        self._check_spending()
+
+    def _check_spending(self) -> None:
+        if not 0 <= self.redeem_points_per_yuan <= MAX_REDEEM_POINTS_PER_YUAN:
+            raise RuleViolation(
+                f"redeem_points_per_yuan 0..{MAX_REDEEM_POINTS_PER_YUAN}",
+                redeem_points_per_yuan=self.redeem_points_per_yuan,
+            )
+        if not 0 <= self.redeem_cap_bp <= MAX_REDEEM_CAP_BP or self.redeem_cap_fen < 0:
+            raise RuleViolation(
+                f"redeem_cap_bp 0..{MAX_REDEEM_CAP_BP}, redeem_cap_fen not negative", redeem_cap_bp=self.redeem_cap_bp
+            )
+        if self.redeem_points_per_yuan and not self.redeem_cap_bp:
+            raise RuleViolation("spending points needs redeem_cap_bp above 0", redeem_cap_bp=self.redeem_cap_bp)
 
     def level_for(self, growth_fen: int) -> Level:
         """The highest level whose threshold the growth reaches."""
@@ -150,6 +169,9 @@ class MembershipRules:
             "points_expire_after_days": self.points_expire_after_days,
             "tags": self.tags.view(),
             "birthday_coupon_template_id": self.birthday_coupon_template_id,
+            "redeem_points_per_yuan": self.redeem_points_per_yuan,
+            "redeem_cap_bp": self.redeem_cap_bp,
+            "redeem_cap_fen": self.redeem_cap_fen,
         }
 
     @classmethod
@@ -171,6 +193,9 @@ class MembershipRules:
             points_expire_after_days=int(body.get("points_expire_after_days", 365)),
             tags=TagRules(**{k: int(v) for k, v in (body.get("tags") or {}).items()}),
             birthday_coupon_template_id=body.get("birthday_coupon_template_id") or None,
+            redeem_points_per_yuan=int(body.get("redeem_points_per_yuan", 0)),
+            redeem_cap_bp=int(body.get("redeem_cap_bp", 0)),
+            redeem_cap_fen=int(body.get("redeem_cap_fen", 0)),
             version=version,
         )
 
@@ -226,6 +251,9 @@ class EntryKind(StrEnum):
     HELD = "held"  # an order holds points to spend: available -> reserved
     SPENT = "spent"  # the order was paid: reserved points are gone
     HOLD_RETURNED = "hold_returned"  # the unpaid order ended: reserved -> available (paying any debt first)
+    # Spending at checkout: the order's transaction takes the points (SPENT, available down);
+    SPEND_RETURNED = "spend_returned"  # the unpaid order was cancelled or expired: all back (debt first)
+    SPEND_REFUNDED = "spend_refunded"  # a refund of the paid order: its pro-rata share back (debt first)
 
 
 @dataclass(frozen=True)
@@ -355,6 +383,7 @@ class Step:
     balance: PointsBalance
     member: Member | None = None
     entries: tuple[LedgerEntry, ...] = field(default=())
+    spend: OrderSpend | None = None  # what the order spent at checkout, after this write
 
 
 def _with(balance: PointsBalance, entries: list[LedgerEntry]) -> PointsBalance:
@@ -521,3 +550,65 @@ def hold_returned(customer_sub: str, order_id: str, points: int, debt: int, at_m
 def check_spend(points: int) -> None:
     if points <= 0:
         raise RuleViolation("points to spend are a positive whole number", points=points)
+
+
+# -- spending at checkout (the order's own transaction takes the points) -------------------------
+SPEND_SPENT, SPEND_RETURNED = "SPENT", "RETURNED"
+
+
+@dataclass(frozen=True)
+class OrderSpend:
+    """The points an order spent at checkout (`PHOLD#<order>`, written by the order's transaction),
+    and what came back of them: all when the unpaid order ended, or each refund's pro-rata share."""
+
+    customer_sub: str
+    order_id: str
+    points: int
+    paid_fen: int  # the order's line payables after the deduction: what refunds are shares of
+    status: str = SPEND_SPENT
+    refunded_fen: int = 0
+    returned: int = 0  # points given back so far
+    refunds: tuple[str, ...] = ()
+    version: int = 1
+
+
+def spent_at_checkout(customer_sub: str, order_id: str, points: int, at_ms: int) -> LedgerEntry:
+    return LedgerEntry(EntryKind.SPENT, customer_sub, order_id, at_ms, available=-points)
+
+
+def _back(kind: EntryKind, spend: OrderSpend, points: int, debt: int, at_ms: int, refund_id: str | None) -> LedgerEntry:
+    """Points given back pay the member's debt first, as released points do."""
+    pays = min(debt, points)
+    return LedgerEntry(
+        kind, spend.customer_sub, spend.order_id, at_ms, available=points - pays, debt=-pays, refund_id=refund_id
+    )
+
+
+def spend_ended(
+    spend: OrderSpend, balance: PointsBalance, at_ms: int
+) -> tuple[OrderSpend, PointsBalance, LedgerEntry] | None:
+    """The unpaid order was cancelled or expired: every point it spent comes back, once."""
+    if spend.status != SPEND_SPENT or spend.refunds:
+        return None
+    back = spend.points - spend.returned
+    entry = _back(EntryKind.SPEND_RETURNED, spend, back, balance.debt, at_ms, None)
+    after = replace(spend, status=SPEND_RETURNED, returned=spend.points)
+    return after, balance.applied(entry), entry
+
+
+def spend_refunded(
+    spend: OrderSpend, balance: PointsBalance, refund_id: str, amount_fen: int, at_ms: int
+) -> tuple[OrderSpend, PointsBalance, LedgerEntry | None] | None:
+    """A refund of `amount_fen` of the paid order: the points come back pro rata on the running
+    refunded total (`returned_share`), so refunds in any number of parts give back exactly what
+    the order spent when everything is refunded, and each refund once."""
+    if spend.status != SPEND_SPENT or refund_id in spend.refunds:
+        return None
+    refunded = min(spend.paid_fen, spend.refunded_fen + max(0, amount_fen))
+    owed = returned_share(spend.points, spend.paid_fen, refunded)
+    back = owed - spend.returned
+    after = replace(spend, refunded_fen=refunded, returned=owed, refunds=(*spend.refunds, refund_id))
+    if back <= 0:
+        return after, balance, None
+    entry = _back(EntryKind.SPEND_REFUNDED, spend, back, balance.debt, at_ms, refund_id)
+    return after, balance.applied(entry), entry

@@ -12,7 +12,15 @@ from typing import Any, Protocol
 
 from shared.kernel.errors import Conflict
 from shared.kernel.events import DomainEvent
-from shared.membership.model import LedgerEntry, LotState, Member, MembershipRules, OrderPoints, PointsBalance
+from shared.membership.model import (
+    LedgerEntry,
+    LotState,
+    Member,
+    MembershipRules,
+    OrderPoints,
+    OrderSpend,
+    PointsBalance,
+)
 from shared.membership.tags import Activity, TagRange
 from shared.messaging.ports import HeldClaim
 
@@ -60,6 +68,8 @@ class MemberChange:
     announce: DomainEvent | None = None
     activity_before: Activity | None = None
     activity_after: Activity | None = None
+    spend_before: OrderSpend | None = None  # the points the order spent at checkout, as read
+    spend_after: OrderSpend | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class MemberState:
     balance: PointsBalance | None
     book: OrderPoints | None
     activity: Activity | None = None
+    spend: OrderSpend | None = None  # what the order spent at checkout (None: no points)
 
 
 class MemberStore(Protocol):

@@ -32,8 +32,17 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
     # The report books (docs/commission.md, "Reports"): the payments side from the order events,
     # the ledger side from what the commission ledger announces it booked.
     "ReportingQueue": frozenset({EventType.ORDER_PAID, EventType.REFUND_ISSUED, EventType.COMMISSION_RECORDED}),
-    # Members (docs/membership.md): the first order enrols, completions grow and earn, refunds give back.
-    "MembershipQueue": frozenset({EventType.ORDER_PAID, EventType.ORDER_COMPLETED, EventType.REFUND_ISSUED}),
+    # Members (docs/membership.md): the first order enrols, completions grow and earn, refunds give back;
+    # an unpaid order cancelled or expired gives back the points it spent at checkout.
+    "MembershipQueue": frozenset(
+        {
+            EventType.ORDER_PAID,
+            EventType.ORDER_COMPLETED,
+            EventType.REFUND_ISSUED,
+            EventType.ORDER_CANCELLED,
+            EventType.ORDER_EXPIRED,
+        }
+    ),
     # Money back through the provider (docs/payments.md, "Refunds"): refunds issued, payments that paid
     # no order, and unpaid orders whose transaction must be closed.
     "PaymentsQueue": frozenset(

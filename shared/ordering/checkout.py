@@ -29,12 +29,13 @@ from shared.kernel.errors import (
     DomainError,
     NotStarted,
     OutOfStock,
+    RuleViolation,
     UnknownCoupon,
 )
 from shared.ordering.fulfilment import SAME_CITY_RADIUS_KM, Fulfilment, choose_location, shortages
 from shared.ordering.model import COUPON_KINDS, OrderCoupon, Placement
-from shared.ordering.ports import CheckoutData, CheckoutReader
-from shared.ordering.pricing import CartLine, PricingRules, Quote, price_cart
+from shared.ordering.ports import CheckoutData, CheckoutReader, PointsReader
+from shared.ordering.pricing import CartLine, PricingRules, Quote, points_spent, price_cart
 
 # What a named coupon can be refused with at checkout (docs/coupons.md, "At checkout").
 COUPON_REFUSALS = (UnknownCoupon, CouponNotUsable, CouponInUse, CouponNotAvailable, NotStarted)
@@ -46,6 +47,7 @@ class Cart:
     lines: tuple[CartLine, ...]
     coupon_ids: tuple[str, ...]
     fulfilment: Fulfilment
+    points: int = 0  # the member's points to spend (docs/membership.md, "Spending at checkout")
 
     def to_cart(self) -> Cart:
         return self
@@ -74,15 +76,25 @@ class PricedCheckout:
     credit: CreditFacts | None = None  # what an order placed now credits is decided from
     usable_coupons: tuple[dict[str, Any], ...] = ()  # the quote's advice: each usable coupon's saving
     suggested_coupon_ids: tuple[str, ...] = ()
+    points_available: int | None = None  # the member's points as read, when the cart named points
 
     def to_dict(self) -> dict:
-        """The quote response of API.md, plus where the units would come from."""
-        return {
+        """The quote response of API.md, plus where the units would come from (and, for a cart
+        that names points, what they take off: `points`)."""
+        body = {
             **self.quote.to_dict(),
             "fulfilment": {"type": str(self.fulfilment.type), "location": self.location},
             "usable_coupons": [dict(c) for c in self.usable_coupons],
             "suggested_coupon_ids": list(self.suggested_coupon_ids),
         }
+        if self.points_available is not None:
+            off = sum(a.amount_fen for a in self.quote.applied if a.kind == "points")
+            body["points"] = {
+                "spent": points_spent(self.quote),
+                "deduction_fen": off,
+                "available": self.points_available,
+            }
+        return body
 
 
 def fulfilment_record(fulfilment: Fulfilment) -> dict:
@@ -103,6 +115,7 @@ class Checkout:
     same_city_radius_km: float = SAME_CITY_RADIUS_KM
     clock: Clock = SYSTEM  # a coupon's use window is checked against it
     wallet: WalletReader | None = None  # the customer's coupons, for the quote's suggestions
+    points: PointsReader | None = None  # the points rule and balance, for a cart that names points
 
     def quote(self, cart: CartSource, customer_sub: str) -> PricedCheckout:
         """Price the cart for this customer at the location its fulfilment chooses. Refuses with
@@ -146,8 +159,14 @@ class Checkout:
         skus, locations = [line.sku for line in cart.lines], None if fixed is None else [fixed]
         # The customer's coupons come in the same read (the reader is asked for them only when named).
         if cart.coupon_ids:
-            return self.read(skus, customer_sub, locations, coupon_ids=cart.coupon_ids)
-        return self.read(skus, customer_sub, locations)
+            data = self.read(skus, customer_sub, locations, coupon_ids=cart.coupon_ids)
+        else:
+            data = self.read(skus, customer_sub, locations)
+        if cart.points <= 0:
+            return data
+        if self.points is None:
+            raise RuleViolation("points cannot be spent here", points=cart.points, reason="points_not_accepted")
+        return replace(data, points=self.points(customer_sub, cart.points))
 
     def _price(self, cart: Cart, customer_sub: str, *, check_stock: bool) -> PricedCheckout:
         return self._price_with(cart, self._read(cart, customer_sub), check_stock=check_stock)
@@ -174,6 +193,7 @@ class Checkout:
             coupons=coupons,
             promotions=[p for p in data.promotions if p.is_running(now)],
             gifts_short=gifts_short,
+            points=data.points,
         )
 
     def _reasons(self, cart: Cart, data: CheckoutData, now: int) -> list[dict[str, Any]]:
@@ -260,7 +280,10 @@ class Checkout:
         if gifts_short:
             quote = self._priced(cart, data, cart.coupon_ids, data.coupons, now, gifts_short)
         applied = tuple(data.coupons[a.id] for a in quote.applied if a.kind in COUPON_KINDS)
-        return PricedCheckout(quote, location, cart.fulfilment, data.is_member, applied, data.credit)
+        available = data.points.available if data.points is not None else None
+        return PricedCheckout(
+            quote, location, cart.fulfilment, data.is_member, applied, data.credit, points_available=available
+        )
 
 
 def _best(usable: Mapping[str, Any]) -> tuple[int, str]:

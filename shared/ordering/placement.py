@@ -12,18 +12,21 @@ Idempotency-Key, same body) gets the first response back and holds nothing more.
 from __future__ import annotations
 
 from shared.kernel.clock import Clock
-from shared.kernel.errors import CouponInUse, DomainError, OutOfStock
+from shared.kernel.errors import CouponInUse, DomainError, InsufficientPoints, OutOfStock
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.checkout import CartSource, Checkout
 from shared.ordering.model import Order, Placement, order_id_for
 from shared.ordering.ports import (
     NO_COUPONS,
+    NO_POINTS,
     CouponHolder,
     OrderingUnitOfWork,
     OrderingUnitOfWorkFactory,
     OrderReads,
+    PointsHolder,
     UnitHolder,
 )
+from shared.ordering.pricing import points_spent
 from shared.platform.observability import count
 
 
@@ -47,6 +50,7 @@ class OrderPlacement:
         clock: Clock,
         coupons: CouponHolder = NO_COUPONS,
         id_secret: bytes | None = None,
+        points: PointsHolder = NO_POINTS,
     ) -> None:
         """`id_secret` keys the derived order ids (`shared.kernel.idempotency.derived_id`); the
         reads' `replay` must be given the same one."""
@@ -56,6 +60,7 @@ class OrderPlacement:
         self._checkout = checkout
         self._clock = clock
         self._coupons = coupons
+        self._points = points
 
     def place_order(self, cart: CartSource, customer_id: str, request: IdempotentRequest) -> StoredResponse:
         """`POST /orders`: the checkout's checks (prices, stock read, store choice), then `place`.
@@ -106,6 +111,11 @@ class OrderPlacement:
             # AVAILABLE -> LOCKED to this order, in its transaction: a coupon another order took
             # first refuses the whole order (CouponInUse), which then holds nothing.
             self._coupons.lock(uow, order, placement.coupons)
+        spent = points_spent(placement.quote)
+        if spent:
+            # The member's points, off its balance in the order's transaction, only if it has them
+            # (InsufficientPoints: nothing of the order is written). docs/membership.md.
+            self._points.spend(uow, order, spent)
         uow.add_order(order)
         try:
             stored = uow.commit_once(request, response)
@@ -114,6 +124,9 @@ class OrderPlacement:
             raise
         except CouponInUse:
             count("CouponsInUse")
+            raise
+        except InsufficientPoints:
+            count("InsufficientPoints")
             raise
         if stored.replayed:
             count("IdempotentReplays")

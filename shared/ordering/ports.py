@@ -32,6 +32,7 @@ from shared.kernel.errors import Conflict
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.model import Order, OrderCoupon, OrderPromotion
+from shared.ordering.pricing import PointsOffer
 
 # A refund as the API shows it (API.md, "Refunds"): refund_id, order_id, customer_id, status
 # (REQUESTED | ISSUED | REJECTED), lines [{sku, qty, amount_fen}], amount_fen, reason, restock,
@@ -102,6 +103,7 @@ class CheckoutData:
     promotions: Sequence[OrderPromotion] = ()
     # The customer's binding and last share, read in the same batch (docs/commission.md); None: not read.
     credit: CreditFacts | None = None
+    points: PointsOffer | None = None  # the points the cart names, with the rule and balance read
 
 
 class CheckoutReader(Protocol):
@@ -293,3 +295,30 @@ class NoCoupons:
 
 
 NO_COUPONS = NoCoupons()
+
+
+# -- the points an order spends (shared.membership; docs/membership.md, "Spending at checkout") ----
+class PointsReader(Protocol):
+    def __call__(self, customer_sub: str, points: int) -> PointsOffer:
+        """The merchant's rule for spending points and the member's available points, read (one
+        round trip, only for a cart that names points)."""
+        ...
+
+
+class PointsHolder(Protocol):
+    def spend(self, uow: OrderingUnitOfWork, order: Order, points: int) -> None:
+        """Add the parts that take `points` off the member's balance for the new `order` to its
+        transaction, conditional on the balance having them. At commit: InsufficientPoints (409)
+        when it does not; nothing of the order applied. What comes back (cancel, expiry, refund)
+        the membership consumer gives back from the order's events."""
+        ...
+
+
+class NoPoints:
+    """For services wired without membership: an order that spends no points needs nothing."""
+
+    def spend(self, uow: OrderingUnitOfWork, order: Order, points: int) -> None:
+        raise RuntimeError("this service was wired without points")
+
+
+NO_POINTS = NoPoints()

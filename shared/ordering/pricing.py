@@ -27,6 +27,12 @@ shipping, shipping coupon.
 - Shipping is priced on the merchandise after every discount, and a shipping coupon takes off at
   most the shipping; it is listed in `applied` (kind `shipping_coupon`) and lowers `shipping_fen`,
   so `discount_fen` (= the sum of the line discounts) is the merchandise reductions only.
+- Points (docs/membership.md, "Spending at checkout"), last: the member's points pay part of the
+  merchandise after promotions and coupons, at the merchant's rate, capped by the rule (basis
+  points of that payable, and fen) and never below 1% of it; allocated to the lines by largest
+  remainder like any discount, and listed in `applied` (kind `points`, id the points spent).
+  Points never pay shipping, and shipping is priced before them: spending points never loses
+  free shipping. Flash- and limited-priced lines take none.
 
 Invariants (tests/unit/test_pricing_properties.py, tests/unit/test_promotions_pricing.py): every
 line's payable = unit * qty - discount >= 0; sum of payables + shipping == total; every discount
@@ -41,7 +47,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from shared.catalog.model import Product
-from shared.kernel.errors import CouponNotUsable, DuplicateSku, OrderTooLarge, RuleViolation, UnknownCoupon, UnknownSku
+from shared.kernel.errors import (
+    CouponNotUsable,
+    DuplicateSku,
+    InsufficientPoints,
+    OrderTooLarge,
+    RuleViolation,
+    UnknownCoupon,
+    UnknownSku,
+)
 from shared.kernel.money import allocate
 from shared.kernel.values import MAX_AMOUNT_FEN
 from shared.ordering.model import (
@@ -61,6 +75,7 @@ __all__ = [
     "PICKUP",
     "Applied",
     "CartLine",
+    "PointsOffer",
     "PricedLine",
     "PricingRules",
     "PromotionApplied",
@@ -77,6 +92,51 @@ FULFILMENT_TYPES = frozenset({"delivery", "pickup", "ship_from_store", "same_cit
 class CartLine:
     sku: str
     qty: int
+
+
+POINTS_KIND = "points"  # `Applied.kind` of a points deduction; its `id` is the number of points spent
+BP = 10_000
+
+
+@dataclass(frozen=True)
+class PointsOffer:
+    """The points a cart names (`points`) and the merchant's rule for spending them, as checkout
+    read them: `per_yuan` points take one yuan off (0: points cannot be spent), capped at `cap_bp`
+    of the merchandise payable after promotions and coupons and, when above 0, at `cap_fen`.
+    `available`: the member's points as read (None: not read); the order's own transaction is the
+    check that counts (docs/membership.md, "Spending at checkout")."""
+
+    points: int
+    per_yuan: int
+    cap_bp: int
+    cap_fen: int = 0
+    available: int | None = None
+
+    def deduction(self, payable_fen: int) -> tuple[int, int]:
+        """(fen off, points spent) on merchandise of `payable_fen`: the fen the points buy, capped,
+        and the fewest of the points named that buy them (a fraction of a fen is never paid for)."""
+        if self.points <= 0:
+            return 0, 0
+        if self.per_yuan <= 0:
+            raise RuleViolation("this merchant does not take points", points=self.points, reason="points_not_accepted")
+        cap = payable_fen * min(self.cap_bp, MAX_POINTS_BP) // BP
+        if self.cap_fen > 0:
+            cap = min(cap, self.cap_fen)
+        fen = min(self.points * 100 // self.per_yuan, cap)
+        spent = -(-fen * self.per_yuan // 100)
+        if self.available is not None and spent > self.available:
+            raise InsufficientPoints(
+                "not enough points available", points=spent, available=self.available, reason="insufficient_points"
+            )
+        return fen, spent
+
+
+MAX_POINTS_BP = 9_900  # at least 1% of the merchandise is paid in money: refunds return points against it
+
+
+def points_spent(quote: Quote) -> int:
+    """The points a quote spends (0: none)."""
+    return sum(int(a.id) for a in quote.applied if a.kind == POINTS_KIND)
 
 
 def _default_shipping() -> Mapping[str, int]:
@@ -121,9 +181,11 @@ def price_cart(
     coupons: Mapping[str, OrderCoupon] | None = None,
     promotions: Sequence[OrderPromotion] = (),
     gifts_short: Collection[str] = (),
+    points: PointsOffer | None = None,
 ) -> Quote:
     """Price `lines` with the running `promotions` and the coupons named in `coupon_ids` (found in
-    `coupons`, the customer's); `gifts_short`: gift SKUs the order's location cannot serve.
+    `coupons`, the customer's); `gifts_short`: gift SKUs the order's location cannot serve;
+    `points`: the member's points to spend, last (InsufficientPoints, 409, past those read).
     Raises UnknownSku, DuplicateSku, UnknownCoupon, CouponNotUsable (422) and never returns a
     quote whose lines do not sum exactly to its total."""
     named = _named_coupons(coupon_ids, coupons or {})
@@ -160,19 +222,21 @@ def price_cart(
         if not coupon.is_shipping:
             discounts = _apply_coupon(coupon, mask, gross, discounts, promoted, applied)
 
-    priced = tuple(
-        PricedLine(line.sku, line.qty, unit, discount, g - discount)
-        for line, unit, g, discount in zip(lines, units, gross, discounts, strict=True)
-    ) + tuple(PricedLine(sku, qty, 0, 0, 0) for sku, qty in gifts)
     subtotal = sum(gross)
-    discount = sum(discounts)
-    shipping = rules.shipping_for(fulfilment_type, subtotal - discount)
+    shipping = rules.shipping_for(fulfilment_type, subtotal - sum(discounts))
     for coupon, mask in zip(named, covered, strict=True):
         if coupon.is_shipping:
             base = sum(g - d for g, d, on in zip(gross, discounts, mask, strict=True) if on)
             off = _shipping_coupon(coupon, base, shipping, promoted)
             shipping -= off
             applied.append(Applied("shipping_coupon", coupon.coupon_id, off))
+    if points is not None:
+        discounts = _apply_points(points, gross, discounts, eligible, applied)
+    priced = tuple(
+        PricedLine(line.sku, line.qty, unit, discount, g - discount)
+        for line, unit, g, discount in zip(lines, units, gross, discounts, strict=True)
+    ) + tuple(PricedLine(sku, qty, 0, 0, 0) for sku, qty in gifts)
+    discount = sum(discounts)
     if max(subtotal, subtotal - discount + shipping) > MAX_AMOUNT_FEN:
         # Refused here, at quote and order alike, so that every order placed can be paid in one payment.
         raise OrderTooLarge("the order is above what one payment carries", max_fen=MAX_AMOUNT_FEN)
@@ -302,6 +366,19 @@ def _apply_coupon(
     eligible = sum(base)
     off = min(coupon.discount(eligible, 0, promoted=promoted), eligible)
     applied.append(Applied("coupon", coupon.coupon_id, off))
+    return [d + share for d, share in zip(discounts, allocate(off, base), strict=True)]
+
+
+def _apply_points(
+    offer: PointsOffer, gross: list[int], discounts: list[int], eligible: list[int], applied: list[Applied]
+) -> list[int]:
+    """The line discounts after the points: what they take off the lines' payable (flash- and
+    limited-priced lines excluded), allocated to them by largest remainder."""
+    base = [g - d if e > 0 else 0 for g, d, e in zip(gross, discounts, eligible, strict=True)]
+    off, spent = offer.deduction(sum(base))
+    if off <= 0:
+        return discounts
+    applied.append(Applied(POINTS_KIND, str(spent), off))
     return [d + share for d, share in zip(discounts, allocate(off, base), strict=True)]
 
 

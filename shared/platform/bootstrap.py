@@ -198,6 +198,7 @@ def stock_levels() -> DynamoStockLevels:
 
 def checkout() -> Checkout:
     from shared.data.stores.checkout_reads import customer_coupons, load_for_checkout
+    from shared.data.stores.membership import points_offer
     from shared.ordering.checkout import Checkout
 
     current = ready()
@@ -207,6 +208,7 @@ def checkout() -> Checkout:
         payment_window_s=current.order_payment_window_s,
         same_city_radius_km=current.same_city_radius_km,
         wallet=customer_coupons,
+        points=points_offer,
     )
 
 
@@ -226,8 +228,16 @@ def ordering(clock: Clock | None = None) -> OrderPlacement:
     from shared.kernel.clock import SYSTEM
     from shared.ordering.placement import OrderPlacement
 
+    from shared.data.stores.membership import DynamoOrderPoints
+
     return OrderPlacement(
-        unit_of_work, orders(), checkout(), clock or SYSTEM, order_coupons(), id_secret=order_id_secret()
+        unit_of_work,
+        orders(),
+        checkout(),
+        clock or SYSTEM,
+        order_coupons(),
+        id_secret=order_id_secret(),
+        points=DynamoOrderPoints(),
     )
 
 
@@ -549,7 +559,7 @@ class LedgerOwed:
         from shared.payments.profit_sharing_model import OwedEntry
 
         return [
-            OwedEntry(e.role.value, e.payee_id, e.amount_fen, e.status.value, e.refund_id, e.entry_id, e.payout)
+            OwedEntry(e.role.value, e.payee_id, e.amount_fen, e.status.value, e.refund_id)
             for e in self._ledger.entries(order_id)
         ]
 

@@ -18,6 +18,7 @@ from shared.membership.model import (
     Member,
     MembershipRules,
     OrderPoints,
+    OrderSpend,
     PointsAlreadyHeld,
     PointsBalance,
     PointsNotHeld,
@@ -32,6 +33,9 @@ from shared.membership.ports import (
 from shared.membership.segments import CouponIssue, Issued, JobStatus, SegmentIssue
 from shared.membership.tags import Activity, TagRange
 from shared.messaging.ports import HeldClaim
+from shared.ordering.model import Order
+from shared.ordering.ports import OrderingUnitOfWork
+from shared.ordering.pricing import PointsOffer
 from tests.fakes.messaging import MemoryMarks
 
 
@@ -58,6 +62,7 @@ class MemoryMembers:
         self.events: dict[str, DomainEvent] = {}
         self.holds: dict[tuple[str, str], tuple[int, str]] = {}  # (sub, order) -> (points, status)
         self.activities: dict[str, Activity] = {}
+        self.spends: dict[tuple[str, str], OrderSpend] = {}  # spent at checkout
         self.lock = threading.Lock()
 
     # -- MemberStore ---------------------------------------------------------------------------
@@ -70,8 +75,13 @@ class MemoryMembers:
 
     def state(self, customer_sub: str, order_id: str | None) -> MemberState:
         book = self.books.get((customer_sub, order_id)) if order_id is not None else None
+        spend = self.spends.get((customer_sub, order_id)) if order_id is not None else None
         return MemberState(
-            self.members.get(customer_sub), self.balances.get(customer_sub), book, self.activities.get(customer_sub)
+            self.members.get(customer_sub),
+            self.balances.get(customer_sub),
+            book,
+            self.activities.get(customer_sub),
+            spend,
         )
 
     def write(self, change: MemberChange, claim: HeldClaim | None = None) -> None:
@@ -90,6 +100,10 @@ class MemoryMembers:
             if change.activity_after is not None and change.activity_before is not None:
                 activity = change.activity_after
                 self.activities[activity.customer_sub] = replace(activity, version=change.activity_before.version + 1)
+            if change.spend_after is not None and change.spend_before is not None:
+                spend = change.spend_after
+                key = (spend.customer_sub, spend.order_id)
+                self.spends[key] = replace(spend, version=change.spend_before.version + 1)
             for entry in change.entries:
                 self.entries[_entry_key(entry)] = entry
             if change.announce is not None:
@@ -120,6 +134,10 @@ class MemoryMembers:
             stale.append(
                 _version(self.activities.get(change.activity_after.customer_sub)) != change.activity_before.version
             )
+        if change.spend_before is not None and change.spend_after is not None:
+            key = (change.spend_after.customer_sub, change.spend_after.order_id)
+            stored = self.spends.get(key)
+            stale.append(stored is None or stored.version != change.spend_before.version)
         if any(stale):
             raise ConcurrentUpdate("the member's points changed meanwhile")
 
@@ -158,6 +176,20 @@ class MemoryMembers:
         more = len(inside) > limit
         next_cursor = {"position": page[-1].sort_key(tag.ordering)} if more and page else None
         return [a for a in page if a.orders >= tag.min_orders], next_cursor
+
+    # -- spending at checkout (the data layer's HoldParts.spend, in the order's transaction) -----
+    def spend(self, customer_sub: str, order_id: str, points: int, paid_fen: int, at_ms: int) -> None:
+        """All or nothing, as the order's transaction: PointsAlreadyHeld if the order spent before,
+        InsufficientPoints if fewer are available."""
+        model.check_spend(points)
+        with self.lock:
+            if (customer_sub, order_id) in self.spends or (customer_sub, order_id) in self.holds:
+                raise PointsAlreadyHeld("the order's points hold is not as expected")
+            balance = self.balances.get(customer_sub)
+            if balance is None or balance.available < points:
+                raise InsufficientPoints("not enough points available")
+            self._move(balance, model.spent_at_checkout(customer_sub, order_id, points, at_ms))
+            self.spends[(customer_sub, order_id)] = OrderSpend(customer_sub, order_id, points, paid_fen)
 
     # -- PointsHolds ---------------------------------------------------------------------------
     def reserve(self, customer_sub: str, order_id: str, points: int, at_ms: int) -> None:
@@ -256,3 +288,45 @@ class DiesAfter:
         if self.calls > self.after:
             raise RuntimeError("the Lambda timed out")
         return self.inner.issue(template_id, member_id, key)
+
+
+@dataclass
+class MemoryOrderPoints:
+    """`shared.ordering.ports.PointsHolder` and `PointsReader` over a MemoryMembers: the spend is a
+    part of the order's in-memory unit of work (all or nothing with the order), refused as the
+    DynamoDB balance condition refuses it."""
+
+    members: MemoryMembers
+    rules: MemoryMembershipRules
+
+    def __call__(self, customer_sub: str, points: int) -> PointsOffer:
+        rules = self.rules.current()
+        balance = self.members.balances.get(customer_sub)
+        return PointsOffer(
+            points,
+            rules.redeem_points_per_yuan,
+            rules.redeem_cap_bp,
+            rules.redeem_cap_fen,
+            balance.available if balance is not None else 0,
+        )
+
+    def spend(self, uow: OrderingUnitOfWork, order: Order, points: int) -> None:
+        from tests.fakes.ordering import MemoryOrderingUnitOfWork
+
+        assert isinstance(uow, MemoryOrderingUnitOfWork)
+        sub, paid = order.customer_id, sum(line.payable_fen for line in order.lines)
+
+        def check() -> Exception | None:
+            if (sub, order.order_id) in self.members.spends:
+                return PointsAlreadyHeld("the order's points hold is not as expected")
+            balance = self.members.balances.get(sub)
+            return (
+                InsufficientPoints("not enough points available")
+                if balance is None or balance.available < points
+                else None
+            )
+
+        def apply() -> None:
+            self.members.spend(sub, order.order_id, points, paid, order.created_at_ms)
+
+        uow.add_part(("points", sub, order.order_id), check, apply)

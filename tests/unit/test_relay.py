@@ -178,7 +178,7 @@ def test_the_routing_table_sends_customer_facing_events_to_notifications():
     assert queues_for("NoSuchEvent") == []
     # and the payments consumer refunds and closes through the provider (docs/payments.md, "Refunds")
     assert queues_for("PaymentNeedsRefund") == ["NotificationsQueue", "PaymentsQueue"]
-    assert queues_for("OrderExpired") == ["NotificationsQueue", "PaymentsQueue"]
+    assert queues_for("OrderExpired") == ["MembershipQueue", "NotificationsQueue", "PaymentsQueue"]
     assert set(SUBSCRIPTIONS) == {
         "NotificationsQueue",
         "CommissionQueue",

@@ -92,11 +92,19 @@ class PointsEntryItem(BaseItem, discriminator="PointsEntry"):
 
 
 class PointsHoldItem(BaseItem, discriminator="PointsHold"):
-    """pk `MEMBER#<sub>`, sk `PHOLD#<order_id>`: the points an order holds: HELD, then SPENT or RETURNED."""
+    """pk `MEMBER#<sub>`, sk `PHOLD#<order_id>`: the points an order holds: HELD, then SPENT or
+    RETURNED. Spent at checkout (written by the order's transaction, SPENT at once): `paid_fen`
+    and `version` 1, then what came back (`returned`, `refunded_fen`, `refunds`), conditional on
+    `version`."""
 
     order_id = UnicodeAttribute()
     points = NumberAttribute()
     status = UnicodeAttribute()
+    paid_fen = NumberAttribute(null=True)
+    refunded_fen = NumberAttribute(null=True)
+    returned = NumberAttribute(null=True)
+    refunds = JSONAttribute(null=True)
+    version = NumberAttribute(null=True)
 
     @staticmethod
     def key(customer_sub: str, order_id: str) -> tuple[str, str]:

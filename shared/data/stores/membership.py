@@ -30,6 +30,7 @@ from shared.data.items.membership import (
     SegmentIssueItem,
 )
 from shared.data.stores.consumer_marks import done_in
+from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
 from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
 from shared.kernel.clock import iso
 from shared.kernel.errors import ConcurrentUpdate
@@ -43,6 +44,7 @@ from shared.membership.model import (
     Member,
     MembershipRules,
     OrderPoints,
+    OrderSpend,
     PointsAlreadyHeld,
     PointsBalance,
     PointsNotHeld,
@@ -57,6 +59,9 @@ from shared.membership.ports import (
 from shared.membership.segments import JobStatus, SegmentIssue
 from shared.membership.tags import Activity, Ordering, Tag, TagRange
 from shared.messaging.ports import HeldClaim
+from shared.ordering.model import Order
+from shared.ordering.ports import OrderingUnitOfWork
+from shared.ordering.pricing import PointsOffer
 
 HELD, SPENT, RETURNED = "HELD", "SPENT", "RETURNED"
 HOLD_LABEL, BALANCE_LABEL = "points hold", "points balance"
@@ -117,13 +122,14 @@ class DynamoMembers:
             MemberActivityItem.key(customer_sub),
         ]
         if order_id is not None:
-            keys.append(OrderPointsItem.key(customer_sub, order_id))
+            keys += [OrderPointsItem.key(customer_sub, order_id), PointsHoldItem.key(customer_sub, order_id)]
         found = get_items(keys, consistent=True).values()
         member = next((_member_of(i) for i in found if isinstance(i, MemberProfileItem)), None)
         balance = next((_balance_of(i) for i in found if isinstance(i, PointsBalanceItem)), None)
         book = next((_book_of(i) for i in found if isinstance(i, OrderPointsItem)), None)
         activity = next((_activity_of(i) for i in found if isinstance(i, MemberActivityItem)), None)
-        return MemberState(member, balance, book, activity)
+        spend = next((_spend_of(i) for i in found if isinstance(i, PointsHoldItem) and i.version is not None), None)
+        return MemberState(member, balance, book, activity, spend)
 
     def write(self, change: MemberChange, claim: HeldClaim | None = None) -> None:
         tx = Transaction()
@@ -137,6 +143,7 @@ class DynamoMembers:
             before = change.book_before.version
             tx.put(_book_item(change.book_after, before + 1), "book", _unchanged(OrderPointsItem, before))
         _activity_parts(tx, change)
+        _spend_parts(tx, change)
         for n, entry in enumerate(change.entries):
             tx.put(entry_item(entry), f"entry {n}", PointsEntryItem.pk.does_not_exist())
         if change.announce is not None:
@@ -295,6 +302,15 @@ class HoldParts:
             customer_sub, model.held(customer_sub, order_id, points, at_ms), PointsBalanceItem.available >= points
         )
 
+    def spend(self, customer_sub: str, order_id: str, points: int, paid_fen: int, at_ms: int) -> None:
+        """Spent at checkout, in the order's transaction: the hold item SPENT at once (version 1),
+        the balance's `available` down only if it has the points (the condition does the sum)."""
+        model.check_spend(points)
+        spend = OrderSpend(customer_sub, order_id, points, paid_fen)
+        self.tx.put(_spend_item(spend, 1, at_ms), HOLD_LABEL, PointsHoldItem.pk.does_not_exist())
+        entry = model.spent_at_checkout(customer_sub, order_id, points, at_ms)
+        self._move(customer_sub, entry, PointsBalanceItem.available >= points)
+
     def commit(self, customer_sub: str, order_id: str, points: int, at_ms: int) -> None:
         self._settle_hold(customer_sub, order_id, points, SPENT)
         self._move(
@@ -336,6 +352,35 @@ class HoldParts:
 
 def hold_parts(tx: Transaction) -> HoldParts:
     return HoldParts(tx)
+
+
+# -- spending at checkout (shared.ordering.ports.PointsReader and PointsHolder) -------------------
+def points_offer(customer_sub: str, points: int) -> PointsOffer:
+    """The merchant's spending rule and the member's available points: one BatchGetItem, only for
+    a cart that names points (the order's conditional write is the check that counts)."""
+    found = get_items([MembershipRulesItem.key(), PointsBalanceItem.key(customer_sub)]).values()
+    rules_item = next((i for i in found if isinstance(i, MembershipRulesItem)), None)
+    rules = DEFAULT_RULES if rules_item is None else MembershipRules.of(rules_item.body, int(rules_item.version))
+    balance = next((i for i in found if isinstance(i, PointsBalanceItem)), None)
+    return PointsOffer(
+        points=points,
+        per_yuan=rules.redeem_points_per_yuan,
+        cap_bp=rules.redeem_cap_bp,
+        cap_fen=rules.redeem_cap_fen,
+        available=int(balance.available) if balance is not None else 0,
+    )
+
+
+class DynamoOrderPoints:
+    """Takes an order's points off the member's balance as parts of the order's own transaction."""
+
+    def spend(self, uow: OrderingUnitOfWork, order: Order, points: int) -> None:
+        if not isinstance(uow, DynamoOrderingUnitOfWork):
+            raise TypeError("points join DynamoDB units of work only")
+        parts = hold_parts(uow.tx)
+        paid = sum(line.payable_fen for line in order.lines)
+        parts.spend(order.customer_id, order.order_id, points, paid, order.created_at_ms)
+        uow.translate(parts.raise_domain_error)
 
 
 class DynamoPointsHolds:
@@ -390,6 +435,38 @@ class DynamoPointsHolds:
 
 
 # -- mapping -------------------------------------------------------------------------------------
+def _spend_item(spend: OrderSpend, version: int, at_ms: int | None = None) -> PointsHoldItem:
+    pk, sk = PointsHoldItem.key(spend.customer_sub, spend.order_id)
+    later = version > 1  # what came back is written by the membership consumer, not by checkout
+    return PointsHoldItem(
+        pk,
+        sk,
+        order_id=spend.order_id,
+        points=spend.points,
+        status=spend.status,
+        paid_fen=spend.paid_fen,
+        refunded_fen=spend.refunded_fen if later else None,
+        returned=spend.returned if later else None,
+        refunds=list(spend.refunds) if later else None,
+        version=version,
+        created_at=at_ms,
+    )
+
+
+def _spend_of(item: PointsHoldItem) -> OrderSpend:
+    return OrderSpend(
+        customer_sub=item.pk.removeprefix("MEMBER#"),
+        order_id=item.order_id,
+        points=int(item.points),
+        paid_fen=int(item.paid_fen or 0),
+        status=item.status,
+        refunded_fen=int(item.refunded_fen or 0),
+        returned=int(item.returned or 0),
+        refunds=tuple(item.refunds or ()),
+        version=int(item.version or 1),
+    )
+
+
 def _unchanged(item_cls: Any, version: int) -> Any:
     return item_cls.pk.does_not_exist() if version == 0 else item_cls.version == version
 
@@ -504,6 +581,13 @@ def _activity_parts(tx: Transaction, change: MemberChange) -> None:
     tx.put(_activity_item(after, before + 1), "activity", _unchanged(MemberActivityItem, before))
     if before == 0:
         tx.put(_first_order_item(after), "first order", MemberFirstOrderItem.pk.does_not_exist())
+
+
+def _spend_parts(tx: Transaction, change: MemberChange) -> None:
+    """What came back of the points an order spent at checkout, conditional on the version read."""
+    if change.spend_after is not None and change.spend_before is not None:
+        before = change.spend_before.version
+        tx.put(_spend_item(change.spend_after, before + 1), "spend", PointsHoldItem.version == before)
 
 
 def _tag_partition(ordering: Ordering, shard: int) -> str:
