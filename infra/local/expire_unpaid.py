@@ -1,7 +1,7 @@
 """`python -m infra.local.expire_unpaid --moto-endpoint URL --later-by SECONDS`: the unpaid-order
 sweeper once, against a running local stack, on the stage's clock moved SECONDS ahead, so every
 unpaid order whose window ends before then expires now, with its units released and its
-OrderExpired event written (the stack's event runner relays it as usual). Prints the count.
+OrderExpired derived from the order's change (the stack's event runner relays it as usual). Prints the count.
 
 The end-to-end tests use it as their expiry step. Waiting out a real payment window makes a test
 depend on the machine's speed both ways: a window short enough to wait out is one that a loaded

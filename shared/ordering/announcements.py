@@ -6,15 +6,20 @@ order item, so these events are not written as outbox items: the order item is t
 event id is fixed by the order's key, its version and the event type, so a redelivered stream
 record announces the same event id and the consumers' per-id idempotency holds; `occurred_at` is
 the time the order itself records for the change, so a re-derived event is identical.
+
+Which transition a change is comes from the statuses before and after and, where two actions lead
+to the same status (cancel or expire, ship or ready for pickup, hand over or complete), from the
+action of the history entry the change added.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from shared.kernel.clock import iso
 from shared.kernel.events import DomainEvent, EventType
-from shared.ordering.model import Order, Status
+from shared.ordering.model import Action, Order, Status
 
 ORDER_EVENT_NAMESPACE = uuid.UUID("3a0f6c2e-8d41-4b6f-9f0e-5c7d2a1b9e84")
 
@@ -47,14 +52,49 @@ def paid(order: Order) -> DomainEvent:
     )
 
 
+def _announcement(order: Order, event_type: EventType, **extra: Any) -> DomainEvent:
+    """A transition's event as the lifecycle wrote it to the outbox: the order after the change,
+    `extra` in its payload, at the time of the history entry the transition added."""
+    return DomainEvent(
+        event_type,
+        order.order_id,
+        order.event_payload(**extra),
+        event_id=event_id(order.order_id, order.version, event_type),
+        occurred_at=iso(order.history[-1].at_ms),
+    )
+
+
+def transitioned(order: Order) -> list[DomainEvent]:
+    """The event of the transition that made `order` (its last history entry): OrderCancelled,
+    OrderExpired, OrderFulfilled (shipped or ready for pickup), OrderCompleted (picked up or
+    delivered); nothing for a transition no event announces here (a refund's, whose RefundIssued
+    the refund's decision writes)."""
+    action = order.history[-1].action if order.history else None
+    if order.status is Status.CANCELLED and action == Action.CANCEL:
+        return [_announcement(order, EventType.ORDER_CANCELLED)]
+    if order.status is Status.CANCELLED and action == Action.EXPIRE:
+        return [_announcement(order, EventType.ORDER_EXPIRED)]
+    if order.status is Status.FULFILLING and action == Action.SHIP:
+        return [_announcement(order, EventType.ORDER_FULFILLED, how="shipped", tracking_number=order.tracking_number)]
+    if order.status is Status.FULFILLING and action == Action.READY_FOR_PICKUP:
+        how = {"how": "ready_for_pickup", "pickup_code": order.pickup_code}
+        return [_announcement(order, EventType.ORDER_FULFILLED, **how)]
+    if order.status is Status.COMPLETED and action == Action.HAND_OVER:
+        return [_announcement(order, EventType.ORDER_COMPLETED, how="picked_up")]
+    if order.status is Status.COMPLETED and action == Action.COMPLETE:
+        return [_announcement(order, EventType.ORDER_COMPLETED, how="delivered")]
+    return []
+
+
 def announced(before: Order | None, after: Order) -> list[DomainEvent]:
     """What this change of the order announces: OrderPlaced for a new order, OrderPaid for
-    PENDING_PAYMENT -> PAID; nothing for a change that is not one of these transitions (an
-    attribute set without a status change, a note, a write that did not change the version)."""
+    PENDING_PAYMENT -> PAID, and the events of cancel, expiry, fulfilment and completion
+    (`transitioned`); nothing for a change that is not one of these transitions (an attribute set
+    without a status change, a note, a write that did not change the version)."""
     if before is None:
         return [placed(after)] if after.status is Status.PENDING_PAYMENT else []
-    if after.version <= before.version:
+    if after.version <= before.version or after.status is before.status:
         return []
     if before.status is Status.PENDING_PAYMENT and after.status is Status.PAID:
         return [paid(after)]
-    return []
+    return transitioned(after)

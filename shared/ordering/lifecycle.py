@@ -2,10 +2,13 @@
 (Refunds: `shared.ordering.refunds`.)
 
 Each use case reads the order, decides with the pure state machine (shared.ordering.model), and
-writes the new order, its stock movements and its event in ONE unit of work conditional on the
-status and version it read. If another writer got there first (ConcurrentUpdate at commit), it
-reads again and decides again, a bounded number of times, so the outcome always reflects the
-latest state.
+writes the new order and its stock movements in ONE unit of work conditional on the status and
+version it read. The relay derives each transition's event (OrderPaid, OrderCancelled,
+OrderExpired, OrderFulfilled, OrderCompleted) from the order's change in the table's stream
+(`shared.ordering.announcements`); only PaymentNeedsRefund, which no order change says, is an
+outbox event written in the unit of work. If another writer got there first (ConcurrentUpdate at
+commit), it reads again and decides again, a bounded number of times, so the outcome always
+reflects the latest state.
 """
 
 from __future__ import annotations
@@ -245,10 +248,7 @@ class OrderLifecycle:
             uow = self._uow()
             uow.replace_order(order, cancelled)
             self._release_units(uow, order)
-            uow.emit(
-                DomainEvent(EventType.ORDER_CANCELLED, order.order_id, cancelled.event_payload(), occurred_at=iso(now))
-            )
-            uow.commit()
+            uow.commit()  # the relay derives OrderCancelled from the order's change
             return cancelled
 
         return on_latest(self._reads, order_id, step)
@@ -278,8 +278,7 @@ class OrderLifecycle:
     def _expire(self, uow: OrderingUnitOfWork, order: Order, now: int, note: str | None = None) -> Order:
         expired = order.transition(Action.EXPIRE, "expiry", now, note=note, cancel_reason="expired")
         uow.replace_order(order, expired)
-        self._release_units(uow, order)
-        uow.emit(DomainEvent(EventType.ORDER_EXPIRED, order.order_id, expired.event_payload(), occurred_at=iso(now)))
+        self._release_units(uow, order)  # the relay derives OrderExpired from the order's change
         return expired
 
     def _release_units(self, uow: OrderingUnitOfWork, order: Order) -> None:
@@ -310,8 +309,7 @@ class OrderLifecycle:
             if order.is_pickup:
                 raise RuleViolation("pickup orders are handed over, not shipped", order_id=order_id)
             shipped = order.transition(Action.SHIP, who.sub, now, tracking_number=tracking_number)
-            payload = shipped.event_payload(how="shipped", tracking_number=tracking_number)
-            self._write(order, shipped, DomainEvent(EventType.ORDER_FULFILLED, order_id, payload, occurred_at=iso(now)))
+            self._write(order, shipped)
             return shipped
 
         return on_latest(self._reads, order_id, step)
@@ -324,8 +322,7 @@ class OrderLifecycle:
             if not order.is_pickup:
                 raise RuleViolation("only pickup orders wait for pickup", order_id=order_id)
             ready = order.transition(Action.READY_FOR_PICKUP, who.sub, now, pickup_code=new_pickup_code())
-            payload = ready.event_payload(how="ready_for_pickup", pickup_code=ready.pickup_code)
-            self._write(order, ready, DomainEvent(EventType.ORDER_FULFILLED, order_id, payload, occurred_at=iso(now)))
+            self._write(order, ready)
             return ready
 
         return on_latest(self._reads, order_id, step)
@@ -344,11 +341,10 @@ class OrderLifecycle:
                 raise LimitReached("too many wrong pickup codes; ask a merchant admin", order_id=order_id)
             if not secrets.compare_digest(code, order.pickup_code):
                 counted = replace(order, version=order.version + 1, pickup_attempts=order.pickup_attempts + 1)
-                self._write(order, counted, None)  # the wrong try counts, then it is refused
+                self._write(order, counted)  # the wrong try counts, then it is refused
                 raise WrongPickupCode("wrong pickup code", attempts_left=MAX_PICKUP_ATTEMPTS - counted.pickup_attempts)
             done = order.transition(Action.HAND_OVER, who.sub, now)
-            payload = done.event_payload(how="picked_up")
-            self._write(order, done, DomainEvent(EventType.ORDER_COMPLETED, order_id, payload, occurred_at=iso(now)))
+            self._write(order, done)
             return done
 
         return on_latest(self._reads, order_id, step)
@@ -368,7 +364,7 @@ class OrderLifecycle:
             if order.pickup_attempts == 0:
                 return order  # nothing to lift; the history records only resets that did something
             reset = order.reset_pickup_attempts(who.sub, now)
-            self._write(order, reset, None)
+            self._write(order, reset)
             logger.info("pickup lock-out reset", extra={"order_id": order_id, "by": who.sub})
             return reset
 
@@ -387,17 +383,16 @@ class OrderLifecycle:
             if order.is_pickup:
                 raise RuleViolation("pickup orders complete when handed over with the pickup code", order_id=order_id)
             done = order.transition(Action.COMPLETE, who.sub, now)
-            payload = done.event_payload(how="delivered")
-            self._write(order, done, DomainEvent(EventType.ORDER_COMPLETED, order_id, payload, occurred_at=iso(now)))
+            self._write(order, done)
             return done
 
         return on_latest(self._reads, order_id, step)
 
-    def _write(self, before: Order, after: Order, event: DomainEvent | None) -> None:
+    def _write(self, before: Order, after: Order) -> None:
+        """The order's change alone: the relay derives what a transition announces from it
+        (OrderFulfilled, OrderCompleted: `shared.ordering.announcements`)."""
         uow = self._uow()
         uow.replace_order(before, after)
-        if event is not None:
-            uow.emit(event)
         uow.commit()
 
 

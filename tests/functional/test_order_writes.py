@@ -26,6 +26,7 @@ from shared.data.items import StockItem
 from shared.kernel.clock import iso
 from shared.kernel.errors import IdempotencyKeyReused
 from shared.kernel.idempotency import IdempotentRequest
+from shared.kernel.identity import Principal, Role
 from shared.ordering.checkout import fulfilment_record
 from shared.ordering.placement import Placement
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
@@ -242,3 +243,27 @@ def test_the_relay_forwards_the_derived_order_placed_once_per_redelivery_id(tabl
 
 def _ms(created_at: str) -> int:
     return int(datetime.fromisoformat(created_at.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def test_cancelling_writes_the_order_and_its_releases_and_the_stream_announces_order_cancelled(table, catalogue):
+    # Given a placed order of two lines
+    request = IdempotentRequest.of("orders:c-1", "k-c", {"lines": {"TEA-1": 1, "CUP-1": 1}})
+    quote = price_cart(
+        [CartLine("TEA-1", 1), CartLine("CUP-1", 1)],
+        THREE,
+        is_member=False,
+        fulfilment_type="delivery",
+        rules=PricingRules(),
+    )
+    wanted = Placement(quote=quote, location="WH", fulfilment=fulfilment_record(HOME_DELIVERY), payment_window_s=900)
+    placed = bootstrap.ordering().place(wanted, "c-1", request)
+    order_id = placed.body["order_id"]
+    # When its customer cancels it
+    with counting() as writes:
+        cancelled = bootstrap.order_lifecycle().cancel(order_id, Principal("c-1", Role.CUSTOMER))
+    # Then the order and the two releases are written, no outbox Event item
+    assert sorted(pk.split("#")[0] for _, pk in writes.items) == ["ORDER", "PRODUCT", "PRODUCT"]
+    # And the stream announces OrderCancelled once, with the cancelled order's payload
+    [event] = [e for e in announced() if e["aggregate_id"] == order_id and e["type"] == "OrderCancelled"]
+    assert event["payload"] == cancelled.event_payload()
+    assert event["occurred_at"] == iso(cancelled.history[-1].at_ms)

@@ -126,3 +126,49 @@ def test_the_relay_forwards_a_derived_event_and_retries_from_its_record_when_ref
     # When SQS refuses it, the batch reports that record, so Lambda retries from it
     refusing = Relay(NOTIFY, decode, FakeQueues(refuse={event_id}).send, FakeOutbox().emit_once, ONLY_NOTIFY)
     assert refusing.relay([placed]) == {"batchItemFailures": [{"itemIdentifier": "7"}]}
+
+
+def paid_order(fulfilment: str = "delivery") -> Order:
+    order = replace(
+        new_order(), fulfilment={"type": fulfilment, **({"store_id": "S001"} if fulfilment == "pickup" else {})}
+    )
+    return order.transition(Action.PAY, "payment", NOW + 5, transaction_id="t-1", paid_at_ms=NOW + 5)
+
+
+def test_each_later_transition_announces_the_event_the_lifecycle_wrote_to_the_outbox():
+    # Given each transition of the lifecycle, as it changes the order (issue 15: no outbox item)
+    order, paid = new_order(), paid_order()
+    cancelled = order.transition(Action.CANCEL, "c-1", NOW + 7, cancel_reason="customer")
+    expired = order.transition(Action.EXPIRE, "expiry", NOW + 8, note="late", cancel_reason="expired")
+    shipped = paid.transition(Action.SHIP, "staff", NOW + 9, tracking_number="SF123")
+    delivered = shipped.transition(Action.COMPLETE, "c-1", NOW + 10)
+    ready = paid_order("pickup").transition(Action.READY_FOR_PICKUP, "staff", NOW + 11, pickup_code="123456")
+    picked_up = ready.transition(Action.HAND_OVER, "staff", NOW + 12)
+    cases = [
+        (order, cancelled, EventType.ORDER_CANCELLED, {}),
+        (order, expired, EventType.ORDER_EXPIRED, {}),
+        (paid, shipped, EventType.ORDER_FULFILLED, {"how": "shipped", "tracking_number": "SF123"}),
+        (shipped, delivered, EventType.ORDER_COMPLETED, {"how": "delivered"}),
+        (paid, ready, EventType.ORDER_FULFILLED, {"how": "ready_for_pickup", "pickup_code": "123456"}),
+        (ready, picked_up, EventType.ORDER_COMPLETED, {"how": "picked_up"}),
+    ]
+    for before, after, event_type, extra in cases:
+        # When its MODIFY is decoded
+        [event] = decode(record("MODIFY", after, before=before)).derived
+        # Then it is the transition's event, under the id of the order's key and new version, with the
+        # payload and time the outbox item had; a redelivered record derives it byte for byte again
+        message = json.loads(event.body)
+        assert event.event_type == str(event_type)
+        assert event.event_id == announcements.event_id("o-1", after.version, event_type)
+        assert message["payload"] == after.event_payload(**extra)
+        assert message["occurred_at"] == iso(after.history[-1].at_ms)
+        assert decode(record("MODIFY", after, before=before, sequence="200")).derived == (event,)
+
+
+def test_a_wrong_pickup_code_and_a_refund_announce_nothing_from_the_order():
+    ready = paid_order("pickup").transition(Action.READY_FOR_PICKUP, "staff", NOW + 11, pickup_code="123456")
+    counted = replace(ready, version=ready.version + 1, pickup_attempts=1)  # same status: no transition
+    assert decode(record("MODIFY", counted, before=ready)).derived == ()
+    paid = paid_order()
+    refunded, _ = paid.refund({"TEA-1": 2}, "admin", NOW + 20, "r-1")  # REFUNDED: RefundIssued is the refund's
+    assert decode(record("MODIFY", refunded, before=paid)).derived == ()
