@@ -49,6 +49,23 @@ def ports(request: pytest.FixtureRequest):
     return DynamoMembers(), DynamoPointsHolds(), DynamoMembershipRules(), DynamoMarks()
 
 
+def spend(store, customer: str, order_id: str, points: int, paid_fen: int, at_ms: int) -> None:
+    """Points spent at checkout, as the order's transaction spends them (the parts alone here)."""
+    if isinstance(store, MemoryMembers):
+        store.spend(customer, order_id, points, paid_fen, at_ms)
+        return
+    from shared.data.stores.membership import hold_parts
+    from shared.data.transactions import Transaction, TransactionCancelled
+
+    parts = hold_parts(Transaction())
+    parts.spend(customer, order_id, points, paid_fen, at_ms)
+    try:
+        parts.tx.commit()
+    except TransactionCancelled as cancelled:
+        parts.raise_domain_error(cancelled)
+        raise
+
+
 def completed(store, customer: str, order_id: str, paid_fen: int, at_ms: int = NOV_3) -> None:
     """An order's completion written as the consumer writes it."""
     state = store.state(customer, order_id)
@@ -190,6 +207,37 @@ class TestMembershipPorts:
         # A whole write after the holds still sees their version (each added 1)
         state = store.state("c-1", None)
         store.write(MemberChange(balance_before=state.balance, balance_after=state.balance))
+
+    def test_a_checkout_spend_is_read_back_and_what_comes_back_is_written_on_its_version(self, ports):
+        store, _, _, _ = ports
+        completed(store, "c-1", "o-1", 30_000)
+        released(store, "c-1", "o-1", NOV_3 + WINDOW)
+        at = NOV_3 + WINDOW + 1
+        with pytest.raises(InsufficientPoints):
+            spend(store, "c-1", "o-s", 301, 9_000, at)
+        spend(store, "c-1", "o-s", 100, 9_000, at)
+        with pytest.raises(PointsAlreadyHeld):  # one spend per order
+            spend(store, "c-1", "o-s", 100, 9_000, at)
+        state = store.state("c-1", "o-s")
+        assert state.spend == model.OrderSpend("c-1", "o-s", 100, 9_000)
+        assert state.balance.available == 200
+        # A refund's share written as the consumer writes it, conditional on the spend's version
+        spent, after, entry = model.spend_refunded(state.spend, state.balance, "r-1", 3_000, at)
+        change = MemberChange(
+            balance_before=state.balance,
+            balance_after=after,
+            spend_before=state.spend,
+            spend_after=spent,
+            entries=(entry,),
+        )
+        store.write(change)
+        with pytest.raises(ConcurrentUpdate):
+            store.write(replace(change, balance_before=store.state("c-1", None).balance, entries=()))
+        again = store.state("c-1", "o-s")
+        assert (
+            again.spend == replace(spent, version=2) and again.spend.returned == 33 and again.balance.available == 233
+        )
+        assert store.state("c-1", None).spend is None
 
     def test_rules_are_the_defaults_until_saved_and_each_save_is_the_next_version(self, ports):
         _, _, rules, _ = ports

@@ -73,3 +73,14 @@ def ordered_and_paid(client: Client, customer: str, qty: int = 2) -> dict:
     pay(client, placed.json_body)
     drain()
     return placed.json_body
+
+
+def refund_approved(client: Client, customer: str, admin: str, order_id: str, lines: list[dict]) -> dict:
+    """A refund of `lines` asked for by the customer and approved by the admin, then every event
+    it causes processed; returns the refund as asked for."""
+    asked = call(client, "post", f"/orders/{order_id}/refunds", customer, {"lines": lines, "reason": "破损"})
+    assert asked.status_code == 201, asked.json_body
+    path = f"/admin/orders/{order_id}/refunds/{asked.json_body['refund_id']}/decision"
+    assert call(client, "post", path, admin, {"approve": True}).status_code == 200
+    drain()
+    return asked.json_body

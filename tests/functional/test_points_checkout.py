@@ -16,7 +16,7 @@ from functions.checkout.models import CartIn
 from shared.kernel.errors import InsufficientPoints
 from shared.kernel.idempotency import IdempotentRequest
 from shared.platform import bootstrap
-from tests.functional.commission_support import DELIVERY, call, drain, given_shop, pay
+from tests.functional.commission_support import DELIVERY, call, drain, given_shop, pay, refund_approved
 from tests.functional.orders_support import stock_of
 from tests.functional.test_membership import given_points
 
@@ -80,17 +80,7 @@ def test_an_order_spends_points_a_refund_returns_them_pro_rata_and_a_cancel_retu
     pay(shop, order)
     drain()
     for n in (1, 2):
-        asked = call(
-            shop,
-            "post",
-            f"/orders/{order['order_id']}/refunds",
-            customer,
-            {"lines": [{"sku": "TEA-1", "qty": 1}], "reason": "x"},
-        )
-        assert asked.status_code == 201, asked.json_body
-        path = f"/admin/orders/{order['order_id']}/refunds/{asked.json_body['refund_id']}/decision"
-        assert call(shop, "post", path, admin, {"approve": True}).status_code == 200
-        drain()
+        refund_approved(shop, customer, admin, order["order_id"], [{"sku": "TEA-1", "qty": 1}])
         assert points_of(shop, customer)["available"] == 2_000 + 1_500 * n
     assert [k for k in kinds(shop, customer) if k[0] == "spend_refunded"] == [("spend_refunded", 1_500)] * 2
     # An unpaid order cancelled gives back all it spent, once
