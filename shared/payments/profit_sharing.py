@@ -31,6 +31,7 @@ from shared.platform.observability import count, logger
 
 RETRYABLE = frozenset({"FREQUENCY_LIMITED", "SYSTEM_ERROR", "SYSTEMERROR", "NOT_ENOUGH"})
 QUERY_AFTER_MS = 60 * 1000
+CLAIM_ATTEMPTS = 4
 
 
 class CommissionOwed(Protocol):
@@ -53,7 +54,11 @@ class ProfitShareStore(Protocol):
         ...
 
     def change(self, before: ps.ProfitShare, after: ps.ProfitShare) -> ps.ProfitShare | None:
-        """Write `after` if the stored share is still `before` (its version); None when it changed."""
+        """Write `after` if the stored share is still `before` (its version); None when it changed.
+        In the same transaction, the payout claims move with the share: each ledger entry in
+        `after.claimed_entries` and not in `before`'s gets `payout = after.claim`, only if it is still
+        SETTLEABLE with no payout (ps.EntryTaken, and nothing written, when one is not); each one in
+        `before`'s and not in `after`'s loses it (only if the claim is still this share's)."""
         ...
 
     def due(self, now_ms: int, limit: int) -> list[ps.ProfitShare]:
@@ -130,13 +135,27 @@ class ProfitSharing:
         return share
 
     def _start(self, waiting: ps.ProfitShare) -> ps.ProfitShare:
+        for _ in range(CLAIM_ATTEMPTS):
+            try:
+                return self._claim_and_request(waiting)
+            except ps.EntryTaken:
+                # A settlement run took some of the entries between our read and our claim: read the
+                # entries again (those are now SETTLED, so left out) and decide again.
+                count("WeChatPayProfitSharingEntriesTaken")
+                waiting = self._shares.get(waiting.order_id, waiting.out_order_no) or waiting
+        raise TemporarilyUnavailable("the order's entries keep moving; share it later", order_id=waiting.order_id)
+
+    def _claim_and_request(self, waiting: ps.ProfitShare) -> ps.ProfitShare:
+        if waiting.status != ps.WAITING:
+            return self._advance(waiting)
         now = self._clock.now_ms()
         entries = self._owed.entries(waiting.order_id)
         if not ps.settleable(entries):
             return self._write(waiting, lambda current: current.still_waiting(now, self._wait_min_ms))
-        accounts = {(e.role, e.payee_id): self._accounts.account(e.role, e.payee_id) for e in entries}
+        owed, apart = ps.open_to_share(entries, waiting.out_order_no)
+        accounts = {(e.role, e.payee_id): self._accounts.account(e.role, e.payee_id) for e in owed}
         try:
-            receivers = ps.receivers_of(entries, accounts, waiting.total_fen, self._max_ratio_bp)
+            receivers = ps.receivers_of(owed, accounts, waiting.total_fen, self._max_ratio_bp)
         except (ps.OverMaximumRatio, ps.NoReceiverAccount) as exc:
             logger.error(
                 "an order's shares cannot be asked for", extra={"order_id": waiting.order_id, "code": exc.code}
@@ -144,7 +163,21 @@ class ProfitSharing:
             count("WeChatPayProfitSharingNeedingAttention")
             code = exc.code
             return self._write(waiting, lambda current: current.refused(code, now))
-        pending = self._write(waiting, lambda current: current.with_receivers(receivers, now, self._query_after_ms))
+        if apart:
+            # Reduced, never trimmed silently: what a run paid is listed on the share for finance.
+            logger.warning(
+                "a share leaves out entries a settlement run paid",
+                extra={"order_id": waiting.order_id, "fen": sum(a.amount_fen for a in apart)},
+            )
+            count("WeChatPayProfitSharingSettledApart", sum(a.entries for a in apart))
+        claimed = ps.claimed_by(owed)
+        if len(claimed) > ps.MAX_CLAIMS:
+            logger.error("an order's share has too many entries to claim", extra={"order_id": waiting.order_id})
+            count("WeChatPayProfitSharingNeedingAttention")
+            return self._write(waiting, lambda current: current.refused(ps.TOO_MANY_ENTRIES, now))
+        pending = self._write(
+            waiting, lambda current: current.with_receivers(receivers, now, self._query_after_ms, claimed, apart)
+        )
         return self._request(pending) if pending.status == ps.PENDING else pending
 
     def share_orders(self, order_ids: Sequence[str]) -> dict[str, int]:
@@ -241,14 +274,21 @@ class ProfitSharing:
         # No clawback heard yet (the ledger's consumer is behind): nothing to return now; WeChat Pay then
         # refuses a refund the unshared funds cannot cover (NOT_ENOUGH, retried) until it has.
         clawbacks = [e for e in self._owed.entries(order_id) if e.refund_id == refund_id]
+        decided = {r.out_return_no: r for r in share.returns if r.refund_id == refund_id}
         for ret in ps.returns_for_refund(share, refund_id, clawbacks):
-            share = self._return(share, ret)
+            share = self._return(share, decided.get(ret.out_return_no, ret))
         return share
 
     def _return(self, share: ps.ProfitShare, ret: ps.ShareReturn) -> ps.ProfitShare:
         known = next((r for r in share.returns if r.out_return_no == ret.out_return_no), None)
         if known is not None and known.result in ("SUCCESS", "FAILED"):
             return share
+        if known is None:
+            # Kept (and its clawbacks claimed, so no statement takes them too) before it is asked for.
+            try:
+                share = self._write(share, lambda current: current.with_return(ret))
+            except ps.EntryTaken as exc:
+                raise TemporarilyUnavailable("a clawback was settled meanwhile; decide the returns again") from exc
         try:
             answer = self._client.post(ps.RETURNS_PATH, ret.body(share.out_order_no))
             result = str(answer.get("result") or "PROCESSING")
@@ -263,6 +303,7 @@ class ProfitSharing:
             # Not ended yet: keep it, and let the queue retry the refund until it is.
             self._write(share, lambda current: current.with_return(ret))
             raise TemporarilyUnavailable("the share's return is processing; retry", out_return_no=ret.out_return_no)
+        # FAILED gives its clawbacks' claims back: the next statement takes them off the payee.
         return self._write(share, lambda current: current.with_return(_with_result(ret, result)))
 
     def _write(self, current: ps.ProfitShare, decide: Callable[[ps.ProfitShare], ps.ProfitShare]) -> ps.ProfitShare:

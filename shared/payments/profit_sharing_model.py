@@ -9,6 +9,11 @@ share. Pure: no provider, no I/O, no commission import (the ledger's entries com
 
 A share is keyed by its out_order_no, derived from the order and the split number, so a retry, a
 second worker or a resumed job asks WeChat Pay for the same share, and WeChat Pay shares a number once.
+
+One payout channel per ledger entry (docs/payments.md, "Profit sharing and settlement runs"): the
+entries a share pays are claimed `profit_sharing#<out_order_no>` in the write that makes it PENDING,
+only if they are still SETTLEABLE and unclaimed; entries a settlement run settled (or claimed) first
+are left out of the share and listed on it (`settled_apart`), never paid twice.
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ class OverMaximumRatio(RuleViolation):
     code = "PROFIT_SHARING_OVER_RATIO"
 
 
+class EntryTaken(Exception):
+    """A ledger entry a share was about to claim was settled or claimed meanwhile: read the entries
+    again and decide again (the share itself was not written)."""
+
+
 class NoReceiverAccount(RuleViolation):
     """A payee the ledger owes has no WeChat Pay account (merchant id or openid) to be paid to."""
 
@@ -69,6 +79,51 @@ class OwedEntry:
     amount_fen: int
     status: str  # PENDING, FROZEN, SETTLEABLE, SETTLED
     refund_id: str | None = None  # a clawback's refund
+    entry_id: str = ""
+    payout: str | None = None  # the payout channel that claimed it (None: neither yet)
+
+
+@dataclass(frozen=True)
+class SettledApart:
+    """What a settlement run paid (or claimed) of one payee's entries of the order before the share
+    was made: left out of the share, listed on it for finance."""
+
+    payee: str
+    entries: int
+    amount_fen: int
+
+
+# A share and its claims are one DynamoDB transaction (100 items at most): an order paying more entries
+# than this is refused (listed for finance), and its statement pays them.
+MAX_CLAIMS = 99
+TOO_MANY_ENTRIES = "PROFIT_SHARING_TOO_MANY_ENTRIES"
+
+
+def claim_of(out_order_no: str) -> str:
+    """The payout claim a share writes on the ledger entries it pays."""
+    return f"profit_sharing#{out_order_no}"
+
+
+def open_to_share(entries: Sequence[OwedEntry], out_order_no: str) -> tuple[list[OwedEntry], tuple[SettledApart, ...]]:
+    """The entries this share may pay (SETTLEABLE, unclaimed or claimed by it) and, per payee, those
+    it must leave out: SETTLED by a run, or claimed by another channel."""
+    mine = claim_of(out_order_no)
+    open_ = [e for e in entries if e.status == "SETTLEABLE" and e.payout in (None, mine)]
+    taken = {id(e) for e in open_}
+    apart: dict[str, list[int]] = {}
+    for e in entries:
+        if id(e) not in taken:
+            held = apart.setdefault(f"{e.role}:{e.payee_id}", [0, 0])
+            held[0] += 1
+            held[1] += e.amount_fen
+    return open_, tuple(SettledApart(payee, n, fen) for payee, (n, fen) in sorted(apart.items()))
+
+
+def claimed_by(entries: Sequence[OwedEntry]) -> tuple[str, ...]:
+    """The entries a share claims: every open entry of a payee it pays (net > 0). A payee whose net is
+    0 or less is paid nothing here, so its entries stay unclaimed, carried into its next statement."""
+    owed = owed_by_payee(entries)
+    return tuple(sorted(e.entry_id for e in entries if owed[(e.role, e.payee_id)] > 0))
 
 
 @dataclass(frozen=True)
@@ -194,6 +249,19 @@ class ProfitShare:
     attempts: int = 0
     version: int = 1
     returns: tuple[ShareReturn, ...] = field(default=())
+    claimed: tuple[str, ...] = field(default=())  # ledger entry ids this share pays (its claim on them)
+    settled_apart: tuple[SettledApart, ...] = field(default=())
+
+    @property
+    def claim(self) -> str:
+        return claim_of(self.out_order_no)
+
+    @property
+    def claimed_entries(self) -> frozenset[str]:
+        """Every ledger entry this share holds a claim on: those it pays and the clawbacks its merchant
+        receivers give back (a FAILED return gives its clawbacks back to the next statement)."""
+        returned = (e for r in self.returns if r.result != "FAILED" for e in r.entries)
+        return frozenset((*self.claimed, *returned))
 
     @property
     def shared_fen(self) -> int:
@@ -262,14 +330,24 @@ class ProfitShare:
             version=self.version + 1,
         )
 
-    def with_receivers(self, receivers: tuple[Receiver, ...], now_ms: int, query_after_ms: int) -> ProfitShare:
-        """WAITING -> PENDING: the entries became settleable; what each receiver gets is fixed now."""
+    def with_receivers(
+        self,
+        receivers: tuple[Receiver, ...],
+        now_ms: int,
+        query_after_ms: int,
+        claimed: tuple[str, ...] = (),
+        settled_apart: tuple[SettledApart, ...] = (),
+    ) -> ProfitShare:
+        """WAITING -> PENDING: the entries became settleable; what each receiver gets is fixed now, and
+        the entries it pays are claimed (in the same write)."""
         if self.status != WAITING:
             return self
         return replace(
             self,
             status=PENDING,
             receivers=receivers,
+            claimed=claimed,
+            settled_apart=settled_apart,
             updated_at_ms=now_ms,
             next_check_at_ms=now_ms + query_after_ms,
             version=self.version + 1,
@@ -283,10 +361,12 @@ class ProfitShare:
         )
 
     def refused(self, code: str, now_ms: int) -> ProfitShare:
+        """Refused for good: nothing is paid, so its claims are released (the next statement pays them)."""
         return replace(
             self,
             status=REFUSED,
             refusal=code,
+            claimed=(),
             updated_at_ms=now_ms,
             next_check_at_ms=None,
             version=self.version + 1,
@@ -336,6 +416,10 @@ class ProfitShare:
                 }
                 for r in self.returns
             ],
+            "claimed_entries": len(self.claimed),
+            "settled_apart": [
+                {"payee": a.payee, "entries": a.entries, "amount_fen": a.amount_fen} for a in self.settled_apart
+            ],
         }
 
 
@@ -348,6 +432,7 @@ class ShareReturn:
     return_mchid: str
     amount_fen: int
     result: str = "PENDING"  # PROCESSING, SUCCESS, FAILED
+    entries: tuple[str, ...] = ()  # the clawback entries it gives back (claimed while it is not FAILED)
 
     def body(self, out_order_no: str) -> dict[str, Any]:
         return {
@@ -361,17 +446,20 @@ class ShareReturn:
 
 def returns_for_refund(share: ProfitShare, refund_id: str, clawbacks: Sequence[OwedEntry]) -> tuple[ShareReturn, ...]:
     """The returns a refund needs: each merchant receiver (dealer, store) gives back what the refund
-    clawed back from it, at most what it still holds of this share. A personal receiver (guide,
-    distributor) cannot be returned from (WeChat Pay returns only from merchant receivers): its
-    clawback stays in its ledger, taken off its next statement."""
+    clawed back from it (none when that is more than it still holds of this share), claiming those
+    clawbacks so that no statement takes them again. A personal receiver (guide, distributor) cannot
+    be returned from (WeChat Pay returns only from merchant receivers), and a clawback a run already
+    settled was taken off a statement: those stay in the ledger, taken off the payee's statement."""
     back: dict[str, int] = {}
+    entries: dict[str, list[str]] = {}
     for e in clawbacks:
-        if e.amount_fen >= 0:
-            continue
+        if e.amount_fen >= 0 or e.status != "SETTLEABLE" or e.payout not in (None, share.claim):
+            continue  # a clawback a settlement run took off a statement already is not returned again
         receiver = next((r for r in share.receivers if r.payee == f"{e.role}:{e.payee_id}"), None)
         if receiver is None or receiver.type != MERCHANT_ID or receiver.result == "CLOSED":
             continue
         back[receiver.account] = back.get(receiver.account, 0) - e.amount_fen
+        entries.setdefault(receiver.account, []).append(e.entry_id)
     out: list[ShareReturn] = []
     for account, amount in sorted(back.items()):
         holds = sum(r.amount_fen for r in share.receivers if r.account == account) - sum(
@@ -379,9 +467,13 @@ def returns_for_refund(share: ProfitShare, refund_id: str, clawbacks: Sequence[O
             for r in share.returns
             if r.return_mchid == account and r.result != "FAILED" and r.refund_id != refund_id
         )
-        amount = min(amount, holds)
+        if amount > holds:
+            # More than it still holds of this share: nothing is returned, and its clawbacks stay
+            # unclaimed, taken off its next statement (a part returned here would be taken twice).
+            continue
         if amount > 0:
-            out.append(ShareReturn(out_return_no_of(refund_id, account), refund_id, account, amount))
+            claimed = tuple(sorted(entries[account]))
+            out.append(ShareReturn(out_return_no_of(refund_id, account), refund_id, account, amount, entries=claimed))
     return tuple(out)
 
 
@@ -431,7 +523,9 @@ def share_to_dict(share: ProfitShare) -> dict[str, Any]:
     return {
         **{k: getattr(share, k) for k in _SCALARS},
         "receivers": [r.__dict__ for r in share.receivers],
-        "returns": [r.__dict__ for r in share.returns],
+        "returns": [{**r.__dict__, "entries": list(r.entries)} for r in share.returns],
+        "claimed": list(share.claimed),
+        "settled_apart": [a.__dict__ for a in share.settled_apart],
     }
 
 
@@ -440,7 +534,11 @@ def share_from_dict(data: Mapping[str, Any]) -> ProfitShare:
     return ProfitShare(
         **scalars,
         receivers=tuple(Receiver(**r) for r in data.get("receivers") or []),
-        returns=tuple(ShareReturn(**r) for r in data.get("returns") or []),
+        returns=tuple(
+            ShareReturn(**{**r, "entries": tuple(r.get("entries") or ())}) for r in data.get("returns") or []
+        ),
+        claimed=tuple(data.get("claimed") or ()),  # absent on shares made before the claims
+        settled_apart=tuple(SettledApart(**a) for a in data.get("settled_apart") or []),
     )
 
 

@@ -268,12 +268,19 @@ def test_a_refund_of_a_shared_order_returns_the_merchant_receivers_share_first(w
     with pytest.raises(ProviderUnavailable):  # NOT_ENOUGH: retried
         world.refunds.refund_issued(refund)
     world.owed.by_order[paid.order_id] += [
-        ps.OwedEntry("dealer", "D001", -300, "SETTLEABLE", "r-all"),
-        ps.OwedEntry("store", "S001", -500, "SETTLEABLE", "r-all"),
-        ps.OwedEntry("guide", "G001", -800, "SETTLEABLE", "r-all"),
+        ps.OwedEntry("dealer", "D001", -300, "SETTLEABLE", "r-all", "R#r-all#SKU-1#dealer"),
+        ps.OwedEntry("store", "S001", -500, "SETTLEABLE", "r-all", "R#r-all#SKU-1#store"),
+        ps.OwedEntry("guide", "G001", -800, "SETTLEABLE", "r-all", "R#r-all#SKU-1#guide"),
     ]
     share = world.sharing.refund_issued(paid.order_id, "r-all")
     assert share is not None and share.returned_fen == 800  # dealer and store; a guide cannot return
+    # The returned clawbacks are the share's (no statement takes them again); the guide's is the next statement's.
+    payouts = {e.entry_id: e.payout for e in world.owed.entries(paid.order_id) if e.refund_id}
+    assert payouts == {
+        "R#r-all#SKU-1#dealer": share.claim,
+        "R#r-all#SKU-1#store": share.claim,
+        "R#r-all#SKU-1#guide": None,
+    }
     assert world.sharing.refund_issued(paid.order_id, "r-all") == share  # once
     assert sorted(b["amount"] for b in posts(world, RETURNS)) == [300, 500]
     # What the guide holds (800) still blocks a full refund: it is its ledger's to take back.
@@ -337,3 +344,109 @@ def test_the_payment_callback_starts_the_share_only_with_profit_sharing_on(world
         base.payments.prepay(order.order_id, "c-1", "oOPENID")
         assert base.wechatpay.pay(order.order_id[1:], retry=False) == [204]
     assert watched == ["o" + "1" * 32]
+
+
+# -- one payout channel per ledger entry: profit sharing and settlement runs ------------------------------
+def payouts(world: ProfitSharingWorld, order_id: str) -> dict[str, str | None]:
+    return {e.entry_id: e.payout for e in world.owed.entries(order_id)}
+
+
+def test_a_share_claims_the_entries_it_pays_in_the_write_that_fixes_its_receivers(world):
+    paid = world.paid_order(10_000, earnings(dealer=300, store=500, guide=800))
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.PROCESSING
+    assert set(payouts(world, paid.order_id).values()) == {share.claim}
+    assert share.claimed == ("P#SKU-1#dealer", "P#SKU-1#guide", "P#SKU-1#store") and share.settled_apart == ()
+    # a settlement run now finds them claimed: it pays none of them
+    assert world.owed.settle(paid.order_id, "run-1") == []
+
+
+def test_entries_a_run_settled_first_are_left_out_of_the_share_and_listed_on_it(world):
+    paid = world.paid_order(10_000, earnings(dealer=300, store=500, guide=800))
+    world.owed.settle(paid.order_id, "run-1", {"P#SKU-1#guide"})
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.PROCESSING
+    (request,) = posts(world, ORDERS)
+    assert sorted(r["amount"] for r in request["receivers"]) == [300, 500]  # the guide's 800 was paid
+    assert share.settled_apart == (ps.SettledApart("guide:G001", 1, 800),)
+    assert share.view()["settled_apart"] == [{"payee": "guide:G001", "entries": 1, "amount_fen": 800}]
+    assert payouts(world, paid.order_id)["P#SKU-1#guide"] == "settlement#run-1"
+
+
+def test_an_order_a_run_settled_whole_is_not_shared_only_unfrozen(world):
+    paid = world.paid_order(10_000, earnings(dealer=300, guide=800))
+    world.owed.settle(paid.order_id, "run-1")
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.FINISHED and share.receivers == () and share.unfrozen
+    assert posts(world, ORDERS) == [] and len(posts(world, UNFREEZE)) == 1
+    assert share.settled_apart == (ps.SettledApart("dealer:D001", 1, 300), ps.SettledApart("guide:G001", 1, 800))
+
+
+def test_a_run_settling_between_the_shares_read_and_its_claim_is_left_out_not_paid_twice(world):
+    paid = world.paid_order(10_000, earnings(dealer=300, guide=800))
+    read = world.owed.entries
+
+    def run_settles_after_the_read(order_id: str) -> list[ps.OwedEntry]:
+        seen = read(order_id)
+        if world.owed.entries is not read:
+            world.owed.entries = read  # once
+            world.owed.settle(order_id, "run-1", {"P#SKU-1#dealer"})
+        return seen
+
+    world.owed.entries = run_settles_after_the_read  # type: ignore[method-assign]
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.PROCESSING
+    (request,) = posts(world, ORDERS)
+    assert [r["amount"] for r in request["receivers"]] == [800]  # the dealer's 300: the run's, once
+    assert payouts(world, paid.order_id) == {"P#SKU-1#dealer": "settlement#run-1", "P#SKU-1#guide": share.claim}
+
+
+def test_a_payee_whose_net_is_not_positive_keeps_its_entries_for_its_statement(world):
+    entries = [
+        *earnings(dealer=300, guide=800),
+        ps.OwedEntry("guide", "G001", -800, "SETTLEABLE", "r1", "R#r1#SKU-1#guide"),
+    ]
+    paid = world.paid_order(10_000, entries)
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.claimed == ("P#SKU-1#dealer",)
+    assert payouts(world, paid.order_id) == {
+        "P#SKU-1#dealer": share.claim,
+        "P#SKU-1#guide": None,
+        "R#r1#SKU-1#guide": None,
+    }
+
+
+def test_a_share_wechat_pay_refuses_for_good_gives_its_entries_back_to_the_next_statement(world):
+    paid = world.paid_order(10_000, earnings(dealer=100))
+    world.accounts.by_payee[("dealer", "D001")] = ps.ReceiverAccount(ps.MERCHANT_ID, world.base.wechatpay.keys.mchid)
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.REFUSED and share.claimed == ()
+    assert payouts(world, paid.order_id) == {"P#SKU-1#dealer": None}
+    assert [e.entry_id for e in world.owed.settle(paid.order_id, "run-1")] == ["P#SKU-1#dealer"]
+
+
+def test_a_clawback_a_run_settled_is_not_returned_again(world):
+    paid = world.paid_order(10_000, earnings(dealer=300, store=500))
+    world.sharing.share_order(paid.order_id)
+    world.base.wechatpay.profit_sharing.finish_shares()
+    world.clock.advance(61_000 / 1000)
+    world.sharing.settle_due()
+    world.owed.by_order[paid.order_id] += [
+        ps.OwedEntry("dealer", "D001", -300, "SETTLEABLE", "r1", "R#r1#SKU-1#dealer"),
+        ps.OwedEntry("store", "S001", -500, "SETTLEABLE", "r1", "R#r1#SKU-1#store"),
+    ]
+    world.owed.settle(paid.order_id, "run-2", {"R#r1#SKU-1#store"})  # on a statement already
+    share = world.sharing.refund_issued(paid.order_id, "r1")
+    assert share is not None and [b["amount"] for b in posts(world, RETURNS)] == [300]
+    assert payouts(world, paid.order_id)["R#r1#SKU-1#dealer"] == share.claim
+
+
+def test_an_order_with_more_entries_than_one_transaction_claims_is_refused_and_left_to_its_statement(world):
+    entries = [
+        ps.OwedEntry("guide", "G001", 1, "SETTLEABLE", entry_id=f"P#SKU-{n}#guide") for n in range(ps.MAX_CLAIMS + 1)
+    ]
+    paid = world.paid_order(10_000, entries)
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.REFUSED and share.refusal == ps.TOO_MANY_ENTRIES
+    assert posts(world, ORDERS) == [] and set(payouts(world, paid.order_id).values()) == {None}
+    assert world.shares.needing_attention(10) == [share]
