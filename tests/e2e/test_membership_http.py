@@ -106,3 +106,24 @@ def test_an_order_grows_a_level_earns_frozen_points_released_after_the_window_an
     assert entries == [("refund_returned", -40, order_id), ("released", 0, order_id), ("earned", 80, order_id)]
     assert rest["next_cursor"] is None
     assert sum(e["available"] for e in page["items"] + rest["items"]) == 40
+
+    # When the merchant takes points at checkout (10 points a yuan, at most half an order) and the
+    # member spends its 40 points on an order of one unit
+    spending = {**RULES, "redeem_points_per_yuan": 10, "redeem_cap_bp": 5_000}
+    assert api.put("/admin/membership-rules", token=admin, json=spending).status_code == 200
+    cart = {"lines": [{"sku": sku, "qty": 1}], "fulfilment": DELIVERY, "points": 40}
+    quoted = api.post("/checkout/quote", token=customer, json=cart).json()
+    assert quoted["points"] == {"spent": 40, "deduction_fen": 400, "available": 40}
+    spent = api.post("/orders", token=customer, json=cart)
+    assert spent.status_code == 201, spent.text
+    assert {"kind": "points", "id": "40", "amount_fen": 400} in spent.json()["applied"]
+    assert spent.json()["total_fen"] == 4_000 - 400 + 1_000
+    assert member(api, customer)["points"]["available"] == 0
+    # Then another order spending more is refused, holding nothing
+    refused = api.post("/orders", token=customer, json={**cart, "points": 10})
+    assert (refused.status_code, refused.json()["code"]) == (409, "INSUFFICIENT_POINTS")
+    # And cancelling the unpaid order gives the 40 points back, once, through the MembershipQueue
+    assert api.post(f"/orders/{spent.json()['order_id']}/cancel", token=customer).ok
+    eventually(lambda: member(api, customer)["points"]["available"] == 40)
+    kinds = [(e["kind"], e["points"]) for e in api.get("/me/points?limit=2", token=customer).json()["items"]]
+    assert kinds == [("spend_returned", 40), ("spent", -40)]
