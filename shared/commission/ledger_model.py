@@ -50,6 +50,10 @@ NEXT: dict[EntryStatus, EntryStatus] = {
 }
 
 
+# The prefix of the payout claim a settlement run writes on the entries it pays.
+SETTLEMENT_PAYOUT = "settlement#"
+
+
 def entry_shard(order_id: str) -> int:
     return zlib.crc32(order_id.encode()) % ENTRY_SHARDS
 
@@ -74,6 +78,10 @@ class Entry:
     rules_version: int | None = None
     refund_id: str | None = None
     settlement_run_id: str | None = None
+    # The payout channel that claimed the entry (docs/commission.md, "Two payout channels"):
+    # `settlement#<run_id>` or `profit_sharing#<out_order_no>`, set once by a conditional write
+    # (only while it is absent), so an entry is paid by one channel once. None: not claimed yet.
+    payout: str | None = None
 
     @property
     def payee(self) -> str:
@@ -87,6 +95,11 @@ class Entry:
     def is_clawback(self) -> bool:
         return self.refund_id is not None
 
+    @property
+    def paid_elsewhere(self) -> bool:
+        """Claimed by another payout channel than settlement runs (profit sharing): a run leaves it out."""
+        return self.payout is not None and not self.payout.startswith(SETTLEMENT_PAYOUT)
+
     def moved(self, to: EntryStatus, due_at_ms: int | None = None, run_id: str | None = None) -> Entry:
         if NEXT.get(self.status) is not to:
             raise InvalidTransition(f"an entry {self.status} cannot become {to}", entry_id=self.entry_id)
@@ -95,6 +108,7 @@ class Entry:
             status=to,
             due_at_ms=due_at_ms if due_at_ms is not None else self.due_at_ms,
             settlement_run_id=run_id or self.settlement_run_id,
+            payout=self.payout or (SETTLEMENT_PAYOUT + run_id if run_id else None),
         )
 
     def view(self) -> dict[str, Any]:

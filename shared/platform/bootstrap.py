@@ -559,7 +559,7 @@ class LedgerOwed:
         from shared.payments.profit_sharing_model import OwedEntry
 
         return [
-            OwedEntry(e.role.value, e.payee_id, e.amount_fen, e.status.value, e.refund_id)
+            OwedEntry(e.role.value, e.payee_id, e.amount_fen, e.status.value, e.refund_id, e.entry_id, e.payout)
             for e in self._ledger.entries(order_id)
         ]
 

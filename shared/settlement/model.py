@@ -58,6 +58,8 @@ class ShardProgress:
     processed: int
     counted: int
     net_fen: int
+    shared_fen: int = 0  # left out: paid by profit sharing
+    shared_entries: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class StatementRow:
     gross_fen: int  # what it earned
     clawbacks_fen: int  # what refunds took back (>= 0)
     entries: int
+    # Entries due in the period that profit sharing paid (claimed before the run reached them):
+    # left out of gross, clawbacks and net, shown so that finance sees why (docs/operations.md).
+    shared_entries: int = 0
+    shared_fen: int = 0  # their net (earnings less clawbacks)
 
     @property
     def kind(self) -> str:
@@ -88,12 +94,14 @@ def summed_by_payee(shards: Iterable[Iterable[StatementRow]]) -> Iterator[Statem
     one row per source at a time, never the whole statement."""
     merged = heapq.merge(*shards, key=lambda row: row.payee)
     for payee, rows in groupby(merged, key=lambda row: row.payee):
-        gross = clawbacks = entries = 0
+        gross = clawbacks = entries = shared_entries = shared = 0
         for row in rows:
             gross += row.gross_fen
             clawbacks += row.clawbacks_fen
             entries += row.entries
-        yield StatementRow(payee, gross, clawbacks, entries)
+            shared_entries += row.shared_entries
+            shared += row.shared_fen
+        yield StatementRow(payee, gross, clawbacks, entries, shared_entries, shared)
 
 
 def yuan(fen: int) -> str:
@@ -115,5 +123,7 @@ def run_view(run: Run, shards: list[ShardProgress], payees: int) -> dict[str, An
         "shards_done": run.shards_done,
         "payees": payees,
         "total_fen": sum(s.net_fen for s in shards),
+        "profit_shared_entries": sum(s.shared_entries for s in shards),
+        "profit_shared_fen": sum(s.shared_fen for s in shards),
         "created_at": iso(run.created_at_ms),
     }

@@ -35,9 +35,12 @@ class SettlementStore(Protocol):
         ...
 
     def settle(self, run: Run, shard: int, entries: Sequence[Entry], then: DomainEvent | None) -> None:
-        """In ONE transaction: each entry SETTLEABLE -> SETTLED by this run (conditional on it still
-        being SETTLEABLE), its payee's totals, the run's statement rows and the shard's progress;
-        and `then`, the message that continues the shard. ConcurrentUpdate if an entry moved."""
+        """In ONE transaction: each entry SETTLEABLE -> SETTLED by this run, its payee's totals, the
+        run's statement rows and the shard's progress; and `then`, the message that continues the
+        shard. An entry with no payout claim is paid (claimed `settlement#<run>`, conditional on it
+        still being SETTLEABLE and unclaimed); one that profit sharing claimed (`paid_elsewhere`) is
+        left out (conditional on that claim), counted in the row's `shared_*`, never in its gross.
+        ConcurrentUpdate if an entry moved or was claimed meanwhile."""
         ...
 
     def finish_shard(self, run: Run, shard: int) -> bool:

@@ -36,8 +36,10 @@ STATEMENT_COLUMNS = [
     "net_yuan",
     "entries",
     "account",
+    "profit_shared_entries",
+    "profit_shared_fen",
 ]
-ENTRY_COLUMNS = ["order_id", "entry_id", "sku", "role", "kind", "amount_fen", "amount_yuan", "refund_id"]
+ENTRY_COLUMNS = ["order_id", "entry_id", "sku", "role", "kind", "amount_fen", "amount_yuan", "refund_id", "paid_by"]
 
 
 class SettlementRuns:
@@ -121,6 +123,8 @@ class SettlementRuns:
                     yuan(row.net_fen),
                     row.entries,
                     account or "",
+                    row.shared_entries,
+                    row.shared_fen,
                 ]
             )
 
@@ -129,8 +133,19 @@ class SettlementRuns:
         yield BOM + _line(ENTRY_COLUMNS)
         for e in self._store.payee_entries(run_id, payee):
             kind = "clawback" if e.is_clawback else "earning"
+            paid_by = "profit_sharing" if e.paid_elsewhere else "statement"
             yield _line(
-                [e.order_id, e.entry_id, e.sku, e.role.value, kind, e.amount_fen, yuan(e.amount_fen), e.refund_id or ""]
+                [
+                    e.order_id,
+                    e.entry_id,
+                    e.sku,
+                    e.role.value,
+                    kind,
+                    e.amount_fen,
+                    yuan(e.amount_fen),
+                    e.refund_id or "",
+                    paid_by,
+                ]
             )
 
     def _run(self, run_id: str) -> Run:

@@ -6,12 +6,14 @@ pages of two rows here so that every shard's Query takes several pages."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 
 from shared.commission.ledger_model import ENTRY_SHARDS, Entry, EntryStatus, entry_shard
 from shared.commission.ports import LedgerChange
 from shared.kernel.credited import PayeeRole
+from shared.kernel.errors import ConcurrentUpdate
 from shared.settlement.model import Run, RunStatus, StatementRow
 
 NOW = 1_795_392_000_000
@@ -123,6 +125,66 @@ class TestStatement:
         ledger, store = ports
         run = settled_run(ledger, store, [])
         assert list(store.statement(run)) == []
+
+
+class TestPayoutClaims:
+    """One payout channel per entry (docs/commission.md, "Two payout channels")."""
+
+    def test_entries_profit_sharing_claimed_are_left_out_of_gross_and_net_and_shown_apart(self, ports):
+        ledger, store = ports
+        entries = ledger_over_three_shards()
+        shared = {0, 1, 7}  # G1's earning and clawback in order a, D1's in order b
+        claimed = [replace(e, payout="profit_sharing#PS-1") if n in shared else e for n, e in enumerate(entries)]
+        run = settled_run(ledger, store, claimed)
+        paid = [e for n, e in enumerate(entries) if n not in shared]
+        rows = {row.payee: row for row in store.statement(run)}
+        expected = {row.payee: row for row in expected_statement(paid)}
+        g1, d1 = rows["guide:G1"], rows["dealer:D1"]
+        assert (g1.gross_fen, g1.clawbacks_fen, g1.entries, g1.shared_entries, g1.shared_fen) == (225, 0, 2, 2, 260)
+        assert (d1.gross_fen, d1.entries, d1.shared_entries, d1.shared_fen) == (77, 1, 1, 500)
+        assert {p: replace(r, shared_entries=0, shared_fen=0) for p, r in rows.items()} == expected
+        progress = store.shards(run)
+        assert sum(p.processed for p in progress) == len(entries)  # the run's total reached
+        assert sum(p.net_fen for p in progress) == sum(e.amount_fen for e in paid)
+        assert sum(p.shared_fen for p in progress) == 760 and sum(p.shared_entries for p in progress) == 3
+        after = {(e.order_id, e.entry_id): e for e in claimed for e in ledger.entries(e.order_id)}
+        assert all(e.status is EntryStatus.SETTLED for e in after.values())
+        assert {e.payout for e in after.values() if e.payout.startswith("profit_sharing")} == {"profit_sharing#PS-1"}
+        assert sum(1 for e in after.values() if e.payout == f"settlement#{run.run_id}") == len(paid)
+
+    def test_an_entry_claimed_after_the_run_read_it_is_not_paid_and_nothing_of_the_batch_is_written(self, ports):
+        ledger, store = ports
+        a = orders_in_distinct_shards(1)[0]
+        entries = [earning(a, PayeeRole.GUIDE, "G1", 300), earning(a, PayeeRole.DEALER, "D1", 500)]
+        ledger.write(LedgerChange(new_entries=entries))
+        run = Run("run-20261123T000000Z", NOW, RunStatus.RUNNING, ENTRY_SHARDS, 0, NOW)
+        assert store.start(run, [])
+        read = ledger.due(EntryStatus.SETTLEABLE, entry_shard(a), NOW, 100)
+        claim_behind_the_runs_back(ledger, entries[1], "profit_sharing#PS-1")
+        with pytest.raises(ConcurrentUpdate):
+            store.settle(run, entry_shard(a), read, None)
+        assert list(store.statement(run)) == []
+        assert {e.status for e in ledger.entries(a)} == {EntryStatus.SETTLEABLE}
+        again = ledger.due(EntryStatus.SETTLEABLE, entry_shard(a), NOW, 100)
+        store.settle(run, entry_shard(a), again, None)
+        rows = {row.payee: row for row in store.statement(run)}
+        assert rows["dealer:D1"].entries == 0 and rows["dealer:D1"].shared_fen == 500
+        assert rows["guide:G1"].gross_fen == 300
+
+
+def claim_behind_the_runs_back(ledger, entry: Entry, claim: str) -> None:
+    """What profit sharing's claim does to one stored entry (its store's conditional update)."""
+    from tests.fakes.commission import MemoryLedger
+
+    if isinstance(ledger, MemoryLedger):
+        key = (entry.order_id, entry.entry_id)
+        ledger.stored[key] = replace(ledger.stored[key], payout=claim)
+        return
+    from shared.data.items.commission import LedgerEntryItem
+
+    LedgerEntryItem(*LedgerEntryItem.key(entry.order_id, entry.entry_id)).update(
+        actions=[LedgerEntryItem.payout.set(claim)], condition=LedgerEntryItem.payout.does_not_exist()
+    )
 
 
 @pytest.fixture

@@ -17,11 +17,13 @@ from tests.fakes.payments import FakeProviderRefunds, FakeRecordedPayments, WeCh
 
 
 class FakeProfitShares:
-    """A share per (order, out_order_no), each change conditional on its version."""
+    """A share per (order, out_order_no), each change conditional on its version and, with `owed`, on
+    the ledger entries it claims or releases (as the DynamoDB store's transaction: all or nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, owed: FakeOwed | None = None) -> None:
         self.items: dict[tuple[str, str], ps.ProfitShare] = {}
         self.writes = 0
+        self.owed = owed
         self._lock = threading.Lock()
 
     def get(self, order_id: str, out_order_no: str) -> ps.ProfitShare | None:
@@ -39,6 +41,9 @@ class FakeProfitShares:
             key = (before.order_id, before.out_order_no)
             if key not in self.items or self.items[key].version != before.version:
                 return None
+            if self.owed is not None:
+                self.owed.claim(after.order_id, after.claim, after.claimed_entries - before.claimed_entries)
+                self.owed.release(after.order_id, after.claim, before.claimed_entries - after.claimed_entries)
             self.items[key] = after
             self.writes += 1
             return after
@@ -61,6 +66,31 @@ class FakeOwed:
     def entries(self, order_id: str) -> list[ps.OwedEntry]:
         return list(self.by_order.get(order_id, []))
 
+    def claim(self, order_id: str, claim: str, entry_ids: frozenset[str]) -> None:
+        """Every entry SETTLEABLE and unclaimed, or EntryTaken and nothing changed."""
+        held = self.by_order.get(order_id, [])
+        if any(e.entry_id in entry_ids and (e.status != "SETTLEABLE" or e.payout is not None) for e in held):
+            raise ps.EntryTaken(f"an entry of {order_id} moved meanwhile")
+        if len({e.entry_id for e in held} & entry_ids) != len(entry_ids):
+            raise ps.EntryTaken(f"an entry of {order_id} is not in the ledger")
+        self.by_order[order_id] = [replace(e, payout=claim) if e.entry_id in entry_ids else e for e in held]
+
+    def release(self, order_id: str, claim: str, entry_ids: frozenset[str]) -> None:
+        held = self.by_order.get(order_id, [])
+        if any(e.entry_id in entry_ids and e.payout != claim for e in held):
+            raise ps.EntryTaken(f"an entry of {order_id} is claimed by another")
+        self.by_order[order_id] = [replace(e, payout=None) if e.entry_id in entry_ids else e for e in held]
+
+    def settle(self, order_id: str, run_id: str, entry_ids: set[str] | None = None) -> list[ps.OwedEntry]:
+        """What a settlement run does to the order's unclaimed SETTLEABLE entries (all, or these)."""
+        taken = []
+        held = self.by_order.get(order_id, [])
+        for n, e in enumerate(held):
+            if e.status == "SETTLEABLE" and e.payout is None and (entry_ids is None or e.entry_id in entry_ids):
+                held[n] = replace(e, status="SETTLED", payout=f"settlement#{run_id}")
+                taken.append(held[n])
+        return taken
+
 
 @dataclass
 class FakeAccounts:
@@ -82,7 +112,7 @@ ACCOUNTS = {
 def earnings(status: str = "SETTLEABLE", **amounts: int) -> list[ps.OwedEntry]:
     """One earning per role=amount (dealer D001, store S001, guide G001, distributors m-li)."""
     payee = {"dealer": "D001", "store": "S001", "guide": "G001", "distributor_1": "m-li", "distributor_2": "m-li"}
-    return [ps.OwedEntry(role, payee[role], fen, status) for role, fen in amounts.items()]
+    return [ps.OwedEntry(role, payee[role], fen, status, entry_id=f"P#SKU-1#{role}") for role, fen in amounts.items()]
 
 
 @dataclass
@@ -110,7 +140,8 @@ class ProfitSharingWorld:
             sharing_merchant, client, base.payables, base.prepays, base.applied, base.clock, refunds.notified
         )
         base.wechatpay.post = base.deliver
-        shares, owed, accounts = FakeProfitShares(), FakeOwed(), FakeAccounts(dict(ACCOUNTS))
+        owed, accounts = FakeOwed(), FakeAccounts(dict(ACCOUNTS))
+        shares = FakeProfitShares(owed)
         sharing = ProfitSharing(
             sharing_merchant, client, shares, recorded, owed, accounts, base.clock, query_after_ms=query_after_ms
         )

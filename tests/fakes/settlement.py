@@ -65,16 +65,27 @@ class MemorySettlements:
         progress = self.progress[(run.run_id, shard)]
         if progress.done:
             raise ConcurrentUpdate("the shard is done")
+        for entry in entries:  # the store's conditions: the claim it was read with is still the claim
+            held = self.ledger.stored.get((entry.order_id, entry.entry_id))
+            if held is not None and held.payout != entry.payout:
+                raise ConcurrentUpdate("an entry was claimed meanwhile", entry_id=entry.entry_id)
         moved = [(e, e.moved(EntryStatus.SETTLED, run_id=run.run_id)) for e in entries]
         self.ledger.write(LedgerChange(moved=moved))  # all or nothing, conditional on each state
         for entry in entries:
-            row = self.rows.setdefault((run.run_id, entry.payee, shard), [0, 0, 0])
+            row = self.rows.setdefault((run.run_id, entry.payee, shard), [0, 0, 0, 0, 0])
+            if entry.paid_elsewhere:
+                row[3] += 1
+                row[4] += entry.amount_fen
+                continue
             row[0 if entry.amount_fen >= 0 else 1] += abs(entry.amount_fen)
             row[2] += 1
+        shared = [e for e in entries if e.paid_elsewhere]
         self.progress[(run.run_id, shard)] = replace(
             progress,
             processed=progress.processed + len(entries),
-            net_fen=progress.net_fen + sum(e.amount_fen for e in entries),
+            net_fen=progress.net_fen + sum(e.amount_fen for e in entries if not e.paid_elsewhere),
+            shared_entries=progress.shared_entries + len(shared),
+            shared_fen=progress.shared_fen + sum(e.amount_fen for e in shared),
         )
         if then is not None:
             self.messages.append(then)

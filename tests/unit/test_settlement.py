@@ -169,7 +169,7 @@ def test_the_statement_is_utf8_csv_with_a_bom_one_row_per_payee_named_with_its_a
         "\ufeffpayee_kind,payee_id,name,gross_fen,clawbacks_fen,net_fen,net_yuan,entries,account"
     )
     dealer = next(line for line in lines if line.startswith("dealer,D001"))
-    assert "华东经销商" in dealer and dealer.rstrip("\r\n").endswith("wxpay:1900000109")
+    assert "华东经销商" in dealer and dealer.rstrip("\r\n").endswith("wxpay:1900000109,0,0")
     payee = list(runs.payee_csv(run.run_id, "guide:G001"))
     assert payee[0].startswith("\ufefforder_id") and any(",clawback,-700,-7.00,r-1" in line for line in payee)
 
@@ -251,3 +251,34 @@ def test_the_merge_reads_each_shard_as_it_goes_never_the_whole_statement():
     assert first == StatementRow("guide:G0000", 2, 0, 2)
     assert read[0] <= 2 and read[1] <= 2  # one row ahead per shard at most
     assert sum(1 for _ in merged) == 999 and read == [1000, 500]
+
+
+def test_entries_profit_sharing_claimed_are_left_out_of_the_statement_and_counted_apart():
+    ledger, now = ledger_with_entries()
+    shared = [e for e in ledger.stored.values() if e.order_id in ("o-000", "o-003") and e.payee == "dealer:D001"]
+    for e in shared:  # what profit sharing's claim writes (its store's conditional update)
+        ledger.stored[(e.order_id, e.entry_id)] = Entry(**{**e.__dict__, "payout": "profit_sharing#PS-1"})
+    full_ledger, _ = ledger_with_entries()
+    runs, store = runs_on(ledger, now)
+    full_runs, full_store = runs_on(full_ledger, now)
+    run, full = runs.start(now), full_runs.start(now)
+    work_off(store, SettlementWorker(runs))
+    work_off(full_store, SettlementWorker(full_runs))
+    rows = {r.payee: r for r in store.statement(run)}
+    before = {r.payee: r for r in full_store.statement(full)}
+    left_out = sum(e.amount_fen for e in shared)
+    dealer = rows["dealer:D001"]
+    assert dealer.gross_fen == before["dealer:D001"].gross_fen - left_out
+    assert dealer.entries == before["dealer:D001"].entries - 2
+    assert (dealer.shared_entries, dealer.shared_fen) == (2, left_out)
+    assert rows["guide:G001"] == before["guide:G001"]  # nobody else's row moves
+    view = runs.view(run.run_id)
+    assert view["total_fen"] == full_runs.view(full.run_id)["total_fen"] - left_out
+    assert view["profit_shared_fen"] == left_out and view["profit_shared_entries"] == 2
+    assert view["processed"] == view["total"]  # the left-out entries are processed, not paid
+    line = next(x for x in statement_of(runs, run.run_id) if x.startswith("dealer,D001"))
+    assert line.rstrip("\r\n").endswith(f",2,{left_out}")
+    paid_by = [x.rstrip("\r\n").rsplit(",", 1)[1] for x in runs.payee_csv(run.run_id, "dealer:D001")][1:]
+    assert paid_by.count("profit_sharing") == 2 and paid_by.count("statement") == dealer.entries
+    # every entry due left the queue once, so no later run sees it again
+    assert all(ledger.due(EntryStatus.SETTLEABLE, shard, now, 10**6) == [] for shard in range(ENTRY_SHARDS))

@@ -59,6 +59,9 @@ class LedgerEntryItem(BaseItem, discriminator="LedgerEntry"):
     rules_version = NumberAttribute(null=True)
     refund_id = UnicodeAttribute(null=True)
     run_id = UnicodeAttribute(null=True)
+    # The payout channel that claimed it: `settlement#<run>` or `profit_sharing#<out_order_no>`, set
+    # only while absent (docs/commission.md, "Two payout channels"); absent on entries paid before.
+    payout = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(order_id: str, entry_id: str) -> tuple[str, str]:

@@ -43,6 +43,8 @@ class SettlementShardItem(BaseItem, discriminator="SettlementShard"):
     processed = NumberAttribute(null=True)
     counted = NumberAttribute(null=True)
     net_fen = NumberAttribute(null=True)
+    shared_fen = NumberAttribute(null=True)  # left out: paid by profit sharing (absent on older runs)
+    shared_entries = NumberAttribute(null=True)
 
     @staticmethod
     def key(run_id: str, shard: int) -> tuple[str, str]:
@@ -63,6 +65,8 @@ class StatementRowItem(BaseItem, discriminator="StatementRow"):
     gross_fen = NumberAttribute(null=True)
     clawbacks_fen = NumberAttribute(null=True)
     entries = NumberAttribute(null=True)
+    shared_fen = NumberAttribute(null=True)  # left out: paid by profit sharing (absent on older runs)
+    shared_entries = NumberAttribute(null=True)
 
     @staticmethod
     def key(run_id: str, payee: str, shard: int) -> tuple[str, str]:

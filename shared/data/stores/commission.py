@@ -235,6 +235,7 @@ def entry_item(entry: Entry) -> LedgerEntryItem:
         rules_version=entry.rules_version,
         refund_id=entry.refund_id,
         run_id=entry.settlement_run_id,
+        payout=entry.payout,
         gsi1pk=f"PAYEE#{entry.payee}",
         gsi1sk=f"{iso(entry.created_at_ms)}#{entry.order_id}#{entry.entry_id}",
         gsi2pk=gsi2pk,
@@ -348,4 +349,5 @@ def entry_of(item: LedgerEntryItem) -> Entry:
         rules_version=int(item.rules_version) if item.rules_version is not None else None,
         refund_id=item.refund_id,
         settlement_run_id=item.run_id,
+        payout=item.payout,
     )

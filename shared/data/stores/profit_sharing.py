@@ -7,8 +7,9 @@ import json
 
 from pynamodb.exceptions import PutError
 
+from shared.data.items.commission import LedgerEntryItem
 from shared.data.items.profit_sharing import ProfitShareItem
-from shared.data.transactions import condition_failed, translated
+from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
 from shared.kernel.clock import iso
 from shared.payments import profit_sharing_model as ps
 
@@ -36,6 +37,10 @@ class DynamoProfitShares:
         return self.get(share.order_id, share.out_order_no) or share  # a retry: the first one stands
 
     def change(self, before: ps.ProfitShare, after: ps.ProfitShare) -> ps.ProfitShare | None:
+        claims = sorted(after.claimed_entries - before.claimed_entries)
+        releases = sorted(before.claimed_entries - after.claimed_entries)
+        if claims or releases:
+            return self._change_with_claims(before, after, claims, releases)
         with translated():
             try:
                 _item(after).save(condition=ProfitShareItem.version == before.version)
@@ -43,6 +48,38 @@ class DynamoProfitShares:
                 if condition_failed(exc):
                     return None
                 raise
+        return after
+
+    def _change_with_claims(
+        self, before: ps.ProfitShare, after: ps.ProfitShare, claims: list[str], releases: list[str]
+    ) -> ps.ProfitShare | None:
+        """The share and its claims on the ledger's entries in ONE transaction (at most 99 entries
+        an order: DynamoDB's 100 items a transaction). A claim holds only on a SETTLEABLE entry no
+        channel claimed: the same attribute a settlement run's payment is conditional on."""
+        tx = Transaction()
+        tx.put(_item(after), "share", ProfitShareItem.version == before.version)
+        for n, entry_id in enumerate(claims):
+            tx.update(
+                LedgerEntryItem,
+                LedgerEntryItem.key(after.order_id, entry_id),
+                [LedgerEntryItem.payout.set(after.claim)],
+                f"claim {n}",
+                condition=(LedgerEntryItem.status == "SETTLEABLE") & LedgerEntryItem.payout.does_not_exist(),
+            )
+        for n, entry_id in enumerate(releases):
+            tx.update(
+                LedgerEntryItem,
+                LedgerEntryItem.key(after.order_id, entry_id),
+                [LedgerEntryItem.payout.remove()],
+                f"release {n}",
+                condition=LedgerEntryItem.payout == after.claim,
+            )
+        try:
+            tx.commit()
+        except TransactionCancelled as exc:
+            if "share" in exc.failed:
+                return None
+            raise ps.EntryTaken(f"an entry of order {after.order_id} moved meanwhile: {exc.failed}") from exc
         return after
 
     def due(self, now_ms: int, limit: int) -> list[ps.ProfitShare]:

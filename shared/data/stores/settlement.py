@@ -71,6 +71,8 @@ def _progress(item: SettlementShardItem, shard: int) -> ShardProgress:
         processed=int(item.processed or 0),
         counted=int(item.counted or 0),
         net_fen=int(item.net_fen or 0),
+        shared_fen=int(item.shared_fen or 0),
+        shared_entries=int(item.shared_entries or 0),
     )
 
 
@@ -151,44 +153,63 @@ class DynamoSettlements:
     def settle(self, run: Run, shard: int, entries: Sequence[Entry], then: DomainEvent | None) -> None:
         tx = Transaction()
         units: list[tuple[Entry | None, Entry]] = []
-        rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # payee -> gross, clawbacks, entries
+        # payee -> gross, clawbacks, entries, shared entries, shared fen
+        rows: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
         for n, entry in enumerate(entries):
             settled = entry.moved(EntryStatus.SETTLED, run_id=run.run_id)
+            unclaimed = LedgerEntryItem.status == EntryStatus.SETTLEABLE.value
+            if entry.paid_elsewhere:  # profit sharing paid it: left out, on the condition of its claim
+                unclaimed &= LedgerEntryItem.payout == entry.payout
+            else:  # paid here, only if nobody claimed it meanwhile
+                unclaimed &= LedgerEntryItem.payout.does_not_exist()
             tx.update(
                 LedgerEntryItem,
                 LedgerEntryItem.key(entry.order_id, entry.entry_id),
                 [
                     LedgerEntryItem.status.set(EntryStatus.SETTLED.value),
                     LedgerEntryItem.run_id.set(run.run_id),
+                    LedgerEntryItem.payout.set(settled.payout or f"settlement#{run.run_id}"),
                     LedgerEntryItem.gsi2pk.set(f"RUN#{run.run_id}#{entry.payee}"),
                     LedgerEntryItem.gsi2sk.set(f"{entry.order_id}#{entry.entry_id}"),
                 ],
                 f"entry {n}",
-                condition=LedgerEntryItem.status == EntryStatus.SETTLEABLE.value,
+                condition=unclaimed,
             )
             units.append((entry, settled))
             row = rows[entry.payee]
-            row[0 if entry.amount_fen >= 0 else 1] += abs(entry.amount_fen)
-            row[2] += 1
+            if entry.paid_elsewhere:
+                row[3] += 1
+                row[4] += entry.amount_fen
+            else:
+                row[0 if entry.amount_fen >= 0 else 1] += abs(entry.amount_fen)
+                row[2] += 1
         totals_parts(tx, units)
-        for n, (payee, (gross, clawbacks, count)) in enumerate(sorted(rows.items())):
-            tx.update(
-                StatementRowItem,
-                _row_key(run, payee, shard),
-                [
-                    StatementRowItem.entity.set(StatementRowItem),
-                    StatementRowItem.payee.set(payee),
-                    StatementRowItem.gross_fen.add(gross),
-                    StatementRowItem.clawbacks_fen.add(clawbacks),
-                    StatementRowItem.entries.add(count),
-                ],
-                f"row {n}",
-            )
-        net = sum(e.amount_fen for e in entries)
+        for n, (payee, (gross, clawbacks, count, shared_count, shared)) in enumerate(sorted(rows.items())):
+            actions: list[Action] = [
+                StatementRowItem.entity.set(StatementRowItem),
+                StatementRowItem.payee.set(payee),
+                StatementRowItem.gross_fen.add(gross),
+                StatementRowItem.clawbacks_fen.add(clawbacks),
+                StatementRowItem.entries.add(count),
+            ]
+            if shared_count:  # only then: a row of a run with profit sharing off is written as before
+                actions += [StatementRowItem.shared_entries.add(shared_count), StatementRowItem.shared_fen.add(shared)]
+            tx.update(StatementRowItem, _row_key(run, payee, shard), actions, f"row {n}")
+        paid = [e for e in entries if not e.paid_elsewhere]
+        progress: list[Action] = [
+            SettlementShardItem.processed.add(len(entries)),
+            SettlementShardItem.net_fen.add(sum(e.amount_fen for e in paid)),
+        ]
+        if len(paid) < len(entries):
+            shared_entries = [e for e in entries if e.paid_elsewhere]
+            progress += [
+                SettlementShardItem.shared_entries.add(len(shared_entries)),
+                SettlementShardItem.shared_fen.add(sum(e.amount_fen for e in shared_entries)),
+            ]
         tx.update(
             SettlementShardItem,
             _shard_key(run, shard),
-            [SettlementShardItem.processed.add(len(entries)), SettlementShardItem.net_fen.add(net)],
+            progress,
             "shard",
             condition=SettlementShardItem.status == RunStatus.RUNNING.value,
         )
@@ -264,7 +285,12 @@ class DynamoSettlements:
             for item in found:
                 if isinstance(item, StatementRowItem):
                     yield StatementRow(
-                        item.payee, int(item.gross_fen or 0), int(item.clawbacks_fen or 0), int(item.entries or 0)
+                        item.payee,
+                        int(item.gross_fen or 0),
+                        int(item.clawbacks_fen or 0),
+                        int(item.entries or 0),
+                        int(item.shared_entries or 0),
+                        int(item.shared_fen or 0),
                     )
 
     def payee_entries(self, run_id: str, payee: str) -> Iterator[Entry]:
