@@ -9,7 +9,7 @@ from chalice import Rate, Response
 
 from functions.checkout.blueprint import bp
 from shared.kernel.clock import iso, now_s
-from shared.kernel.errors import MalformedRequest, NotFound
+from shared.kernel.errors import InvalidTransition, MalformedRequest, NotFound, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import API_ROLES, Role
 from shared.kernel.lazy import lazy_import
@@ -32,9 +32,11 @@ from shared.web.api import (
 
 if TYPE_CHECKING:
     from functions.checkout import models, order_models
+    from shared.ordering import model as ordering_model
     from shared.ordering import ports as ordering_ports
     from shared.payments import hmac_webhook
 else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
+    ordering_model = lazy_import("shared.ordering.model")
     models = lazy_import("functions.checkout.models")
     order_models = lazy_import("functions.checkout.order_models")
     ordering_ports = lazy_import("shared.ordering.ports")
@@ -167,6 +169,8 @@ def dev_pay(order_id: str) -> Response:
     if not settings.is_local:
         raise NotFound("no such route")
     order = bootstrap.order_lifecycle().load(_order_id(order_id))
+    if settings.payment_provider == "wechatpay":
+        return ok(_paid_by_local_wechatpay(settings.wechatpay_api_base, order))
     now = now_s()
     body = json.dumps(
         {
@@ -180,6 +184,33 @@ def dev_pay(order_id: str) -> Response:
     headers = {"x-pay-signature": hmac_webhook.sign(secret, body, int(now))}
     notice = bootstrap.payment_provider().verify(headers, body, now)
     return ok(bootstrap.order_lifecycle().apply_payment(notice).view())
+
+
+def _paid_by_local_wechatpay(api_base: str, order: ordering_model.Order) -> dict[str, object]:
+    """`make dev --payment-provider wechatpay`: the local WeChat Pay pays the order's prepay and sends its
+    signed, encrypted TRANSACTION.SUCCESS callback to this API, which applies it as in production (so
+    refunds later go back through WeChat Pay). What the callback did is read back from the order."""
+    import urllib.error
+    import urllib.request
+
+    was_paid = order.status is not ordering_model.Status.PENDING_PAYMENT
+    request = urllib.request.Request(f"{api_base}/local/pay/{order.order_id}", data=b"{}", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # the local stand-in's URL, from settings
+            deliveries = json.loads(answer.read()).get("deliveries", [])
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:  # no prepay yet: the customer never asked to pay through WeChat Pay
+            raise InvalidTransition(
+                "the order has no WeChat Pay prepay yet: POST /orders/{order_id}/payments first",
+                order_id=order.order_id,
+            ) from exc
+        raise InvalidTransition("the local WeChat Pay refused to pay the order", status=exc.code) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise TemporarilyUnavailable("the local WeChat Pay does not answer", api_base=api_base) from exc
+    if 204 not in deliveries and 200 not in deliveries:
+        raise TemporarilyUnavailable("the payment callback was not taken", deliveries=deliveries)
+    after = bootstrap.order_lifecycle().load(order.order_id)
+    return {"order_id": after.order_id, "status": after.status.value, "outcome": "duplicate" if was_paid else "paid"}
 
 
 @bp.schedule(Rate(1, unit=Rate.MINUTES), name="expire_unpaid_orders")

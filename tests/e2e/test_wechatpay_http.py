@@ -9,6 +9,7 @@ notification never comes is settled by the query job; a cancelled order's transa
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import requests
 from infra.local.stack import free_port
 from infra.local.wechatpay_server import WeChatPayKeys
 from shared.payments import wechatpay_crypto as crypto
+from shared.payments.hmac_webhook import sign
 from tests.conftest import role_tokens
 from tests.e2e.conftest import RunningStack, local_stack
 from tests.e2e.http_api import HttpApi, eventually
@@ -134,9 +136,41 @@ def test_prepay_then_paid_once_through_the_local_wechat_pay(api, tokens, wechatp
     assert api.post(path, token=tokens["customer"], json={"openid": OPENID}).status_code == 409
 
 
-def test_the_hmac_webhook_stays_live_on_a_wechat_pay_stage(api, tokens):
+def test_the_hmac_webhook_stays_live_on_a_wechat_pay_stage(api, tokens, wechatpay):
     order = place_order(api, tokens)
-    assert api.post(f"/dev/pay/{order['order_id']}").json()["outcome"] == "paid"
+    raw = json.dumps(
+        {
+            "order_id": order["order_id"],
+            "transaction_id": f"hmac-{order['order_id']}",
+            "amount_fen": order["total_fen"],
+            "paid_at": "2026-12-02T08:00:00Z",
+        }
+    ).encode()
+    secret = wechatpay.running.environment["PAYMENT_WEBHOOK_SECRET"]
+    paid = api.post("/payments/notify", data=raw, headers={"X-Pay-Signature": sign(secret, raw, int(time.time()))})
+    assert paid.status_code == 200, paid.text
+    assert paid.json()["outcome"] == "paid"
+
+
+def test_dev_pay_on_a_wechat_pay_stage_pays_through_the_local_wechat_pay(api, tokens, wechatpay):
+    # Given an order with no prepay: /dev/pay cannot pay it through WeChat Pay and says what to do
+    order = place_order(api, tokens)
+    refused = api.post(f"/dev/pay/{order['order_id']}")
+    assert refused.status_code == 409 and "/payments" in refused.json()["message"], refused.text
+    assert order_of(api, tokens, order["order_id"])["status"] == "PENDING_PAYMENT"
+    # When the customer asks for the prepay and the developer uses /dev/pay
+    assert api.post(f"/orders/{order['order_id']}/payments", token=tokens["customer"], json={"openid": OPENID}).ok
+    paid = api.post(f"/dev/pay/{order['order_id']}")
+    # Then the local WeChat Pay paid it and its signed callback applied the payment, once
+    assert paid.status_code == 200, paid.text
+    assert paid.json() == {"order_id": order["order_id"], "status": "PAID", "outcome": "paid"}
+    again = api.post(f"/dev/pay/{order['order_id']}")
+    assert again.json()["outcome"] == "duplicate"
+    after = order_of(api, tokens, order["order_id"])
+    assert [entry["status"] for entry in after["history"]].count("PAID") == 1
+    # And a refund of it goes back through WeChat Pay (the payment is WeChat Pay's, not a dev HMAC one)
+    refund = refund_issued(api, tokens, after, 1)
+    eventually(lambda: refund["refund_id"] in wechatpay.refunds(), timeout_s=60)
 
 
 def paid_through_wechat_pay(api: HttpApi, tokens: dict[str, str], wechatpay: WeChatPayStack) -> dict:

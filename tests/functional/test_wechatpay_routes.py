@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from infra.local.wechatpay_server import LocalWeChatPay, serve
 from shared.data.items import PaymentItem
+from shared.payments import hmac_webhook
 from shared.payments import wechatpay_crypto as crypto
 from shared.platform import bootstrap
 from tests.conftest import bearer
@@ -199,7 +201,25 @@ def test_callbacks_of_other_shapes_are_fail_not_500(client, wechatpay):
 
 def test_the_hmac_webhook_stays_live_beside_wechat_pay(client, tokens, wechatpay):
     order = place(client, tokens["customer"])
-    assert client.http.post(f"/dev/pay/{order['order_id']}").json_body["outcome"] == "paid"
+    raw = json.dumps(
+        {
+            "order_id": order["order_id"],
+            "transaction_id": f"hmac-{order['order_id']}",
+            "amount_fen": order["total_fen"],
+            "paid_at": "2026-12-02T08:00:00Z",
+        }
+    ).encode()
+    signature = hmac_webhook.sign("test-webhook-secret", raw, int(time.time()))
+    paid = client.http.post("/payments/notify", headers={"X-Pay-Signature": signature}, body=raw)
+    assert paid.status_code == 200 and paid.json_body["outcome"] == "paid"
+
+
+def test_dev_pay_under_wechat_pay_needs_the_prepay_first(client, tokens, wechatpay):
+    # /dev/pay pays through the local WeChat Pay (docs/payments.md): without a prepay there is nothing to pay
+    order = place(client, tokens["customer"])
+    refused = client.http.post(f"/dev/pay/{order['order_id']}")
+    assert refused.status_code == 409 and refused.json_body["code"] == "INVALID_TRANSITION"
+    assert "POST /orders/{order_id}/payments first" in refused.json_body["message"]
 
 
 def recording(client):
