@@ -224,11 +224,10 @@ def order_lifecycle(clock: Clock | None = None) -> OrderLifecycle:
 
 
 def ordering(clock: Clock | None = None) -> OrderPlacement:
+    from shared.data.stores.membership import DynamoOrderPoints
     from shared.data.stores.ordering_uow import unit_of_work
     from shared.kernel.clock import SYSTEM
     from shared.ordering.placement import OrderPlacement
-
-    from shared.data.stores.membership import DynamoOrderPoints
 
     return OrderPlacement(
         unit_of_work,
