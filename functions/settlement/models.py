@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
@@ -26,6 +27,15 @@ class SettlementIn(BaseModel):
         # The document says date-time (a string); pydantic would also read a number as epoch seconds.
         if not isinstance(value, str):
             raise ValueError("period_end is an ISO-8601 date-time string")
+        return value
+
+    @field_validator("period_end")
+    @classmethod
+    def _a_year_a_run_can_be_named_by(cls, value: datetime) -> datetime:
+        # A run is named by its period end, `run-YYYYMMDDTHHMMSSZ`: a year before 1000 wrote an id
+        # of 7 digits that GET then refused (404 for the run just created), one past 9999 failed.
+        if not 2000 <= value.year <= 8999:
+            raise ValueError("period_end is in a year from 2000 to 8999")
         return value
 
     def period_end_ms(self) -> int:

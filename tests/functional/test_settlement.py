@@ -106,6 +106,14 @@ def test_only_finance_runs_settlements_and_a_future_period_is_refused(shop: Clie
     assert call(shop, "get", "/finance/settlements/nope", tokens["finance"]).status_code == 404
 
 
+def test_a_period_ending_in_a_year_a_run_cannot_be_named_by_is_refused(shop: Client, tokens: dict):
+    # A run is named run-YYYYMMDDTHHMMSSZ: year 235 made run-2351001T..., which its GET refused (404)
+    for period_end in ("0235-10-01T19:42:24Z", "1999-12-31T23:59:59Z"):
+        refused = start(shop, tokens["finance"], period_end)
+        assert (refused.status_code, refused.json_body["code"]) == (422, "VALIDATION_FAILED"), period_end
+    assert start(shop, tokens["finance"], "2000-01-01T00:00:00+08:00").status_code == 202
+
+
 def test_a_failed_run_posted_again_resumes_and_settles_what_it_had_left(shop: Client, tokens: dict):
     finance, customer = tokens["finance"], tokens["customer"]
     t = now_ms()
