@@ -16,6 +16,7 @@ always sum to what it paid. The units a refund request asks for are held on the 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from shared.kernel.clock import iso
 from shared.kernel.credited import CreditFacts
 from shared.kernel.errors import InvalidTransition, RuleViolation
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse, derived_id
-from shared.kernel.money import unit_share
+from shared.kernel.money import allocate, unit_share
 
 
 # -- the priced lines an order is made of (shared.ordering.pricing prices them) ------------------
@@ -71,6 +72,7 @@ class Quote:
     total_fen: int  # subtotal - discount + shipping == sum of line payables + shipping
     applied: tuple[Applied, ...]
     promotions: tuple[PromotionApplied, ...] = ()  # every promotion that shaped the quote
+    gifts: tuple[GiftTerms, ...] = ()  # the terms of each gift line given (kept on the order)
 
     def to_dict(self) -> dict:
         """The quote response of API.md."""
@@ -174,6 +176,11 @@ class OrderPromotion(Protocol):
         """The gift (SKU, units) that covered merchandise of `amount_fen` in `qty` units earns."""
         ...
 
+    def gift_tiers(self, sku: str) -> tuple[tuple[int, int, int], ...]:
+        """(threshold_fen, min_qty, units of `sku` it gives) of every tier, ascending: what an order
+        keeps to tell, after a partial refund, how many of the gift its lines still earn."""
+        ...
+
 
 @dataclass(frozen=True)
 class PromotionApplied:
@@ -201,6 +208,123 @@ class PromotionApplied:
             if self.skipped is not None:
                 view["skipped"] = self.skipped
         return view
+
+
+# -- gifts on refunds (docs/pricing.md, "Refunds below a threshold") --------------------------
+# After every refund the gift units the customer keeps beyond what the lines not refunded still
+# earn are returned with it (an unshipped order: back to stock) or paid for out of it, one unit's
+# `value_fen` each; what was deducted is kept per line, so bringing the gift back later pays the
+# same fen back to the same lines and a refund of every unit refunds exactly what was paid.
+# gift SKU -> {order line SKU: fen deducted from that line's refunds and not yet paid back}
+Charges = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class GiftTerms:
+    """A gift line as its promotion gave it: the lines it measured and its tiers as they were then."""
+
+    promotion_id: str
+    sku: str  # the gift line's SKU
+    value_fen: int  # one unit: the gift's own price for this customer when the order was placed
+    skus: tuple[str, ...]  # the order lines the promotion measured
+    tiers: tuple[tuple[int, int, int], ...]  # (threshold_fen, min_qty, units of this gift) per tier, ascending
+
+    def earned(self, lines: Mapping[str, tuple[int, int]], refunded: Mapping[str, int]) -> int:
+        """Units of the gift the measured lines still earn after `refunded` units ({sku: qty}) came
+        back; `lines`: sku -> (qty, unit_price_fen). Measured as at placement: the lines' own unit
+        prices and units, the highest tier reached (0 when none is, or it gives another gift)."""
+        left = [(lines[s][0] - refunded.get(s, 0), lines[s][1]) for s in self.skus if s in lines]
+        amount = sum(qty * unit for qty, unit in left)
+        qty = sum(q for q, _ in left)
+        if amount <= 0 and qty <= 0:
+            return 0
+        reached = [units for threshold, min_qty, units in self.tiers if amount >= threshold and qty >= min_qty]
+        return reached[-1] if reached else 0
+
+    def to_record(self) -> list[Any]:
+        return [self.promotion_id, self.sku, self.value_fen, list(self.skus), [list(t) for t in self.tiers]]
+
+    @classmethod
+    def of_record(cls, raw: Sequence[Any]) -> GiftTerms:
+        pid, sku, value, skus, tiers = raw
+        return cls(str(pid), str(sku), int(value), tuple(skus), tuple((int(a), int(b), int(c)) for a, b, c in tiers))
+
+
+def charged_units(terms: GiftTerms, charges: Charges) -> int:
+    """Gift units currently paid for by deductions."""
+    if terms.value_fen <= 0:
+        return 0
+    return sum(charges.get(terms.sku, {}).values()) // terms.value_fen
+
+
+def gifts_to_return(
+    gifts: Sequence[GiftTerms],
+    lines: Mapping[str, tuple[int, int]],
+    refunded_after: Mapping[str, int],
+    returnable: Mapping[str, int],
+) -> dict[str, int]:
+    """The gift units an unshipped order gives back with a refund: those kept beyond what the lines
+    still earn once `refunded_after` is refunded, at most the `returnable` ones (not refunded, not
+    held by another request)."""
+    back: dict[str, int] = {}
+    for terms in gifts:
+        kept = lines[terms.sku][0] - refunded_after.get(terms.sku, 0)
+        extra = min(max(0, kept - terms.earned(lines, refunded_after)), returnable.get(terms.sku, 0))
+        if extra > 0:
+            back[terms.sku] = extra
+    return back
+
+
+def settle_gifts(
+    gifts: Sequence[GiftTerms],
+    charges: Charges,
+    lines: Mapping[str, tuple[int, int]],
+    refunded_after: Mapping[str, int],
+    amounts: Mapping[str, int],
+) -> tuple[dict[str, int], Charges]:
+    """A refund's line amounts ({sku: fen}, what its units paid) after the gifts: for every gift,
+    the units kept beyond what is earned once `refunded_after` is refunded are to be paid for
+    (`value_fen` each). Units newly paid for are deducted from the refund's lines in proportion to
+    their amounts (largest remainder); units no longer paid for (the gift came back) pay back what
+    was deducted for them, to the lines it was deducted from. Returns the amounts (lines with only a
+    payback appear with it) and the charges after. RuleViolation `gift_must_be_returned` (422) when
+    the refund's amounts cannot pay for the gift units: the gift must come back with it."""
+    after: dict[str, int] = dict(amounts)
+    held: Charges = {sku: dict(per_line) for sku, per_line in charges.items()}
+    owed: list[tuple[GiftTerms, int]] = []
+    for terms in sorted(gifts, key=lambda g: g.sku):
+        kept = lines[terms.sku][0] - refunded_after.get(terms.sku, 0)
+        target = max(0, kept - terms.earned(lines, refunded_after)) if terms.value_fen > 0 else 0
+        now = charged_units(terms, held)
+        if target < now:
+            per_line = held.get(terms.sku, {})
+            skus = sorted(per_line)
+            back = allocate((now - target) * terms.value_fen, [per_line[s] for s in skus])
+            for sku, fen in zip(skus, back, strict=True):
+                after[sku] = after.get(sku, 0) + fen
+                per_line[sku] -= fen
+            held[terms.sku] = {s: f for s, f in per_line.items() if f}
+        elif target > now:
+            owed.append((terms, target - now))
+    for terms, units in owed:
+        due = units * terms.value_fen
+        skus = sorted(s for s, fen in after.items() if fen > 0)
+        if due > sum(after[s] for s in skus):
+            raise RuleViolation(
+                "the gift must come back with this refund: the lines left no longer earn it, and the "
+                "refund is less than the gift's value",
+                reason="gift_must_be_returned",
+                gift_sku=terms.sku,
+                gift_qty=units,
+                promotion_id=terms.promotion_id,
+                deduction_fen=due,
+            )
+        per_line = held.setdefault(terms.sku, {})
+        for sku, fen in zip(skus, allocate(due, [after[s] for s in skus]), strict=True):
+            after[sku] -= fen
+            if fen:
+                per_line[sku] = per_line.get(sku, 0) + fen
+    return after, {sku: per_line for sku, per_line in held.items() if per_line}
 
 
 # -- the order ---------------------------------------------------------------------------------
@@ -325,6 +449,10 @@ class Order:
     # placed; None: not resolved at placement (a flash purchase), the ledger credits at payment.
     credited: dict[str, str] | None = None
     refund_requested_qty: dict[str, int] = field(default_factory=dict)  # asked for, not yet decided
+    # The gift lines' terms, and what was deducted from refunds for gifts kept below their threshold
+    # (docs/pricing.md, "Refunds below a threshold").
+    gifts: tuple[GiftTerms, ...] = ()
+    gift_charges: Charges = field(default_factory=dict)
     provider_paid_at: str | None = None  # the payment's time as the provider reported it (OrderPaid's paid_at)
     # The idempotency of the request that placed the order (docs/orders.md, "Idempotency"): its
     # fingerprint (as the store keeps it: shortened, `shared.data.stores.orders`). Kept through
@@ -355,6 +483,7 @@ class Order:
             refunded_qty={},
             refunded_fen=0,
             refund_requested_qty={},
+            gift_charges={},
             provider_paid_at=None,
         )
 
@@ -395,6 +524,7 @@ class Order:
             history=(HistoryEntry(now, Status.PENDING_PAYMENT, "place", customer_id),),
             flash_sale_id=flash_sale_id,
             credited=credited,
+            gifts=quote.gifts,
         )
 
     # -- transitions: each returns the next version of the order ------------------------------
@@ -471,14 +601,14 @@ class Order:
         """The order after refunding `units` ({sku: qty}), and the refunded lines with their exact
         amounts. REFUNDED once every unit is refunded; a partial refund keeps the status. The units
         come out of those a request held (`refund_requested_qty`) first."""
-        lines: list[dict[str, Any]] = []
         released = self._released(units)
         for sku, qty in units.items():
             line = self.line(sku)
             open_qty = 0 if line is None else line.qty - self.refunded_qty.get(sku, 0) - released.get(sku, 0)
             if line is None or qty > open_qty:
                 raise RuleViolation("more units than can still be refunded", sku=sku, refundable_qty=open_qty)
-            lines.append({"sku": sku, "qty": qty, "amount_fen": self.refund_amount(sku, qty)})
+        units, lines, charges = self.refund_lines(units, released)
+        released = self._released(units)
         amount = sum(int(line["amount_fen"]) for line in lines)
         refunded_qty = {**self.refunded_qty}
         for sku, qty in units.items():
@@ -489,10 +619,37 @@ class Order:
             "refunded_qty": refunded_qty,
             "refunded_fen": refunded_fen,
             "refund_requested_qty": released,
+            "gift_charges": charges,
         }
         if self.fully_refunded_after(units):
             return self.transition(Action.REFUND_ALL, by, at, note=note, **changes), lines
         return replace(self.note(by, at, note), **changes), lines
+
+    def refund_lines(
+        self, units: dict[str, int], held: dict[str, int] | None = None
+    ) -> tuple[dict[str, int], list[dict[str, Any]], Charges]:
+        """The units a refund of `units` refunds and its lines with their exact amounts, if it were
+        issued now, and the gift charges after it (docs/pricing.md, "Refunds below a threshold"):
+        in an unshipped order (PAID) the gift units the lines left no longer earn come back with
+        it (at most those neither refunded nor `held`, default: held by requests); otherwise those
+        the customer keeps are paid for out of the refund, and gift units coming back pay back what
+        was deducted for them. RuleViolation `gift_must_be_returned` when the refund cannot pay."""
+        held = self.refund_requested_qty if held is None else held
+        units = {sku: qty for sku, qty in units.items() if qty}
+        shape = {line.sku: (line.qty, line.unit_price_fen) for line in self.lines}
+        after = {sku: self.refunded_qty.get(sku, 0) + units.get(sku, 0) for sku in shape}
+        if self.gifts and self.status is Status.PAID:
+            returnable = {g.sku: shape[g.sku][0] - after[g.sku] - held.get(g.sku, 0) for g in self.gifts}
+            for sku, qty in gifts_to_return(self.gifts, shape, after, returnable).items():
+                units[sku] = units.get(sku, 0) + qty
+                after[sku] += qty
+        amounts = {sku: self.refund_amount(sku, qty) for sku, qty in units.items()}
+        if self.gifts:
+            amounts, charges = settle_gifts(self.gifts, self.gift_charges, shape, after, amounts)
+        else:
+            charges = self.gift_charges
+        lines = [{"sku": sku, "qty": units.get(sku, 0), "amount_fen": fen} for sku, fen in amounts.items()]
+        return units, lines, charges
 
     def fully_refunded_after(self, refund: dict[str, int]) -> bool:
         return all(self.refunded_qty.get(line.sku, 0) + refund.get(line.sku, 0) >= line.qty for line in self.lines)

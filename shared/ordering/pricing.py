@@ -60,6 +60,7 @@ from shared.kernel.money import allocate
 from shared.kernel.values import MAX_AMOUNT_FEN
 from shared.ordering.model import (
     Applied,
+    GiftTerms,
     OrderCoupon,
     OrderPromotion,
     PricedLine,
@@ -241,7 +242,8 @@ def price_cart(
         # Refused here, at quote and order alike, so that every order placed can be paid in one payment.
         raise OrderTooLarge("the order is above what one payment carries", max_fen=MAX_AMOUNT_FEN)
     total = subtotal - discount + shipping
-    return Quote(priced, subtotal, discount, shipping, total, tuple(applied), tuple(shaped))
+    gift_terms = _gift_terms(shaped, promotions, products, is_member)
+    return Quote(priced, subtotal, discount, shipping, total, tuple(applied), tuple(shaped), gift_terms)
 
 
 def _limited_prices(
@@ -330,6 +332,25 @@ def _gifts(
         skus = tuple(lines[i].sku for i in idx)
         shaped.append(PromotionApplied(promotion.promotion_id, "gift", 0, skus, sku, qty, skipped))
     return given
+
+
+def _gift_terms(
+    shaped: Sequence[PromotionApplied],
+    promotions: Sequence[OrderPromotion],
+    products: Mapping[str, Product],
+    is_member: bool,
+) -> tuple[GiftTerms, ...]:
+    """What the order keeps of each gift given, for its refunds (docs/pricing.md, "Refunds below a
+    threshold"): the lines measured, the tiers as they are now, and one unit's value, the gift's
+    own price for this customer."""
+    by_id = {p.promotion_id: p for p in promotions}
+    return tuple(
+        GiftTerms(
+            p.promotion_id, sku, products[sku].price_for(is_member), p.skus, by_id[p.promotion_id].gift_tiers(sku)
+        )
+        for p in shaped
+        if p.kind == "gift" and p.skipped is None and (sku := p.gift_sku) is not None
+    )
 
 
 def _named_coupons(coupon_ids: Sequence[str], coupons: Mapping[str, OrderCoupon]) -> list[OrderCoupon]:

@@ -73,10 +73,11 @@ class OrderRefunds:
             for sku in lines:
                 if order.line(sku) is None:
                     raise ValidationFailed("the order has no such line", sku=sku)
-            holding = order.request_refund(lines, who.sub, now, refund_id)  # RuleViolation: too many units
-            amounts: list[dict[str, Any]] = [
-                {"sku": sku, "qty": qty, "amount_fen": order.refund_amount(sku, qty)} for sku, qty in lines.items()
-            ]
+            order.request_refund(lines, who.sub, now, refund_id)  # RuleViolation: too many units
+            # As if issued now: an unshipped order's gift units no longer earned come back with it,
+            # a shipped one's kept are paid for (RuleViolation when the refund cannot pay for them).
+            units, amounts, _ = order.refund_lines(lines)
+            holding = order.request_refund(units, who.sub, now, refund_id)
             refund = {
                 "refund_id": refund_id,
                 "order_id": order_id,
@@ -119,7 +120,7 @@ class OrderRefunds:
             if refund["status"] != "REQUESTED":
                 raise InvalidTransition(f"refund is already {refund['status']}", refund_id=refund["refund_id"])
             uow = self._uow()
-            units = {line["sku"]: line["qty"] for line in refund["lines"]}
+            units = {line["sku"]: line["qty"] for line in refund["lines"] if line["qty"]}
             if not approve:
                 uow.replace_order(order, order.reject_refund(units, who.sub, now, refund_id))
                 uow.decide_refund(refund, "REJECTED", restock=False)
@@ -130,15 +131,16 @@ class OrderRefunds:
             after, lines = order.refund(units, who.sub, now, refund_id)
             amount = after.refunded_fen - order.refunded_fen
             uow.replace_order(order, after)
-            uow.decide_refund(refund, "ISSUED", restock)
+            uow.decide_refund({**refund, "lines": lines, "amount_fen": amount}, "ISSUED", restock)
             if after.status is Status.REFUNDED and order.coupon_ids:
                 # Refunded in full: its coupons come back, AVAILABLE inside their use window, else
                 # EXPIRED; a partial refund keeps them USED (docs/coupons.md, "Refunds").
                 self._coupons.refund(uow, after, now)
-            if restock:
+            back = _back_on_the_shelf(order, lines, restock)
+            if back:
                 # A flash order's units return to the sale's location, not to its pickup store.
                 home = self._flash.stock_location(order) if order.flash_sale_id and self._flash else order.location
-                for sku, qty in units.items():
+                for sku, qty in back.items():
                     uow.restock(sku, home, qty)
             payload = after.event_payload(refund_id=refund_id, amount_fen=amount, refund_lines=lines, restocked=restock)
             uow.emit(DomainEvent(EventType.REFUND_ISSUED, order_id, payload, occurred_at=iso(now)))
@@ -152,6 +154,13 @@ class OrderRefunds:
             }
 
         return on_latest(self._reads, order_id, step)
+
+
+def _back_on_the_shelf(order: Order, lines: list[dict[str, Any]], restock: bool) -> dict[str, int]:
+    """The units an issued refund puts back in stock: every unit when the merchant restocks, and
+    the gift units of an unshipped order in any case (they never left: docs/pricing.md)."""
+    gifts = {g.sku for g in order.gifts} if order.status is Status.PAID else set()
+    return {str(line["sku"]): int(line["qty"]) for line in lines if line["qty"] and (restock or line["sku"] in gifts)}
 
 
 def _cannot_refund(order: Order) -> InvalidTransition:

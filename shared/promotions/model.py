@@ -156,6 +156,10 @@ class Promotion:
             return None
         return tier.gift_sku, tier.gift_qty
 
+    def gift_tiers(self, sku: str) -> tuple[tuple[int, int, int], ...]:
+        """(threshold_fen, min_qty, units of `sku` it gives) of every tier, ascending."""
+        return tuple((t.threshold_fen, t.min_qty, t.gift_qty if t.gift_sku == sku else 0) for t in self.tiers)
+
     def _top_reached(self, amount_fen: int, qty: int) -> Tier | None:
         reached = [tier for tier in self.tiers if tier.reached(amount_fen, qty)]
         return reached[-1] if reached else None

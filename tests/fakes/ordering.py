@@ -322,6 +322,7 @@ class MemoryOrderingUnitOfWork:
                 **self.tables.refunds[key],
                 "status": status,
                 "restock": "yes" if restock else "no",
+                **({"lines": refund["lines"], "amount_fen": refund["amount_fen"]} if status == "ISSUED" else {}),
             }
 
         self._add(("refund", *key), check, apply, REFUND)

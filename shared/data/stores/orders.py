@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 
 from shared.data.items import OrderItem, PaymentItem, RefundItem
 from shared.data.stores import idempotency as idempotency_store
@@ -19,7 +20,7 @@ from shared.data.transactions import Transaction, TransactionCancelled, translat
 from shared.kernel.clock import iso
 from shared.kernel.errors import IdempotencyKeyReused
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
-from shared.ordering.model import HistoryEntry, Order, PricedLine, Status, order_id_for
+from shared.ordering.model import GiftTerms, HistoryEntry, Order, PricedLine, Status, order_id_for
 from shared.ordering.ports import PaymentRecord, Refund
 
 ORDER_LABEL = "order"
@@ -84,6 +85,8 @@ def _to_item(order: Order) -> OrderItem:
                 "credited": order.credited,
                 "refund_requested_qty": order.refund_requested_qty,
                 **({"provider_paid_at": order.provider_paid_at} if order.provider_paid_at is not None else {}),
+                **({"gifts": [g.to_record() for g in order.gifts]} if order.gifts else {}),
+                **({"gift_charges": order.gift_charges} if order.gift_charges else {}),
             }
         ),
     )
@@ -168,6 +171,8 @@ def _to_domain(item: OrderItem) -> Order:
         credited=body.get("credited"),
         refund_requested_qty=body.get("refund_requested_qty") or {},
         provider_paid_at=body.get("provider_paid_at"),
+        gifts=tuple(GiftTerms.of_record(g) for g in body.get("gifts") or ()),
+        gift_charges=body.get("gift_charges") or {},
         request_hash=item.request_hash,
     )
 
@@ -294,15 +299,20 @@ def add_refund(tx: Transaction, refund: Refund, now_ms: int) -> None:
 
 
 def decide_refund(tx: Transaction, refund: Refund, status: str, restock: bool) -> None:
-    """Move a REQUESTED refund to ISSUED or REJECTED; conditional, so it is decided once."""
+    """Move a REQUESTED refund to ISSUED or REJECTED; conditional, so it is decided once. An
+    issued refund keeps the lines and amount it was issued with (a gift's deduction can differ from
+    the request's, docs/pricing.md)."""
+    actions: list[Action] = [
+        RefundItem.status.set(status),
+        RefundItem.restock.set("yes" if restock else "no"),
+        RefundItem.gsi1pk.set(f"REFUNDS#{status}"),
+    ]
+    if status == "ISSUED":
+        actions += [RefundItem.lines.set(refund["lines"]), RefundItem.amount_fen.set(refund["amount_fen"])]
     tx.update(
         RefundItem,
         RefundItem.key(refund["order_id"], refund["refund_id"]),
-        [
-            RefundItem.status.set(status),
-            RefundItem.restock.set("yes" if restock else "no"),
-            RefundItem.gsi1pk.set(f"REFUNDS#{status}"),
-        ],
+        actions,
         refund_label(refund["refund_id"]),
         condition=RefundItem.status == "REQUESTED",
     )
