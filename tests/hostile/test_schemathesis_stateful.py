@@ -40,7 +40,7 @@ OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 ORDER_SCENARIOS, ORDER_STEPS = 60, 16  # an order's life is long: placed, paid, refunded, decided
 SALE_SCENARIOS, SALE_STEPS = 60, 12
 TIME_BUDGET_S = 60  # per machine; the run stops starting scenarios after it
-CATALOGUE_SCENARIOS, CATALOGUE_STEPS = 40, 8
+CATALOGUE_SCENARIOS, CATALOGUE_STEPS = 60, 8
 ORDERS = [
     "listProducts", "getProduct", "quote", "placeOrder", "getOrder", "devPay", "cancelOrder", "shipOrder",
     "readyForPickup", "handOver", "resetPickupAttempts", "completeOrder", "requestRefund", "decideRefund",
