@@ -7,23 +7,36 @@ pure: an order priced by `price_cart` with its promotions, refunded through `Ord
   a refund too small to pay for them is refused (`gift_must_be_returned`);
 - a 满减 promotion or a 满 X 减 Y coupon: the refunded lines pay back what they paid, their
   allocated share of the saving already off, and nothing more is taken back.
-A hypothesis property over random gift orders and random sequences of partial refunds.
+A hypothesis property over random gift orders and random sequences of partial refunds, and the
+books through the commission ledger (paid - refunded = merchant net + commissions, after a
+deduction, its payback and the last refund).
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.catalog.model import Product
+from shared.commission.ledger import CommissionLedger
+from shared.commission.rules import CommissionRulesAdmin
 from shared.coupons.checkout import CouponAtCheckout
 from shared.coupons.model import Benefit, Coupon, Kind, Terms, Window
+from shared.kernel.clock import FakeClock, iso
+from shared.kernel.credited import Credited
 from shared.kernel.errors import RuleViolation
+from shared.kernel.events import DomainEvent, EventType
+from shared.messaging.consumers import RetryPolicy, Runtime, consume
 from shared.ordering.model import Action, Order, Status, charged_units
 from shared.ordering.pricing import CartLine, PricingRules, price_cart
 from shared.promotions.model import Kind as PromotionKind
 from shared.promotions.model import Promotion, Tier
+from tests.events import load
+from tests.fakes.commission import MemoryCatalogue, MemoryLedger, MemoryRules
+from tests.fakes.messaging import MemoryMarks, MemoryQueue
 
 NOW = 1_767_225_600_000
 PRODUCTS = {
@@ -239,3 +252,37 @@ def test_property_refunds_never_exceed_what_was_paid_and_no_gift_is_kept_below_t
         order = after
     # Everything refunded: the refunds sum to exactly what was paid, nothing stays charged
     assert order.refunded_fen == paid and order.gift_charges == {}
+
+
+# -- the books: what the commission ledger makes of these refunds ---------------------------------
+def test_the_books_close_through_the_commission_ledger_with_a_gift_deduction_and_its_payback():
+    clock, marks = FakeClock(), MemoryMarks()
+    ledger, rules = MemoryLedger(marks), MemoryRules()
+    CommissionRulesAdmin(rules, 3_000, clock).put({"rates_bp": {"store": 1_000, "guide": 500}, "fixed_fen": {}})
+    credited = Credited(dealer_id="D1", store_id="S1", guide_id="G1")
+    consumer = CommissionLedger(ledger, rules, MemoryCatalogue(), lambda _: credited, 0)
+    runtime = Runtime(marks, MemoryQueue(), RetryPolicy(base_s=0), clock.now_ms)
+
+    def deliver(kind: EventType, body: dict) -> None:
+        clock.advance(1)
+        event = DomainEvent(kind, "o1", {**body, "credited": credited.to_dict()}, occurred_at=iso(clock.now_ms()))
+        record = json.loads(json.dumps(load("sqs_batch")["Records"][0]))
+        record.update(messageId=event.event_id, receiptHandle="r", body=json.dumps(event.to_message()))
+        assert consume({"Records": [record]}, consumer, runtime) == {"batchItemFailures": []}
+
+    def books(order: Order) -> tuple[int, int]:
+        kept = sum(e.amount_fen for e in ledger.entries("o1"))
+        return order.total_fen - order.refunded_fen, kept
+
+    order = order_of({"TEA": 2}, [gift_promotion((20000, "CUP", 1))], status=Status.FULFILLING)
+    deliver(EventType.ORDER_PAID, order.event_payload())
+    assert books(order) == (24000, 24000 * 1_500 // 10_000)
+    for n, units in enumerate(({"TEA": 1}, {"CUP": 1}, {"TEA": 1})):
+        after, lines = order.refund(units, "admin", NOW, f"r{n}")
+        deliver(EventType.REFUND_ISSUED, after.event_payload(refund_id=f"r{n}", refund_lines=lines))
+        stays_paid, commissions = books(after)
+        # paid - refunded = merchant net + commissions: the payees keep their 15% of what stays paid
+        # (the gift's deduction included, and given up again with its payback), to a fen per payee
+        assert abs(commissions - stays_paid * 1_500 // 10_000) <= 2 and stays_paid - commissions >= 0
+        order = after
+    assert books(order) == (0, 0)  # refunded in full, gift included: nothing paid, nothing kept
