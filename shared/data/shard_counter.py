@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.expressions.condition import Condition
 
 from shared.data.connection import connection
 from shared.data.items.shard_counter import CounterShardItem
@@ -33,11 +34,13 @@ from shared.kernel.shards import split
 
 
 class ShardShort(Exception):
-    """The shard has fewer units than asked (`remaining` as the failed condition saw it)."""
+    """The shard refused the take: fewer units than asked (`remaining` as the failed condition saw
+    it), or the owner's own condition (`old`: the shard as it was, to tell which)."""
 
-    def __init__(self, remaining: int) -> None:
+    def __init__(self, remaining: int, old: dict[str, Any] | None = None) -> None:
         super().__init__(f"shard has {remaining} units")
         self.remaining = remaining
+        self.old = old or {}
 
 
 @dataclass(frozen=True)
@@ -85,15 +88,20 @@ class ShardedCounter:
             )
             tx.put(item, self.part(shard), condition=self.item.pk.does_not_exist())
 
-    def take_in(self, tx: Transaction, shard: int, qty: int) -> None:
-        """`qty` units off `shard` as a part of `tx`; the part fails if the shard has fewer."""
+    def take_in(self, tx: Transaction, shard: int, qty: int, also: Condition | None = None) -> None:
+        """`qty` units off `shard` as a part of `tx`; the part fails if the shard has fewer (or
+        `also`, the owner's own condition on the shard, does not hold)."""
         tx.update(
             self.item,
             self.key(shard),
             [self.item.remaining.add(-qty), self.item.ordered.add(qty)],
             self.part(shard),
-            condition=self.item.remaining >= qty,
+            condition=self._with(qty, also),
         )
+
+    def _with(self, qty: int, also: Condition | None) -> Condition:
+        enough: Condition = self.item.remaining >= qty
+        return enough if also is None else enough & also
 
     def short_on(self, cancelled: TransactionCancelled, shard: int) -> int | None:
         """What the refused `take_in` part of `shard` saw remaining; None if that part passed."""
@@ -103,15 +111,15 @@ class ShardedCounter:
         raw = cancelled.items.get(label) or {}
         return int(raw.get("remaining", {}).get("N", 0))
 
-    def take(self, shard: int, qty: int) -> int:
+    def take(self, shard: int, qty: int, also: Condition | None = None) -> int:
         """`qty` units off `shard` by one conditional UpdateItem: the shard's `taken` after it (the
-        units are numbers taken-qty+1 .. taken). ShardShort if it has fewer; TemporarilyUnavailable
-        if DynamoDB is busy (throttled, or a transaction holds the shard)."""
+        units are numbers taken-qty+1 .. taken). ShardShort if it has fewer (or `also` does not
+        hold); TemporarilyUnavailable if DynamoDB is busy (throttled, or a transaction holds it)."""
         hash_key, range_key = self.item._serialize_keys(*self.key(shard))
         kwargs = self.item._get_connection().get_operation_kwargs(
             hash_key=hash_key,
             range_key=range_key,
-            condition=self.item.remaining >= qty,
+            condition=self._with(qty, also),
             actions=[self.item.remaining.add(-qty), self.item.taken.add(qty)],
             return_values="UPDATED_NEW",
             return_values_on_condition_failure="ALL_OLD",
@@ -123,7 +131,7 @@ class ShardedCounter:
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
                 old = exc.response.get("Item") or {}
-                raise ShardShort(int(old.get("remaining", {}).get("N", 0))) from exc
+                raise ShardShort(int(old.get("remaining", {}).get("N", 0)), old) from exc
             if code in TRANSIENT_CODES:
                 raise TemporarilyUnavailable("the shard is busy; retry", aws_code=code) from exc
             raise

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute
 
+from shared.data.items.shard_counter import CounterShardItem
 from shared.data.table import BaseItem
 
 SALES_PARTITION = "FLASHSALES"
@@ -34,20 +35,15 @@ class FlashSaleItem(BaseItem, discriminator="FlashSale"):
         return f"FLASH#{sale_id}", "SALE"
 
 
-class FlashShardItem(BaseItem, discriminator="FlashShard"):
-    """pk `FLASH#<id>#SHARD#<n>`, sk `SHARD`: one shard of the sale's units.
+class FlashShardItem(CounterShardItem, discriminator="FlashShard"):
+    """pk `FLASH#<id>#SHARD#<n>`, sk `SHARD`: one shard of the sale's units, a shard of the counter
+    coupons use too (`shared.data.shard_counter`: shard, initial, remaining, ordered, taken, returned).
     remaining = initial + returned - ordered - taken - settled >= 0, kept by every write under a condition.
     `ordered`: units taken inside an order's own transaction (the order holds them atomically).
     `taken`: units taken by a single-item decrement before the order is written (the contended
     path); it only grows and numbers those units, so the reconciler can tell which were claimed."""
 
     sale_id = UnicodeAttribute()
-    shard = NumberAttribute()
-    initial = NumberAttribute()
-    remaining = NumberAttribute()
-    ordered = NumberAttribute(default=0)
-    taken = NumberAttribute()
-    returned = NumberAttribute()
     settled = NumberAttribute(null=True)  # units given back to the sale's location after its end
     # Set with the sale's `cancelled_at`: every purchase's decrement is conditional on its absence,
     # so a process that still has the sale cached sells nothing after the cancel.

@@ -28,10 +28,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.expressions.condition import Condition
 
-from shared.data.connection import connection
 from shared.data.items import (
     FlashBuyerItem,
     FlashClaimItem,
@@ -40,13 +38,13 @@ from shared.data.items import (
     FlashShardItem,
 )
 from shared.data.items.flash_sales import SALES_PARTITION
+from shared.data.shard_counter import ShardedCounter
+from shared.data.shard_counter import ShardShort as CounterRefused
 from shared.data.stores import idempotency as idempotency_store
 from shared.data.stores import stock as stock_store
 from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
-from shared.data.table import BaseItem
 from shared.data.transactions import (
     CONFLICT_CODES,
-    TRANSIENT_CODES,
     Transaction,
     TransactionCancelled,
     translated,
@@ -65,7 +63,6 @@ from shared.flash_sales.model import (
 )
 from shared.kernel.errors import Ended, LimitReached, OutOfStock, SaleCancelled, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
-from shared.kernel.shards import split
 from shared.ordering.ports import OrderingUnitOfWork
 
 LIMIT_LABEL = "flash-limit"
@@ -80,6 +77,11 @@ HOT_SHARD_CODES = CONFLICT_CODES | {"ProvisionedThroughputExceeded", "Throttling
 
 def shard_label(shard: int) -> str:
     return f"{SHARD_PREFIX}{shard}"
+
+
+def shards_of(sale_id: str, shards: int = 0) -> ShardedCounter:
+    """The sale's units as the sharded counter coupons use too (its parts labelled `flash-shard:<n>`)."""
+    return ShardedCounter(FlashShardItem, sale_id, shards, SHARD_PREFIX.rstrip(":"))
 
 
 def claim_label(taken: Take) -> str:
@@ -175,21 +177,7 @@ def _add_sale(tx: Transaction, sale: FlashSale, now_ms: int) -> None:
         gsi1sk=f"{sale.ends_at_ms:013d}#{sale.sale_id}",
     )
     tx.put(item, SALE_LABEL, condition=FlashSaleItem.pk.does_not_exist())
-    for shard, units in enumerate(split(sale.quantity, sale.shards)):
-        shard_pk, shard_sk = FlashShardItem.key(sale.sale_id, shard)
-        shard_item = FlashShardItem(
-            shard_pk,
-            shard_sk,
-            sale_id=sale.sale_id,
-            shard=shard,
-            initial=units,
-            remaining=units,
-            ordered=0,
-            taken=0,
-            returned=0,
-            created_at=now_ms,
-        )
-        tx.put(shard_item, shard_label(shard), condition=FlashShardItem.pk.does_not_exist())
+    shards_of(sale.sale_id, sale.shards).create(tx, sale.quantity, now_ms, sale_id=sale.sale_id)
     state_pk, state_sk = FlashReconcileItem.key(sale.sale_id)
     tx.put(FlashReconcileItem(state_pk, state_sk, marks={}, version=0, created_at=now_ms), STATE_LABEL)
 
@@ -218,24 +206,11 @@ class DynamoShards:
     """`shared.flash_sales.ports.ShardStore`."""
 
     def take(self, sale_id: str, shard: int, qty: int) -> Take:
-        kwargs = _operation(
-            FlashShardItem,
-            FlashShardItem.key(sale_id, shard),
-            condition=_open_with(qty),
-            actions=[FlashShardItem.remaining.add(-qty), FlashShardItem.taken.add(qty)],
-            return_values="UPDATED_NEW",
-            return_values_on_condition_failure="ALL_OLD",
-        )
         try:
-            # The botocore client itself (not PynamoDB's wrapper, which drops the failed item).
-            response = connection().client.update_item(**kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise _refusal(exc.response.get("Item") or {}, sale_id) from exc
-            raise _busy(exc) from exc
-        except BotoCoreError as exc:
-            raise TemporarilyUnavailable("the database did not answer in time; retry") from exc
-        return Take(shard=shard, last_unit=int(response["Attributes"]["taken"]["N"]), qty=qty)
+            last = shards_of(sale_id).take(shard, qty, also=OPEN)
+        except CounterRefused as refused:
+            raise _refusal(refused.old, sale_id) from refused
+        return Take(shard=shard, last_unit=last, qty=qty)
 
     def levels(self, sale: FlashSale) -> list[ShardLevel]:
         """One consistent BatchGetItem per 100 shards."""
@@ -328,9 +303,8 @@ class DynamoShards:
         return True
 
 
-def _open_with(qty: int) -> Condition:
-    """A purchase's decrement: the shard has the units and its sale was not cancelled."""
-    return (FlashShardItem.remaining >= qty) & FlashShardItem.closed.does_not_exist()
+# A purchase's decrement, beside the counter's own `remaining >= qty`: the sale was not cancelled.
+OPEN: Condition = FlashShardItem.closed.does_not_exist()
 
 
 def _refusal(old: dict[str, Any], sale_id: str) -> Exception:
@@ -338,18 +312,6 @@ def _refusal(old: dict[str, Any], sale_id: str) -> Exception:
     if old.get("closed", {}).get("BOOL"):
         return SaleCancelled("the flash sale was cancelled", flash_sale_id=sale_id)
     return ShardShort(int(old.get("remaining", {}).get("N", 0)))
-
-
-def _busy(exc: ClientError) -> Exception:
-    code = exc.response.get("Error", {}).get("Code", "")
-    if code in TRANSIENT_CODES:
-        return TemporarilyUnavailable("the shard is busy; retry", aws_code=code)
-    return exc
-
-
-def _operation(item_cls: type[BaseItem], key: tuple[str, str], **kwargs: Any) -> dict[str, Any]:
-    hash_key, range_key = item_cls._serialize_keys(key[0], key[1])
-    return item_cls._get_connection().get_operation_kwargs(hash_key=hash_key, range_key=range_key, **kwargs)
 
 
 def _claim_status(cancelled: TransactionCancelled, label: str) -> ClaimStatus:
@@ -394,13 +356,7 @@ class DynamoPurchaseParts:
         self._parts: weakref.WeakKeyDictionary[DynamoOrderingUnitOfWork, _PartsOfOneOrder] = weakref.WeakKeyDictionary()
 
     def take_in_order(self, uow: OrderingUnitOfWork, sale_id: str, shard: int, qty: int) -> None:
-        _tx(uow).update(
-            FlashShardItem,
-            FlashShardItem.key(sale_id, shard),
-            [FlashShardItem.remaining.add(-qty), FlashShardItem.ordered.add(qty)],
-            shard_label(shard),
-            condition=_open_with(qty),
-        )
+        shards_of(sale_id).take_in(_tx(uow), shard, qty, also=OPEN)
         parts = self._of(uow)
         parts.sale_id = sale_id
         parts.shards.append(shard)
@@ -485,10 +441,4 @@ def _claim(tx: Transaction, sale_id: str, taken: Take, order_id: str | None, now
 
 
 def _give_back_units(tx: Transaction, sale_id: str, shard: int, qty: int) -> None:
-    tx.update(
-        FlashShardItem,
-        FlashShardItem.key(sale_id, shard),
-        [FlashShardItem.remaining.add(qty), FlashShardItem.returned.add(qty)],
-        shard_label(shard),
-        condition=FlashShardItem.pk.exists(),
-    )
+    shards_of(sale_id).give_back(tx, shard, qty)
