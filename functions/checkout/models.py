@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from shared.kernel.values import Quantity, Sku
 from shared.ordering.checkout import Cart
@@ -34,7 +34,7 @@ class CartIn(BaseModel):
     coupon_ids: list[CouponId] = Field(default_factory=list, max_length=10)
     fulfilment: FulfilmentIn
     # The member's points to spend (docs/membership.md, "Spending at checkout"); 0: none.
-    points: int = Field(default=0, ge=0, le=MAX_POINTS)
+    points: StrictInt = Field(default=0, ge=0, le=MAX_POINTS)  # strict: `false` is not 0 points
 
     def to_cart_lines(self) -> list[CartLine]:
         return [CartLine(line.sku, line.qty) for line in self.lines]

@@ -44,6 +44,7 @@ else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
 
 
 STAFF = [Role.STORE_STAFF, Role.MERCHANT_ADMIN]
+DEV_OPENID = "oDEVPAY_local_stage_payer"  # /dev/pay's payer at the local WeChat Pay
 PICKUP_HANDLERS = [Role.STORE_STAFF, Role.GUIDE, Role.MERCHANT_ADMIN]  # of the fulfilling store (API.md)
 ANY_ROLE = list(API_ROLES)
 _: Api = bp
@@ -189,21 +190,27 @@ def dev_pay(order_id: str) -> Response:
 def _paid_by_local_wechatpay(api_base: str, order: ordering_model.Order) -> dict[str, object]:
     """`make dev --payment-provider wechatpay`: the local WeChat Pay pays the order's prepay and sends its
     signed, encrypted TRANSACTION.SUCCESS callback to this API, which applies it as in production (so
-    refunds later go back through WeChat Pay). What the callback did is read back from the order."""
+    refunds later go back through WeChat Pay). An unpaid order the customer has not started paying gets
+    its prepay first, as `POST /orders/{id}/payments` would give it, for a development payer. What the
+    callback did is read back from the order."""
+    import contextlib
     import urllib.error
     import urllib.request
 
+    from shared.payments.model import PayerChanged
+
     was_paid = order.status is not ordering_model.Status.PENDING_PAYMENT
+    if not was_paid:
+        # A customer who started paying with their own openid has their prepay: that one is paid.
+        with contextlib.suppress(PayerChanged):
+            bootstrap.wechat_payments().prepay(order.order_id, order.customer_id, DEV_OPENID)
     request = urllib.request.Request(f"{api_base}/local/pay/{order.order_id}", data=b"{}", method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:  # the local stand-in's URL, from settings
             deliveries = json.loads(answer.read()).get("deliveries", [])
     except urllib.error.HTTPError as exc:
-        if exc.code == 404:  # no prepay yet: the customer never asked to pay through WeChat Pay
-            raise InvalidTransition(
-                "the order has no WeChat Pay prepay yet: POST /orders/{order_id}/payments first",
-                order_id=order.order_id,
-            ) from exc
+        if exc.code == 404:  # paid another way (the HMAC webhook): WeChat Pay has no transaction for it
+            raise InvalidTransition("WeChat Pay has no transaction for this order", order_id=order.order_id) from exc
         raise InvalidTransition("the local WeChat Pay refused to pay the order", status=exc.code) from exc
     except (urllib.error.URLError, OSError) as exc:
         raise TemporarilyUnavailable("the local WeChat Pay does not answer", api_base=api_base) from exc

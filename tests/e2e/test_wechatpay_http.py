@@ -153,23 +153,20 @@ def test_the_hmac_webhook_stays_live_on_a_wechat_pay_stage(api, tokens, wechatpa
 
 
 def test_dev_pay_on_a_wechat_pay_stage_pays_through_the_local_wechat_pay(api, tokens, wechatpay):
-    # Given an order with no prepay: /dev/pay cannot pay it through WeChat Pay and says what to do
-    order = place_order(api, tokens)
-    refused = api.post(f"/dev/pay/{order['order_id']}")
-    assert refused.status_code == 409 and "/payments" in refused.json()["message"], refused.text
-    assert order_of(api, tokens, order["order_id"])["status"] == "PENDING_PAYMENT"
-    # When the customer asks for the prepay and the developer uses /dev/pay
-    assert api.post(f"/orders/{order['order_id']}/payments", token=tokens["customer"], json={"openid": OPENID}).ok
-    paid = api.post(f"/dev/pay/{order['order_id']}")
-    # Then the local WeChat Pay paid it and its signed callback applied the payment, once
-    assert paid.status_code == 200, paid.text
-    assert paid.json() == {"order_id": order["order_id"], "status": "PAID", "outcome": "paid"}
-    again = api.post(f"/dev/pay/{order['order_id']}")
-    assert again.json()["outcome"] == "duplicate"
-    after = order_of(api, tokens, order["order_id"])
-    assert [entry["status"] for entry in after["history"]].count("PAID") == 1
-    # And a refund of it goes back through WeChat Pay (the payment is WeChat Pay's, not a dev HMAC one)
-    refund = refund_issued(api, tokens, after, 1)
+    # Given an order nobody started paying, and one whose customer asked for the prepay
+    fresh, started = place_order(api, tokens), place_order(api, tokens)
+    assert api.post(f"/orders/{started['order_id']}/payments", token=tokens["customer"], json={"openid": OPENID}).ok
+    for order in (fresh, started):
+        # When /dev/pay is asked
+        paid = api.post(f"/dev/pay/{order['order_id']}")
+        # Then the local WeChat Pay paid it and its signed callback applied the payment, once
+        assert paid.status_code == 200, paid.text
+        assert paid.json() == {"order_id": order["order_id"], "status": "PAID", "outcome": "paid"}
+        assert api.post(f"/dev/pay/{order['order_id']}").json()["outcome"] == "duplicate"
+        after = order_of(api, tokens, order["order_id"])
+        assert [entry["status"] for entry in after["history"]].count("PAID") == 1
+    # And a refund goes back through WeChat Pay (the payment is WeChat Pay's, not a dev HMAC one)
+    refund = refund_issued(api, tokens, order_of(api, tokens, fresh["order_id"]), 1)
     eventually(lambda: refund["refund_id"] in wechatpay.refunds(), timeout_s=60)
 
 

@@ -214,12 +214,31 @@ def test_the_hmac_webhook_stays_live_beside_wechat_pay(client, tokens, wechatpay
     assert paid.status_code == 200 and paid.json_body["outcome"] == "paid"
 
 
-def test_dev_pay_under_wechat_pay_needs_the_prepay_first(client, tokens, wechatpay):
-    # /dev/pay pays through the local WeChat Pay (docs/payments.md): without a prepay there is nothing to pay
+def test_dev_pay_under_wechat_pay_pays_through_the_local_wechat_pay(client, tokens, wechatpay):
+    # Given an order nobody started paying
     order = place(client, tokens["customer"])
-    refused = client.http.post(f"/dev/pay/{order['order_id']}")
+    # When /dev/pay is asked: the local WeChat Pay is given its prepay and pays it, and its signed callback
+    # applies the payment (docs/payments.md)
+    paid = client.http.post(f"/dev/pay/{order['order_id']}")
+    assert paid.status_code == 200, paid.json_body
+    assert paid.json_body == {"order_id": order["order_id"], "status": "PAID", "outcome": "paid"}
+    (payment,) = [p for p in PaymentItem.scan() if p.order_id == order["order_id"]]
+    assert payment.provider == "wechatpay" and payment.status == "APPLIED"
+    assert client.http.post(f"/dev/pay/{order['order_id']}").json_body["outcome"] == "duplicate"
+    # But an order paid through the HMAC webhook has no WeChat Pay transaction to pay
+    other = place(client, tokens["customer"])
+    raw = json.dumps(
+        {
+            "order_id": other["order_id"],
+            "transaction_id": f"hmac-{other['order_id']}",
+            "amount_fen": other["total_fen"],
+            "paid_at": "2026-12-02T08:00:00Z",
+        }
+    ).encode()
+    signature = hmac_webhook.sign("test-webhook-secret", raw, int(time.time()))
+    assert client.http.post("/payments/notify", headers={"X-Pay-Signature": signature}, body=raw).status_code == 200
+    refused = client.http.post(f"/dev/pay/{other['order_id']}")
     assert refused.status_code == 409 and refused.json_body["code"] == "INVALID_TRANSITION"
-    assert "POST /orders/{order_id}/payments first" in refused.json_body["message"]
 
 
 def recording(client):
