@@ -134,14 +134,19 @@ def test_an_abnormal_refund_is_listed_for_finance(client, tokens, wechatpay):
     assert client.http.get("/finance/provider-refunds", headers=bearer(tokens["finance"])).status_code == 400
 
 
-def test_finance_has_an_abnormal_refund_paid_to_the_merchants_bank_card_once(client, tokens, wechatpay):
-    order = paid_order(client, tokens, wechatpay)
-    oid = order["order_id"]
+def abnormal_refund(client, tokens, wechatpay) -> tuple[str, dict, str]:
+    """A paid order's one-unit refund that WeChat Pay ended ABNORMAL: the order id, the refund, and the
+    path finance applies for it again at."""
+    oid = paid_order(client, tokens, wechatpay)["order_id"]
     wechatpay.faults.refund_outcome = "ABNORMAL"
     refunded = refund_approved(client, tokens, oid, 1)
     drain()
     wechatpay.settle_refunds()
-    path = f"/finance/provider-refunds/{refunded['refund_id']}/apply-abnormal-refund"
+    return oid, refunded, f"/finance/provider-refunds/{refunded['refund_id']}/apply-abnormal-refund"
+
+
+def test_finance_has_an_abnormal_refund_paid_to_the_merchants_bank_card_once(client, tokens, wechatpay):
+    oid, refunded, path = abnormal_refund(client, tokens, wechatpay)
     body = json.dumps({"order_id": oid})
     assert client.http.post(path, headers=bearer(tokens["customer"]), body=body).status_code == 403
     applied = client.http.post(path, headers=bearer(tokens["finance"]), body=body)
@@ -219,13 +224,7 @@ def test_finance_marks_an_hmac_payment_refunded_once(client, tokens, table):
 def test_finance_has_an_abnormal_refund_paid_to_the_buyers_bank_card_never_logging_it(
     client, tokens, wechatpay, caplog
 ):
-    order = paid_order(client, tokens, wechatpay)
-    oid = order["order_id"]
-    wechatpay.faults.refund_outcome = "ABNORMAL"
-    refunded = refund_approved(client, tokens, oid, 1)
-    drain()
-    wechatpay.settle_refunds()
-    path = f"/finance/provider-refunds/{refunded['refund_id']}/apply-abnormal-refund"
+    oid, refunded, path = abnormal_refund(client, tokens, wechatpay)
     card = {"bank_type": "ICBC_DEBIT", "bank_account": "6222020200112233445", "real_name": " 张三 "}
     # A card without USER_BANK_CARD, USER_BANK_CARD without a card, a number in full-width digits: 422
     hostile = [

@@ -200,7 +200,12 @@ def test_callbacks_of_other_shapes_are_fail_not_500(client, wechatpay):
 
 
 def test_the_hmac_webhook_stays_live_beside_wechat_pay(client, tokens, wechatpay):
-    order = place(client, tokens["customer"])
+    paid = paid_by_hmac(client, place(client, tokens["customer"]))
+    assert paid.status_code == 200 and paid.json_body["outcome"] == "paid"
+
+
+def paid_by_hmac(client, order: dict):
+    """The generic HMAC webhook's notice for the order's total, signed with the test stage's secret."""
     raw = json.dumps(
         {
             "order_id": order["order_id"],
@@ -210,8 +215,7 @@ def test_the_hmac_webhook_stays_live_beside_wechat_pay(client, tokens, wechatpay
         }
     ).encode()
     signature = hmac_webhook.sign("test-webhook-secret", raw, int(time.time()))
-    paid = client.http.post("/payments/notify", headers={"X-Pay-Signature": signature}, body=raw)
-    assert paid.status_code == 200 and paid.json_body["outcome"] == "paid"
+    return client.http.post("/payments/notify", headers={"X-Pay-Signature": signature}, body=raw)
 
 
 def test_dev_pay_under_wechat_pay_pays_through_the_local_wechat_pay(client, tokens, wechatpay):
@@ -227,16 +231,7 @@ def test_dev_pay_under_wechat_pay_pays_through_the_local_wechat_pay(client, toke
     assert client.http.post(f"/dev/pay/{order['order_id']}").json_body["outcome"] == "duplicate"
     # But an order paid through the HMAC webhook has no WeChat Pay transaction to pay
     other = place(client, tokens["customer"])
-    raw = json.dumps(
-        {
-            "order_id": other["order_id"],
-            "transaction_id": f"hmac-{other['order_id']}",
-            "amount_fen": other["total_fen"],
-            "paid_at": "2026-12-02T08:00:00Z",
-        }
-    ).encode()
-    signature = hmac_webhook.sign("test-webhook-secret", raw, int(time.time()))
-    assert client.http.post("/payments/notify", headers={"X-Pay-Signature": signature}, body=raw).status_code == 200
+    assert paid_by_hmac(client, other).status_code == 200
     refused = client.http.post(f"/dev/pay/{other['order_id']}")
     assert refused.status_code == 409 and refused.json_body["code"] == "INVALID_TRANSITION"
 
