@@ -203,6 +203,23 @@ class MembershipRules:
 DEFAULT_RULES = MembershipRules((Level(0, "会员", 0),))
 
 
+@dataclass(frozen=True)
+class Benefits:
+    """What a customer's membership does at checkout: member prices, and a discount in basis points
+    off its unit prices (docs/pricing.md, "Member benefits")."""
+
+    member_price: bool = False
+    discount_bp: int = 0
+
+
+def checkout_benefits(level: Level, paid: Benefits | None) -> Benefits:
+    """The best of the member's level and its paid membership (None: none running), each benefit
+    on its own: member prices if either gives them, the larger discount. They never add up."""
+    if paid is None:
+        return Benefits(level.member_price, level.discount_bp)
+    return Benefits(level.member_price or paid.member_price, max(level.discount_bp, paid.discount_bp))
+
+
 # -- the member --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Member:

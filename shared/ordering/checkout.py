@@ -194,6 +194,7 @@ class Checkout:
             promotions=[p for p in data.promotions if p.is_running(now)],
             gifts_short=gifts_short,
             points=data.points,
+            member_discount_bp=data.member_discount_bp,
         )
 
     def _reasons(self, cart: Cart, data: CheckoutData, now: int) -> list[dict[str, Any]]:

@@ -94,7 +94,7 @@ class CheckoutData:
     per (sku, location) read, and the locations read (by id)."""
 
     products: Mapping[str, Product]
-    is_member: bool
+    is_member: bool  # member prices apply (the level's or a paid membership's, docs/pricing.md)
     availability: Mapping[tuple[str, str], int]
     locations: Mapping[str, Location]
     coupons: Mapping[str, OrderCoupon] = field(default_factory=dict)  # the customer's, of those named
@@ -104,6 +104,7 @@ class CheckoutData:
     # The customer's binding and last share, read in the same batch (docs/commission.md); None: not read.
     credit: CreditFacts | None = None
     points: PointsOffer | None = None  # the points the cart names, with the rule and balance read
+    member_discount_bp: int = 0  # off the member's unit prices: the best of its level and paid membership
 
 
 class CheckoutReader(Protocol):

@@ -9,7 +9,9 @@ shipping, shipping coupon.
 - Unit price: a flash-sale price (`unit_price_override`) replaces the list price and is not
   combined with anything. Otherwise a running `limited_price` promotion gives the line its final
   price (the lowest such price, and only when it is below what the customer would pay anyway);
-  members pay `Product.member_price_fen` where it is lower. Those are prices: they show in
+  members pay `Product.member_price_fen` where it is lower, less the member discount
+  (`member_discount_bp`, the best of the member's level and paid membership, docs/pricing.md,
+  "Member benefits"), rounded per unit in the merchant's favour. Those are prices: they show in
   `unit_price_fen`, never in `discount_fen`. A flash- or limited-priced line takes no other
   promotion and no coupon (不与其他优惠同享).
 - Threshold promotions, measured on the covered lines at their own (list or member) price: each
@@ -135,6 +137,19 @@ class PointsOffer:
 MAX_POINTS_BP = 9_900  # at least 1% of the merchandise is paid in money: refunds return points against it
 
 
+@dataclass(frozen=True)
+class _Member:
+    """What the customer's membership does to a product's price: member prices (`is_member`) and
+    a discount in basis points off that price, the discount rounded down (in the merchant's favour)."""
+
+    is_member: bool
+    discount_bp: int = 0
+
+    def price(self, product: Product) -> int:
+        own = product.price_for(self.is_member)
+        return own - own * self.discount_bp // BP
+
+
 def points_spent(quote: Quote) -> int:
     """The points a quote spends (0: none)."""
     return sum(int(a.id) for a in quote.applied if a.kind == POINTS_KIND)
@@ -183,21 +198,26 @@ def price_cart(
     promotions: Sequence[OrderPromotion] = (),
     gifts_short: Collection[str] = (),
     points: PointsOffer | None = None,
+    member_discount_bp: int = 0,
 ) -> Quote:
     """Price `lines` with the running `promotions` and the coupons named in `coupon_ids` (found in
     `coupons`, the customer's); `gifts_short`: gift SKUs the order's location cannot serve;
     `points`: the member's points to spend, last (InsufficientPoints, 409, past those read).
     Raises UnknownSku, DuplicateSku, UnknownCoupon, CouponNotUsable (422) and never returns a
-    quote whose lines do not sum exactly to its total."""
+    quote whose lines do not sum exactly to its total. `member_discount_bp`: the member's discount
+    off its own unit prices (0..10,000), not on flash-sale prices."""
+    if not 0 <= member_discount_bp <= BP:
+        raise ValueError("member_discount_bp is 0..10000")
+    member = _Member(is_member, member_discount_bp)
     named = _named_coupons(coupon_ids, coupons or {})
     _check_lines(lines, products)
     overrides = unit_price_override or {}
     categories = [products[line.sku].category for line in lines]
-    limited = _limited_prices(lines, products, categories, is_member, overrides, promotions)
+    limited = _limited_prices(lines, products, categories, member, overrides, promotions)
     units = [
         limited[line.sku][0]
         if line.sku in limited
-        else _unit_price(products[line.sku], is_member, overrides.get(line.sku))
+        else _unit_price(products[line.sku], member, overrides.get(line.sku))
         for line in lines
     ]
     gross = [unit * line.qty for unit, line in zip(units, lines, strict=True)]
@@ -206,7 +226,7 @@ def price_cart(
 
     applied: list[Applied] = []
     shaped = [
-        PromotionApplied(promotion_id, "limited_price", (products[sku].price_for(is_member) - price) * qty, (sku,))
+        PromotionApplied(promotion_id, "limited_price", (member.price(products[sku]) - price) * qty, (sku,))
         for sku, qty in ((line.sku, line.qty) for line in lines)
         if sku in limited
         for price, promotion_id in (limited[sku],)
@@ -242,7 +262,7 @@ def price_cart(
         # Refused here, at quote and order alike, so that every order placed can be paid in one payment.
         raise OrderTooLarge("the order is above what one payment carries", max_fen=MAX_AMOUNT_FEN)
     total = subtotal - discount + shipping
-    gift_terms = _gift_terms(shaped, promotions, products, is_member)
+    gift_terms = _gift_terms(shaped, promotions, products, member)
     return Quote(priced, subtotal, discount, shipping, total, tuple(applied), tuple(shaped), gift_terms)
 
 
@@ -250,7 +270,7 @@ def _limited_prices(
     lines: Sequence[CartLine],
     products: Mapping[str, Product],
     categories: Sequence[str | None],
-    is_member: bool,
+    member: _Member,
     overrides: Mapping[str, int],
     promotions: Sequence[OrderPromotion],
 ) -> dict[str, tuple[int, str]]:
@@ -260,7 +280,7 @@ def _limited_prices(
     for line, category in zip(lines, categories, strict=True):
         if line.sku in overrides:
             continue
-        own = products[line.sku].price_for(is_member)
+        own = member.price(products[line.sku])
         offers = [(p.limited_price(line.sku, category), p.promotion_id) for p in promotions]
         priced = sorted((price, pid) for price, pid in offers if price is not None and 0 <= price < own)
         if priced:
@@ -338,16 +358,14 @@ def _gift_terms(
     shaped: Sequence[PromotionApplied],
     promotions: Sequence[OrderPromotion],
     products: Mapping[str, Product],
-    is_member: bool,
+    member: _Member,
 ) -> tuple[GiftTerms, ...]:
     """What the order keeps of each gift given, for its refunds (docs/pricing.md, "Refunds below a
     threshold"): the lines measured, the tiers as they are now, and one unit's value, the gift's
     own price for this customer."""
     by_id = {p.promotion_id: p for p in promotions}
     return tuple(
-        GiftTerms(
-            p.promotion_id, sku, products[sku].price_for(is_member), p.skus, by_id[p.promotion_id].gift_tiers(sku)
-        )
+        GiftTerms(p.promotion_id, sku, member.price(products[sku]), p.skus, by_id[p.promotion_id].gift_tiers(sku))
         for p in shaped
         if p.kind == "gift" and p.skipped is None and (sku := p.gift_sku) is not None
     )
@@ -426,9 +444,9 @@ def _check_lines(lines: Sequence[CartLine], products: Mapping[str, Product]) -> 
         raise UnknownSku("no such product", sku=unknown[0], skus=unknown)
 
 
-def _unit_price(product: Product, is_member: bool, override_fen: int | None) -> int:
+def _unit_price(product: Product, member: _Member, override_fen: int | None) -> int:
     if override_fen is not None:
         if override_fen < 0:
             raise RuleViolation("a price must not be negative", sku=product.sku)
         return override_fen
-    return product.price_for(is_member)
+    return member.price(product)

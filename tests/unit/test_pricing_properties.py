@@ -54,8 +54,8 @@ def rules(draw) -> tuple[PricingRules, tuple[Promotion, ...]]:
 
 
 @settings(max_examples=400)
-@given(carts(), rules(), st.booleans(), st.sampled_from(sorted(FULFILMENT_TYPES)))
-def test_lines_sum_to_the_total_and_nothing_is_negative(cart, pricing_rules, is_member, fulfilment):
+@given(carts(), rules(), st.booleans(), st.sampled_from(sorted(FULFILMENT_TYPES)), st.integers(0, 10_000))
+def test_lines_sum_to_the_total_and_nothing_is_negative(cart, pricing_rules, is_member, fulfilment, discount_bp):
     lines, catalogue, overrides = cart
     shipping, promotions = pricing_rules
     quote = price_cart(
@@ -66,6 +66,7 @@ def test_lines_sum_to_the_total_and_nothing_is_negative(cart, pricing_rules, is_
         rules=shipping,
         unit_price_override=overrides,
         promotions=promotions,
+        member_discount_bp=discount_bp,
     )
     assert sum(line.payable_fen for line in quote.lines) + quote.shipping_fen == quote.total_fen
     assert sum(line.unit_price_fen * line.qty for line in quote.lines) == quote.subtotal_fen

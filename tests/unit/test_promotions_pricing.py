@@ -14,6 +14,7 @@ from shared.coupons.model import Benefit
 from shared.coupons.model import Kind as CouponKind
 from shared.kernel.errors import CouponNotUsable
 from shared.kernel.scope import Scope
+from shared.membership.model import Benefits, Level, checkout_benefits
 from shared.ordering.pricing import CartLine, PricingRules, price_cart, refund_amount
 from shared.promotions.model import Kind, Promotion, Tier, promotion_problems
 from tests.unit.test_coupons_pricing import NOW
@@ -36,7 +37,7 @@ def spend(pid: str, *steps: tuple[int, int], repeat: bool = False, scope: Scope 
     return promo(pid, Kind.SPEND_THRESHOLD, *tiers, repeat=repeat, scope=scope or Scope())
 
 
-def priced(lines, promotions, coupons=(), *, member=False, fulfilment="delivery", gifts_short=()):
+def priced(lines, promotions, coupons=(), *, member=False, fulfilment="delivery", gifts_short=(), discount_bp=0):
     return price_cart(
         [CartLine(s, q) for s, q in lines],
         PRODUCTS,
@@ -47,6 +48,7 @@ def priced(lines, promotions, coupons=(), *, member=False, fulfilment="delivery"
         coupons={c.coupon_id: c for c in coupons},
         promotions=promotions,
         gifts_short=gifts_short,
+        member_discount_bp=discount_bp,
     )
 
 
@@ -118,6 +120,77 @@ def test_a_member_pays_the_lower_of_the_limited_and_the_member_price():
     assert priced([("TEA", 1)], [above_member]).line("TEA").unit_price_fen == 16000
     member = priced([("TEA", 1)], [above_member], member=True)
     assert member.line("TEA").unit_price_fen == 15800 and member.promotions == ()
+
+
+# -- member benefits (docs/pricing.md, "Member benefits") -----------------------------------------
+def test_the_member_discount_is_off_the_own_unit_price_rounded_in_the_merchants_favour():
+    # 5% off: TEA's member price 15,800 -> 15,010; PEN 333 -> 333 - 16 = 317 (16.65 off, rounded down)
+    quote = priced([("TEA", 2), ("PEN", 3)], [], member=True, discount_bp=500)
+    assert quote.line("TEA").unit_price_fen == 15010 and quote.line("PEN").unit_price_fen == 317
+    assert quote.subtotal_fen == 2 * 15010 + 3 * 317 and quote.discount_fen == 0  # a price, not a discount
+    # without member prices the discount is off the list price
+    assert priced([("TEA", 1)], [], discount_bp=500).line("TEA").unit_price_fen == 16800 - 840
+
+
+def test_thresholds_are_measured_at_the_discounted_price_and_a_limited_price_must_beat_it():
+    full = spend("FULL", (30000, 3000))
+    assert priced([("TEA", 2)], [full], member=True).applied  # 31,600 reaches 300 yuan
+    assert not priced([("TEA", 2)], [full], member=True, discount_bp=800).applied  # 29,072 does not
+    limited = promo("L", Kind.LIMITED_PRICE, price_fen=15000, scope=Scope(skus=frozenset({"TEA"})))
+    # 10% off the member price is 14,220: below the limited price, which then does not apply
+    assert priced([("TEA", 1)], [limited], member=True, discount_bp=1000).line("TEA").unit_price_fen == 14220
+    assert priced([("TEA", 1)], [limited], member=True, discount_bp=100).line("TEA").unit_price_fen == 15000
+
+
+@given(
+    level=st.builds(Level, st.just(1), st.just("银卡"), st.just(0), st.booleans(), st.integers(0, 10_000)),
+    paid=st.none() | st.builds(Benefits, st.booleans(), st.integers(0, 10_000)),
+    product=st.builds(
+        lambda price, member: Product(
+            sku="X", name="x", price_fen=price, member_price_fen=member and min(member, price)
+        ),
+        st.integers(0, 100_000),
+        st.none() | st.integers(0, 100_000),
+    ),
+)
+def test_the_best_of_level_and_paid_membership_is_never_worse_than_either(level, paid, product):
+    best = checkout_benefits(level, paid)
+    assert best.discount_bp == max(level.discount_bp, paid.discount_bp if paid else 0)
+    assert best.member_price == (level.member_price or (paid is not None and paid.member_price))
+
+    def unit(b: Benefits) -> int:
+        quote = priced_one(product, b)
+        return quote.lines[0].unit_price_fen
+
+    assert unit(best) <= unit(Benefits(level.member_price, level.discount_bp))
+    if paid is not None:
+        assert unit(best) <= unit(paid)
+
+
+def priced_one(product: Product, benefits: Benefits):
+    return price_cart(
+        [CartLine("X", 1)],
+        {"X": product},
+        is_member=benefits.member_price,
+        fulfilment_type="pickup",
+        rules=PricingRules(),
+        member_discount_bp=benefits.discount_bp,
+    )
+
+
+def test_the_member_discount_is_not_off_a_flash_price_and_is_bounded():
+    quote = price_cart(
+        [CartLine("TEA", 1)],
+        PRODUCTS,
+        is_member=True,
+        fulfilment_type="pickup",
+        rules=PricingRules(),
+        unit_price_override={"TEA": 9900},
+        member_discount_bp=2000,
+    )
+    assert quote.line("TEA").unit_price_fen == 9900
+    with pytest.raises(ValueError):
+        priced([("TEA", 1)], [], discount_bp=10_001)
 
 
 # -- gifts ---------------------------------------------------------------------------------------
@@ -242,17 +315,24 @@ carts = st.lists(
     member=st.booleans(),
     fulfilment=st.sampled_from(["delivery", "pickup", "same_city"]),
     short=st.booleans(),
+    discount_bp=st.sampled_from([0, 0, 1, 500, 3333, 9999, 10_000]),
     data=st.data(),
 )
 def test_promotions_and_coupons_add_up_to_the_fen(
-    lines, running, benefit, coupon_scope, shipping_coupon, member, fulfilment, short, data
+    lines, running, benefit, coupon_scope, shipping_coupon, member, fulfilment, short, discount_bp, data
 ):
     coupons = [] if benefit is None else [coupon(benefit, scope=coupon_scope)]
     if shipping_coupon:
         coupons.append(coupon(Benefit(CouponKind.SHIPPING, amount_fen=700), "cp2"))
     try:
         quote = priced(
-            lines, running, coupons, member=member, fulfilment=fulfilment, gifts_short={"GIFT"} if short else ()
+            lines,
+            running,
+            coupons,
+            member=member,
+            fulfilment=fulfilment,
+            gifts_short={"GIFT"} if short else (),
+            discount_bp=discount_bp,
         )
     except CouponNotUsable as refused:
         assert refused.details["reason"] in {"below_threshold", "out_of_scope", "no_shipping"}

@@ -1,5 +1,7 @@
 """Everything checkout reads before it prices, in one BatchGetItem when the location is known:
-the products, their stock items at that location, the customer's member item and the location
+the products, their stock items at that location, the customer's member item (paid membership),
+the membership rules and the customer's member profile (its level's benefits: member prices and a
+discount, the best of the two applies, docs/pricing.md "Member benefits"), and the location
 item itself (so an unknown store is caught without another call); the gifts of the running
 promotions (cached per process, `shared.data.stores.promotions`) are products of that read too.
 Same-city reads the cached store list (`locations_store`) and then stock at every store in the
@@ -11,7 +13,7 @@ the check that counts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 from shared.coupons.checkout import CouponAtCheckout
@@ -20,12 +22,14 @@ from shared.data.batch_get import Key, get_items
 from shared.data.item_mapping import location_of, product_of
 from shared.data.items import CouponItem, LocationItem, MemberItem, ProductItem, StockItem
 from shared.data.items.guides import BindingItem, ShareVisitItem
+from shared.data.items.membership import MemberProfileItem, MembershipRulesItem
 from shared.data.stores.coupons import DynamoCoupons, coupon_at_checkout
 from shared.data.stores.locations import DynamoLocations
 from shared.data.stores.promotions import DynamoPromotions
 from shared.inventory.locations import Location
 from shared.kernel.clock import SYSTEM
 from shared.kernel.credited import Credited, CreditFacts
+from shared.membership.model import DEFAULT_RULES, Benefits, MembershipRules, checkout_benefits
 from shared.ordering.model import OrderCoupon
 from shared.ordering.ports import CheckoutData
 
@@ -46,6 +50,7 @@ def load_for_checkout(
     keys: list[Key] = [ProductItem.key(sku) for sku in skus] + [MemberItem.key(customer_sub)]
     keys += [CouponItem.key(coupon_id) for coupon_id in dict.fromkeys(coupon_ids)]
     keys += [BindingItem.key(customer_sub), ShareVisitItem.key(customer_sub)]  # who an order credits
+    keys += [MembershipRulesItem.key(), MemberProfileItem.key(customer_sub)]  # the level's benefits
     if locations is None:
         known = {place.location_id: place for place in DynamoLocations().list() if place.is_store}
         location_ids = list(known)
@@ -56,18 +61,17 @@ def load_for_checkout(
 
     products = {}
     availability: dict[tuple[str, str], int] = {}
-    is_member = False
     coupons: dict[str, OrderCoupon] = {}
     credit = CreditFacts()
-    for item in get_items(keys).values():
+    found = get_items(keys).values()
+    benefits = _member_benefits(found, SYSTEM.now_ms())
+    for item in found:
         if isinstance(item, ProductItem):
             products[item.sku] = product_of(item)
         elif isinstance(item, StockItem):
             availability[(item.sku, item.location)] = int(item.available)
         elif isinstance(item, LocationItem):
             known[item.location_id] = location_of(item)
-        elif isinstance(item, MemberItem):
-            is_member = True
         elif isinstance(item, CouponItem) and item.customer_id == customer_sub:  # another's is not there
             coupons[item.coupon_id] = coupon_at_checkout(item)
         elif isinstance(item, BindingItem):
@@ -79,13 +83,29 @@ def load_for_checkout(
             credit = replace(credit, sharer_id=item.sharer_id, shared=shared, shared_at_ms=int(item.at))
     return CheckoutData(
         products=products,
-        is_member=is_member,
+        is_member=benefits.member_price,
+        member_discount_bp=benefits.discount_bp,
         availability=availability,
         locations=known,
         coupons=coupons,
         credit=credit,
         promotions=promotions,
     )
+
+
+def _member_benefits(found: Iterable[object], now_ms: int) -> Benefits:
+    """The best of the member's level (its profile under the rules; none: level 0) and its paid
+    membership (the `MEMBER` item, unless `until` has passed), as checkout applies them."""
+    paid: Benefits | None = None
+    rules, level = DEFAULT_RULES, 0
+    for item in found:
+        if isinstance(item, MemberItem) and (item.until is None or now_ms < int(item.until)):
+            paid = Benefits(member_price=True, discount_bp=int(item.discount_bp or 0))
+        elif isinstance(item, MembershipRulesItem):
+            rules = MembershipRules.of(item.body, int(item.version))
+        elif isinstance(item, MemberProfileItem):
+            level = int(item.level)
+    return checkout_benefits(rules.level(level), paid)
 
 
 def customer_coupons(customer_sub: str, now_ms: int) -> dict[str, OrderCoupon]:
