@@ -159,6 +159,7 @@ def _paid_lines(lines: Sequence[dict[str, Any]], catalogue: Catalogue) -> list[P
             qty=int(line["qty"]),
             payable_fen=int(line["payable_fen"]),
             category=line.get("category") or categories.get(str(line["sku"])),
+            rebate_fen=int(line["rebate_fen"]) if line.get("rebate_fen") is not None else None,
         )
         for line in lines
     ]

@@ -20,6 +20,7 @@ from typing import Any
 from shared.commission.model import (
     CommissionLine,
     CommissionRules,
+    Earning,
     Override,
     Share,
     clawback_fen,
@@ -174,6 +175,15 @@ class PaidLine:
     qty: int
     payable_fen: int
     category: str | None = None
+    # A paid membership's line (docs/membership.md, "Referral rebate"): the plan's fixed rebate for
+    # the guide credited on the order, instead of the rules' split. None: an ordinary line.
+    rebate_fen: int | None = None
+
+
+def _rebate_split(line: PaidLine, credited: Credited) -> tuple[Earning, ...]:
+    if not line.rebate_fen or line.rebate_fen <= 0 or not credited.guide_id:
+        return ()
+    return (Earning(PayeeRole.GUIDE, credited.guide_id, min(line.rebate_fen, line.payable_fen)),)
 
 
 def book_paid_order(
@@ -190,10 +200,10 @@ def book_paid_order(
     for line in lines:
         split = (
             split_line(CommissionLine(line.sku, line.qty, line.payable_fen, line.category), rules, credited)
-            if rules is not None
+            if rules is not None and line.rebate_fen is None
             else None
         )
-        earnings = split.earnings if split is not None else ()
+        earnings = split.earnings if split is not None else _rebate_split(line, credited)
         book_lines.append(
             BookLine(
                 sku=line.sku,

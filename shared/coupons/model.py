@@ -152,6 +152,7 @@ class Action(StrEnum):
     REDEEM = "redeem"  # redeemed in a store
     REVERSE = "reverse"  # an admin reverses an offline redemption
     EXPIRE = "expire"  # the sweeper: its use window has passed
+    REVOKE = "revoke"  # a refunded paid membership takes back its unused welcome coupon
 
 
 # Where each action leads. RETURN, REFUND and REVERSE lead back to AVAILABLE, which `next_status` turns
@@ -164,6 +165,7 @@ TRANSITIONS: Mapping[tuple[Status, Action], Status] = {
     (Status.AVAILABLE, Action.REDEEM): Status.REDEEMED_OFFLINE,
     (Status.REDEEMED_OFFLINE, Action.REVERSE): Status.AVAILABLE,
     (Status.AVAILABLE, Action.EXPIRE): Status.EXPIRED,
+    (Status.AVAILABLE, Action.REVOKE): Status.EXPIRED,  # counted as expired unused in the tally
 }
 # Statuses a template's tally counts (every claimed coupon not in one of these is AVAILABLE).
 TALLIED = (Status.LOCKED, Status.USED, Status.REDEEMED_OFFLINE, Status.EXPIRED)
