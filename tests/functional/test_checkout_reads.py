@@ -59,6 +59,13 @@ LEVELS = {
 }
 
 
+def given_tea_and_levels(client, admin: str) -> None:
+    given_locations()
+    given_product(client, admin, "TEA-1", 16800, 15800)
+    given_stock(client, admin, "TEA-1", WH=7)
+    DynamoMembershipRules().save(MembershipRules.of(LEVELS, version=1))
+
+
 def given_level(customer_sub: str, level: int) -> None:
     pk, sk = MemberProfileItem.key(customer_sub)
     MemberProfileItem(pk, sk, customer_sub=customer_sub, level=level, growth_fen=0, version=1).save()
@@ -70,11 +77,7 @@ def given_paid(customer_sub: str, discount_bp: int | None, until_ms: int | None)
 
 
 def test_the_level_and_paid_membership_are_read_in_the_one_batch_and_the_best_of_each_applies(client, tokens):
-    admin = tokens["merchant_admin"]
-    given_locations()
-    given_product(client, admin, "TEA-1", 16800, 15800)
-    given_stock(client, admin, "TEA-1", WH=7)
-    DynamoMembershipRules().save(MembershipRules.of(LEVELS, version=1))
+    given_tea_and_levels(client, tokens["merchant_admin"])
     now = int(time.time() * 1000)
     given_level("c-1", 1)  # 2% off, no member prices
     given_level("c-2", 2)  # member prices and 5% off
@@ -107,11 +110,7 @@ DELIVERY = {
 
 
 def test_the_quote_and_the_order_charge_the_members_price(client, tokens):
-    admin = tokens["merchant_admin"]
-    given_locations()
-    given_product(client, admin, "TEA-1", 16800, 15800)
-    given_stock(client, admin, "TEA-1", WH=7)
-    DynamoMembershipRules().save(MembershipRules.of(LEVELS, version=1))
+    given_tea_and_levels(client, tokens["merchant_admin"])
     given_level("c-1", 2)  # member price 15,800 less 5% = 15,010
     cart = {"lines": [{"sku": "TEA-1", "qty": 2}], "fulfilment": DELIVERY}
     with dynamodb_calls() as calls:
