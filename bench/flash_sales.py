@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -580,15 +581,22 @@ def run() -> dict[str, object]:
     return figures
 
 
-def metered_only() -> dict[str, Any]:
-    """The write-unit part alone (`python -m bench.flash_sales write_units`), on its own emulator."""
+@contextlib.contextmanager
+def own_emulator(table_prefix: str) -> Iterator[None]:
+    """A serialised moto server in its own process, a fresh table on it, the service bound to it."""
     moto, endpoint = _start_moto()
     try:
-        _bind(endpoint, f"bench-flash-{uuid.uuid4().hex[:8]}", create=True)
-        return write_units()
+        _bind(endpoint, f"{table_prefix}-{uuid.uuid4().hex[:8]}", create=True)
+        yield
     finally:
         moto.terminate()
         moto.wait(timeout=10)
+
+
+def metered_only() -> dict[str, Any]:
+    """The write-unit part alone (`python -m bench.flash_sales write_units`), on its own emulator."""
+    with own_emulator("bench-flash"):
+        return write_units()
 
 
 if __name__ == "__main__":  # the metered part alone: python -m bench.flash_sales write_units

@@ -39,7 +39,7 @@ from functools import partial
 from typing import Any
 
 from bench.coupons import create_template
-from bench.flash_sales import _bind, _start_moto
+from bench.flash_sales import own_emulator
 
 MEMBERS = int(os.environ.get("BENCH_SEGMENT_MEMBERS", "10000"))
 PAGE = 100
@@ -150,13 +150,8 @@ def read_back(members: list[str], template_id: str, now_ms: int) -> tuple[Counte
 
 
 def run() -> dict[str, object]:
-    moto, endpoint = _start_moto()
-    try:
-        _bind(endpoint, f"bench-segment-{uuid.uuid4().hex[:8]}", create=True)
+    with own_emulator("bench-segment"):
         return _run()
-    finally:
-        moto.terminate()
-        moto.wait(timeout=10)
 
 
 def _run() -> dict[str, object]:
