@@ -7,8 +7,13 @@ left a shard and the claimant's count went up:
 
 - a unit off the shard, if it has one (no coupon beyond the total, whatever the concurrency);
 - the claimant's count, if it stays within the per-user limit (a conditional item, not a read);
-- the coupon and its offline code (the code's own item: unique by its key);
-- the CouponClaimed event and the idempotency record.
+- the coupon and its offline code (the code's own item: unique by its key).
+
+The coupon carries the claim's idempotency (docs/coupons.md, "Idempotency"): its id is derived
+from the caller's scope and the Idempotency-Key (`coupon_id_for`), it is put only if it does not
+exist, and it keeps the request's fingerprint, so a replay finds the coupon and is answered it as
+claimed, and no idempotency record is written. CouponClaimed is derived from the coupon's INSERT
+on the table's stream (`claimed_event`, shared/data/stream.py), not written to the outbox.
 
 EXHAUSTED only when every shard is empty. The template is read once per process and kept for
 `template_cache_s` (a claim is then one round trip); an edit or a stop reaches every process
@@ -28,6 +33,7 @@ numbers its names have in the merchant's level table, which is kept like the tem
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,7 +44,7 @@ from shared.coupons.model import (
     NotGuideTemplate,
     NotYourMember,
     Template,
-    new_coupon_id,
+    coupon_id_for,
 )
 from shared.coupons.ports import BindingChanged, CodeTaken, CouponPorts, GuideOfMember, ShardEmpty
 from shared.kernel.clock import iso
@@ -254,7 +260,8 @@ def _claim_on(
     for _ in range(CODE_DRAWS):
         now = ports.clock.now_ms()
         issued_by = None if issuer is None else issuer.guide_id
-        coupon = Coupon.claimed(template, customer_id, new_coupon_id(now), shard, now, issued_by=issued_by)
+        coupon_id = coupon_id_for(request, ports.id_secret)
+        coupon = Coupon.claimed(template, customer_id, coupon_id, shard, now, issued_by=issued_by).carrying(request)
         uow = ports.unit_of_work(retry_conflicts=False)
         uow.take_one(template, shard)
         uow.count_claim(template, customer_id)
@@ -263,17 +270,21 @@ def _claim_on(
             uow.check_bound(customer_id, issuer.binding)
         if levels is not None:
             uow.check_level(customer_id, levels)  # the level as stored when the claim is written
-        uow.add_coupon(coupon)
-        uow.emit(claimed_event(coupon))
-        answer = coupon.view(now) if issuer is None else coupon.issued_view(now)
+        uow.add_coupon(coupon)  # CouponClaimed follows from its INSERT on the stream
         try:
-            return uow.commit_once(request, StoredResponse(201, answer))
+            return uow.commit_once(request, coupon.first_answer())
         except CodeTaken:
             continue
     raise TemporarilyUnavailable("could not draw a free coupon code; retry")
 
 
+# CouponClaimed's id: uuid5 over the coupon's key, so a redelivered INSERT announces the same event.
+CLAIMED_NAMESPACE = uuid.UUID("9b2e4f71-6c3d-4a8e-b1f5-2d7c0e9a4b63")
+
+
 def claimed_event(coupon: Coupon) -> DomainEvent:
+    """The CouponClaimed a new coupon announces (derived from its INSERT on the stream): its id and
+    time fixed by the coupon, so every delivery of the record names the same event."""
     return DomainEvent(
         EventType.COUPON_CLAIMED,
         coupon.coupon_id,
@@ -288,4 +299,6 @@ def claimed_event(coupon: Coupon) -> DomainEvent:
             "valid_to": iso(coupon.use_window.ends_ms),
             "issued_by": coupon.issued_by,
         },
+        event_id=str(uuid.uuid5(CLAIMED_NAMESPACE, f"COUPON#{coupon.coupon_id}|{EventType.COUPON_CLAIMED}")),
+        occurred_at=iso(coupon.claimed_at_ms),
     )

@@ -30,6 +30,7 @@ from shared.kernel.errors import (
     RuleViolation,
     ValidationFailed,
 )
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse, derived_id
 from shared.kernel.scope import Scope  # one scope rule for coupons and promotions
 
 MAX_TOTAL = 10_000_000
@@ -495,6 +496,10 @@ class Coupon:
     redemption_id: str | None = None  # the offline redemption that holds it
     updated_at_ms: int = 0
     issued_by: str | None = None  # the guide who issued it (a guide-only template); None: claimed
+    # The idempotency of the claim that made it (docs/coupons.md, "Idempotency"): the request's
+    # fingerprint (as the store keeps it: shortened). Not part of the coupon's value; the answer is
+    # not kept: `first_answer` rebuilds it from the coupon.
+    request_hash: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def claimed(
@@ -519,6 +524,24 @@ class Coupon:
             updated_at_ms=now_ms,
             issued_by=issued_by,
         )
+
+    def carrying(self, request: IdempotentRequest) -> Coupon:
+        """This new coupon, carrying the claim that makes it (its id is `coupon_id_for(request)`)."""
+        return replace(self, request_hash=request.fingerprint)
+
+    def first_answer(self) -> StoredResponse:
+        """What the claim (or the guide's issue) that made this coupon was answered: the coupon as
+        claimed (AVAILABLE, version 0, held by nothing), seen at its claim time."""
+        claimed = replace(
+            self,
+            status=Status.AVAILABLE,
+            version=0,
+            order_id=None,
+            redemption_id=None,
+            updated_at_ms=self.claimed_at_ms,
+        )
+        at = self.claimed_at_ms
+        return StoredResponse(201, claimed.view(at) if self.issued_by is None else claimed.issued_view(at))
 
     def shown_status(self, now_ms: int) -> Status:
         """What a customer sees: an AVAILABLE coupon past its window is EXPIRED even before the
@@ -721,6 +744,12 @@ def new_template_id(now_ms: int) -> str:
 
 def new_coupon_id(now_ms: int) -> str:
     return f"cp{now_ms:012x}{secrets.token_hex(8)}"
+
+
+def coupon_id_for(request: IdempotentRequest, secret: bytes | None) -> str:
+    """The id of the coupon a claim makes: the same for every replay of its Idempotency-Key, so the
+    coupon's own conditional put is the idempotency check (docs/coupons.md, "Idempotency")."""
+    return derived_id(request, secret, prefix="cp")
 
 
 def new_redemption_id(now_ms: int) -> str:

@@ -168,7 +168,9 @@ class CouponUnitOfWork(Protocol):
         ...
 
     def add_coupon(self, coupon: Coupon) -> None:
-        """A new coupon, and its offline code (CodeTaken at commit if the code exists)."""
+        """A new coupon, and its offline code (CodeTaken at commit if the code exists). A coupon
+        that carries a request (`Coupon.carrying`) is that request's idempotency record: its put
+        is refused when its (derived) id exists, and `commit_once` answers the coupon found."""
         ...
 
     def move(self, before: Coupon, after: Coupon) -> None:
@@ -190,7 +192,9 @@ class CouponUnitOfWork(Protocol):
 
     def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
         """Join the idempotency record of `request` (answering `response`) and commit. Returns
-        `response`, or the response stored under the key by the request that used it first."""
+        `response`, or the response stored under the key by the request that used it first. When a
+        coupon added carries `request`, the coupon is the record (no item of its own) and a replay
+        is answered `Coupon.first_answer` of the coupon there."""
         ...
 
 
@@ -204,7 +208,7 @@ class CouponUnitOfWorkFactory(Protocol):
 class Replays(Protocol):
     def __call__(self, request: IdempotentRequest) -> StoredResponse | None:
         """The response stored under this request's key (same body), IdempotencyKeyReused (other
-        body), or None (never used)."""
+        body), or None (never used): the coupon the key's claim made, if any, else the record."""
         ...
 
 
@@ -277,3 +281,4 @@ class CouponPorts:
     policy: CouponPolicy
     clock: Clock
     verification_key: bytes  # keys the stores' rotating verification codes
+    id_secret: bytes | None = None  # keys the coupon ids derived from a claim's key (`coupon_id_for`)

@@ -1,8 +1,9 @@
 """DynamoDB stream records, read into what the relay needs (shared.messaging.ports.StreamChange).
 
-Three kinds of change matter: an outbox Event item inserted (to forward its body), an Order item
-inserted or modified (the events its change announces, `shared.ordering.announcements`), and a
-Stock item modified (to see `available` cross its threshold). Everything else in the stream
+Four kinds of change matter: an outbox Event item inserted (to forward its body), an Order item
+inserted or modified (the events its change announces, `shared.ordering.announcements`), a Coupon
+item inserted (its CouponClaimed, `shared.coupons.claims.claimed_event`), and a Stock item
+modified (to see `available` cross its threshold). Everything else in the stream
 (idempotency records, consumer marks, TTL deletions) is ignored.
 """
 
@@ -12,6 +13,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.coupons.claims import claimed_event
+from shared.data.stores.coupons import coupon_of_image
 from shared.data.stores.orders import order_of_image
 from shared.kernel.events import DomainEvent
 from shared.messaging.ports import EventToForward, StockSnapshot, StreamChange
@@ -20,6 +23,7 @@ from shared.ordering import announcements
 EVENT_ENTITY = "Event"
 STOCK_ENTITY = "Stock"
 ORDER_ENTITY = "Order"
+COUPON_ENTITY = "Coupon"
 
 
 def decode(record: dict[str, Any]) -> StreamChange:
@@ -46,6 +50,8 @@ def decode(record: dict[str, Any]) -> StreamChange:
         before = order_of_image(old) if name == "MODIFY" and old else None
         events = announcements.announced(before, order_of_image(new))
         return change.with_derived(tuple(_forwarded(event) for event in events))
+    if entity == COUPON_ENTITY and name == "INSERT" and new:
+        return change.with_derived((_forwarded(claimed_event(coupon_of_image(new))),))
     return change
 
 

@@ -305,10 +305,10 @@ def coupons() -> CouponPorts:
     stage already, never shown), so a stage needs no second secret for them."""
     from shared.coupons.ports import CouponPolicy, CouponPorts
     from shared.data.stores import coupons as store
-    from shared.data.stores.idempotency import replay
     from shared.kernel.clock import SYSTEM
 
     current = ready()
+    coupon_ids = current.derivation_key("coupon-ids")  # keys the coupon ids derived from a claim's key
     policy = CouponPolicy(
         default_peak_per_s=current.coupon_default_peak_per_s,
         template_cache_s=current.coupon_template_cache_s,
@@ -320,7 +320,7 @@ def coupons() -> CouponPorts:
         templates=store.DynamoCouponTemplates(),
         coupons=store.DynamoCoupons(),
         unit_of_work=store.unit_of_work,
-        replay=replay,
+        replay=store.CouponReplays(coupon_ids),
         stores=store.DynamoStoreDirectory(),
         prices=store.DynamoCartPrices(),
         guides=store.DynamoGuideMembers(),
@@ -329,6 +329,7 @@ def coupons() -> CouponPorts:
         policy=policy,
         clock=SYSTEM,
         verification_key=current.derivation_key("store-verification"),
+        id_secret=coupon_ids,
     )
 
 

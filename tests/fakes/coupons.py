@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from shared.coupons.claims import claimed_event
 from shared.coupons.model import (
     TALLIED,
     CartItem,
@@ -241,6 +242,8 @@ class MemoryCouponUnitOfWork:
         def apply() -> None:
             t.coupons[coupon.coupon_id] = coupon
             t.codes[coupon.code] = coupon.coupon_id
+            # As the stream relay derives it from the coupon's INSERT (shared/data/stream.py).
+            t.events.append(claimed_event(coupon))
 
         self.parts.append((CODE, lambda: CodeTaken() if coupon.code in t.codes else None, apply))
 

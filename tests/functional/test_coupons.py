@@ -4,16 +4,19 @@ redemption in the store (only where allowed, with the verification code for cust
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from infra.local.faults import FaultInjector, Kind
-from shared.coupons import expiry, wallet
+from shared.coupons import claims, expiry, wallet
 from shared.coupons.model import Status, verification_code
 from shared.data.connection import events
-from shared.data.items import CouponItem, EventItem
+from shared.data.items import CouponItem, EventItem, IdempotencyItem
 from shared.kernel.clock import FakeClock, now_ms
+from shared.kernel.errors import IdempotencyKeyReused
+from shared.kernel.idempotency import IdempotentRequest
 from shared.platform import bootstrap
 from shared.web.auth import Role, issue_token
 from tests.conftest import TEST_ENV
@@ -29,6 +32,7 @@ from tests.functional.coupons_support import (
     post,
     template_body,
 )
+from tests.functional.events_support import announced
 from tests.functional.orders_support import given_catalogue
 
 
@@ -150,8 +154,11 @@ def test_a_claim_gives_a_coupon_with_an_offline_code_once_per_customer(client, t
     assert coupon["threshold_fen"] == 10000 and coupon["amount_fen"] == 2000
     assert (again.status_code, again.json_body["code"]) == (429, "LIMIT_REACHED")
     # And the claim was announced (without the code), and the books moved by one
-    announced = [e for e in EventItem.scan() if e.event_type == "CouponClaimed"]
-    assert len(announced) == 1 and coupon["code"] not in announced[0].body
+    # (derived from the coupon's INSERT on the stream, not an outbox item)
+    claimed = [e for e in announced() if e["type"] == "CouponClaimed"]
+    assert len(claimed) == 1 and coupon["code"] not in json.dumps(claimed[0])
+    assert claimed[0]["aggregate_id"] == coupon["coupon_id"] and claimed[0]["payload"]["template_id"] == template_id
+    assert not [e for e in EventItem.scan() if e.event_type == "CouponClaimed"]
     counts = get(client, f"/admin/coupon-templates/{template_id}", tokens["merchant_admin"]).json_body["counts"]
     assert (counts["remaining"], counts["claimed"], counts["available"]) == (9, 1, 1)
 
@@ -180,6 +187,22 @@ def test_a_replayed_key_returns_the_same_coupon_even_after_the_template_ran_out(
     assert first.status_code == 201
     assert (other.status_code, other.json_body["code"]) == (409, "EXHAUSTED")
     assert again.status_code == 201 and again.json_body == first.json_body
+    assert len(coupons_of(template_id)) == 1
+
+
+def test_the_coupon_carries_the_claims_key_and_no_idempotency_record_is_written(client, tokens, stores):
+    template_id = create_template(client, tokens, per_user_limit=2)
+    # When a customer claims with a key, then replays it while holding one more coupon
+    first = claim(template_id, "c-1", key="k1")
+    again = claim(template_id, "c-1", key="k1")
+    # Then the replay is answered the coupon as claimed, one coupon exists, and no record was put
+    assert (again.status, again.body, again.replayed) == (201, first.body, True)
+    assert [c.coupon_id for c in coupons_of(template_id)] == [first.body["coupon_id"]]
+    assert not [i for i in IdempotencyItem.scan() if "coupon-claims" in i.pk]
+    # And the key with another body is refused (and claims nothing)
+    other = IdempotentRequest(f"coupon-claims:{template_id}:c-1", "k1", fingerprint="0" * 64)
+    with pytest.raises(IdempotencyKeyReused):
+        claims.claim(template_id, "c-1", other, bootstrap.coupons())
     assert len(coupons_of(template_id)) == 1
 
 

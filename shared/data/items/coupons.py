@@ -135,6 +135,9 @@ class CouponItem(BaseItem, discriminator="Coupon"):
     redemption_id = UnicodeAttribute(null=True)
     updated_at = NumberAttribute()
     issued_by = UnicodeAttribute(null=True)  # the guide who issued it
+    # The claim's fingerprint (shortened as an order's is): the coupon is its idempotency record,
+    # its id derived from the caller and the Idempotency-Key (docs/coupons.md, "Idempotency").
+    request_hash = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(coupon_id: str) -> tuple[str, str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from typing import Any
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
@@ -29,6 +31,7 @@ from shared.coupons.model import (
     Terms,
     Validity,
     Window,
+    coupon_id_for,
     tally_moves,
 )
 from shared.coupons.ports import (
@@ -66,8 +69,9 @@ from shared.data.stores.guides import DynamoBindings
 from shared.data.stores.locations import DynamoLocations
 from shared.data.stores.membership import DynamoMembershipRules
 from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
+from shared.data.stores.orders import same_request, short_fingerprint
 from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
-from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, CouponInUse, LimitReached
+from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, CouponInUse, IdempotencyKeyReused, LimitReached
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.model import Order, OrderCoupon
@@ -157,7 +161,13 @@ def _coupon_of(item: CouponItem) -> Coupon:
         redemption_id=item.redemption_id,
         updated_at_ms=int(item.updated_at),
         issued_by=item.issued_by,
+        request_hash=item.request_hash,
     )
+
+
+def coupon_of_image(image: dict[str, Any]) -> Coupon:
+    """The coupon in a stream record's image (DynamoDB JSON), as the store reads it."""
+    return _coupon_of(CouponItem.from_raw_data(image))
 
 
 def _coupon_item(coupon: Coupon) -> CouponItem:
@@ -182,6 +192,7 @@ def _coupon_item(coupon: Coupon) -> CouponItem:
         redemption_id=coupon.redemption_id,
         updated_at=coupon.updated_at_ms,
         issued_by=coupon.issued_by,
+        request_hash=short_fingerprint(coupon.request_hash),
         created_at=coupon.claimed_at_ms,
         gsi1pk=f"CUSTCOUPONS#{coupon.customer_id}",
         gsi1sk=f"{coupon.claimed_at_ms:013d}#{coupon.coupon_id}",
@@ -459,6 +470,7 @@ class DynamoCouponUnitOfWork:
         self._bound = False
         self._levels: LevelRule | None = None
         self._codes: list[str] = []
+        self._carried: dict[str, str] = {}  # the fingerprint a new coupon carries -> its label
         self._coupons: list[str] = []
         self._redemptions: list[str] = []
         self._reminded: list[str] = []
@@ -527,6 +539,8 @@ class DynamoCouponUnitOfWork:
         )
         self.tx.put(code, _code_label(coupon.code), condition=CouponCodeItem.pk.does_not_exist())
         self._codes.append(coupon.code)
+        if coupon.request_hash is not None:
+            self._carried[coupon.request_hash] = label
 
     def move(self, before: Coupon, after: Coupon) -> None:
         condition = (CouponItem.status == str(before.status)) & (CouponItem.version == before.version)
@@ -571,11 +585,18 @@ class DynamoCouponUnitOfWork:
 
     def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
         self._start()
-        idempotency_store.join(self.tx, request, response)
+        carrier = self._carried.get(request.fingerprint)
+        if carrier is None:
+            idempotency_store.join(self.tx, request, response)
         try:
             self.tx.commit()
         except TransactionCancelled as cancelled:
-            if idempotency_store.was_replayed(cancelled):
+            if carrier is not None:
+                raw = cancelled.items.get(carrier) if carrier in cancelled.failed else None
+                first = first_answer(_coupon_of(CouponItem.from_raw_data(raw)), request) if raw else None
+                if first is not None:
+                    return first
+            elif idempotency_store.was_replayed(cancelled):
                 stored = idempotency_store.replay(request, cancelled)
                 if stored is not None:
                     return stored
@@ -640,6 +661,31 @@ class DynamoCouponUnitOfWork:
         for redemption_id in self._redemptions:
             if _redemption_label(redemption_id) in failed:
                 raise AlreadyReversed("this redemption was reversed", redemption_id=redemption_id) from cancelled
+
+
+def first_answer(coupon: Coupon | None, request: IdempotentRequest) -> StoredResponse | None:
+    """The answer the claim that made `coupon` was given, if `request` is a replay of it;
+    IdempotencyKeyReused if the key came then with another body; None if the coupon carries no
+    request."""
+    if coupon is None or coupon.request_hash is None:
+        return None
+    if not same_request(coupon.request_hash, request):
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request body", idempotency_key=request.key
+        )
+    return replace(coupon.first_answer(), replayed=True)
+
+
+class CouponReplays:
+    """`shared.coupons.ports.Replays` on the table: the coupon the key's claim made (its id derived
+    from the key under `id_secret`), else the idempotency record (a redemption's, a template's)."""
+
+    def __init__(self, id_secret: bytes | None = None) -> None:
+        self._id_secret = id_secret
+
+    def __call__(self, request: IdempotentRequest) -> StoredResponse | None:
+        carried = first_answer(DynamoCoupons().get(coupon_id_for(request, self._id_secret)), request)
+        return carried if carried is not None else idempotency_store.replay(request)
 
 
 def unit_of_work(*, retry_conflicts: bool = True) -> DynamoCouponUnitOfWork:

@@ -129,6 +129,11 @@ def _same_request(kept: str, request: IdempotentRequest) -> bool:
     return kept in (request.fingerprint, _short(request.fingerprint))
 
 
+# For another item that carries its creating request's idempotency the same way (a coupon).
+short_fingerprint = _short
+same_request = _same_request
+
+
 def image_of(order: Order) -> dict[str, Any]:
     """The order's item in DynamoDB's attribute-value form, as a stream record's image shows it."""
     return _to_item(order).serialize()
