@@ -17,7 +17,7 @@ docs/membership.md, "Paid membership: welcome pack, rebate, refunds").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -59,10 +59,23 @@ def refund_due(
 
     A term that starts later (a lower tier moved after a higher one, a renewal queued after the
     current end) has used no day yet."""
-    if paid_fen < 0 or ends_ms <= starts_ms or full_refund_days < 0:
-        raise ValidationFailed("a membership term needs paid_fen >= 0 and an end after its start")
-    term_days = max(1, -(-(ends_ms - starts_ms) // DAY_MS))
-    elapsed = max(0, now_ms - starts_ms)
+    return refund_for_segments(paid_fen, ((starts_ms, ends_ms),), now_ms, full_refund_days, benefit_used)
+
+
+def refund_for_segments(
+    paid_fen: int,
+    segments: Sequence[tuple[int, int]],
+    now_ms: int,
+    full_refund_days: int,
+    benefit_used: bool,
+) -> RefundQuote:
+    """The same for a term lying in segments [start, end) (an upgrade split the lower term and
+    moved its rest after the higher one): the days used are those of its segments before now."""
+    if paid_fen < 0 or full_refund_days < 0 or not segments or any(end <= start for start, end in segments):
+        raise ValidationFailed("a membership term needs paid_fen >= 0 and segments that end after they start")
+    term_ms = sum(end - start for start, end in segments)
+    elapsed = sum(max(0, min(end, now_ms) - start) for start, end in segments)
+    term_days = max(1, -(-term_ms // DAY_MS))
     used_days = min(term_days, -(-elapsed // DAY_MS))
     if not benefit_used and elapsed <= full_refund_days * DAY_MS:
         return RefundQuote(paid_fen, RefundKind.FULL, term_days, used_days)

@@ -4,8 +4,10 @@ coupon templates is issued to the member through the coupons' own claim path
 (`shared.coupons.claims.claim`: the template's sharded total and the per-user limit are conditions
 of the claim's transaction), under the idempotency key `membership:<order_id>:<template_id>`, so an
 activation delivered again gets each first answer back and issues nothing twice. The coupons are in
-the member's wallet (`GET /me/coupons`) like any claimed coupon; their ids are returned so the
-membership can keep them and a refund can revoke the unused ones (`paid_refunds.revoke_unused`)."""
+the member's wallet (`GET /me/coupons`) like any claimed coupon; their
+ids are derived from the keys (`welcome_coupon_ids`), so a refund finds and revokes the unused ones
+from the order id and the plan's templates alone (`paid_refunds.revoke_unused`). The claim's coupon
+carries its key, so "once" holds past the idempotency records' retention too."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.coupons import claims
+from shared.coupons.model import coupon_id_for
 from shared.coupons.ports import CouponPorts
 from shared.kernel.errors import DomainError, TemporarilyUnavailable
 from shared.kernel.idempotency import IdempotentRequest
@@ -20,6 +23,18 @@ from shared.kernel.idempotency import IdempotentRequest
 
 def welcome_key(order_id: str, template_id: str) -> str:
     return f"membership:{order_id}:{template_id}"
+
+
+def _request(order_id: str, template_id: str) -> IdempotentRequest:
+    key = welcome_key(order_id, template_id)
+    return IdempotentRequest.of(key, key, {"template_id": template_id, "order_id": order_id})
+
+
+def welcome_coupon_ids(order_id: str, template_ids: Sequence[str], ports: CouponPorts) -> list[str]:
+    """The ids the pack's coupons have (or would have): a claim's coupon id is derived from its
+    scope and key (`coupon_id_for`), so a refund finds the pack from the order and the plan alone,
+    with no list kept anywhere, and a coupon never issued is simply not found."""
+    return [coupon_id_for(_request(order_id, t), ports.id_secret) for t in template_ids]
 
 
 @dataclass(frozen=True)
@@ -36,10 +51,8 @@ def issue_welcome_pack(order_id: str, member_id: str, template_ids: Sequence[str
     issued: list[str] = []
     refused: list[tuple[str, str]] = []
     for template_id in template_ids:
-        key = welcome_key(order_id, template_id)
-        request = IdempotentRequest.of(key, key, {"template_id": template_id, "order_id": order_id})
         try:
-            answer = claims.claim(template_id, member_id, request, ports)
+            answer = claims.claim(template_id, member_id, _request(order_id, template_id), ports)
         except TemporarilyUnavailable:
             raise
         except DomainError as refusal:

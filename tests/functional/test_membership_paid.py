@@ -16,7 +16,7 @@ from shared.coupons.model import Action, Status
 from shared.kernel.clock import iso, now_ms
 from shared.kernel.events import DomainEvent, EventType
 from shared.membership.paid_refunds import DAY_MS, refund_due, revoke_unused
-from shared.membership.welcome import issue_welcome_pack
+from shared.membership.welcome import issue_welcome_pack, welcome_coupon_ids
 from shared.platform import bootstrap
 from tests.functional.commission_support import drain, given_shop, my_ledger
 from tests.functional.coupons_support import coupons_of, create_template, customer_token, get
@@ -59,6 +59,7 @@ def test_welcome_pack_once_shown_in_the_wallet_and_a_refund_revokes_only_the_unu
     pack = issue_welcome_pack("mo-1", "c-77", [first, second], ports)
     assert issue_welcome_pack("mo-1", "c-77", [first, second], ports) == pack  # activation redelivered
     assert len(pack.coupon_ids) == 2 and len(coupons_of(first)) == 1 and len(coupons_of(second)) == 1
+    assert welcome_coupon_ids("mo-1", [first, second], ports) == list(pack.coupon_ids)
     wallet = get(shop, "/me/coupons", customer_token("c-77"))
     assert wallet.status_code == 200
     assert {c["coupon_id"] for c in wallet.json_body["items"]} == set(pack.coupon_ids)

@@ -10,8 +10,15 @@ from shared.commission.ledger_model import PaidLine, book_paid_order, claw_back
 from shared.coupons.model import Action, Status
 from shared.kernel.clock import FakeClock
 from shared.kernel.credited import Credited, PayeeRole
-from shared.membership.paid_refunds import DAY_MS, RefundKind, benefit_used, refund_due, revoke_unused
-from shared.membership.welcome import issue_welcome_pack
+from shared.membership.paid_refunds import (
+    DAY_MS,
+    RefundKind,
+    benefit_used,
+    refund_due,
+    refund_for_segments,
+    revoke_unused,
+)
+from shared.membership.welcome import issue_welcome_pack, welcome_coupon_ids
 from tests.fakes.coupons import coupons_on_fakes, fixed_coupon_template
 
 START = 1_800_000_000_000
@@ -57,6 +64,14 @@ def test_full_refund_within_the_window_only_when_no_benefit_was_used():
     assert refund_due(9_900, START, ends, ends + DAY_MS, 7, True).amount_fen == 0
 
 
+def test_a_split_term_counts_only_its_segments_before_now():
+    # 10 days run, then an upgrade of 30 days, then the remaining 20 days: 12 days in, 10 are used
+    segments = ((START, START + 10 * DAY_MS), (START + 40 * DAY_MS, START + 60 * DAY_MS))
+    quote = refund_for_segments(3_000, segments, START + 12 * DAY_MS, 0, True)
+    assert (quote.term_days, quote.used_days, quote.amount_fen) == (30, 10, 2_000)
+    assert refund_for_segments(3_000, segments, START + 45 * DAY_MS, 0, True).used_days == 15
+
+
 def test_benefit_used_means_a_welcome_coupon_taken_or_a_member_priced_order():
     assert not benefit_used([Status.AVAILABLE, Status.EXPIRED], 0)
     assert benefit_used([Status.AVAILABLE, Status.USED], 0)
@@ -91,8 +106,9 @@ def test_the_welcome_pack_is_issued_once_per_order_and_a_refund_revokes_only_the
     assert revoked.kept == ((pack.coupon_ids[0], "USED"),)
     statuses = {cid: ports.coupons.get(cid).status for cid in pack.coupon_ids}  # type: ignore[union-attr]
     assert statuses == {pack.coupon_ids[0]: Status.USED, pack.coupon_ids[1]: Status.EXPIRED}
-    # Asked again: nothing more to revoke
+    # Asked again: nothing more to revoke; the ids are found from the order and the plan alone
     assert revoke_unused(pack.coupon_ids, ports).revoked == ()
+    assert welcome_coupon_ids("o-1", [first, second], ports) == list(pack.coupon_ids)
 
 
 def test_a_welcome_template_that_refuses_is_reported_and_the_others_are_issued():
