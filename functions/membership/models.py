@@ -8,8 +8,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from shared.kernel.errors import MalformedRequest
+from shared.kernel.errors import MalformedRequest, ValidationFailed
 from shared.membership.model import MAX_LEVELS, Level, MembershipRules, TagRules
+from shared.membership.paid import Plan
 from shared.membership.tags import Tag
 
 BasisPoints = Annotated[StrictInt, Field(ge=0, le=10_000)]
@@ -92,3 +93,52 @@ def job_id_of(value: str) -> str:
     if not JOB_ID.match(value):
         raise MalformedRequest("a job id is 1 to 64 letters, digits, '-' or '_'", job_id=value)
     return value
+
+
+PLAN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def plan_id_of(value: str) -> str:
+    if not PLAN_ID.match(value):
+        raise MalformedRequest("a plan id is 1 to 64 letters, digits, '-' or '_'", plan_id=value)
+    return value
+
+
+class MembershipPlanIn(BaseModel):
+    """A paid-membership plan (docs/membership.md, "Paid membership"). `version`: the one read (0
+    for a new plan); left out, the save follows whatever is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tier: Annotated[str, Field(min_length=1, max_length=32)]
+    rank: Annotated[StrictInt, Field(ge=0, le=100)]
+    price_fen: Annotated[StrictInt, Field(ge=1, le=100_000_000)]
+    days: Annotated[StrictInt, Field(ge=1, le=3_650)]
+    member_price: StrictBool = True
+    discount_bp: BasisPoints = 0
+    welcome_coupon_template_ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=10)
+    ] = Field(default_factory=list)
+    referral_rebate_fen: Annotated[StrictInt, Field(ge=0, le=100_000_000)] = 0
+    refund_full_within_days: Annotated[StrictInt, Field(ge=0, le=3_650)] = 0
+    active: StrictBool = True
+    version: Annotated[StrictInt, Field(ge=0)] | None = None
+
+    def plan(self, plan_id: str) -> Plan:
+        if self.referral_rebate_fen > self.price_fen:
+            raise ValidationFailed("the guide's rebate cannot be more than the price", plan_id=plan_id)
+        if self.refund_full_within_days > self.days:
+            raise ValidationFailed("the full-refund window cannot be longer than the plan", plan_id=plan_id)
+        return Plan(
+            plan_id=plan_id,
+            tier=self.tier,
+            rank=self.rank,
+            price_fen=self.price_fen,
+            days=self.days,
+            member_price=self.member_price,
+            discount_bp=self.discount_bp,
+            welcome_coupon_template_ids=tuple(dict.fromkeys(self.welcome_coupon_template_ids)),
+            referral_rebate_fen=self.referral_rebate_fen,
+            refund_full_within_days=self.refund_full_within_days,
+            active=self.active,
+        )

@@ -71,3 +71,20 @@ def segment_issue_progress(job_id: str) -> Response:
     if job is None:
         raise NotFound("no such segment issue", job_id=job_id)
     return ok(job.view())
+
+
+@bp.route("/admin/membership-plans/{plan_id}", methods=["PUT"], roles=[Role.MERCHANT_ADMIN])
+def put_membership_plan(plan_id: str) -> Response:
+    body = parse(models.MembershipPlanIn)
+    made, plan = bootstrap.membership_plans().save(body.plan(models.plan_id_of(plan_id)), body.version)
+    return created(plan) if made else ok(plan)
+
+
+@bp.route("/admin/membership-plans/{plan_id}", methods=["GET"], roles=[Role.MERCHANT_ADMIN])
+def get_membership_plan(plan_id: str) -> Response:
+    return ok(bootstrap.membership_plans().show(models.plan_id_of(plan_id)))
+
+
+@bp.route("/admin/membership-plans", methods=["GET"], roles=[Role.MERCHANT_ADMIN])
+def list_membership_plans() -> Response:
+    return ok({"items": bootstrap.membership_plans().all()})

@@ -686,6 +686,7 @@ if TYPE_CHECKING:
     from shared.membership.directory import MemberDirectory
     from shared.membership.earning import PointsEarning
     from shared.membership.expiry import PointsExpiry
+    from shared.membership.paid import MembershipPlans
     from shared.membership.ports import PointsHolds
     from shared.membership.release import PointsRelease
     from shared.membership.reports import MembershipReport
@@ -700,6 +701,15 @@ def membership_rules() -> MembershipRulesAdmin:
 
     ready()
     return MembershipRulesAdmin(DynamoMembershipRules())
+
+
+def membership_plans() -> MembershipPlans:
+    """The merchant's paid-membership plans (`/admin/membership-plans`)."""
+    from shared.data.stores.membership_plans import DynamoMembershipPlans
+    from shared.membership.paid import MembershipPlans
+
+    ready()
+    return MembershipPlans(DynamoMembershipPlans())
 
 
 def member_accounts(clock: Clock | None = None) -> MemberAccounts:

@@ -34,6 +34,7 @@ from shared.data.items.membership import (
     PointsEntryItem,
     PointsHoldItem,
 )
+from shared.data.items.membership_plans import MembershipPlanItem
 from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
@@ -72,6 +73,7 @@ __all__ = [
     "LocationItem",
     "MemberItem",
     "MemberProfileItem",
+    "MembershipPlanItem",
     "MembershipRulesItem",
     "NotificationItem",
     "OrderItem",
