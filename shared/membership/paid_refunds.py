@@ -17,13 +17,15 @@ docs/membership.md, "Paid membership: welcome pack, rebate, refunds").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from shared.coupons.model import Action, Status
 from shared.coupons.ports import CouponPorts
 from shared.kernel.errors import ConcurrentUpdate, ValidationFailed
+from shared.membership.welcome import welcome_coupon_ids
 
 DAY_MS = 86_400_000
 # Statuses of a welcome coupon that mean its benefit was taken (or is being taken by an order).
@@ -123,3 +125,25 @@ def revoke_unused(coupon_ids: Iterable[str], ports: CouponPorts, attempts: int =
         else:
             raise ConcurrentUpdate("a welcome coupon kept changing; retry the refund", coupon_id=coupon_id)
     return Revoked(tuple(revoked), tuple(kept))
+
+
+MEMBERSHIP_SKU_PREFIX = "MEMBERSHIP-"  # the order line of a membership purchase (shared/membership/paid.py)
+
+
+def refunded_membership_lines(payload: Mapping[str, Any]) -> list[str]:
+    """The membership SKUs a RefundIssued payload refunds (an ordinary order's refund: none)."""
+    lines = payload.get("refund_lines") or []
+    return [
+        str(line["sku"])
+        for line in lines
+        if str(line.get("sku", "")).startswith(MEMBERSHIP_SKU_PREFIX) and int(line.get("amount_fen", 0)) > 0
+    ]
+
+
+def undo_welcome_pack(payload: Mapping[str, Any], template_ids: Sequence[str], ports: CouponPorts) -> Revoked:
+    """What a RefundIssued of a membership order does to its welcome pack: the unused coupons
+    (found by their derived ids, `welcome.welcome_coupon_ids`) are revoked. Nothing for a refund of
+    an ordinary order. Idempotent, so the consumer calling it may be redelivered."""
+    if not refunded_membership_lines(payload):
+        return Revoked((), ())
+    return revoke_unused(welcome_coupon_ids(str(payload["order_id"]), template_ids, ports), ports)

@@ -17,6 +17,7 @@ from shared.membership.paid_refunds import (
     refund_due,
     refund_for_segments,
     revoke_unused,
+    undo_welcome_pack,
 )
 from shared.membership.welcome import issue_welcome_pack, welcome_coupon_ids
 from tests.fakes.coupons import coupons_on_fakes, fixed_coupon_template
@@ -139,3 +140,16 @@ def test_the_rebate_is_the_bound_guides_entry_and_a_refund_claws_it_back_exactly
     assert merchant_net + commissions == paid - refunded and merchant_net >= 0
     # No guide bound: no rebate
     assert book_paid_order("o-2", [line], Credited(store_id="S001"), None, START)[1] == []
+
+
+def test_a_refund_issued_of_a_membership_line_undoes_the_pack_and_an_ordinary_refund_does_not():
+    clock = FakeClock()
+    ports, _ = coupons_on_fakes(clock)
+    template = fixed_coupon_template(ports, 30 * DAY_MS, total=5, per_user_limit=3)
+    pack = issue_welcome_pack("o-1", "c-1", [template], ports)
+    ordinary = {"order_id": "o-1", "refund_lines": [{"sku": "TEA-1", "amount_fen": 100}]}
+    assert undo_welcome_pack(ordinary, [template], ports).revoked == ()
+    refunded = {"order_id": "o-1", "refund_lines": [{"sku": "MEMBERSHIP-gold", "amount_fen": 9_900}]}
+    assert undo_welcome_pack(refunded, [template], ports).revoked == pack.coupon_ids
+    assert undo_welcome_pack(refunded, [template], ports).revoked == ()  # redelivered
+    assert ports.coupons.get(pack.coupon_ids[0]).status is Status.EXPIRED  # type: ignore[union-attr]
