@@ -25,7 +25,7 @@ from typing import Any
 from shared.coupons.model import Action, Status
 from shared.coupons.ports import CouponPorts
 from shared.kernel.errors import ConcurrentUpdate, ValidationFailed
-from shared.membership.welcome import welcome_coupon_ids
+from shared.membership.welcome import templates_of, welcome_coupon_ids
 
 DAY_MS = 86_400_000
 # Statuses of a welcome coupon that mean its benefit was taken (or is being taken by an order).
@@ -140,10 +140,12 @@ def refunded_membership_lines(payload: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def undo_welcome_pack(payload: Mapping[str, Any], template_ids: Sequence[str], ports: CouponPorts) -> Revoked:
+def undo_welcome_pack(payload: Mapping[str, Any], template_ids: Sequence[str] | None, ports: CouponPorts) -> Revoked:
     """What a RefundIssued of a membership order does to its welcome pack: the unused coupons
-    (found by their derived ids, `welcome.welcome_coupon_ids`) are revoked. Nothing for a refund of
+    (found by their derived ids, `welcome.welcome_coupon_ids`; the templates are the payload's
+    `membership` terms when `template_ids` is None) are revoked. Nothing for a refund of
     an ordinary order. Idempotent, so the consumer calling it may be redelivered."""
     if not refunded_membership_lines(payload):
         return Revoked((), ())
-    return revoke_unused(welcome_coupon_ids(str(payload["order_id"]), template_ids, ports), ports)
+    templates = templates_of(payload) if template_ids is None else tuple(template_ids)
+    return revoke_unused(welcome_coupon_ids(str(payload["order_id"]), templates, ports), ports)

@@ -11,8 +11,9 @@ carries its key, so "once" holds past the idempotency records' retention too."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shared.coupons import claims
 from shared.coupons.model import coupon_id_for
@@ -60,3 +61,19 @@ def issue_welcome_pack(order_id: str, member_id: str, template_ids: Sequence[str
             continue
         issued.append(str(answer.body["coupon_id"]))
     return WelcomePack(tuple(issued), tuple(refused))
+
+
+def templates_of(payload: Mapping[str, Any]) -> tuple[str, ...]:
+    """The welcome templates a membership order's event carries (its `membership` terms, copied
+    from the plan when it was bought: a plan edited later does not change a pack); () otherwise."""
+    terms = payload.get("membership") or {}
+    return tuple(str(t) for t in terms.get("welcome_coupon_template_ids") or ())
+
+
+def welcome_on_paid(payload: Mapping[str, Any], ports: CouponPorts) -> WelcomePack:
+    """The welcome pack of the membership order an OrderPaid payload announces (none for an
+    ordinary order): what the activation calls, redelivery included."""
+    templates = templates_of(payload)
+    if not templates:
+        return WelcomePack((), ())
+    return issue_welcome_pack(str(payload["order_id"]), str(payload["customer_id"]), templates, ports)

@@ -19,7 +19,7 @@ from shared.membership.paid_refunds import (
     revoke_unused,
     undo_welcome_pack,
 )
-from shared.membership.welcome import issue_welcome_pack, welcome_coupon_ids
+from shared.membership.welcome import issue_welcome_pack, welcome_coupon_ids, welcome_on_paid
 from tests.fakes.coupons import coupons_on_fakes, fixed_coupon_template
 
 START = 1_800_000_000_000
@@ -153,3 +153,17 @@ def test_a_refund_issued_of_a_membership_line_undoes_the_pack_and_an_ordinary_re
     assert undo_welcome_pack(refunded, [template], ports).revoked == pack.coupon_ids
     assert undo_welcome_pack(refunded, [template], ports).revoked == ()  # redelivered
     assert ports.coupons.get(pack.coupon_ids[0]).status is Status.EXPIRED  # type: ignore[union-attr]
+
+
+def test_the_order_events_carry_the_pack_an_ordinary_order_has_none():
+    clock = FakeClock()
+    ports, tables = coupons_on_fakes(clock)
+    template = fixed_coupon_template(ports, 30 * DAY_MS, total=5, per_user_limit=3)
+    terms = {"plan_id": "gold", "welcome_coupon_template_ids": [template]}
+    line = {"sku": "MEMBERSHIP-gold", "qty": 1, "payable_fen": 9_900, "amount_fen": 9_900}
+    paid = {"order_id": "o-5", "customer_id": "c-5", "membership": terms, "lines": [line]}
+    assert welcome_on_paid({"order_id": "o-6", "customer_id": "c-5", "lines": []}, ports).coupon_ids == ()
+    pack = welcome_on_paid(paid, ports)
+    assert welcome_on_paid(paid, ports) == pack and len(tables.coupons) == 1
+    refunded = {**paid, "refund_lines": [line]}
+    assert undo_welcome_pack(refunded, None, ports).revoked == pack.coupon_ids
