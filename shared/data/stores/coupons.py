@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
@@ -69,9 +68,9 @@ from shared.data.stores.guides import DynamoBindings
 from shared.data.stores.locations import DynamoLocations
 from shared.data.stores.membership import DynamoMembershipRules
 from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
-from shared.data.stores.orders import same_request, short_fingerprint
+from shared.data.stores.orders import carried_answer, short_fingerprint
 from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
-from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, CouponInUse, IdempotencyKeyReused, LimitReached
+from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, CouponInUse, LimitReached
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.ordering.model import Order, OrderCoupon
@@ -667,13 +666,7 @@ def first_answer(coupon: Coupon | None, request: IdempotentRequest) -> StoredRes
     """The answer the claim that made `coupon` was given, if `request` is a replay of it;
     IdempotencyKeyReused if the key came then with another body; None if the coupon carries no
     request."""
-    if coupon is None or coupon.request_hash is None:
-        return None
-    if not same_request(coupon.request_hash, request):
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used with a different request body", idempotency_key=request.key
-        )
-    return replace(coupon.first_answer(), replayed=True)
+    return carried_answer(coupon, request)
 
 
 class CouponReplays:

@@ -9,7 +9,7 @@ import base64
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
@@ -131,7 +131,6 @@ def _same_request(kept: str, request: IdempotentRequest) -> bool:
 
 # For another item that carries its creating request's idempotency the same way (a coupon).
 short_fingerprint = _short
-same_request = _same_request
 
 
 def image_of(order: Order) -> dict[str, Any]:
@@ -190,13 +189,28 @@ def first_answer(order: Order | None, request: IdempotentRequest) -> StoredRespo
     """The answer the request that placed `order` was given (the order as placed, rebuilt from the
     order: `Order.first_answer`), if `request` is a replay of it; IdempotencyKeyReused if the key
     came then with another body; None if the order carries no request."""
-    if order is None or order.request_hash is None:
+    return carried_answer(order, request)
+
+
+class CarriesRequest(Protocol):
+    """An item's domain value that carries the request which created it (an order, a coupon)."""
+
+    @property
+    def request_hash(self) -> str | None: ...
+
+    def first_answer(self) -> StoredResponse: ...
+
+
+def carried_answer(carrier: CarriesRequest | None, request: IdempotentRequest) -> StoredResponse | None:
+    """`carrier.first_answer()` flagged as a replay if `request` is the one it carries;
+    IdempotencyKeyReused if it carries the key with another body; None if it carries no request."""
+    if carrier is None or carrier.request_hash is None:
         return None
-    if not _same_request(order.request_hash, request):
+    if not _same_request(carrier.request_hash, request):
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used with a different request body", idempotency_key=request.key
         )
-    return replace(order.first_answer(), replayed=True)
+    return replace(carrier.first_answer(), replayed=True)
 
 
 def replayed_order(cancelled: TransactionCancelled, request: IdempotentRequest) -> StoredResponse | None:
