@@ -38,6 +38,7 @@ from shared.data.items.membership_plans import MembershipPlanItem
 from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
+from shared.data.items.paid_membership import PaidMemberItem, PaidTermItem
 from shared.data.items.payments import PrepayItem, ProviderRefundItem
 from shared.data.items.promotions import PromotionItem
 from shared.data.items.reporting import ReportBookItem, ReportCellItem
@@ -78,6 +79,8 @@ __all__ = [
     "NotificationItem",
     "OrderItem",
     "OrderPointsItem",
+    "PaidMemberItem",
+    "PaidTermItem",
     "PartyItem",
     "PayeeTotalsItem",
     "PaymentItem",

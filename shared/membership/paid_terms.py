@@ -1,0 +1,153 @@
+"""The paid terms a customer bought, stored, and its current paid membership (issue 14 item 3;
+docs/membership.md, "Paid membership: terms, activation, refunds"; keys in docs/data-model.md).
+
+- A `StoredTerm` is one purchase (`MEMBER#<sub>` / `PTERM#<order>`): the `paid.Term` placed by
+  `paid.after_purchase`, what was paid, the plan's full-refund window, ACTIVE or REFUNDED.
+- The `PaidMember` (`MEMBER#<sub>` / `PAIDMEMBER`) is the summary checkout's `MEMBER` item mirrors:
+  the tier running now, its benefits, and `until_ms`, the end of everything bought.
+- `purchased` and `refunded` are the pure rules: the state after a purchase / a refund, from the
+  state read. The store writes the difference in ONE transaction, conditional on the versions read
+  (`PaidTermsStore.write`), so two writers racing for one member cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Protocol
+
+from shared.membership import paid
+from shared.membership.paid import Term
+
+
+class TermStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    REFUNDED = "REFUNDED"
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    EXPIRED = "EXPIRED"
+
+
+@dataclass(frozen=True)
+class StoredTerm:
+    customer_id: str
+    term: Term
+    paid_fen: int
+    refund_full_within_days: int = 0
+    status: TermStatus = TermStatus.ACTIVE
+    refunded_at_ms: int | None = None
+    version: int = 0  # 0: not stored yet
+
+    @property
+    def order_id(self) -> str:
+        return self.term.order_id
+
+
+@dataclass(frozen=True)
+class PaidMember:
+    customer_id: str
+    tier: str
+    rank: int
+    discount_bp: int
+    member_price: bool
+    until_ms: int
+    store_id: str | None
+    guide_id: str | None
+    status: MemberStatus = MemberStatus.ACTIVE
+    # The expiry job's mark (p2): the `until_ms` whose expiry was handled. A refund that ends the
+    # membership sets it (nothing to announce); None here leaves what is stored as it is.
+    expired_for_ms: int | None = None
+    version: int = 0  # 0: not stored yet
+
+
+@dataclass(frozen=True)
+class PaidState:
+    customer_id: str
+    terms: tuple[StoredTerm, ...] = ()
+    member: PaidMember | None = None
+
+    def term(self, order_id: str) -> StoredTerm | None:
+        return next((t for t in self.terms if t.order_id == order_id), None)
+
+
+class PaidTermsStore(Protocol):
+    def read(self, customer_id: str) -> PaidState:
+        """The member's terms and paid membership, strongly consistent."""
+        ...
+
+    def write(self, before: PaidState, after: PaidState) -> None:
+        """ONE transaction: each term of `after` that is new (version 0) put if it does not exist,
+        each changed one put if its stored version is the one read; the paid member likewise
+        (version 0: must not exist), and checkout's `MEMBER` item set from it. ConcurrentUpdate if
+        any condition failed (nothing written)."""
+        ...
+
+
+def _summary(state: PaidState, terms: tuple[StoredTerm, ...], now_ms: int, last: StoredTerm) -> PaidMember | None:
+    """The paid member after `terms` change at `now_ms`: the tier running now (or, if none runs
+    now, the next to start), until = the end of every ACTIVE term's last segment. None if nothing
+    was ever stored and nothing is active."""
+    active = [t.term for t in terms if t.status is TermStatus.ACTIVE and t.term.length_ms > 0]
+    before = state.member
+    version = before.version if before is not None else 0
+    until = paid.membership_end(active)
+    if until is None or until <= now_ms:
+        if before is None:
+            return None
+        ended = now_ms if until is None else min(until, now_ms)
+        return replace(before, until_ms=ended, status=MemberStatus.EXPIRED, expired_for_ms=ended, version=version)
+    shown = paid.running(active, now_ms) or min(active, key=lambda t: t.start_ms)
+    return PaidMember(
+        customer_id=state.customer_id,
+        tier=shown.tier,
+        rank=shown.rank,
+        discount_bp=shown.discount_bp,
+        member_price=shown.member_price,
+        until_ms=until,
+        store_id=last.term.store_id,
+        guide_id=last.term.guide_id,
+        status=MemberStatus.ACTIVE,
+        expired_for_ms=None,
+        version=version,
+    )
+
+
+def purchased(state: PaidState, bought: StoredTerm, now_ms: int) -> PaidState:
+    """The state after `bought` (its term's days, rank; segments and kind decided here) is paid at
+    `now_ms`: `paid.after_purchase` over the ACTIVE terms (a refunded term takes no more days)."""
+    active = [t for t in state.terms if t.status is TermStatus.ACTIVE]
+    moved, placed = paid.after_purchase([t.term for t in active], bought.term, now_ms)
+    by_order = {t.order_id: t for t in moved}
+    terms = tuple(replace(t, term=by_order[t.order_id]) if t.order_id in by_order else t for t in state.terms)
+    new = replace(bought, term=placed, version=0)
+    terms = (*terms, new)
+    return PaidState(state.customer_id, terms, _summary(state, terms, now_ms, new))
+
+
+def refunded(state: PaidState, order_id: str, now_ms: int) -> PaidState:
+    """The state after the membership bought by `order_id` is refunded at `now_ms`: its term ends
+    now (`paid.shortened`: what it has not run is removed, later terms move forward), REFUNDED."""
+    target = state.term(order_id)
+    if target is None or target.status is TermStatus.REFUNDED:
+        return state
+    active = [t for t in state.terms if t.status is TermStatus.ACTIVE]
+    shortened = {t.order_id: t for t in paid.shortened([t.term for t in active], order_id, now_ms)}
+    terms = tuple(replace(t, term=shortened[t.order_id]) if t.order_id in shortened else t for t in state.terms)
+    terms = tuple(
+        replace(t, status=TermStatus.REFUNDED, refunded_at_ms=now_ms) if t.order_id == order_id else t for t in terms
+    )
+    last = max(terms, key=lambda t: t.term.bought_at_ms)
+    return PaidState(state.customer_id, terms, _summary(state, terms, now_ms, last))
+
+
+def changed_terms(before: PaidState, after: PaidState) -> list[tuple[StoredTerm | None, StoredTerm]]:
+    """(as read, as written) of every term `after` adds or changes."""
+    read = {t.order_id: t for t in before.terms}
+    return [(read.get(t.order_id), t) for t in after.terms if read.get(t.order_id) != t]
+
+
+def segments_of(term: StoredTerm) -> Sequence[tuple[int, int]]:
+    return term.term.segments

@@ -1,0 +1,56 @@
+"""The paid membership's stored terms (shared/membership/paid_terms.py): the state after a
+purchase and after a refund, pure rules on the terms read."""
+
+from __future__ import annotations
+
+from shared.membership.paid import DAY_MS, Term, TermKind
+from shared.membership.paid_terms import MemberStatus, PaidState, StoredTerm, TermStatus, purchased, refunded
+
+NOW = 1_767_225_600_000
+
+
+def bought(order_id: str, rank: int = 1, days: int = 30, tier: str = "银卡", discount_bp: int = 300) -> StoredTerm:
+    term = Term(order_id, f"p{rank}", tier, rank, days, NOW, TermKind.NEW, (), discount_bp=discount_bp, guide_id="g1")
+    return StoredTerm("c1", term, paid_fen=9_900, refund_full_within_days=7)
+
+
+def test_a_first_purchase_is_new_and_the_member_runs_to_its_end():
+    state = purchased(PaidState("c1"), bought("o1"), NOW)
+    (term,) = state.terms
+    assert term.term.kind is TermKind.NEW and term.term.segments == ((NOW, NOW + 30 * DAY_MS),)
+    assert state.member is not None and state.member.until_ms == NOW + 30 * DAY_MS
+    assert state.member.tier == "银卡" and state.member.discount_bp == 300 and state.member.guide_id == "g1"
+
+
+def test_an_upgrade_shows_the_higher_tier_and_moves_the_lower_rest_after_it():
+    one = purchased(PaidState("c1"), bought("o1"), NOW)
+    later = NOW + 10 * DAY_MS
+    two = purchased(one, bought("o2", rank=2, days=60, tier="金卡", discount_bp=800), later)
+    assert two.term("o2").term.kind is TermKind.UPGRADE
+    assert two.term("o1").term.segments == ((NOW, later), (later + 60 * DAY_MS, later + 80 * DAY_MS))
+    assert two.member.tier == "金卡" and two.member.discount_bp == 800
+    assert two.member.until_ms == later + 80 * DAY_MS
+
+
+def test_a_refund_ends_the_term_and_pulls_the_rest_forward():
+    one = purchased(PaidState("c1"), bought("o1"), NOW)
+    two = purchased(one, bought("o2"), NOW + DAY_MS)  # a renewal, after o1
+    assert two.term("o2").term.kind is TermKind.RENEWAL
+    at = NOW + 2 * DAY_MS
+    after = refunded(two, "o1", at)
+    assert after.term("o1").status is TermStatus.REFUNDED and after.term("o1").term.end_ms == at
+    assert after.term("o2").term.segments == ((at, at + 30 * DAY_MS),)
+    assert after.member.until_ms == at + 30 * DAY_MS and after.member.status is MemberStatus.ACTIVE
+    assert refunded(after, "o1", at + DAY_MS) == after  # once
+
+
+def test_refunding_the_only_term_expires_the_membership_now():
+    one = purchased(PaidState("c1"), bought("o1"), NOW)
+    stored = PaidState("c1", tuple(t.__class__(**{**t.__dict__, "version": 1}) for t in one.terms), one.member)
+    at = NOW + 3 * DAY_MS
+    after = refunded(stored, "o1", at)
+    assert after.member.status is MemberStatus.EXPIRED and after.member.until_ms == at
+    assert after.member.expired_for_ms == at
+    # a purchase after it makes the member active again, from now
+    again = purchased(after, bought("o3"), at + DAY_MS)
+    assert again.term("o3").term.kind is TermKind.NEW and again.member.status is MemberStatus.ACTIVE
