@@ -142,3 +142,13 @@ class MembershipPlanIn(BaseModel):
             refund_full_within_days=self.refund_full_within_days,
             active=self.active,
         )
+
+
+class MembershipPurchaseIn(BaseModel):
+    """`POST /memberships`: the plan to buy, and the store selling it (the reports' store; left
+    out, the store of the guide the customer is bound to is not assumed: null)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    store_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None

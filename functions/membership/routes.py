@@ -10,10 +10,22 @@ from chalice import Response
 
 from functions.membership.blueprint import bp
 from shared.kernel.errors import NotFound
+from shared.kernel.idempotency import IdempotentRequest
 from shared.kernel.identity import Role
 from shared.kernel.lazy import lazy_import
 from shared.platform import bootstrap
-from shared.web.api import created, decode_cursor, encode_cursor, ok, parse, principal, query_int, query_str
+from shared.web.api import (
+    created,
+    decode_cursor,
+    encode_cursor,
+    idempotency_key,
+    json_response,
+    ok,
+    parse,
+    principal,
+    query_int,
+    query_str,
+)
 
 if TYPE_CHECKING:
     from functions.membership import models
@@ -88,3 +100,13 @@ def get_membership_plan(plan_id: str) -> Response:
 @bp.route("/admin/membership-plans", methods=["GET"], roles=[Role.MERCHANT_ADMIN])
 def list_membership_plans() -> Response:
     return ok({"items": bootstrap.membership_plans().all()})
+
+
+@bp.route("/memberships", methods=["POST"], roles=[Role.CUSTOMER])
+def buy_membership() -> Response:
+    """A plan bought as an order, paid like any order (docs/membership.md, "Buying a plan")."""
+    body = parse(models.MembershipPurchaseIn)
+    who = principal()
+    request = IdempotentRequest.of(f"memberships:{who.sub}", idempotency_key(), body.model_dump(mode="json"))
+    stored = bootstrap.membership_purchase().buy(body.plan_id, body.store_id, who.sub, request)
+    return json_response(stored.body, stored.status)

@@ -289,7 +289,7 @@ class OrderLifecycle:
             # Its units came from the sale's shards, not from a stock item: the sale takes them back.
             self._flash_releaser.release(uow, order)
             return
-        for line in order.lines:
+        for line in order.stocked_lines:
             uow.release_stock(line.sku, order.location, line.qty)
 
     def _commit_units(self, uow: OrderingUnitOfWork, order: Order) -> None:
@@ -297,7 +297,7 @@ class OrderLifecycle:
             # Its units are held at the sale's location since the sale was created: they leave it now.
             self._flash_releaser.commit(uow, order)
             return
-        for line in order.lines:
+        for line in order.stocked_lines:
             uow.commit_stock(line.sku, order.location, line.qty)
 
     # -- fulfilment ------------------------------------------------------------------------

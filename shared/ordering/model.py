@@ -341,6 +341,7 @@ class Placement:
     flash_sale_id: str | None = None
     coupons: tuple[OrderCoupon, ...] = ()
     credit: CreditFacts | None = None  # who the order credits is decided from; None: the ledger, at payment
+    membership: dict[str, Any] | None = None  # a paid-membership order's plan terms (shared.membership.purchase)
 
 
 class Status(StrEnum):
@@ -377,6 +378,7 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
 }
 REFUNDABLE = frozenset({Status.PAID, Status.FULFILLING, Status.COMPLETED})
 PICKUP_TYPES = frozenset({"pickup"})
+MEMBERSHIP_SKU_PREFIX = "MEMBERSHIP-"  # a paid-membership order's one line (shared.membership.paid.PLAN_SKU_PREFIX)
 MAX_PICKUP_ATTEMPTS = 5
 
 
@@ -398,6 +400,12 @@ def order_id_for(request: IdempotentRequest, secret: bytes | None) -> str:
     """The id of the order a creating request places: the same for every replay of its
     Idempotency-Key, so the order's own conditional put is the idempotency check (docs/orders.md)."""
     return derived_id(request, secret, prefix="o")
+
+
+def refund_id_for(request: IdempotentRequest, secret: bytes | None) -> str:
+    """The id of the refund a request asks for under an Idempotency-Key (its scope names the caller
+    and the order): the same for every replay, so the refund's own conditional put is the check."""
+    return derived_id(request, secret, prefix="r")
 
 
 def new_pickup_code() -> str:
@@ -454,6 +462,10 @@ class Order:
     gifts: tuple[GiftTerms, ...] = ()
     gift_charges: Charges = field(default_factory=dict)
     provider_paid_at: str | None = None  # the payment's time as the provider reported it (OrderPaid's paid_at)
+    # A paid-membership order (docs/membership.md, "Buying a plan"): the plan's terms as bought
+    # (plan_id, tier, rank, price_fen, days, benefits, welcome templates, referral_rebate_fen,
+    # refund_full_within_days, store_id), set at placement and never changed; its events carry them.
+    membership: dict[str, Any] | None = None
     # The idempotency of the request that placed the order (docs/orders.md, "Idempotency"): its
     # fingerprint (as the store keeps it: shortened, `shared.data.stores.orders`). Kept through
     # every transition; not part of the order's value (an order reads back equal either way). The
@@ -505,6 +517,7 @@ class Order:
         payment_window_s: int,
         flash_sale_id: str | None = None,
         credited: dict[str, str] | None = None,
+        membership: dict[str, Any] | None = None,
     ) -> Order:
         return cls(
             order_id=order_id,
@@ -525,6 +538,7 @@ class Order:
             flash_sale_id=flash_sale_id,
             credited=credited,
             gifts=quote.gifts,
+            membership=membership,
         )
 
     # -- transitions: each returns the next version of the order ------------------------------
@@ -655,6 +669,13 @@ class Order:
         return all(self.refunded_qty.get(line.sku, 0) + refund.get(line.sku, 0) >= line.qty for line in self.lines)
 
     @property
+    def stocked_lines(self) -> tuple[PricedLine, ...]:
+        """The lines whose units are stock: all but a paid-membership order's plan line."""
+        if self.membership is None:
+            return self.lines
+        return tuple(line for line in self.lines if not line.sku.startswith(MEMBERSHIP_SKU_PREFIX))
+
+    @property
     def coupon_ids(self) -> tuple[str, ...]:
         """The coupons this order holds (LOCKED while unpaid, USED once paid)."""
         return tuple(a["id"] for a in self.applied if a["kind"] in COUPON_KINDS)
@@ -675,11 +696,19 @@ class Order:
             "shipping_fen": self.shipping_fen,
             "fulfilment": {k: v for k, v in self.fulfilment.items() if k in ("type", "store_id")},
             "store_id": self.location,
-            "lines": [{"sku": line.sku, "qty": line.qty, "payable_fen": line.payable_fen} for line in self.lines],
+            "lines": [self._line_payload(line) for line in self.lines],
             "flash_sale_id": self.flash_sale_id,
             **({"credited": self.credited} if self.credited is not None else {}),
+            **({"membership": self.membership} if self.membership is not None else {}),
             **extra,
         }
+
+    def _line_payload(self, line: PricedLine) -> dict[str, Any]:
+        body: dict[str, Any] = {"sku": line.sku, "qty": line.qty, "payable_fen": line.payable_fen}
+        if self.membership is not None and line.sku == f"{MEMBERSHIP_SKU_PREFIX}{self.membership.get('plan_id')}":
+            # The guide's referral rebate: the commission ledger books it instead of the rules' split.
+            body["rebate_fen"] = int(self.membership.get("referral_rebate_fen") or 0)
+        return body
 
     def view(self, *, include_history: bool = True) -> dict[str, Any]:
         """The order as API.md shows it (no personal data beyond the customer's own address)."""

@@ -102,6 +102,7 @@ class OrderPlacement:
             payment_window_s=placement.payment_window_s,
             flash_sale_id=placement.flash_sale_id,
             credited=placement.credit.credited(customer_id, now).to_dict() if placement.credit is not None else None,
+            membership=placement.membership,
         )
         order = order.carrying(request)
         response = order.first_answer()

@@ -160,7 +160,12 @@ def _back_on_the_shelf(order: Order, lines: list[dict[str, Any]], restock: bool)
     """The units an issued refund puts back in stock: every unit when the merchant restocks, and
     the gift units of an unshipped order in any case (they never left: docs/pricing.md)."""
     gifts = {g.sku for g in order.gifts} if order.status is Status.PAID else set()
-    return {str(line["sku"]): int(line["qty"]) for line in lines if line["qty"] and (restock or line["sku"] in gifts)}
+    stocked = {line.sku for line in order.stocked_lines}  # a membership's plan line is no stock
+    return {
+        str(line["sku"]): int(line["qty"])
+        for line in lines
+        if line["qty"] and line["sku"] in stocked and (restock or line["sku"] in gifts)
+    }
 
 
 def _cannot_refund(order: Order) -> InvalidTransition:

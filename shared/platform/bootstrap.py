@@ -688,6 +688,7 @@ if TYPE_CHECKING:
     from shared.membership.expiry import PointsExpiry
     from shared.membership.paid import MembershipPlans
     from shared.membership.ports import PointsHolds
+    from shared.membership.purchase import MembershipPurchase
     from shared.membership.release import PointsRelease
     from shared.membership.reports import MembershipReport
     from shared.membership.rules import MembershipRulesAdmin
@@ -710,6 +711,24 @@ def membership_plans() -> MembershipPlans:
 
     ready()
     return MembershipPlans(DynamoMembershipPlans())
+
+
+def membership_purchase(clock: Clock | None = None) -> MembershipPurchase:
+    """`POST /memberships`: a plan bought as an ordinary order (the ordering's placement, the
+    customer's binding read as checkout reads it)."""
+    from shared.data.stores.checkout_reads import load_for_checkout
+    from shared.data.stores.membership_plans import DynamoMembershipPlans
+    from shared.inventory.locations import WAREHOUSE
+    from shared.membership.purchase import MembershipPurchase
+
+    current = ready()
+    return MembershipPurchase(
+        DynamoMembershipPlans(),
+        ordering(clock),
+        orders(),
+        lambda sub: load_for_checkout([], sub, [WAREHOUSE]).credit,
+        current.order_payment_window_s,
+    )
 
 
 def member_accounts(clock: Clock | None = None) -> MemberAccounts:

@@ -34,7 +34,7 @@ from functions.coupons.models import (
 from functions.flash_sales.models import FlashOrderIn, FlashSaleIn
 from functions.guides.models import DealerIn, DistributorIn, GuideIn, ReassignIn, ShareVisitIn, StoreIn
 from functions.inventory.models import StockIn
-from functions.membership.models import MembershipPlanIn, MembershipRulesIn, SegmentIssueIn
+from functions.membership.models import MembershipPlanIn, MembershipPurchaseIn, MembershipRulesIn, SegmentIssueIn
 from functions.notifications.models import ConsentsIn, ContactIn, PreferencesIn
 from functions.payments.models import PrepayIn
 from functions.payments.refund_models import AbnormalRefundIn, MarkRefundedIn
@@ -83,6 +83,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {
     "putCommissionRules": CommissionRulesIn,
     "putMembershipRules": MembershipRulesIn,
     "putMembershipPlan": MembershipPlanIn,
+    "buyMembership": MembershipPurchaseIn,
     "putSegmentIssue": SegmentIssueIn,
     "startSettlementRun": SettlementIn,
     "putPromotion": PromotionIn,

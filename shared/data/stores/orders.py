@@ -87,6 +87,7 @@ def _to_item(order: Order) -> OrderItem:
                 **({"provider_paid_at": order.provider_paid_at} if order.provider_paid_at is not None else {}),
                 **({"gifts": [g.to_record() for g in order.gifts]} if order.gifts else {}),
                 **({"gift_charges": order.gift_charges} if order.gift_charges else {}),
+                **({"membership": order.membership} if order.membership is not None else {}),
             }
         ),
     )
@@ -177,6 +178,7 @@ def _to_domain(item: OrderItem) -> Order:
         provider_paid_at=body.get("provider_paid_at"),
         gifts=tuple(GiftTerms.of_record(g) for g in body.get("gifts") or ()),
         gift_charges=body.get("gift_charges") or {},
+        membership=body.get("membership"),
         request_hash=item.request_hash,
     )
 
