@@ -2,7 +2,11 @@
 Pay v3 does it for a merchant (not a service provider):
 
 - `POST /v3/profitsharing/receivers/add` keeps a receiver per (type, account): MERCHANT_ID or
-  PERSONAL_OPENID, with a relation_type; the merchant itself cannot be one (400 INVALID_REQUEST).
+  PERSONAL_OPENID, with a relation_type; the merchant itself cannot be one (400 INVALID_REQUEST). A
+  MERCHANT_ID receiver needs its `name` (商户全称), and a name, when sent, must be encrypted with the
+  platform key (RSAES-OAEP) that the request's `Wechatpay-Serial` names: it is decrypted and kept
+  (`decrypted_name`, in `GET /local/profit-sharing`); missing, in clear or under another serial: 400
+  PARAM_ERROR.
 - `POST /v3/profitsharing/orders` keeps one share per out_order_no: the transaction must be paid and
   flagged `settle_info.profit_sharing` (else 400 INVALID_REQUEST), each receiver added (400
   RECEIVER_INVALID), the amounts at least 1 fen and together within the maximum ratio of the
@@ -34,6 +38,9 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from shared.kernel.errors import MalformedRequest
+from shared.payments import wechatpay_crypto as crypto
 
 ORDERS = "/v3/profitsharing/orders"
 UNFREEZE = "/v3/profitsharing/orders/unfreeze"
@@ -124,11 +131,12 @@ class LocalProfitSharing:
         self._lock = threading.Lock()
 
     # -- routing -----------------------------------------------------------------------------------
-    def route(self, method: str, path: str, body: bytes) -> Reply | None:
+    def route(self, method: str, path: str, body: bytes, headers: Mapping[str, str] | None = None) -> Reply | None:
+        """`headers`: the request's, names lower-cased (Wechatpay-Serial of an encrypted field)."""
         parts = urllib.parse.urlsplit(path)
         route = parts.path
         if method == "POST" and route == RECEIVERS_ADD:
-            return self._add_receiver(body)
+            return self._add_receiver(body, headers or {})
         if method == "POST" and route == UNFREEZE:
             return self._unfreeze(body)
         if method == "POST" and route == ORDERS:
@@ -144,7 +152,7 @@ class LocalProfitSharing:
         return self.owner._error(status, code, message)
 
     # -- receivers ---------------------------------------------------------------------------------
-    def _add_receiver(self, raw: bytes) -> Reply:
+    def _add_receiver(self, raw: bytes, headers: Mapping[str, str]) -> Reply:
         body = _json(raw)
         kind, account, relation = body.get("type"), body.get("account"), body.get("relation_type")
         if body.get("appid") != self.owner.keys.appid:
@@ -155,10 +163,32 @@ class LocalProfitSharing:
             return self._error(400, "PARAM_ERROR", "custom_relation is required for CUSTOM")
         if kind == "MERCHANT_ID" and account == self.owner.keys.mchid:
             return self._error(400, "INVALID_REQUEST", "分账接收方不能是分账方本身")
+        name, refusal = self._name_of(kind, body, headers)
+        if refusal is not None:
+            return refusal
         with self._lock:
-            self.receivers[(kind, account)] = body
+            self.receivers[(kind, account)] = {**body, **({} if name is None else {"decrypted_name": name})}
         answer = {k: body[k] for k in ("type", "account", "relation_type", "custom_relation") if k in body}
         return self.owner.signed_reply(200, answer)
+
+    def _name_of(self, kind: object, body: Mapping[str, Any], headers: Mapping[str, str]) -> tuple[str | None, Any]:
+        """The receiver's `name` decrypted with the platform key, as WeChat Pay opens it, and None; or
+        None and the refusal. Required for a MERCHANT_ID receiver (its 商户全称), optional for a person;
+        when sent it must be encrypted with the key the request's Wechatpay-Serial names (a name in clear
+        does not open: PARAM_ERROR)."""
+        encrypted = body.get("name")
+        if encrypted is None:
+            refused = kind == "MERCHANT_ID"
+            return None, self._error(
+                400, "PARAM_ERROR", "name is required for a MERCHANT_ID receiver"
+            ) if refused else None
+        if headers.get("wechatpay-serial") != self.owner.serial:
+            return None, self._error(400, "PARAM_ERROR", "Wechatpay-Serial must name the key name is encrypted with")
+        try:
+            name = crypto.decrypt_sensitive(self.owner.keys.platform_key, str(encrypted))
+        except MalformedRequest:
+            return None, self._error(400, "PARAM_ERROR", "平台私钥解密失败")
+        return (name, None) if name.strip() else (None, self._error(400, "PARAM_ERROR", "name is empty"))
 
     # -- shares ------------------------------------------------------------------------------------
     def _transaction(self, transaction_id: object) -> Any:

@@ -298,7 +298,9 @@ class LocalWeChatPay:
             return self._query(route[len(QUERY) :])
         if route == REFUNDS or route.startswith(REFUNDS + "/"):
             return self._refunds_api(method, route, body, lowered)
-        shared = self.profit_sharing.route(method, path, body) if route.startswith("/v3/profitsharing/") else None
+        shared = (
+            self.profit_sharing.route(method, path, body, lowered) if route.startswith("/v3/profitsharing/") else None
+        )
         return shared or self._error(404, "RESOURCE_NOT_EXISTS", "no such API")
 
     def _check_signature(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply | None:

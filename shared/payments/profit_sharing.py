@@ -3,7 +3,8 @@ whose commissions became settleable shares them out of its own transaction, once
 
     share_order(order)  ledger entries all SETTLEABLE/SETTLED? -> receivers (net per payee, under the ratio)
                         store the share PENDING (the first one stands)
-                        POST /v3/profitsharing/receivers/add for each receiver (WeChat Pay keeps them; idempotent)
+                        POST /v3/profitsharing/receivers/add for each receiver (WeChat Pay keeps them; idempotent;
+                        a merchant's name encrypted with WeChat Pay's key, Wechatpay-Serial naming it)
                         POST /v3/profitsharing/orders {out_order_no, transaction_id, receivers, unfreeze_unsplit}
                         nothing to share: POST /v3/profitsharing/orders/unfreeze (the merchant gets it all)
     settle_due()        PENDING again (answer lost), PROCESSING asked: GET /v3/profitsharing/orders/{no}
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 from shared.kernel.clock import Clock
 from shared.kernel.errors import TemporarilyUnavailable
 from shared.payments import profit_sharing_model as ps
+from shared.payments import wechatpay_crypto as crypto
 from shared.payments.model import ProviderRefused, ProviderUnavailable
 from shared.payments.ports import RecordedPayments
 from shared.payments.versioned import write_decided
@@ -206,7 +208,7 @@ class ProfitSharing:
                 answer = self._client.post(ps.UNFREEZE_PATH, share.unfreeze_body())
             else:
                 for receiver in share.receivers:
-                    self._client.post(ps.RECEIVERS_ADD_PATH, receiver.add_body(self._merchant.appid))
+                    self._add_receiver(receiver)
                 answer = self._client.post(ps.ORDERS_PATH, share.order_body(self._merchant.appid))
         except ProviderRefused as exc:
             code = str(exc.details.get("provider_code", ""))
@@ -217,6 +219,25 @@ class ProfitSharing:
             return self._write(share, lambda current: current.refused(code, self._clock.now_ms()))
         count("WeChatPayProfitSharingRequested")
         return self._settle(share, answer)
+
+    def _add_receiver(self, receiver: ps.Receiver) -> None:
+        """`receivers/add` (WeChat Pay keeps receivers; adding one again is harmless). A merchant receiver
+        carries its 商户全称, which WeChat Pay requires, encrypted with WeChat Pay's key (RSAES-OAEP, its
+        敏感信息加密), the request's Wechatpay-Serial naming that key; WeChat Pay checks the name against
+        the merchant id and refuses a mismatch (PARAM_ERROR: the share is refused and listed)."""
+        body = receiver.add_body(self._merchant.appid)
+        if receiver.type != ps.MERCHANT_ID:
+            self._client.post(ps.RECEIVERS_ADD_PATH, body)
+            return
+        account = self._accounts.account(receiver.role, receiver.payee_id)
+        name = account.name if account is not None and account.account == receiver.account else None
+        if not name:  # sent without: WeChat Pay refuses it, and the share is listed for finance
+            logger.error("a merchant receiver has no name to add it with", extra={"payee": receiver.payee})
+            self._client.post(ps.RECEIVERS_ADD_PATH, body)
+            return
+        key = self._merchant.platform.for_encryption(self._clock.now_ms() / 1000)
+        body = receiver.add_body(self._merchant.appid, crypto.encrypt_sensitive(key.public_key, name))
+        self._client.post(ps.RECEIVERS_ADD_PATH, body, encrypted_with=key.serial)
 
     def _settle(self, share: ps.ProfitShare, answer: dict[str, Any]) -> ps.ProfitShare:
         try:

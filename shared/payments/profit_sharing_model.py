@@ -128,10 +128,13 @@ def claimed_by(entries: Sequence[OwedEntry]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ReceiverAccount:
-    """Where a payee is paid: `MERCHANT_ID` (dealer, store) or `PERSONAL_OPENID` (guide, distributor)."""
+    """Where a payee is paid: `MERCHANT_ID` (dealer, store) or `PERSONAL_OPENID` (guide, distributor).
+    `name`: a merchant receiver's full registered name (商户全称), which WeChat Pay requires when it is
+    added (sent encrypted); a personal receiver's is not sent (optional at WeChat Pay)."""
 
     type: str
     account: str
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,14 +155,21 @@ class Receiver:
             "description": f"commission {self.role}"[:80],
         }
 
-    def add_body(self, appid: str) -> dict[str, Any]:
+    def add_body(self, appid: str, encrypted_name: str | None = None) -> dict[str, Any]:
+        """`POST /v3/profitsharing/receivers/add`; `encrypted_name`: the receiver's name encrypted with
+        WeChat Pay's key (required for a MERCHANT_ID receiver; the request's Wechatpay-Serial names the key)."""
         return {
             "appid": appid,
             "type": self.type,
             "account": self.account,
+            **({} if encrypted_name is None else {"name": encrypted_name}),
             "relation_type": RELATION_OF_ROLE.get(self.role, "CUSTOM"),
             **({} if self.role in RELATION_OF_ROLE else {"custom_relation": self.role[:10]}),
         }
+
+    @property
+    def payee_id(self) -> str:
+        return self.payee.partition(":")[2]
 
 
 def settleable(entries: Sequence[OwedEntry]) -> bool:
@@ -559,13 +569,15 @@ _SCALARS = (
 )
 
 
-def receiver_account_of(payout_account: str | None) -> ReceiverAccount | None:
+def receiver_account_of(payout_account: str | None, name: str | None = None) -> ReceiverAccount | None:
     """A party's `payout_account` as WeChat Pay receives it: `wechatpay:merchant:<mchid>` (a dealer's or a
-    store's own merchant id) or `wechatpay:openid:<openid>` (a guide's or a distributor's openid under our
-    AppID). Anything else (a bank account, nothing) cannot be paid through profit sharing: None."""
+    store's own merchant id; `name`, the party's name, is sent as its 商户全称) or `wechatpay:openid:<openid>`
+    (a guide's or a distributor's openid under our AppID; no name). Anything else (a bank account,
+    nothing) cannot be paid through profit sharing: None."""
     kind, _, account = (payout_account or "").partition(":")[2].partition(":")
     if not (payout_account or "").startswith("wechatpay:") or not account:
         return None
-    return {"merchant": ReceiverAccount(MERCHANT_ID, account), "openid": ReceiverAccount(PERSONAL_OPENID, account)}.get(
-        kind
-    )
+    return {
+        "merchant": ReceiverAccount(MERCHANT_ID, account, name or None),
+        "openid": ReceiverAccount(PERSONAL_OPENID, account),
+    }.get(kind)

@@ -581,7 +581,7 @@ class PartyAccounts:
             "distributor_2": self._directory.get_distributor,
         }.get(role)
         party = get(payee_id) if get is not None else None
-        return receiver_account_of(getattr(party, "payout_account", None))
+        return receiver_account_of(getattr(party, "payout_account", None), getattr(party, "name", None))
 
 
 def _wechatpay_client(current: Settings, clock: Clock) -> WeChatPayClient:

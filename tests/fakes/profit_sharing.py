@@ -101,8 +101,8 @@ class FakeAccounts:
 
 
 ACCOUNTS = {
-    ("dealer", "D001"): ps.ReceiverAccount(ps.MERCHANT_ID, "1900000201"),
-    ("store", "S001"): ps.ReceiverAccount(ps.MERCHANT_ID, "1900000301"),
+    ("dealer", "D001"): ps.ReceiverAccount(ps.MERCHANT_ID, "1900000201", "华东经销商贸易有限公司"),
+    ("store", "S001"): ps.ReceiverAccount(ps.MERCHANT_ID, "1900000301", "上海静安茶叶店"),
     ("guide", "G001"): ps.ReceiverAccount(ps.PERSONAL_OPENID, "oGUIDE001"),
     ("distributor_1", "m-li"): ps.ReceiverAccount(ps.PERSONAL_OPENID, "oLI"),
     ("distributor_2", "m-li"): ps.ReceiverAccount(ps.PERSONAL_OPENID, "oLI"),
@@ -126,11 +126,11 @@ class ProfitSharingWorld:
     refunds: WeChatPayRefunds
 
     @classmethod
-    def build(cls, query_after_ms: int = 60_000) -> ProfitSharingWorld:
-        base = WeChatPayWorld.build()
+    def build(cls, query_after_ms: int = 60_000, mode: str = "public_key") -> ProfitSharingWorld:
+        base = WeChatPayWorld.build(mode)
         base.wechatpay.faults.refund_settle_s = None
         base.wechatpay.profit_sharing.faults.share_finish_s = None  # finished when the test says
-        sharing_merchant = replace(merchant(), profit_sharing=True)
+        sharing_merchant = replace(merchant(mode), profit_sharing=True)
         client = WeChatPayClient(sharing_merchant, base.transport, base.clock)
         recorded = FakeRecordedPayments()
         refunds = WeChatPayRefunds(

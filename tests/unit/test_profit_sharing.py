@@ -5,6 +5,7 @@ refusals, the maximum ratio, and refunds that need the merchant receivers' share
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -316,6 +317,66 @@ def test_payout_accounts_name_a_merchant_id_or_an_openid():
     assert ps.receiver_account_of("wechatpay:openid:oGUIDE") == ps.ReceiverAccount(ps.PERSONAL_OPENID, "oGUIDE")
     for other in (None, "", "CMB 6225 0000", "wechatpay:merchant:", "wechatpay:bank:1", "alipay:openid:x"):
         assert ps.receiver_account_of(other) is None
+
+
+def test_a_merchants_name_goes_with_its_account_and_a_persons_does_not():
+    merchant = ps.receiver_account_of("wechatpay:merchant:1900000201", "华东经销商贸易有限公司")
+    assert merchant == ps.ReceiverAccount(ps.MERCHANT_ID, "1900000201", "华东经销商贸易有限公司")
+    assert ps.receiver_account_of("wechatpay:openid:oGUIDE", "王芳") == ps.ReceiverAccount(ps.PERSONAL_OPENID, "oGUIDE")
+
+
+@pytest.mark.parametrize("mode", ["public_key", "certificate"])
+def test_a_merchant_receiver_is_added_with_its_name_encrypted_for_wechat_pays_key(mode):
+    world = ProfitSharingWorld.build(mode=mode)
+    # Given an order owing a dealer, a store and a guide
+    paid = world.paid_order(10_000, earnings(dealer=300, store=500, guide=800))
+    # When it is shared
+    assert world.sharing.share_order(paid.order_id) is not None
+    # Then each merchant receiver was added with its 商户全称, never in clear: the local WeChat Pay opened
+    # it with its platform key, named by the request's Wechatpay-Serial; the guide was added without one
+    sent = {b["account"]: b for b in posts(world, RECEIVERS_ADD)}
+    assert {a for a, b in sent.items() if "name" in b} == {"1900000201", "1900000301"}
+    assert all(b["name"] not in ("华东经销商贸易有限公司", "上海静安茶叶店") for b in sent.values() if "name" in b)
+    kept = world.base.wechatpay.profit_sharing.receivers
+    assert kept[(ps.MERCHANT_ID, "1900000201")]["decrypted_name"] == "华东经销商贸易有限公司"
+    assert kept[(ps.MERCHANT_ID, "1900000301")]["decrypted_name"] == "上海静安茶叶店"
+    assert "name" not in kept[(ps.PERSONAL_OPENID, "oGUIDE001")]
+    assert world.shares.get(paid.order_id, ps.out_order_no_of(paid.order_id)).status == ps.PROCESSING
+
+
+def test_the_local_wechat_pay_refuses_a_merchant_receiver_without_its_encrypted_name(world):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from shared.payments import wechatpay_crypto as crypto
+
+    local = world.base.wechatpay
+    body = {"appid": local.keys.appid, "type": ps.MERCHANT_ID, "account": "1900000201", "relation_type": "PARTNER"}
+    sealed = crypto.encrypt_sensitive(local.keys.platform_key.public_key(), "华东经销商贸易有限公司")
+    another_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = crypto.encrypt_sensitive(another_key.public_key(), "华东经销商贸易有限公司")
+    serial = {"wechatpay-serial": local.serial}
+
+    def add(extra: dict, headers: dict) -> tuple[int, str]:
+        reply = local.profit_sharing.route("POST", RECEIVERS_ADD, json.dumps({**body, **extra}).encode(), headers)
+        assert reply is not None
+        return reply.status, reply.json().get("code", "")
+
+    assert add({}, serial) == (400, "PARAM_ERROR")  # no name
+    assert add({"name": "华东经销商贸易有限公司"}, serial) == (400, "PARAM_ERROR")  # in clear
+    assert add({"name": other}, serial) == (400, "PARAM_ERROR")  # another key's
+    assert add({"name": sealed}, {}) == (400, "PARAM_ERROR")  # no Wechatpay-Serial
+    assert add({"name": sealed}, {"wechatpay-serial": "PUB_KEY_ID_OTHER"}) == (400, "PARAM_ERROR")
+    assert local.profit_sharing.receivers == {}
+    assert add({"name": sealed}, serial)[0] == 200
+    assert local.profit_sharing.receivers[(ps.MERCHANT_ID, "1900000201")]["decrypted_name"] == "华东经销商贸易有限公司"
+
+
+def test_a_merchant_receiver_without_a_name_is_refused_by_wechat_pay_and_the_share_listed(world):
+    world.accounts.by_payee[("dealer", "D001")] = ps.ReceiverAccount(ps.MERCHANT_ID, "1900000201")
+    paid = world.paid_order(10_000, earnings(dealer=300, guide=800))
+    share = world.sharing.share_order(paid.order_id)
+    assert share is not None and share.status == ps.REFUSED and share.needs_attention
+    assert posts(world, ORDERS) == []
 
 
 def test_a_share_reads_back_as_stored():
