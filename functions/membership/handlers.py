@@ -20,7 +20,7 @@ else:  # loaded on first use, not at cold start (shared/kernel/lazy.py)
 
 @bp.lambda_function(name="membership_consumer")
 def membership_consumer(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return consumers.consume(event, bootstrap.points_earning(), bootstrap.consumer_runtime())
+    return consumers.consume(event, bootstrap.membership_consumer(), bootstrap.consumer_runtime())
 
 
 # Every minute, as the commission release: points are available at most a minute after the window

@@ -687,6 +687,7 @@ if TYPE_CHECKING:
     from shared.membership.earning import PointsEarning
     from shared.membership.expiry import PointsExpiry
     from shared.membership.paid import MembershipPlans
+    from shared.membership.paid_activation import MembershipConsumer
     from shared.membership.ports import PointsHolds
     from shared.membership.purchase import MembershipPurchase
     from shared.membership.release import PointsRelease
@@ -749,6 +750,15 @@ def points_earning() -> PointsEarning:
 
     current = ready()
     return PointsEarning(DynamoMembers(), DynamoMembershipRules(), current.commission_after_sale_window_s * 1000)
+
+
+def membership_consumer() -> MembershipConsumer:
+    """The MembershipQueue's consumer: a paid membership activated by its OrderPaid and undone by
+    its RefundIssued (terms, paid member, checkout's MEMBER item, the welcome pack), then points."""
+    from shared.data.stores.paid_membership import DynamoPaidTerms
+    from shared.membership.paid_activation import MembershipConsumer, PaidMembershipEvents
+
+    return MembershipConsumer(points_earning(), PaidMembershipEvents(DynamoPaidTerms(), coupons))
 
 
 def points_release(clock: Clock | None = None) -> PointsRelease:

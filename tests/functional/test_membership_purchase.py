@@ -6,12 +6,19 @@ the welcome pack) once; a refund is priced by the plan's policy and undoes it.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from chalice.test import Client
 
+from shared.data.stores.paid_membership import DynamoPaidTerms
+from shared.kernel.events import DomainEvent
+from shared.membership.paid_activation import PaidMembershipEvents
+from shared.platform import bootstrap
 from tests.conftest import bearer
-from tests.functional.commission_support import call, drain, given_shop, my_ledger, pay
-from tests.functional.coupons_support import post
+from tests.functional.commission_support import DELIVERY, call, drain, given_shop, my_ledger, ordered_and_paid, pay
+from tests.functional.coupons_support import coupons_of, create_template, get, post
+from tests.functional.events_support import Queue, announced
 
 GOLD = {
     "tier": "金卡",
@@ -68,3 +75,52 @@ def test_paid_it_credits_the_bound_guide_its_rebate(shop: Client, tokens: dict):
     drain()
     ledger = my_ledger(shop, tokens["guide"])
     assert [(i["sku"], i["role"], i["amount_fen"]) for i in ledger["items"]] == [("MEMBERSHIP-gold", "guide", 2_000)]
+
+
+def quote_total(shop: Client, token: str) -> int:
+    body = {"lines": [{"sku": "TEA-1", "qty": 1}], "fulfilment": DELIVERY}
+    answer = call(shop, "post", "/checkout/quote", token, body)
+    assert answer.status_code == 200, answer.json_body
+    return answer.json_body["subtotal_fen"] - answer.json_body["discount_fen"]
+
+
+def paid_event(order_id: str) -> dict:
+    return next(e for e in announced() if e["aggregate_id"] == order_id and e["type"] == "OrderPaid")
+
+
+def test_paid_it_activates_once_the_member_discount_and_the_welcome_pack(shop: Client, tokens: dict, table: dict):
+    welcome = [create_template(shop, tokens, total=10, per_user_limit=1) for _ in range(2)]
+    given_plan(shop, tokens, welcome_coupon_template_ids=welcome)
+    customer = tokens["customer"]
+    assert quote_total(shop, customer) == 4_000  # before: no member discount
+    order = buy(shop, customer, {"plan_id": "gold", "store_id": "S001"}).json_body
+    pay(shop, order)
+    drain()
+    # the next quote takes the plan's 5% off
+    assert quote_total(shop, customer) == 3_800
+    state = DynamoPaidTerms().read("c-1")
+    (term,) = state.terms
+    assert term.order_id == order["order_id"] and term.term.kind.value == "new" and term.paid_fen == 19_900
+    assert term.term.store_id == "S001" and term.term.end_ms - term.term.start_ms == 365 * 86_400_000
+    assert state.member is not None and state.member.tier == "金卡" and state.member.until_ms == term.term.end_ms
+    wallet = get(shop, "/me/coupons", customer).json_body["items"]
+    assert sorted(c["template_id"] for c in wallet) == sorted(welcome)
+    # OrderPaid delivered again: nothing more (no second term, no more coupons)
+    Queue.of(table, "MembershipQueue").send(json.dumps(paid_event(order["order_id"])))
+    drain()
+    again = DynamoPaidTerms().read("c-1")
+    assert again.terms == state.terms and again.member == state.member
+    assert len(get(shop, "/me/coupons", customer).json_body["items"]) == 2
+    assert all(len(coupons_of(t)) == 1 for t in welcome)
+    # and past the consumer's mark (a crash between this write and the points' one): nothing more
+    PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons).on_paid(
+        DomainEvent.from_message(paid_event(order["order_id"]))
+    )
+    assert DynamoPaidTerms().read("c-1") == again
+    assert all(len(coupons_of(t)) == 1 for t in welcome)
+
+
+def test_an_ordinary_order_activates_nothing(shop: Client, tokens: dict):
+    ordered_and_paid(shop, tokens["customer"])
+    state = DynamoPaidTerms().read("c-1")
+    assert state.terms == () and state.member is None

@@ -140,7 +140,7 @@ class DynamoPaidTerms:
     def write(self, before: PaidState, after: PaidState) -> None:
         tx = Transaction()
         for read, written in changed_terms(before, after):
-            if read is None:
+            if read is None or written.version == 0:  # a new term: never over a stored one
                 tx.put(term_item(written, 1), f"term {written.order_id}", PaidTermItem.pk.does_not_exist())
             else:
                 condition = PaidTermItem.version == read.version
