@@ -1,7 +1,8 @@
 """DynamoDB stream records, read into what the relay needs (shared.messaging.ports.StreamChange).
 
-Four kinds of change matter: an outbox Event item inserted (to forward its body), an Order item
-inserted or modified (the events its change announces, `shared.ordering.announcements`), a Coupon
+These changes matter: an outbox Event item inserted (to forward its body), an Order item
+inserted or modified (the events its change announces, `shared.ordering.announcements`), a Refund
+item issued (RefundIssued) and a Payment item inserted NEEDS_REFUND (PaymentNeedsRefund), a Coupon
 item inserted (its CouponClaimed, `shared.coupons.claims.claimed_event`), and a Stock item
 modified (to see `available` cross its threshold). Everything else in the stream
 (idempotency records, consumer marks, TTL deletions) is ignored.
@@ -15,7 +16,7 @@ from typing import Any
 
 from shared.coupons.claims import claimed_event
 from shared.data.stores.coupons import coupon_of_image
-from shared.data.stores.orders import order_of_image
+from shared.data.stores.orders import issued_refund_of_image, order_of_image, payment_of_image
 from shared.kernel.events import DomainEvent
 from shared.messaging.ports import EventToForward, StockSnapshot, StreamChange
 from shared.ordering import announcements
@@ -24,6 +25,8 @@ EVENT_ENTITY = "Event"
 STOCK_ENTITY = "Stock"
 ORDER_ENTITY = "Order"
 COUPON_ENTITY = "Coupon"
+REFUND_ENTITY = "Refund"
+PAYMENT_ENTITY = "Payment"
 
 
 def decode(record: dict[str, Any]) -> StreamChange:
@@ -52,6 +55,12 @@ def decode(record: dict[str, Any]) -> StreamChange:
         return change.with_derived(tuple(_forwarded(event) for event in events))
     if entity == COUPON_ENTITY and name == "INSERT" and new:
         return change.with_derived((_forwarded(claimed_event(coupon_of_image(new))),))
+    if entity == REFUND_ENTITY and name == "MODIFY" and new and old:
+        issued = issued_refund_of_image(old, new)
+        return change.with_derived((_forwarded(announcements.refund_issued(issued)),) if issued else ())
+    if entity == PAYMENT_ENTITY and name == "INSERT" and new:
+        flagged = announcements.payment_needs_refund(payment_of_image(new))
+        return change.with_derived((_forwarded(flagged),) if flagged else ())
     return change
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from shared.kernel.clock import iso
 from shared.kernel.events import DomainEvent, EventType
 from shared.ordering.model import Action, Order, Status
+from shared.ordering.ports import PaymentRecord, Refund
 
 ORDER_EVENT_NAMESPACE = uuid.UUID("3a0f6c2e-8d41-4b6f-9f0e-5c7d2a1b9e84")
 
@@ -98,3 +99,64 @@ def announced(before: Order | None, after: Order) -> list[DomainEvent]:
     if before.status is Status.PENDING_PAYMENT and after.status is Status.PAID:
         return [paid(after)]
     return transitioned(after)
+
+
+def refund_event_id(order_id: str, refund_id: str) -> str:
+    """A refund is issued once (its decision is conditional on REQUESTED): its key names the event."""
+    key = f"ORDER#{order_id}|REFUND#{refund_id}|ISSUED|{EventType.REFUND_ISSUED}"
+    return str(uuid.uuid5(ORDER_EVENT_NAMESPACE, key))
+
+
+def refund_issued(refund: Refund) -> DomainEvent:
+    """RefundIssued from the issued refund as its item keeps it: the order after the refund
+    (`order_part`, its `event_payload()`), then the refund's id, amount, lines as issued and whether
+    the units went back on the shelf, at the time of the decision (`decided_at_ms`): the payload,
+    key for key, that `Order.event_payload(refund_id=, amount_fen=, refund_lines=, restocked=)` gave."""
+    payload = {
+        **refund["order_part"],
+        "refund_id": refund["refund_id"],
+        "amount_fen": refund["amount_fen"],
+        "refund_lines": refund["lines"],
+        "restocked": refund["restock"] == "yes",
+    }
+    return DomainEvent(
+        EventType.REFUND_ISSUED,
+        refund["order_id"],
+        payload,
+        event_id=refund_event_id(refund["order_id"], refund["refund_id"]),
+        occurred_at=iso(refund["decided_at_ms"]),
+    )
+
+
+def payment_order_part(order: Order | None, order_id: str) -> dict[str, Any]:
+    """What a NEEDS_REFUND payment's event says of its order: the order after the change that
+    flagged the payment, or only the id the payment named when there is no order of ours (a
+    clashing payment's event names no customer either: finance acts on it, docs/orders.md)."""
+    return order.event_payload() if order is not None else {"order_id": order_id}
+
+
+def payment_event_id(transaction_id: str, order_id: str) -> str:
+    """A NEEDS_REFUND payment is recorded once per (transaction id, order id): they name its event."""
+    key = f"PAYMENT#{transaction_id}|{order_id}|{EventType.PAYMENT_NEEDS_REFUND}"
+    return str(uuid.uuid5(ORDER_EVENT_NAMESPACE, key))
+
+
+def payment_needs_refund(payment: PaymentRecord) -> DomainEvent | None:
+    """PaymentNeedsRefund from a payment recorded NEEDS_REFUND that carries its order part; None
+    for any other (an applied payment; one recorded before payments carried it, whose event was an
+    outbox item)."""
+    if payment.status != "NEEDS_REFUND" or payment.order_part is None:
+        return None
+    payload = {
+        **payment.order_part,
+        "transaction_id": payment.transaction_id,
+        "amount_fen": payment.amount_fen,
+        "reason": payment.reason,
+    }
+    return DomainEvent(
+        EventType.PAYMENT_NEEDS_REFUND,
+        payment.order_id,
+        payload,
+        event_id=payment_event_id(payment.transaction_id, payment.order_id),
+        occurred_at=iso(payment.recorded_at_ms),
+    )

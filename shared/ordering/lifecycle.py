@@ -5,10 +5,10 @@ Each use case reads the order, decides with the pure state machine (shared.order
 writes the new order and its stock movements in ONE unit of work conditional on the status and
 version it read. The relay derives each transition's event (OrderPaid, OrderCancelled,
 OrderExpired, OrderFulfilled, OrderCompleted) from the order's change in the table's stream
-(`shared.ordering.announcements`); only PaymentNeedsRefund, which no order change says, is an
-outbox event written in the unit of work. If another writer got there first (ConcurrentUpdate at
-commit), it reads again and decides again, a bounded number of times, so the outcome always
-reflects the latest state.
+(`shared.ordering.announcements`), and PaymentNeedsRefund, which no order change says, from the
+INSERT of the payment record flagged for refund (which carries the order's part of it). If
+another writer got there first (ConcurrentUpdate at commit), it reads again and decides again, a
+bounded number of times, so the outcome always reflects the latest state.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from shared.kernel.clock import Clock, iso
+from shared.kernel.clock import Clock
 from shared.kernel.errors import (
     AmountMismatch,
     ConcurrentUpdate,
@@ -28,8 +28,8 @@ from shared.kernel.errors import (
     RuleViolation,
     WrongPickupCode,
 )
-from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.identity import Principal, Role
+from shared.ordering.announcements import payment_order_part
 from shared.ordering.model import MAX_PICKUP_ATTEMPTS, Action, Order, Status, new_pickup_code, next_status
 from shared.ordering.ports import (
     NO_COUPONS,
@@ -180,11 +180,9 @@ class OrderLifecycle:
                 )
                 after = order.note("payment", now, f"payment {notice.transaction_id} flagged for refund: {reason}")
                 uow.replace_order(order, after)
-            uow.record_payment(_payment(notice, "NEEDS_REFUND", reason, now))
-            payload = after.event_payload(
-                transaction_id=notice.transaction_id, amount_fen=notice.amount_fen, reason=reason
-            )
-            uow.emit(DomainEvent(EventType.PAYMENT_NEEDS_REFUND, order.order_id, payload, occurred_at=iso(now)))
+            # PaymentNeedsRefund is the record's INSERT: it carries the order after this change, the
+            # relay derives the event from it (announcements.payment_needs_refund), no outbox item.
+            uow.record_payment(_payment(notice, "NEEDS_REFUND", reason, now, payment_order_part(after, order.order_id)))
             uow.commit()
             count("PaymentsNeedingRefund")
             return PaymentOutcome(after, "needs_refund")
@@ -208,18 +206,11 @@ class OrderLifecycle:
         another order's) as NEEDS_REFUND. Its event names no customer: finance and the merchant
         admins act on it, and the customer of a still unpaid order is not told it was closed."""
         uow = self._uow()
-        record = _payment(notice, "NEEDS_REFUND", reason, now)
+        record = _payment(notice, "NEEDS_REFUND", reason, now, payment_order_part(None, notice.order_id))
         if clash:
             uow.record_clashing_payment(record)
         else:
             uow.record_payment(record)
-        payload = {
-            "order_id": notice.order_id,
-            "transaction_id": notice.transaction_id,
-            "amount_fen": notice.amount_fen,
-            "reason": reason,
-        }
-        uow.emit(DomainEvent(EventType.PAYMENT_NEEDS_REFUND, notice.order_id, payload, occurred_at=iso(now)))
         try:
             uow.commit()
         except PaymentAlreadyRecorded:
@@ -396,7 +387,9 @@ class OrderLifecycle:
         uow.commit()
 
 
-def _payment(notice: VerifiedPayment, status: str, reason: str | None, now: int) -> PaymentRecord:
+def _payment(
+    notice: VerifiedPayment, status: str, reason: str | None, now: int, order_part: dict[str, Any] | None = None
+) -> PaymentRecord:
     return PaymentRecord(
         transaction_id=notice.transaction_id,
         order_id=notice.order_id,
@@ -406,4 +399,5 @@ def _payment(notice: VerifiedPayment, status: str, reason: str | None, now: int)
         reason=reason,
         recorded_at_ms=now,
         provider=notice.provider,
+        order_part=order_part,
     )

@@ -85,6 +85,9 @@ class PaymentRecord:
     refunded_by: str | None = None  # "wechatpay:<refund id>", or the finance user who marked it
     refunded_at_ms: int | None = None
     refund_note: str | None = None
+    # A NEEDS_REFUND payment's announcement of its order (`announcements.payment_order_part`): the
+    # relay derives PaymentNeedsRefund from the record's INSERT with it. Not part of its value.
+    order_part: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 # -- checkout reads ----------------------------------------------------------------------------
@@ -151,6 +154,11 @@ class OrderReads(Protocol):
         IdempotencyKeyReused if it was used with another body; None if it was never used."""
         ...
 
+    def replay_refund(self, order_id: str, refund_id: str, request: IdempotentRequest) -> StoredResponse | None:
+        """`replay` for a refund request: the refund `refund_id`, the id derived from its key
+        (`shared.ordering.model.refund_id_for`), carries the first answer."""
+        ...
+
     def replay_placed(self, request: IdempotentRequest) -> StoredResponse | None:
         """`replay` for a request that places an order: the order under the id derived from its key
         carries the answer (docs/orders.md, "Idempotency")."""
@@ -199,12 +207,17 @@ class OrderingUnitOfWork(Protocol):
         that record once per (transaction id, order id): PaymentAlreadyRecorded at commit otherwise."""
         ...
 
-    def add_refund(self, refund: Refund, now_ms: int) -> None:
-        """A new refund request (status REQUESTED)."""
+    def add_refund(self, refund: Refund, now_ms: int, carrying: IdempotentRequest | None = None) -> None:
+        """A new refund request (status REQUESTED). `carrying`: the request it was made with under
+        an Idempotency-Key (its id derived from it): the refund keeps its fingerprint and is its
+        idempotency record at `commit_once`."""
         ...
 
     def decide_refund(self, refund: Refund, status: str, restock: bool) -> None:
-        """REQUESTED -> ISSUED | REJECTED, once: InvalidTransition at commit otherwise."""
+        """REQUESTED -> ISSUED | REJECTED, once: InvalidTransition at commit otherwise. An issued
+        refund keeps its lines and amount as issued, and `refund["order_part"]` (the order after it,
+        `Order.event_payload()`) and `refund["decided_at_ms"]`: RefundIssued is derived from that
+        change (`announcements.refund_issued`), no outbox item."""
         ...
 
     def commit(self) -> None:
@@ -212,9 +225,10 @@ class OrderingUnitOfWork(Protocol):
         ...
 
     def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
-        """Join the idempotency record of `request` (answering `response`) and commit. Returns
-        `response`, or the response stored under the key by the request that used it first
-        (nothing else applied); IdempotencyKeyReused when the key came with another body."""
+        """Join the idempotency record of `request` (answering `response`; none when a new order or
+        refund of this unit of work carries it) and commit. Returns `response`, or the response
+        stored under the key by the request that used it first (nothing else applied);
+        IdempotencyKeyReused when the key came with another body."""
         ...
 
 

@@ -5,9 +5,10 @@ The amount of a refund is what those units were paid, from the allocated line to
 its units on the order (`Order.refund_requested_qty`) in the transaction that writes it,
 conditional on the order read, so concurrent requests for the same units cannot both be accepted:
 the loser reads again and is refused as if it had come second. Issuing writes the order's refunded
-units and amount, the refund's decision, the restock (if the merchant puts the units back on the
-shelf) and RefundIssued in ONE unit of work conditional on the order read; rejecting gives the
-held units back in the same way. (docs/orders.md, "Refunds")
+units and amount, the refund's decision (which announces RefundIssued: the relay derives it from
+the refund item's change) and the restock (if the merchant puts the units back on the shelf) in
+ONE unit of work conditional on the order read; rejecting gives the held units back in the same way.
+(docs/orders.md, "Refunds")
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from shared.kernel.clock import Clock, iso
+from shared.kernel.clock import Clock
 from shared.kernel.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
-from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.identity import Principal
 from shared.ordering.lifecycle import on_latest
-from shared.ordering.model import REFUNDABLE, Order, Status
+from shared.ordering.model import REFUNDABLE, Order, Status, refund_id_for
 from shared.ordering.ports import (
     NO_COUPONS,
     CouponHolder,
@@ -40,12 +40,16 @@ class OrderRefunds:
         clock: Clock,
         coupons: CouponHolder = NO_COUPONS,
         flash: FlashUnitReleaser | None = None,
+        id_secret: bytes | None = None,
     ) -> None:
+        """`id_secret` keys the refund ids derived from a request's Idempotency-Key (the
+        placement's secret: `shared.kernel.idempotency.derived_id`)."""
         self._uow = uow
         self._reads = reads
         self._clock = clock
         self._coupons = coupons
         self._flash = flash
+        self._id_secret = id_secret
 
     def refunds_of(self, order_id: str) -> list[Refund]:
         return self._reads.refunds_of(order_id)
@@ -58,12 +62,17 @@ class OrderRefunds:
         of concurrent requests for the last units one is accepted and the others are refused (422)
         as they are when sent one after another. The amount shown is what those units were paid,
         from the allocated line totals. Idempotent per `Idempotency-Key`: a replay returns the first
-        answer (its own held units would otherwise make the same request look like too many)."""
-        stored = self._replay(request)
+        answer (its own held units would otherwise make the same request look like too many). The
+        refund carries the key: its id is derived from it and it keeps the request's fingerprint,
+        so its conditional put is the idempotency check (no separate record)."""
+        stored = self._replay(order_id, request)
         if stored is not None:
             return stored
         now = self._clock.now_ms()
-        refund_id = f"r{now:012x}{secrets.token_hex(6)}"
+        if request.client_supplied:
+            refund_id = refund_id_for(request, self._id_secret)
+        else:
+            refund_id = f"r{now:012x}{secrets.token_hex(6)}"
 
         def step(order: Order) -> StoredResponse:
             if order.customer_id != who.sub:
@@ -89,7 +98,7 @@ class OrderRefunds:
             }
             uow = self._uow()
             uow.replace_order(order, holding)
-            uow.add_refund(refund, now)
+            uow.add_refund(refund, now, carrying=request if request.client_supplied else None)
             return uow.commit_once(request, StoredResponse(201, refund))
 
         try:
@@ -97,18 +106,21 @@ class OrderRefunds:
         except DomainError:
             # The same request, sent twice at once: the first one's held units refuse the second
             # after its look-up above; it gets the first answer, not a refusal.
-            stored = self._replay(request)
+            stored = self._replay(order_id, request)
             if stored is not None:
                 return stored
             raise
 
-    def _replay(self, request: IdempotentRequest) -> StoredResponse | None:
-        return self._reads.replay(request) if request.client_supplied else None
+    def _replay(self, order_id: str, request: IdempotentRequest) -> StoredResponse | None:
+        if not request.client_supplied:
+            return None
+        return self._reads.replay_refund(order_id, refund_id_for(request, self._id_secret), request)
 
     def decide_refund(self, order_id: str, refund_id: str, approve: bool, restock: bool, who: Principal) -> Refund:
         """Issue or reject a requested refund, once. Issuing turns the units it held into refunded
         units and amount on the order (REFUNDED when every unit is refunded), puts units back on the
-        shelf if the merchant says so, and announces RefundIssued with the exact amount; rejecting
+        shelf if the merchant says so, and announces RefundIssued with the exact amount (the refund's
+        change is the announcement, `announcements.refund_issued`); rejecting
         gives the held units back to what can be refunded. Either is one unit of work conditional
         on the order and on the refund still being REQUESTED."""
         now = self._clock.now_ms()
@@ -131,7 +143,13 @@ class OrderRefunds:
             after, lines = order.refund(units, who.sub, now, refund_id)
             amount = after.refunded_fen - order.refunded_fen
             uow.replace_order(order, after)
-            uow.decide_refund({**refund, "lines": lines, "amount_fen": amount}, "ISSUED", restock)
+            # RefundIssued is the refund item's decision: it carries the order after the refund, and
+            # the relay derives the event from it (announcements.refund_issued), no outbox item.
+            issued = {**refund, "lines": lines, "amount_fen": amount, "restock": "yes" if restock else "no"}
+            announced = {"order_part": after.event_payload(), "decided_at_ms": now}
+            # The first answer of its request shows the lines asked for: kept when the issue changes them.
+            asked = {"asked_lines": refund["lines"]} if lines != refund["lines"] else {}
+            uow.decide_refund({**issued, **announced, **asked}, "ISSUED", restock)
             if after.status is Status.REFUNDED and order.coupon_ids:
                 # Refunded in full: its coupons come back, AVAILABLE inside their use window, else
                 # EXPIRED; a partial refund keeps them USED (docs/coupons.md, "Refunds").
@@ -142,16 +160,8 @@ class OrderRefunds:
                 home = self._flash.stock_location(order) if order.flash_sale_id and self._flash else order.location
                 for sku, qty in back.items():
                     uow.restock(sku, home, qty)
-            payload = after.event_payload(refund_id=refund_id, amount_fen=amount, refund_lines=lines, restocked=restock)
-            uow.emit(DomainEvent(EventType.REFUND_ISSUED, order_id, payload, occurred_at=iso(now)))
             uow.commit()
-            return {
-                **refund,
-                "status": "ISSUED",
-                "lines": lines,
-                "amount_fen": amount,
-                "restock": "yes" if restock else "no",
-            }
+            return {**issued, "status": "ISSUED"}
 
         return on_latest(self._reads, order_id, step)
 

@@ -245,7 +245,9 @@ def order_refunds(clock: Clock | None = None) -> OrderRefunds:
     from shared.kernel.clock import SYSTEM
     from shared.ordering.refunds import OrderRefunds
 
-    return OrderRefunds(unit_of_work, orders(), clock or SYSTEM, order_coupons(), flash_unit_releaser())
+    return OrderRefunds(
+        unit_of_work, orders(), clock or SYSTEM, order_coupons(), flash_unit_releaser(), id_secret=order_id_secret()
+    )
 
 
 def flash_unit_releaser() -> FlashUnitReleaser:

@@ -151,6 +151,9 @@ class MemoryOrderReads:
     def replay(self, request: IdempotentRequest) -> StoredResponse | None:
         return _stored(self.tables, request)
 
+    def replay_refund(self, order_id: str, refund_id: str, request: IdempotentRequest) -> StoredResponse | None:
+        return _stored(self.tables, request)  # as for orders: every key's answer beside the refunds
+
     def replay_placed(self, request: IdempotentRequest) -> StoredResponse | None:
         return _stored(self.tables, request)  # the fake keeps every key's answer beside the orders
 
@@ -272,12 +275,17 @@ class MemoryOrderingUnitOfWork:
             exists = payment.transaction_id in t.payments
             return PaymentAlreadyRecorded("this payment was recorded before") if exists else None
 
-        self._add(
-            ("payment", payment.transaction_id),
-            check,
-            lambda: t.payments.__setitem__(payment.transaction_id, payment),
-            PAYMENT,
-        )
+        def apply() -> None:
+            t.payments[payment.transaction_id] = payment
+            self._derive_payment_event(payment)
+
+        self._add(("payment", payment.transaction_id), check, apply, PAYMENT)
+
+    def _derive_payment_event(self, payment: PaymentRecord) -> None:
+        """The relay derives PaymentNeedsRefund from a NEEDS_REFUND payment's INSERT."""
+        flagged = announcements.payment_needs_refund(payment)
+        if flagged is not None:
+            self.tables.events.append(flagged)
 
     def record_clashing_payment(self, payment: PaymentRecord) -> None:
         t = self.tables
@@ -287,9 +295,13 @@ class MemoryOrderingUnitOfWork:
             exists = key in t.clashing_payments
             return PaymentAlreadyRecorded("this payment was recorded before") if exists else None
 
-        self._add(("payment", *key), check, lambda: t.clashing_payments.__setitem__(key, payment), PAYMENT)
+        def apply() -> None:
+            t.clashing_payments[key] = payment
+            self._derive_payment_event(payment)
 
-    def add_refund(self, refund: Refund, now_ms: int) -> None:
+        self._add(("payment", *key), check, apply, PAYMENT)
+
+    def add_refund(self, refund: Refund, now_ms: int, carrying: IdempotentRequest | None = None) -> None:
         key = (refund["order_id"], refund["refund_id"])
         stored: Refund = {
             "refund_id": refund["refund_id"],
@@ -324,6 +336,11 @@ class MemoryOrderingUnitOfWork:
                 "restock": "yes" if restock else "no",
                 **({"lines": refund["lines"], "amount_fen": refund["amount_fen"]} if status == "ISSUED" else {}),
             }
+            if status == "ISSUED" and "order_part" in refund:
+                # The relay derives RefundIssued from the refund's decision (the store keeps the
+                # order part and the time on the item; this fake's refunds show what the API reads).
+                carried = {"order_part": refund["order_part"], "decided_at_ms": refund["decided_at_ms"]}
+                self.tables.events.append(announcements.refund_issued({**self.tables.refunds[key], **carried}))
 
         self._add(("refund", *key), check, apply, REFUND)
 

@@ -70,6 +70,9 @@ class PaymentItem(BaseItem, discriminator="Payment"):
     refunded_by = UnicodeAttribute(null=True)  # "wechatpay:<refund_id>" or the finance user who marked it
     refunded_at = NumberAttribute(null=True)
     refund_note = UnicodeAttribute(null=True)
+    # NEEDS_REFUND only: the order part of its PaymentNeedsRefund (compact JSON), which the relay
+    # derives from this item's INSERT (docs/events.md).
+    order_part = UnicodeAttribute(null=True)
 
     @staticmethod
     def key(transaction_id: str) -> tuple[str, str]:
@@ -95,6 +98,15 @@ class RefundItem(BaseItem, discriminator="Refund"):
     # Paid back through the provider (WeChat Pay): PROCESSING until it settles, then SUCCESS, ABNORMAL,
     # CLOSED or REFUSED (docs/payments.md, "Refunds"); absent for the HMAC webhook's orders.
     payout_status = UnicodeAttribute(null=True)
+    # ISSUED only: the order after the refund as RefundIssued shows it (compact JSON) and the time of
+    # the decision; the relay derives RefundIssued from the change that sets them (docs/events.md).
+    order_part = UnicodeAttribute(null=True)
+    decided_at = NumberAttribute(null=True)
+    # A request made with an Idempotency-Key (the refund id is derived from it): its fingerprint, and
+    # the lines it asked for when the issue changed them (a gift's deduction), so a replay is answered
+    # the first answer (docs/orders.md, "Refunds").
+    request_hash = UnicodeAttribute(null=True)
+    asked_lines = JSONAttribute(null=True)
 
     @staticmethod
     def key(order_id: str, refund_id: str) -> tuple[str, str]:

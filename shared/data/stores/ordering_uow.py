@@ -35,6 +35,7 @@ class DynamoOrderingUnitOfWork:
         self._order_ids: list[str] = []
         self._refund_ids: list[str] = []
         self._carrier: Order | None = None  # a new order that carries its request's idempotency
+        self._carried_refund: tuple[str, str] | None = None  # a new refund's label and the fingerprint it carries
         self._committed = False
 
     # -- parts -----------------------------------------------------------------------------
@@ -70,8 +71,10 @@ class DynamoOrderingUnitOfWork:
     def record_clashing_payment(self, payment: PaymentRecord) -> None:
         order_store.record_clashing_payment(self.tx, payment)
 
-    def add_refund(self, refund: Refund, now_ms: int) -> None:
-        order_store.add_refund(self.tx, refund, now_ms)
+    def add_refund(self, refund: Refund, now_ms: int, carrying: IdempotentRequest | None = None) -> None:
+        order_store.add_refund(self.tx, refund, now_ms, carrying)
+        if carrying is not None:
+            self._carried_refund = (order_store.refund_label(refund["refund_id"]), carrying.fingerprint)
 
     def decide_refund(self, refund: Refund, status: str, restock: bool) -> None:
         order_store.decide_refund(self.tx, refund, status, restock)
@@ -92,23 +95,26 @@ class DynamoOrderingUnitOfWork:
             raise
 
     def commit_once(self, request: IdempotentRequest, response: StoredResponse) -> StoredResponse:
-        """A new order that carries `request` (its id derived from the key) is the idempotency
-        record: no item of its own. Otherwise the record joins the transaction."""
+        """A new order or refund that carries `request` (its id derived from the key) is the
+        idempotency record: no item of its own. Otherwise the record joins the transaction."""
         self._start()
         carried = self._carrier is not None and self._carrier.request_hash == request.fingerprint
-        if not carried:
+        refund = self._carried_refund
+        refund_label = refund[0] if refund is not None and refund[1] == request.fingerprint else None
+        if not carried and refund_label is None:
             idempotency_store.join(self.tx, request, response)
         try:
             self.tx.commit()
         except TransactionCancelled as cancelled:
+            first: StoredResponse | None = None
             if carried:
                 first = order_store.replayed_order(cancelled, request)
-                if first is not None:
-                    return first
+            elif refund_label is not None:
+                first = order_store.replayed_refund(cancelled, refund_label, request)
             elif idempotency_store.was_replayed(cancelled):
-                stored = idempotency_store.replay(request, cancelled)
-                if stored is not None:
-                    return stored
+                first = idempotency_store.replay(request, cancelled)
+            if first is not None:
+                return first
             self._raise_domain_error(cancelled)
             raise
         return response

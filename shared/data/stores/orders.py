@@ -6,9 +6,10 @@ Mapping between the domain `Order` and `OrderItem` is explicit here; the item ne
 from __future__ import annotations
 
 import base64
+import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pynamodb.expressions.condition import Condition
@@ -262,6 +263,7 @@ def _payment_item(payment: PaymentRecord, key: tuple[str, str]) -> PaymentItem:
         reason=payment.reason,
         provider=payment.provider if payment.provider != "hmac" else None,
         created_at=payment.recorded_at_ms,
+        order_part=_compact(payment.order_part) if payment.order_part is not None else None,
         gsi1pk=NEEDS_REFUND_QUEUE if queued else None,
         gsi1sk=f"{iso(payment.recorded_at_ms)}#{payment.transaction_id}#{payment.order_id}" if queued else None,
     )
@@ -280,7 +282,17 @@ def _payment_record(item: PaymentItem) -> PaymentRecord:
         refunded_by=item.refunded_by,
         refunded_at_ms=int(item.refunded_at) if item.refunded_at is not None else None,
         refund_note=item.refund_note,
+        order_part=json.loads(item.order_part) if item.order_part else None,
     )
+
+
+def payment_of_image(image: dict[str, Any]) -> PaymentRecord:
+    """The payment a stream image (or a raw item) shows, with the order part it carries."""
+    return _payment_record(PaymentItem.from_raw_data(image))
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- refunds -----------------------------------------------------------------------------------
@@ -299,7 +311,9 @@ def _refund_dict(item: RefundItem) -> Refund:
     }
 
 
-def add_refund(tx: Transaction, refund: Refund, now_ms: int) -> None:
+def add_refund(tx: Transaction, refund: Refund, now_ms: int, carrying: IdempotentRequest | None = None) -> None:
+    """A new refund request; `carrying`: the request it was made with, whose key its id is derived
+    from (the refund keeps its fingerprint: the put's condition is the idempotency check)."""
     pk, sk = RefundItem.key(refund["order_id"], refund["refund_id"])
     item = RefundItem(
         pk,
@@ -313,6 +327,7 @@ def add_refund(tx: Transaction, refund: Refund, now_ms: int) -> None:
         reason=refund["reason"],
         restock=refund.get("restock"),
         created_at=now_ms,
+        request_hash=_short(carrying.fingerprint) if carrying is not None else None,
         gsi1pk=f"REFUNDS#{refund['status']}",
         gsi1sk=f"{iso(now_ms)}#{refund['refund_id']}",
     )
@@ -330,6 +345,13 @@ def decide_refund(tx: Transaction, refund: Refund, status: str, restock: bool) -
     ]
     if status == "ISSUED":
         actions += [RefundItem.lines.set(refund["lines"]), RefundItem.amount_fen.set(refund["amount_fen"])]
+        if "asked_lines" in refund:
+            actions.append(RefundItem.asked_lines.set(refund["asked_lines"]))
+        if "order_part" in refund:
+            actions += [
+                RefundItem.order_part.set(_compact(refund["order_part"])),
+                RefundItem.decided_at.set(refund["decided_at_ms"]),
+            ]
     tx.update(
         RefundItem,
         RefundItem.key(refund["order_id"], refund["refund_id"]),
@@ -337,6 +359,55 @@ def decide_refund(tx: Transaction, refund: Refund, status: str, restock: bool) -
         refund_label(refund["refund_id"]),
         condition=RefundItem.status == "REQUESTED",
     )
+
+
+@dataclass(frozen=True)
+class _RequestedRefund:
+    """A refund as the request that made it was answered (`carried_answer` reads it)."""
+
+    request_hash: str | None
+    answer: StoredResponse
+
+    def first_answer(self) -> StoredResponse:
+        return self.answer
+
+
+def _requested(item: RefundItem) -> _RequestedRefund:
+    """The first answer, rebuilt from the refund: REQUESTED, with the lines asked for."""
+    lines = item.asked_lines if item.asked_lines is not None else item.lines
+    body = {
+        "refund_id": item.refund_id,
+        "order_id": item.order_id,
+        "customer_id": item.customer_id,
+        "status": "REQUESTED",
+        "lines": lines,
+        "amount_fen": sum(int(line["amount_fen"]) for line in lines),
+        "reason": item.reason,
+    }
+    return _RequestedRefund(item.request_hash, StoredResponse(201, body))
+
+
+def replayed_refund(cancelled: TransactionCancelled, label: str, request: IdempotentRequest) -> StoredResponse | None:
+    """A refund's put refused because its (derived) id exists: the first answer, when the refund
+    there carries this request's key."""
+    raw = cancelled.items.get(label) if label in cancelled.failed else None
+    if not raw or "request_hash" not in raw:
+        return None
+    return carried_answer(_requested(RefundItem.from_raw_data(raw)), request)
+
+
+def issued_refund_of_image(old: dict[str, Any], new: dict[str, Any]) -> Refund | None:
+    """The refund a stream record shows being issued (REQUESTED -> ISSUED) with the order part it
+    carries, as `announcements.refund_issued` reads it; None for any other change of a refund (a
+    rejection, a payout's progress, one issued before refunds carried their order part)."""
+    before, after = RefundItem.from_raw_data(old), RefundItem.from_raw_data(new)
+    if before.status != "REQUESTED" or after.status != "ISSUED" or not after.order_part:
+        return None
+    return {
+        **_refund_dict(after),
+        "order_part": json.loads(after.order_part),
+        "decided_at_ms": int(after.decided_at or 0),
+    }
 
 
 class DynamoOrders:
@@ -412,6 +483,18 @@ class DynamoOrders:
 
     def replay(self, request: IdempotentRequest) -> StoredResponse | None:
         return idempotency_store.replay(request)
+
+    def replay_refund(self, order_id: str, refund_id: str, request: IdempotentRequest) -> StoredResponse | None:
+        """The refund asked for under the key (`refund_id`, derived from it) carries the answer; a
+        separate record is what requests made before refunds carried their keys left."""
+        pk, sk = RefundItem.key(order_id, refund_id)
+        with translated():
+            try:
+                found: _RequestedRefund | None = _requested(RefundItem.get(pk, sk, consistent_read=True))
+            except RefundItem.DoesNotExist:
+                found = None
+        stored = carried_answer(found, request)
+        return stored if stored is not None else idempotency_store.replay(request)
 
     def replay_placed(self, request: IdempotentRequest) -> StoredResponse | None:
         """The order placed under the key carries the answer; a separate record is what requests
