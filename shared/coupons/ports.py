@@ -17,6 +17,8 @@ part comes back as the error it means, never as an SDK error, in this order of p
 - `move` / `replace_template`: ConcurrentUpdate when the stored coupon or template is not the
   one read (another writer got there first: the use case reads again and decides again);
 - `reverse_redemption`: AlreadyReversed when the redemption was reversed a moment ago;
+- `check_wrong_codes`: TooManyWrongCodes when a counter of wrong verification codes reached its
+  limit since it was read (checked before the coupon: a locked customer learns nothing);
 - TemporarilyUnavailable (503) when the database stays busy: nothing applied.
 
 The in-memory fake (`tests/fakes/coupons.py`) keeps the same rules.
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.coupons.model import CartItem, Coupon, LevelRule, Redemption, Status, Tally, Template
+from shared.coupons.wrong_codes import WrongCodeCounter
 from shared.kernel.clock import Clock
 from shared.kernel.events import DomainEvent
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
@@ -54,6 +57,27 @@ class AlreadyReminded(Exception):
 
 class BindingChanged(Exception):
     """The member's binding to a guide changed since it was read (nothing applied): read again."""
+
+
+class TooManyWrongCodes(Exception):
+    """A counter of wrong verification codes reached its limit between the read and the
+    redemption's transaction (nothing applied): the redemption is refused as too many attempts."""
+
+
+class WrongCodes(Protocol):
+    """Wrong store verification codes, counted per customer and per store in fixed windows
+    (`shared.coupons.wrong_codes`; docs/coupons.md, "Wrong verification codes")."""
+
+    def read(self, code: str, counters: Sequence[WrongCodeCounter]) -> tuple[str | None, tuple[int, ...]]:
+        """The id of the coupon whose offline code is `code` (normalised; None: no such code) and
+        each counter's wrong codes so far, read consistently in ONE call (the lookup of the code a
+        redemption makes anyway, so the limit costs no round trip)."""
+        ...
+
+    def count(self, counters: Sequence[WrongCodeCounter]) -> tuple[int, ...]:
+        """One more wrong code on each counter, atomically (concurrent attempts each count); the
+        counts after it."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -184,6 +208,11 @@ class CouponUnitOfWork(Protocol):
         """Record the reversal once (AlreadyReversed at commit otherwise)."""
         ...
 
+    def check_wrong_codes(self, counters: Sequence[WrongCodeCounter]) -> None:
+        """Each counter is still under its limit when the transaction runs (TooManyWrongCodes at
+        commit otherwise): a right code racing a burst of wrong ones is not let through."""
+        ...
+
     def emit(self, event: DomainEvent) -> None:
         """The event that announces this change (the outbox), in the same transaction."""
         ...
@@ -265,6 +294,9 @@ class CouponPolicy:
     exhausted_hint_s: float = 1.0  # how long a process checks the shards first for a used-up template
     reversal_window_s: int = 24 * 3600  # how long after a redemption an admin may reverse it
     verification_step_s: int = 300  # how often a store's verification code changes
+    wrong_code_window_s: int = 900  # the window wrong verification codes are counted in
+    wrong_codes_per_customer: int = 5  # wrong codes a customer may give in a window, over every store
+    wrong_codes_per_store: int = 50  # wrong codes a store may be given in a window, by every customer
 
 
 @dataclass(frozen=True)
@@ -278,6 +310,7 @@ class CouponPorts:
     guides: GuideMembers
     levels: MemberLevels
     reminders: ExpiryReminders
+    wrong_codes: WrongCodes
     policy: CouponPolicy
     clock: Clock
     verification_key: bytes  # keys the stores' rotating verification codes

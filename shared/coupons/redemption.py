@@ -7,6 +7,9 @@ channel, only while AVAILABLE and inside its use window, and exactly once under 
 the coupon's move to REDEEMED_OFFLINE is conditional on the status and version read, in ONE
 transaction with the redemption record (store, who, when, the purchase amount), the template's
 tally, the CouponRedeemedOffline event and the idempotency record. docs/coupons.md, "In the store".
+
+A customer's wrong verification codes are counted (`shared.coupons.wrong_codes`): past the limit
+every self-redemption is 429 TOO_MANY_ATTEMPTS until the window ends, a right code included.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from shared.coupons.model import (
     verification_matches,
     verification_valid_until_ms,
 )
-from shared.coupons.ports import CouponPorts, Cursor
+from shared.coupons.ports import CouponPorts, Cursor, TooManyWrongCodes
+from shared.coupons.wrong_codes import WrongCodeCounter, WrongCodeLimit, attempts_left, beyond, locked
 from shared.kernel.clock import iso
 from shared.kernel.errors import (
     AlreadyReversed,
@@ -34,6 +38,7 @@ from shared.kernel.errors import (
     Forbidden,
     NotFound,
     ReversalWindowClosed,
+    TooManyAttempts,
     VerificationCodeRequired,
     WrongVerificationCode,
 )
@@ -50,6 +55,15 @@ class OfflineRedemption:
     code: str
     purchase_fen: int | None = None  # the purchase the coupon is used on, checked against a threshold
     verification_code: str | None = None  # the store's rotating code: required when a customer redeems
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A customer's right verification code: the counters it was checked under (the transaction
+    checks them again) and the coupon id its code names, read with them (None: no such code)."""
+
+    counters: tuple[WrongCodeCounter, ...]
+    coupon_id: str | None
 
 
 def require_store_member(store_id: str, who: Principal) -> None:
@@ -75,14 +89,12 @@ def redeem_offline(
 ) -> StoredResponse:
     """201 and the redemption, or: Forbidden (403: not this store's staff or guide), NotFound
     (404: no such store, no such code, or a customer's code that is not theirs),
-    VerificationCodeRequired / WrongVerificationCode (422, customers), CouponNotUsable (422:
-    online only, not at this store, below the threshold), CouponInUse / CouponNotAvailable /
-    CouponExpired / NotStarted (409)."""
-    _authorise(cmd, who, ports)
-    if not ports.stores.is_store(cmd.store_id):
-        raise NotFound("no such store", store_id=cmd.store_id)
+    VerificationCodeRequired / WrongVerificationCode (422, customers), TooManyAttempts (429,
+    customers past the limit of wrong codes), CouponNotUsable (422: online only, not at this store,
+    below the threshold), CouponInUse / CouponNotAvailable / CouponExpired / NotStarted (409)."""
+    verified = _authorise(cmd, who, ports)
     try:
-        return _redeem(cmd, who, request, ports)
+        return _redeem(cmd, who, request, ports, verified)
     except DomainError:
         # A replay of a redemption that succeeded finds the coupon REDEEMED_OFFLINE: it gets its answer.
         stored = ports.replay(request) if request.client_supplied else None
@@ -91,9 +103,15 @@ def redeem_offline(
         raise
 
 
-def _redeem(cmd: OfflineRedemption, who: Principal, request: IdempotentRequest, ports: CouponPorts) -> StoredResponse:
-    for _ in range(ATTEMPTS):
-        coupon = _coupon_for(cmd, who, ports)
+def _redeem(
+    cmd: OfflineRedemption, who: Principal, request: IdempotentRequest, ports: CouponPorts, verified: _Verified | None
+) -> StoredResponse:
+    for attempt in range(ATTEMPTS):
+        if verified is not None and attempt == 0:  # its code was read with the counters
+            found = ports.coupons.get(verified.coupon_id) if verified.coupon_id is not None else None
+        else:
+            found = ports.coupons.by_code(normalise_code(cmd.code))
+        coupon = _theirs(found, who)
         now = ports.clock.now_ms()
         coupon.check_offline(cmd.store_id, now, cmd.purchase_fen)
         redemption = Redemption(
@@ -112,27 +130,65 @@ def _redeem(cmd: OfflineRedemption, who: Principal, request: IdempotentRequest, 
         uow.move(coupon, after)
         uow.add_redemption(redemption)
         uow.emit(_redeemed_event(redemption))
+        if verified is not None:
+            uow.check_wrong_codes(verified.counters)
         try:
             return uow.commit_once(request, StoredResponse(201, redemption.view()))
         except ConcurrentUpdate:
             continue  # someone moved the coupon first: read it again, and refuse with the reason
+        except TooManyWrongCodes:
+            raise _too_many(cmd.store_id, ports) from None
     raise ConcurrentUpdate("the coupon keeps changing; retry", code=cmd.code)
 
 
-def _authorise(cmd: OfflineRedemption, who: Principal, ports: CouponPorts) -> None:
-    if who.role is Role.CUSTOMER:
-        if not cmd.verification_code:
-            raise VerificationCodeRequired("give the store's verification code", store_id=cmd.store_id)
-        step_s = ports.policy.verification_step_s
-        now = ports.clock.now_ms()
-        if not verification_matches(ports.verification_key, cmd.store_id, step_s, now, cmd.verification_code):
-            raise WrongVerificationCode("that is not this store's verification code", store_id=cmd.store_id)
-        return
-    require_store_member(cmd.store_id, who)
+def _authorise(cmd: OfflineRedemption, who: Principal, ports: CouponPorts) -> _Verified | None:
+    """Staff and guides: theirs is the store (None). A customer: the store's verification code,
+    under the limit of wrong codes (the code's coupon id, read with the counters)."""
+    if who.role is not Role.CUSTOMER:
+        require_store_member(cmd.store_id, who)
+        _require_store(cmd.store_id, ports)
+        return None
+    if not cmd.verification_code:
+        raise VerificationCodeRequired("give the store's verification code", store_id=cmd.store_id)
+    _require_store(cmd.store_id, ports)  # before counting: no counter for a store that does not exist
+    now = ports.clock.now_ms()
+    counters = wrong_code_limit(ports).counters(who.sub, cmd.store_id, now)
+    coupon_id, counts = ports.wrong_codes.read(normalise_code(cmd.code), counters)
+    if locked(counters, counts) is not None:
+        raise _too_many(cmd.store_id, ports)
+    step_s = ports.policy.verification_step_s
+    if not verification_matches(ports.verification_key, cmd.store_id, step_s, now, cmd.verification_code):
+        after = ports.wrong_codes.count(counters)  # counted, never the coupon: it is not even read
+        if beyond(counters, after) is not None:
+            raise _too_many(cmd.store_id, ports)
+        raise WrongVerificationCode(
+            "that is not this store's verification code",
+            store_id=cmd.store_id,
+            attempts_left=attempts_left(counters, after),
+        )
+    return _Verified(counters, coupon_id)
 
 
-def _coupon_for(cmd: OfflineRedemption, who: Principal, ports: CouponPorts) -> Coupon:
-    coupon = ports.coupons.by_code(normalise_code(cmd.code))
+def wrong_code_limit(ports: CouponPorts) -> WrongCodeLimit:
+    policy = ports.policy
+    return WrongCodeLimit(policy.wrong_code_window_s, policy.wrong_codes_per_customer, policy.wrong_codes_per_store)
+
+
+def _too_many(store_id: str, ports: CouponPorts) -> TooManyAttempts:
+    retry_after_s = wrong_code_limit(ports).retry_after_s(ports.clock.now_ms())
+    return TooManyAttempts(
+        "too many wrong verification codes; ask the store's staff, or try again later",
+        retry_after_s=retry_after_s,
+        store_id=store_id,
+    )
+
+
+def _require_store(store_id: str, ports: CouponPorts) -> None:
+    if not ports.stores.is_store(store_id):
+        raise NotFound("no such store", store_id=store_id)
+
+
+def _theirs(coupon: Coupon | None, who: Principal) -> Coupon:
     if coupon is None or (who.role is Role.CUSTOMER and coupon.customer_id != who.sub):
         raise NotFound("no such coupon code")
     return coupon

@@ -12,6 +12,7 @@ from typing import Any
 
 class DomainError(Exception):
     code = "DOMAIN_ERROR"
+    retry_after_s: int | None = None  # when set, the answer says when to try again (Retry-After)
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -190,6 +191,17 @@ class SameCityUnavailable(RuleViolation):
 # 429
 class LimitReached(DomainError):
     code = "LIMIT_REACHED"
+
+
+class TooManyAttempts(LimitReached):
+    """Too many wrong codes in a window: refused whatever the code, until `retry_after_s` seconds
+    have passed (answered with a Retry-After header)."""
+
+    code = "TOO_MANY_ATTEMPTS"
+
+    def __init__(self, message: str, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
 
 
 # 503: nothing changed; the client may retry.

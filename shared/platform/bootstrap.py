@@ -317,6 +317,9 @@ def coupons() -> CouponPorts:
         exhausted_hint_s=current.flash_sale_empty_hint_s,
         reversal_window_s=current.coupon_reversal_window_s,
         verification_step_s=current.coupon_verification_step_s,
+        wrong_code_window_s=current.coupon_wrong_code_window_s,
+        wrong_codes_per_customer=current.coupon_wrong_codes_per_customer,
+        wrong_codes_per_store=current.coupon_wrong_codes_per_store,
     )
     return CouponPorts(
         templates=store.DynamoCouponTemplates(),
@@ -328,6 +331,7 @@ def coupons() -> CouponPorts:
         guides=store.DynamoGuideMembers(),
         levels=store.DynamoMemberLevels(),
         reminders=store.DynamoExpiryReminders(),
+        wrong_codes=store.DynamoWrongCodes(),
         policy=policy,
         clock=SYSTEM,
         verification_key=current.derivation_key("store-verification"),

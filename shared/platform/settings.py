@@ -82,6 +82,11 @@ class Settings(BaseModel):
     coupon_template_cache_s: float = Field(alias="COUPON_TEMPLATE_CACHE_S", default=1.0, ge=0)
     coupon_reversal_window_s: int = Field(alias="COUPON_REVERSAL_WINDOW_S", default=86400, gt=0)
     coupon_verification_step_s: int = Field(alias="COUPON_VERIFICATION_STEP_S", default=300, ge=30)
+    # Wrong verification codes (docs/coupons.md): counted in windows of this many seconds, at most
+    # this many per customer (over every store) and per store (over every customer) in a window.
+    coupon_wrong_code_window_s: int = Field(alias="COUPON_WRONG_CODE_WINDOW_S", default=900, ge=60)
+    coupon_wrong_codes_per_customer: int = Field(alias="COUPON_WRONG_CODES_PER_CUSTOMER", default=5, gt=0)
+    coupon_wrong_codes_per_store: int = Field(alias="COUPON_WRONG_CODES_PER_STORE", default=50, gt=0)
     # Guides (docs/commission.md, "Binding and credit"): the merchant's binding policy. 0: the first
     # binding wins for good; N: a binding lapses N days after it was made and the member may bind again.
     binding_expire_after_days: int = Field(alias="BINDING_EXPIRE_AFTER_DAYS", default=0, ge=0, le=3650)

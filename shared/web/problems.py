@@ -40,6 +40,8 @@ def problem_response(error: errors.DomainError, headers: dict[str, str] | None =
     all_headers: dict[str, str | list[str]] = {"Content-Type": "application/json", **(headers or {})}
     if status == 503:
         all_headers["Retry-After"] = "1"
+    if error.retry_after_s is not None:
+        all_headers["Retry-After"] = str(error.retry_after_s)
     if status == 401:
         all_headers["WWW-Authenticate"] = 'Bearer realm="retail"'
     body = error_body(error.code, error.message, _jsonable(error.details))

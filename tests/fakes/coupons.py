@@ -4,7 +4,7 @@ They keep the rules of `shared.data.stores.coupons`: every part is conditional, 
 every part or none (under one lock, as the serialised emulator and DynamoDB do per transaction),
 and a refused part raises the same error in the same order of precedence (a replayed idempotency
 key, then the member's level, the guide's quota, the per-user limit, the shard, the code, the member's binding, the
-coupon or template, the redemption).
+wrong verification codes, the coupon or template, the redemption).
 
 Member levels come from the membership fakes (tests/fakes/membership.py) the tables hold: the
 level table from `CouponTables.rules`, a member's stored level from `CouponTables.members`.
@@ -33,6 +33,7 @@ from shared.coupons.model import (
     Tally,
     Template,
     tally_moves,
+    verification_code,
 )
 from shared.coupons.ports import (
     AlreadyReminded,
@@ -44,7 +45,10 @@ from shared.coupons.ports import (
     GuideOfMember,
     ReminderPage,
     ShardEmpty,
+    TooManyWrongCodes,
+    WrongCodes,
 )
+from shared.coupons.wrong_codes import WrongCodeCounter
 from shared.kernel.clock import FakeClock
 from shared.kernel.errors import (
     AlreadyReversed,
@@ -59,7 +63,7 @@ from shared.kernel.shards import split
 from tests.fakes.membership import MemoryMembers, MemoryMembershipRules
 
 # Precedence of refusals, as DynamoCouponUnitOfWork.raise_domain_error has it.
-LEVEL, QUOTA, LIMIT, SHARD, CODE, BINDING, REMINDER, COUPON, TEMPLATE, REDEMPTION = range(10)
+LEVEL, QUOTA, LIMIT, SHARD, CODE, BINDING, REMINDER, WRONG_CODES, COUPON, TEMPLATE, REDEMPTION = range(11)
 
 
 @dataclass
@@ -78,6 +82,7 @@ class CouponTables:
     coupons: dict[str, Coupon] = field(default_factory=dict)
     codes: dict[str, str] = field(default_factory=dict)
     redemptions: dict[str, Redemption] = field(default_factory=dict)
+    wrong_codes: Counter[tuple[str, str, int]] = field(default_factory=Counter)  # (scope, owner, window)
     idempotency: dict[tuple[str, str], tuple[str, StoredResponse]] = field(default_factory=dict)
     events: list[DomainEvent] = field(default_factory=list)
     commits: int = 0
@@ -289,6 +294,15 @@ class MemoryCouponUnitOfWork:
 
         self.parts.append((REDEMPTION, check, lambda: t.redemptions.__setitem__(after.redemption_id, after)))
 
+    def check_wrong_codes(self, counters: Sequence[WrongCodeCounter]) -> None:
+        t = self.t
+
+        def check() -> Exception | None:
+            over = any(t.wrong_codes[(c.scope, c.owner_id, c.window)] >= c.limit for c in counters)
+            return TooManyWrongCodes() if over else None
+
+        self.parts.append((WRONG_CODES, check, lambda: None))
+
     def emit(self, event: DomainEvent) -> None:
         t = self.t
         self.parts.append((REDEMPTION, lambda: None, lambda: t.events.append(event)))
@@ -376,6 +390,57 @@ class MemoryMemberLevels:
         return tuple(level.name for level in self.t.rules.current().levels)
 
 
+class MemoryWrongCodes:
+    """The counters of wrong verification codes; `count` adds under the tables' lock, as an ADD is
+    atomic on its item."""
+
+    def __init__(self, tables: CouponTables) -> None:
+        self.t = tables
+
+    def read(self, code: str, counters: Sequence[WrongCodeCounter]) -> tuple[str | None, tuple[int, ...]]:
+        with self.t.lock:
+            return self.t.codes.get(code), tuple(self.t.wrong_codes[_counted(c)] for c in counters)
+
+    def count(self, counters: Sequence[WrongCodeCounter]) -> tuple[int, ...]:
+        with self.t.lock:
+            for c in counters:
+                self.t.wrong_codes[_counted(c)] += 1
+            return tuple(self.t.wrong_codes[_counted(c)] for c in counters)
+
+
+def _counted(counter: WrongCodeCounter) -> tuple[str, str, int]:
+    return counter.scope, counter.owner_id, counter.window
+
+
+class InterleavedWrongCodes:
+    """Any WrongCodes port (the fake or DynamoDB's) with other attempts interleaved after each read:
+    `then_wrong` wrong codes land on the counters just read (attempts racing this one), and the read
+    waits at `barrier` (attempts that all read before any of them counts)."""
+
+    def __init__(self, inner: WrongCodes, then_wrong: int = 0, barrier: threading.Barrier | None = None) -> None:
+        self.inner = inner
+        self.then_wrong = then_wrong
+        self.barrier = barrier
+
+    def read(self, code: str, counters: Sequence[WrongCodeCounter]) -> tuple[str | None, tuple[int, ...]]:
+        found = self.inner.read(code, counters)
+        for _ in range(self.then_wrong):
+            self.inner.count(counters)
+        if self.barrier is not None:
+            self.barrier.wait(timeout=30)
+        return found
+
+    def count(self, counters: Sequence[WrongCodeCounter]) -> tuple[int, ...]:
+        return self.inner.count(counters)
+
+
+def a_wrong_verification_code(ports: CouponPorts, store: str) -> str:
+    """A code the store does not accept now (neither its current one nor the one before)."""
+    step_s, now = ports.policy.verification_step_s, ports.clock.now_ms()
+    accepted = {verification_code(ports.verification_key, store, step_s, now, back) for back in (0, 1)}
+    return next(c for c in ("000000", "111111", "222222") if c not in accepted)
+
+
 class MemoryStores:
     def __init__(self, stores: Sequence[str]) -> None:
         self.stores = frozenset(stores)
@@ -450,6 +515,7 @@ def coupons_on_fakes(
         guides=MemoryGuideMembers(tables),
         levels=MemoryMemberLevels(tables),
         reminders=MemoryReminders(tables),
+        wrong_codes=MemoryWrongCodes(tables),
         policy=policy or CouponPolicy(),
         clock=clock or FakeClock(),
         verification_key=b"test-verification-key",

@@ -176,3 +176,18 @@ class CouponRedemptionItem(BaseItem, discriminator="CouponRedemption"):
     @staticmethod
     def key(redemption_id: str) -> tuple[str, str]:
         return f"CPNREDEEM#{redemption_id}", "REDEMPTION"
+
+
+class CouponWrongCodesItem(BaseItem, discriminator="CouponWrongCodes"):
+    """pk `CPNWRONG#<scope>#<owner>#<window>`, sk `WRONG`: the wrong store verification codes one
+    customer (scope `customer`) gave, or one store (scope `store`) was given, in one window
+    (`shared.coupons.wrong_codes`). Created and counted by `ADD wrong 1` (atomic: concurrent wrong
+    codes each count); read with the code's item in the redemption's one BatchGetItem, and checked
+    under its limit in the redemption's transaction. `ttl` removes it after the next window: the
+    window in its key retires it at once, the removal is housekeeping."""
+
+    wrong = NumberAttribute(default=0)
+
+    @staticmethod
+    def key(scope: str, owner_id: str, window: int) -> tuple[str, str]:
+        return f"CPNWRONG#{scope}#{owner_id}#{window}", "WRONG"

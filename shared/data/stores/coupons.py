@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
@@ -41,7 +42,9 @@ from shared.coupons.ports import (
     GuideOfMember,
     ReminderPage,
     ShardEmpty,
+    TooManyWrongCodes,
 )
+from shared.coupons.wrong_codes import WrongCodeCounter
 from shared.data import outbox
 from shared.data.batch_get import get_items
 from shared.data.item_mapping import product_of
@@ -59,6 +62,7 @@ from shared.data.items.coupons import (
     CouponShardItem,
     CouponTallyItem,
     CouponTemplateItem,
+    CouponWrongCodesItem,
 )
 from shared.data.items.guides import BindingItem
 from shared.data.items.membership import MemberProfileItem
@@ -82,6 +86,7 @@ GUIDE_ISSUES_LABEL = "coupon-guide-issues"
 BINDING_LABEL = "coupon-member-binding"
 LEVEL_LABEL = "coupon-member-level"
 SHARD_LABEL = "coupon-shard"
+WRONG_CODES_LABEL = "coupon-wrong-codes"
 TALLY_FIELDS = {
     Status.LOCKED: "locked",
     Status.USED: "used",
@@ -367,6 +372,40 @@ def _shown_as(status: Status | None, now_ms: int) -> Condition | None:
     return CouponItem.status == str(status)
 
 
+class DynamoWrongCodes:
+    """Wrong verification codes per customer and per store and window (`CouponWrongCodesItem`)."""
+
+    def read(self, code: str, counters: Sequence[WrongCodeCounter]) -> tuple[str | None, tuple[int, ...]]:
+        code_key = CouponCodeItem.key(code)
+        found = get_items([code_key, *(_wrong_codes_key(c) for c in counters)], consistent=True)
+        code_item = found.get(code_key)
+        coupon_id = code_item.coupon_id if isinstance(code_item, CouponCodeItem) else None
+        return coupon_id, tuple(_wrong_so_far(found.get(_wrong_codes_key(c))) for c in counters)
+
+    def count(self, counters: Sequence[WrongCodeCounter]) -> tuple[int, ...]:
+        after: list[int] = []
+        for c in counters:
+            item = CouponWrongCodesItem(*_wrong_codes_key(c))
+            with translated():
+                item.update(  # ADD: atomic on the item, so concurrent wrong codes each count
+                    actions=[
+                        CouponWrongCodesItem.wrong.add(1),
+                        CouponWrongCodesItem.entity.set(CouponWrongCodesItem),
+                        CouponWrongCodesItem.ttl.set(datetime.fromtimestamp(c.expires_at_s, tz=UTC)),
+                    ]
+                )
+            after.append(int(item.wrong))
+        return tuple(after)
+
+
+def _wrong_codes_key(counter: WrongCodeCounter) -> tuple[str, str]:
+    return CouponWrongCodesItem.key(counter.scope, counter.owner_id, counter.window)
+
+
+def _wrong_so_far(item: object) -> int:
+    return int(item.wrong) if isinstance(item, CouponWrongCodesItem) else 0
+
+
 class DynamoStoreDirectory:
     def is_store(self, location_id: str) -> bool:
         found = DynamoLocations().get(location_id)
@@ -473,6 +512,7 @@ class DynamoCouponUnitOfWork:
         self._coupons: list[str] = []
         self._redemptions: list[str] = []
         self._reminded: list[str] = []
+        self._wrong_codes = False
         self._committed = False
 
     def add_template(self, template: Template) -> None:
@@ -571,6 +611,12 @@ class DynamoCouponUnitOfWork:
         self.tx.put(_redemption_item(after), label, condition=CouponRedemptionItem.reversed_at.does_not_exist())
         self._redemptions.append(before.redemption_id)
 
+    def check_wrong_codes(self, counters: Sequence[WrongCodeCounter]) -> None:
+        for c in counters:
+            under = CouponWrongCodesItem.pk.does_not_exist() | (CouponWrongCodesItem.wrong < c.limit)
+            self.tx.check(CouponWrongCodesItem, _wrong_codes_key(c), under, f"{WRONG_CODES_LABEL}:{c.scope}")
+        self._wrong_codes = True
+
     def emit(self, event: DomainEvent) -> None:
         outbox.emit(self.tx, event)
 
@@ -652,6 +698,8 @@ class DynamoCouponUnitOfWork:
         failed = cancelled.failed
         if any(_reminder_label(coupon_id) in failed for coupon_id in self._reminded):
             raise AlreadyReminded() from cancelled
+        if self._wrong_codes and any(label.startswith(WRONG_CODES_LABEL) for label in failed):
+            raise TooManyWrongCodes() from cancelled
         for coupon_id in self._coupons:
             if _coupon_label(coupon_id) in failed:
                 raise ConcurrentUpdate("the coupon changed since it was read", coupon_id=coupon_id) from cancelled
