@@ -17,7 +17,9 @@ from typing import Any
 from shared.coupons.claims import claimed_event
 from shared.data.stores.coupons import coupon_of_image
 from shared.data.stores.orders import issued_refund_of_image, order_of_image, payment_of_image
+from shared.data.stores.paid_expiry import ending_of_image
 from shared.kernel.events import DomainEvent
+from shared.membership import paid_end
 from shared.messaging.ports import EventToForward, StockSnapshot, StreamChange
 from shared.ordering import announcements
 
@@ -25,6 +27,7 @@ EVENT_ENTITY = "Event"
 STOCK_ENTITY = "Stock"
 ORDER_ENTITY = "Order"
 COUPON_ENTITY = "Coupon"
+PAID_MEMBER_ENTITY = "PaidMember"
 REFUND_ENTITY = "Refund"
 PAYMENT_ENTITY = "Payment"
 
@@ -55,6 +58,10 @@ def decode(record: dict[str, Any]) -> StreamChange:
         return change.with_derived(tuple(_forwarded(event) for event in events))
     if entity == COUPON_ENTITY and name == "INSERT" and new:
         return change.with_derived((_forwarded(claimed_event(coupon_of_image(new))),))
+    if entity == PAID_MEMBER_ENTITY and name == "MODIFY" and new and old:
+        # MembershipExpired / MembershipExpiring, from the paid membership's change (docs/events.md)
+        events = paid_end.announced(ending_of_image(old), ending_of_image(new))
+        return change.with_derived(tuple(_forwarded(event) for event in events))
     if entity == REFUND_ENTITY and name == "MODIFY" and new and old:
         issued = issued_refund_of_image(old, new)
         return change.with_derived((_forwarded(announcements.refund_issued(issued)),) if issued else ())

@@ -37,6 +37,8 @@ class EventType(StrEnum):
     SETTLEMENT_SHARD_DUE = "SettlementShardDue"  # a settlement run's shard to settle (docs/commission.md)
     COMMISSION_RECORDED = "CommissionRecorded"  # what a ledger write booked (docs/commission.md, "Reports")
     MEMBER_LEVEL_CHANGED = "MemberLevelChanged"  # growth moved a member to another level (docs/membership.md)
+    MEMBERSHIP_EXPIRING = "MembershipExpiring"  # a paid membership ends in N days (once per member and end)
+    MEMBERSHIP_EXPIRED = "MembershipExpired"  # a paid membership ran to its end (docs/membership.md)
 
 
 @dataclass(frozen=True)

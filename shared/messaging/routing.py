@@ -23,6 +23,7 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
             EventType.PAYMENT_NEEDS_REFUND,
             EventType.LOW_STOCK,
             EventType.COUPON_EXPIRING,  # a day before a claimed coupon's window ends (docs/coupons.md)
+            EventType.MEMBERSHIP_EXPIRING,  # N days before a paid membership ends (docs/membership.md)
         }
     ),
     # The commission ledger (docs/commission.md): what earns, starts the after-sale window, claws back.

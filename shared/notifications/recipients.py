@@ -10,6 +10,7 @@
 | PaymentNeedsRefund | PaymentNeedsRefund | | PaymentNeedsRefundAdmin |
 | LowStock | | LowStock, if the location is a store | LowStock |
 | CouponExpiring | CouponExpiring | | |
+| MembershipExpiring | MembershipExpiring | | |
 | OrderCompleted | (nothing: not routed here) | | |
 
 "The fulfilling store" is the order's `store_id` (the location holding its stock): a store for
@@ -46,6 +47,7 @@ _CUSTOMER_TEMPLATES = {
     EventType.REFUND_ISSUED: "RefundIssued",
     EventType.PAYMENT_NEEDS_REFUND: "PaymentNeedsRefund",
     EventType.COUPON_EXPIRING: "CouponExpiring",
+    EventType.MEMBERSHIP_EXPIRING: "MembershipExpiring",
 }
 
 

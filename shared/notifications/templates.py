@@ -24,7 +24,7 @@ SMS_LIMIT = 70
 SIGNATURE = {Locale.ZH: "【云店】", Locale.EN: "[CloudStore] "}
 WECHAT_LIMITS = {"character_string": 32, "thing": 20, "phrase": 5, "amount": 32, "time": 32, "number": 32}
 # Params that may be shortened to make an SMS fit (never the amount, the code or the order ref).
-SHRINKABLE = ("sku", "location", "store", "tracking", "fulfilment", "coupon")
+SHRINKABLE = ("sku", "location", "store", "tracking", "fulfilment", "coupon", "tier")
 # Times shown to people are China time (UTC+8, no daylight saving), as birthdays are.
 CHINA_TIME = timezone(timedelta(hours=8))
 
@@ -260,6 +260,22 @@ TEMPLATES: dict[str, Template] = {
             ),
         ),
         _t(
+            "MembershipExpiring",
+            wechat="wx-membership-expiring",
+            fields="thing1=tier time2=ends",
+            page="pages/membership/index",
+            zh=(
+                "您的{tier}会员将于{ends}到期，续费可继续享受会员权益。",
+                "付费会员即将到期",
+                "您的{tier}会员将于{ends}（北京时间）到期。到期前续费，会员价和会员折扣不中断。",
+            ),
+            en=(
+                "Your {tier} membership ends {ends}. Renew to keep it.",
+                "Your membership ends soon",
+                "Your {tier} membership ends on {ends} (China time). Renew before then to keep member prices.",
+            ),
+        ),
+        _t(
             "Birthday",
             wechat="wx-birthday",
             fields="thing1=greeting",
@@ -326,6 +342,8 @@ def params_of(payload: dict[str, Any], locale: Locale) -> dict[str, str]:
         "threshold": str(payload.get("threshold", "")),
         "coupon": str(payload.get("coupon_name") or ""),
         "expires": _china_time(payload.get("valid_to")),
+        "tier": str(payload.get("tier") or ""),
+        "ends": _china_time(payload.get("until")),
     }
     params.update({name: words[locale] for name, words in STATES.items()})
     return params

@@ -693,6 +693,8 @@ if TYPE_CHECKING:
     from shared.membership.earning import PointsEarning
     from shared.membership.expiry import PointsExpiry
     from shared.membership.paid import MembershipPlans
+    from shared.membership.paid_expiry import PaidExpiry
+    from shared.membership.paid_reports import PaidMembershipReport
     from shared.membership.paid_activation import MembershipConsumer
     from shared.membership.ports import PointsHolds
     from shared.membership.purchase import MembershipPurchase
@@ -812,6 +814,30 @@ def membership_report(clock: Clock | None = None) -> MembershipReport:
 
     ready()
     return MembershipReport(DynamoMembers(), DynamoMembershipRules(), clock or SYSTEM)
+
+
+def paid_membership_report() -> PaidMembershipReport:
+    """`GET /admin/reports/membership?from=&to=`: the paid-membership ratios, through the terms' and
+    the tags' index ranges and the guides' bound customers."""
+    from shared.data.stores.membership import DynamoMembers, DynamoMembershipRules
+    from shared.data.stores.paid_reports import DynamoGuideRoster, DynamoTermsEnding
+    from shared.membership.paid_reports import PaidMembershipReport
+
+    ready()
+    return PaidMembershipReport(DynamoTermsEnding(), DynamoGuideRoster(), DynamoMembers(), DynamoMembershipRules())
+
+
+def paid_expiry(clock: Clock | None = None) -> PaidExpiry:
+    """The paid-membership expiry and the reminder before it (two schedules), through gsi2
+    `PAIDMEMBER#END` from their checkpoints."""
+    from shared.data.stores.paid_expiry import DynamoEndingMembers, DynamoJobCheckpoints
+    from shared.kernel.clock import SYSTEM
+    from shared.membership.paid_expiry import PaidExpiry
+
+    current = ready()
+    return PaidExpiry(
+        DynamoEndingMembers(), DynamoJobCheckpoints(), clock or SYSTEM, current.paid_membership_remind_days
+    )
 
 
 def segment_issues(clock: Clock | None = None) -> SegmentIssues:

@@ -90,6 +90,9 @@ class Settings(BaseModel):
     # Guides (docs/commission.md, "Binding and credit"): the merchant's binding policy. 0: the first
     # binding wins for good; N: a binding lapses N days after it was made and the member may bind again.
     binding_expire_after_days: int = Field(alias="BINDING_EXPIRE_AFTER_DAYS", default=0, ge=0, le=3650)
+    # Paid membership (docs/membership.md, "Expiry and the reminder before it"): the member is told
+    # this many days before the membership ends (0: no reminder).
+    paid_membership_remind_days: int = Field(alias="PAID_MEMBERSHIP_REMIND_DAYS", default=3, ge=0, le=60)
     # Payments (docs/payments.md). PAYMENT_PROVIDER picks who takes the customer's money: "hmac" (the
     # generic signed webhook of API.md, POST /payments/notify) or "wechatpay" (WeChat Pay v3: the prepay
     # route and POST /payments/wechatpay/notify). The HMAC route stays live wherever its secret is set.

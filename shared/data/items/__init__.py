@@ -38,6 +38,7 @@ from shared.data.items.membership_plans import MembershipPlanItem
 from shared.data.items.notifications import ContactItem, NotificationItem, WeChatGrantItem
 from shared.data.items.orders import OrderItem, PaymentItem, RefundItem
 from shared.data.items.org import LocationItem, PartyItem
+from shared.data.items.paid_expiry import PaidExpiryCheckpointItem
 from shared.data.items.paid_membership import PaidMemberItem, PaidTermItem
 from shared.data.items.payments import PrepayItem, ProviderRefundItem
 from shared.data.items.promotions import PromotionItem
@@ -79,6 +80,7 @@ __all__ = [
     "NotificationItem",
     "OrderItem",
     "OrderPointsItem",
+    "PaidExpiryCheckpointItem",
     "PaidMemberItem",
     "PaidTermItem",
     "PartyItem",

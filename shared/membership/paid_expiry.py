@@ -1,0 +1,195 @@
+"""The end of a paid membership (issue 14, items 3 and 4; docs/membership.md, "Paid membership:
+expiry and the reminder before it").
+
+Two scheduled jobs walk the paid memberships by their end (`PAIDMEMBER#END`, gsi2, ordered by
+`<until iso>#<sub>`; never a Scan):
+
+- **expiry** (`expire_due`): every ACTIVE membership whose `until_ms` has passed becomes EXPIRED, by a
+  write conditional on the version read and on ACTIVE, so a renewal racing it wins either way: if
+  the renewal wrote first, the expiry's condition fails, the membership is read again and is not
+  due any more; if the expiry wrote first, the renewal's own condition fails and it retries on the
+  EXPIRED membership (p1's purchase reactivates it). `MembershipExpired` is derived from that
+  ACTIVE -> EXPIRED change of the item on the stream (`announced`), not written beside it.
+- **reminder** (`remind_expiring`): N days before `until_ms` (`PAID_MEMBERSHIP_REMIND_DAYS`, 3), the
+  membership's `reminded_for_ms` is set to that `until_ms`, conditional on it not being so already
+  and on `until_ms` still being it; `MembershipExpiring` is derived from that change. So once per
+  (member, until): a rerun or a second run finds the mark; a renewal that moves `until_ms` makes the
+  member due again for the new end.
+
+Both keep a checkpoint (a position in the index, only ever moved forward) so a run reads only
+what is new since the last one, less a safety margin, and never all history; a run that stops
+(a crash, the database busy) leaves the checkpoint at the last position it finished, and the next
+run resumes there. Why the checkpoint cannot pass a membership it has not seen: a write always
+puts `until_ms` at or after its own time (a purchase in the future, a refund's shortened end at
+the earliest the refund's time), and a run reads no closer than `INDEX_SETTLE_MS` to its own time,
+so every position it reads was written at least that long ago and is in the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.kernel.clock import Clock
+from shared.kernel.errors import ConcurrentUpdate, TemporarilyUnavailable
+from shared.membership.paid_end import ACTIVE, AlreadyReminded, Ending, edge
+from shared.platform.observability import count
+
+DAY_MS = 86_400_000
+# The index is filled a moment after the write (well under a second in practice); a run reads no
+# position closer than this to its own time (so an expiry is announced up to a minute late:
+# checkout stops the paid benefits at `until` on its own, by reading it).
+INDEX_SETTLE_MS = 60_000
+# Each run re-reads this much below its checkpoint: a margin for an index that lagged more than
+# INDEX_SETTLE_MS. What it re-reads was handled and is skipped (EXPIRED, or reminded).
+RE_READ_MS = 10 * 60_000
+PAGE = 200
+EXPIRY_JOB, REMINDER_JOB = "expiry", "reminder"
+START = "0"  # a position before every membership (a key condition cannot name the empty string)
+
+
+class EndingMembers(Protocol):
+    def page(self, low: str, high: str, limit: int) -> tuple[list[Ending], bool]:
+        """Memberships at positions in (`low`, `high`], in order, at most `limit`; and whether more
+        follow in the range. A Query of gsi2 `PAIDMEMBER#END` (eventually consistent)."""
+        ...
+
+    def get(self, customer_id: str) -> Ending | None:
+        """The membership now (a consistent read)."""
+        ...
+
+    def expire(self, ending: Ending) -> None:
+        """status EXPIRED, `expired_for_ms` its until, version + 1; only if the stored one is still
+        ACTIVE at `ending.version`: ConcurrentUpdate otherwise."""
+        ...
+
+    def remind(self, ending: Ending) -> None:
+        """`reminded_for_ms` = `ending.until_ms`, only if the stored `until_ms` is still that, ACTIVE,
+        and not reminded for it: AlreadyReminded otherwise. The version is left (the mark changes
+        nothing a purchase or refund reads)."""
+        ...
+
+
+class Checkpoints(Protocol):
+    def through(self, job: str) -> str | None:
+        """How far `job` has gone (a position), None before its first run (a consistent read)."""
+        ...
+
+    def advance(self, job: str, through: str) -> None:
+        """Move `job`'s checkpoint to `through` if that is ahead of it (never back)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunResult:
+    done: int  # memberships expired / reminded by this run
+    read: int  # positions read
+    stopped: str | None = None  # why the run stopped before its range's end (it resumes next run)
+
+
+Decide = Callable[[Ending, int], bool]
+Act = Callable[[Ending], None]
+
+
+class PaidExpiry:
+    def __init__(self, members: EndingMembers, checkpoints: Checkpoints, clock: Clock, remind_days: int = 3) -> None:
+        self._members = members
+        self._checkpoints = checkpoints
+        self._clock = clock
+        self._remind_ms = remind_days * DAY_MS
+
+    def expire_due(self, page_size: int = PAGE) -> RunResult:
+        """EXPIRED for every ACTIVE membership whose until has passed (up to INDEX_SETTLE_MS ago)."""
+        now = self._clock.now_ms()
+        result = self._sweep(EXPIRY_JOB, now - INDEX_SETTLE_MS, _expired_due, self._members.expire, now, page_size)
+        if result.done:
+            count("PaidMembershipsExpired", result.done)
+        return result
+
+    def remind_expiring(self, page_size: int = PAGE) -> RunResult:
+        """The reminder for every ACTIVE membership ending within `remind_days` and not yet reminded
+        for that end. A membership whose whole term was shorter than that is reminded as soon as it
+        is in the index (the member knew when buying; a reminder is harmless)."""
+        if self._remind_ms <= 0:
+            return RunResult(0, 0, "reminders off")
+        now = self._clock.now_ms()
+        high = now + self._remind_ms - INDEX_SETTLE_MS
+
+        def due(ending: Ending, at_ms: int) -> bool:
+            return _reminder_due(ending, at_ms, self._remind_ms)
+
+        result = self._sweep(REMINDER_JOB, high, due, self._members.remind, now, page_size, floor=edge(now))
+        if result.done:
+            count("PaidMembershipRemindersSent", result.done)
+        return result
+
+    def _sweep(
+        self, job: str, high_ms: int, due: Decide, act: Act, now: int, page_size: int, floor: str = START
+    ) -> RunResult:
+        """Walk (checkpoint - RE_READ_MS, high_ms] a page at a time; the checkpoint moves after each
+        page to the last position finished. `floor`: never read below it (the reminder has no use
+        for memberships already ended)."""
+        checkpoint = self._checkpoints.through(job)
+        low = max(floor, _less(checkpoint, RE_READ_MS) if checkpoint else "")
+        high = edge(high_ms)
+        done = read = 0
+        while low < high:
+            found, more = self._members.page(low, high, page_size)
+            read += len(found)
+            finished = low
+            for ending in found:
+                try:
+                    done += self._handle(ending, now, due, act)
+                except TemporarilyUnavailable:
+                    self._advance(job, checkpoint, finished)
+                    return RunResult(done, read, "busy")
+                finished = ending.position
+            finished = finished if more else high
+            self._advance(job, checkpoint, finished)
+            checkpoint = max(checkpoint or "", finished)
+            if not more:
+                break
+            low = finished
+        return RunResult(done, read)
+
+    def _handle(self, ending: Ending, now: int, due: Decide, act: Act) -> int:
+        """1 if this run changed the membership; a refused write reads it again and decides again once
+        (a renewal moved it meanwhile: not due any more)."""
+        current: Ending | None = ending
+        for _ in range(2):
+            if current is None or not due(current, now):
+                return 0
+            try:
+                act(current)
+                return 1
+            except AlreadyReminded:
+                return 0
+            except ConcurrentUpdate:
+                current = self._members.get(ending.customer_id)
+        if current is not None and due(current, now):
+            raise TemporarilyUnavailable("the membership keeps changing", customer_id=ending.customer_id)
+        return 0
+
+    def _advance(self, job: str, checkpoint: str | None, through: str) -> None:
+        if through and through > (checkpoint or ""):
+            self._checkpoints.advance(job, through)
+
+
+def _expired_due(ending: Ending, now_ms: int) -> bool:
+    return ending.status == ACTIVE and ending.until_ms <= now_ms
+
+
+def _reminder_due(ending: Ending, now_ms: int, remind_ms: int) -> bool:
+    return (
+        ending.status == ACTIVE
+        and now_ms < ending.until_ms <= now_ms + remind_ms
+        and ending.reminded_for_ms != ending.until_ms
+    )
+
+
+def _less(at: str, by_ms: int) -> str:
+    """The position `by_ms` before position `at` (its time part)."""
+    when = datetime.fromisoformat(at.split("#", 1)[0].replace("Z", "+00:00"))
+    return edge(int(when.timestamp() * 1000) - by_ms)

@@ -1,0 +1,154 @@
+"""The paid-membership expiry and the reminder before it, on moto: memberships bought through the
+paid terms' store (shared/data/stores/paid_membership.py), the jobs walking the real gsi2
+`PAIDMEMBER#END` from their checkpoints, under faults, with a renewal racing the expiry, and the
+events derived from the real stream (MembershipExpired; MembershipExpiring relayed to the
+notifications consumer: one message per channel per member and end)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from infra.local.faults import FaultInjector, Kind
+from infra.local.runner import EventRunner
+from shared.data.items import PaidExpiryCheckpointItem, PaidMemberItem
+from shared.data.stores.paid_expiry import DynamoEndingMembers, DynamoJobCheckpoints
+from shared.data.stores.paid_membership import DynamoPaidTerms
+from shared.kernel.clock import FakeClock, iso, now_ms
+from shared.kernel.errors import TemporarilyUnavailable
+from shared.membership.paid import DAY_MS, Term, TermKind
+from shared.membership.paid_expiry import PaidExpiry
+from shared.membership.paid_terms import StoredTerm, purchased
+from shared.platform import bootstrap
+from tests.functional.coupons_support import customer_token
+from tests.functional.events_support import Queue, announced, fast_runtime
+from tests.functional.notifications_support import RecordingProvider, consent, everyone, notifier, register
+
+
+def buy(customer: str, order_id: str, at_ms: int, days: int = 30, guide: str | None = "g-1") -> None:
+    store = DynamoPaidTerms()
+    read = store.read(customer)
+    term = Term(order_id, "gold-30", "金卡", 1, days, at_ms, TermKind.NEW, (), store_id="S001", guide_id=guide)
+    store.write(read, purchased(read, StoredTerm(customer, term, paid_fen=9_900), at_ms))
+
+
+def events_of(kind: str) -> list[dict]:
+    return [e for e in announced() if e["type"] == kind]
+
+
+def run_until_done(job, run) -> None:
+    """A run stopped by a busy database (or raising it) is run again, as the schedule would."""
+    for _ in range(30):
+        try:
+            if run(job).stopped is None:
+                return
+        except TemporarilyUnavailable:
+            continue
+    raise AssertionError("the job never got through")
+
+
+def test_due_memberships_expire_once_under_faults_and_a_racing_renewal_wins(table):
+    now = now_ms()
+    # Given 8 memberships that ended (at different times), 2 still running, and one about to end
+    for n in range(8):
+        buy(f"px-{n}", f"o-px-{n}", now - (40 + n) * DAY_MS)
+    for n in range(2):
+        buy(f"run-{n}", f"o-run-{n}", now - 5 * DAY_MS)
+    buy("racer", "o-racer-1", now - 31 * DAY_MS)
+    # And the racer renews between the job's index read and its write
+    members = DynamoEndingMembers()
+    real_expire = members.expire
+
+    def expire_after_a_renewal(ending):
+        if ending.customer_id == "racer":
+            buy("racer", "o-racer-2", now)  # the renewal's transaction, conditional on its own read
+        real_expire(ending)
+
+    members.expire = expire_after_a_renewal  # type: ignore[method-assign]
+    job = PaidExpiry(members, DynamoJobCheckpoints(), FakeClock(now), 3)
+
+    # When the job runs a page of 3 at a time under throttling, conflicts and lost answers
+    faults = FaultInjector(
+        rate=0.25,
+        seed=11,
+        kinds=[Kind.THROTTLING, Kind.CONFLICT, Kind.TIMEOUT_APPLIED],
+        operations=["UpdateItem", "Query", "GetItem"],
+        partitions=lambda pk: pk.startswith(("MEMBER#px-", "PAIDMEMBER", "PAIDMEMBER_JOB#")),
+    )
+    with faults.attached():
+        run_until_done(job, lambda j: j.expire_due(page_size=3))
+    assert faults.total > 0, faults.report()
+    assert job.expire_due(page_size=3).done == 0  # a rerun: nothing more
+
+    # Then exactly the 8 ended memberships are EXPIRED, the racer's renewal stands
+    status = {m.customer_sub: m.status for m in PaidMemberItem.scan() if isinstance(m, PaidMemberItem)}
+    assert status == {
+        **{f"px-{n}": "EXPIRED" for n in range(8)},
+        "run-0": "ACTIVE",
+        "run-1": "ACTIVE",
+        "racer": "ACTIVE",
+    }
+    racer = PaidMemberItem.get(*PaidMemberItem.key("racer"))
+    assert int(racer.until_ms) == now + 30 * DAY_MS  # bought again after its end: 30 days from now
+    # And each is announced once, derived from its ACTIVE -> EXPIRED change on the stream
+    expired = events_of("MembershipExpired")
+    assert sorted(e["aggregate_id"] for e in expired) == sorted(f"px-{n}" for n in range(8))
+    first = next(e for e in expired if e["aggregate_id"] == "px-0")
+    assert first["payload"] == {
+        "customer_id": "px-0",
+        "tier": "金卡",
+        "until": iso(now - 10 * DAY_MS),
+        "store_id": "S001",
+        "guide_id": "g-1",
+    }
+    checkpoint = PaidExpiryCheckpointItem.get(*PaidExpiryCheckpointItem.key("expiry"))
+    assert checkpoint.through.startswith(iso(now - 60_000))
+
+
+def test_the_reminder_is_sent_once_per_member_and_end_and_again_after_a_renewal(client, table):
+    now = now_ms()
+    customers = [f"pr-{n}" for n in range(4)]
+    # Given 4 members reachable on every channel whose memberships end in 2 days, one in 20 days
+    for n, customer in enumerate(customers):
+        register(client, customer_token(customer), **everyone(phone=f"1390000{n:04d}"))
+        consent(client, customer_token(customer), "MembershipExpiring")
+        buy(customer, f"o-{customer}", now - 28 * DAY_MS)
+    buy("pr-later", "o-pr-later", now - 10 * DAY_MS)
+
+    # When the reminder runs, then again (a rerun, a second schedule), and the events are delivered
+    job = bootstrap.paid_expiry(FakeClock(now))
+    assert job.remind_expiring(page_size=2).done == 4
+    assert job.remind_expiring(page_size=2).done == 0
+    EventRunner(quiet=True).drain(sources=["stream"])
+    provider = RecordingProvider()
+    queue = Queue.of(table, "NotificationsQueue")
+    queue.deliver_all(notifier(provider), fast_runtime())
+    # Then each member got one message per channel, naming the tier and the end in China time
+    per_member = Counter(recipient for _, _, recipient, _ in provider.sent)
+    assert per_member == dict.fromkeys(customers, 3)
+    sms = [text for _, channel, _, text in provider.sent if channel == "sms"]
+    assert all(text.startswith("【云店】您的金卡会员将于") for text in sms), sms
+
+    # When pr-0 renews (the end moves 30 days) and time comes within 3 days of the new end
+    buy("pr-0", "o-pr-0-renewal", now)
+    consent(client, customer_token("pr-0"), "MembershipExpiring")  # WeChat: one message per consent
+    later = bootstrap.paid_expiry(FakeClock(now + 29 * DAY_MS + 3_600_000))
+    later.remind_expiring()
+    EventRunner(quiet=True).drain(sources=["stream"])
+    queue.deliver_all(notifier(provider), fast_runtime())
+    # Then pr-0 is reminded of its new end, once
+    reminders = events_of("MembershipExpiring")
+    assert Counter(e["aggregate_id"] for e in reminders)["pr-0"] == 2
+    assert len({e["event_id"] for e in reminders}) == len(reminders)
+    assert Counter(recipient for _, _, recipient, _ in provider.sent)["pr-0"] == 6
+
+
+@pytest.fixture(autouse=True)
+def _settings_fresh(monkeypatch):
+    monkeypatch.setenv("PAID_MEMBERSHIP_REMIND_DAYS", "3")
+    from shared.platform.settings import reset_settings
+
+    reset_settings()
+    yield
+    reset_settings()

@@ -1,0 +1,177 @@
+"""The paid-membership expiry job and the reminder before it (shared/membership/paid_expiry.py) on
+in-memory ports with the store's conditions: once per membership and end, resumable from the
+checkpoint, a renewal racing the expiry wins, the index read from the checkpoint and not from the
+beginning of time, and the events the stream derives from the item's changes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shared.kernel.clock import FakeClock, iso
+from shared.kernel.events import EventType
+from shared.membership.paid_end import ACTIVE, EXPIRED, Ending, announced
+from shared.membership.paid_expiry import DAY_MS, EXPIRY_JOB, INDEX_SETTLE_MS, PaidExpiry
+from tests.fakes.paid_expiry import MemoryCheckpoints, MemoryEndingMembers
+
+HOUR_MS = 3_600_000
+
+
+def setup(remind_days: int = 3) -> tuple[PaidExpiry, MemoryEndingMembers, MemoryCheckpoints, FakeClock]:
+    members, checkpoints, clock = MemoryEndingMembers(), MemoryCheckpoints(), FakeClock()
+    return PaidExpiry(members, checkpoints, clock, remind_days), members, checkpoints, clock
+
+
+def member(sub: str, until_ms: int, **kw: object) -> Ending:
+    return Ending(sub, str(kw.pop("tier", "gold")), until_ms, ACTIVE, 0, store_id="S001", guide_id="g-1", **kw)  # type: ignore[arg-type]
+
+
+def expired_events(members: MemoryEndingMembers) -> list[tuple[str, str]]:
+    return [(e.aggregate_id, e.payload["until"]) for e in members.events if e.type is EventType.MEMBERSHIP_EXPIRED]
+
+
+def reminders(members: MemoryEndingMembers) -> list[tuple[str, str]]:
+    return [(e.aggregate_id, e.payload["until"]) for e in members.events if e.type is EventType.MEMBERSHIP_EXPIRING]
+
+
+def test_expiry_marks_each_due_membership_once_and_announces_it():
+    job, members, _, clock = setup()
+    now = clock.now_ms()
+    for n in range(5):
+        members.put(member(f"c-{n}", now - (n + 1) * HOUR_MS))
+    members.put(member("c-future", now + DAY_MS))
+    members.put(member("c-just-now", now - INDEX_SETTLE_MS // 2))  # inside the index's settling time
+
+    first = job.expire_due(page_size=2)
+
+    assert first.done == 5
+    assert {m.customer_id for m in members.members.values() if m.status == EXPIRED} == {f"c-{n}" for n in range(5)}
+    assert sorted(expired_events(members)) == sorted((f"c-{n}", iso(now - (n + 1) * HOUR_MS)) for n in range(5))
+    event = next(e for e in members.events if e.aggregate_id == "c-0")
+    assert event.payload == {
+        "customer_id": "c-0",
+        "tier": "gold",
+        "until": iso(now - HOUR_MS),
+        "store_id": "S001",
+        "guide_id": "g-1",
+    }
+    # A rerun does nothing twice; a minute later the one that was settling expires too
+    assert job.expire_due().done == 0
+    clock.advance(61)
+    assert job.expire_due().done == 1
+    assert len(expired_events(members)) == 6
+
+
+def test_a_run_reads_from_its_checkpoint_not_from_the_beginning_of_time():
+    job, members, checkpoints, clock = setup()
+    now = clock.now_ms()
+    for n in range(50):  # long expired
+        members.put(member(f"old-{n}", now - 400 * DAY_MS + n))
+    job.expire_due(page_size=10)
+    queries = members.queries
+    assert checkpoints.through(EXPIRY_JOB) is not None
+    clock.advance(300)
+    job.expire_due(page_size=10)
+    # Only the re-read margin below the checkpoint and what is new: one page, not five again
+    assert members.queries - queries == 1
+
+
+def test_a_run_stopped_by_a_busy_database_resumes_where_it_stopped():
+    job, members, checkpoints, clock = setup()
+    now = clock.now_ms()
+    for n in range(6):
+        members.put(member(f"c-{n}", now - DAY_MS + n * HOUR_MS))
+    members.busy_for.add("c-3")
+
+    stopped = job.expire_due(page_size=2)
+
+    assert (stopped.done, stopped.stopped) == (3, "busy")
+    assert checkpoints.through(EXPIRY_JOB) == members.members["c-2"].position  # not past the one it could not do
+    members.busy_for.clear()
+    resumed = job.expire_due(page_size=2)
+    assert (resumed.done, resumed.stopped) == (3, None)
+    assert all(m.status == EXPIRED for m in members.members.values())
+    assert len(expired_events(members)) == 6  # each once
+
+
+def test_a_renewal_racing_the_expiry_wins():
+    job, members, _, clock = setup()
+    now = clock.now_ms()
+    read = members.put(member("c-1", now - HOUR_MS))
+    # Between the job's index read and its write, the member renews: until moves 30 days on
+    renewed = replace(read, until_ms=read.until_ms + 30 * DAY_MS)
+    members.before_write["c-1"] = lambda: members.put(renewed)
+
+    assert job.expire_due().done == 0
+    stored = members.members["c-1"]
+    assert (stored.status, stored.until_ms) == (ACTIVE, renewed.until_ms)
+    assert expired_events(members) == []
+
+
+def test_a_renewal_after_the_expiry_is_a_new_membership_end():
+    job, members, _, clock = setup()
+    now = clock.now_ms()
+    members.put(member("c-1", now - HOUR_MS))
+    assert job.expire_due().done == 1
+    # The expiry won the race: the purchase reads EXPIRED and reactivates with a new end
+    members.put(replace(members.members["c-1"], status=ACTIVE, until_ms=now + 30 * DAY_MS))
+    clock.advance(31 * 86_400)
+    assert job.expire_due().done == 1
+    assert [until for _, until in expired_events(members)] == [iso(now - HOUR_MS), iso(now + 30 * DAY_MS)]
+
+
+def test_a_refund_that_ends_the_membership_announces_no_expiry():
+    _, members, _, clock = setup()
+    now = clock.now_ms()
+    read = members.put(member("c-1", now + 20 * DAY_MS))
+    # p1's refund: until moved to the refund's time and EXPIRED in one write
+    members.put(replace(read, until_ms=now, status=EXPIRED, expired_for_ms=now))
+    assert expired_events(members) == []
+
+
+def test_reminder_once_per_member_and_end_and_again_after_a_renewal():
+    job, members, checkpoints, clock = setup(remind_days=3)
+    now = clock.now_ms()
+    members.put(member("c-soon", now + 2 * DAY_MS))
+    members.put(member("c-later", now + 10 * DAY_MS))
+    members.put(member("c-ended", now - HOUR_MS))
+
+    assert job.remind_expiring().done == 1
+    assert reminders(members) == [("c-soon", iso(now + 2 * DAY_MS))]
+    assert job.remind_expiring().done == 0  # a rerun sends nothing twice
+    checkpoints.positions.clear()  # even with its checkpoint lost
+    assert job.remind_expiring().done == 0
+
+    # c-soon renews: a new end, a new reminder when it comes near
+    members.put(replace(members.members["c-soon"], until_ms=now + 32 * DAY_MS))
+    clock.advance(8 * 86_400)  # c-later is now 2 days from its end
+    assert job.remind_expiring().done == 1
+    clock.advance(22 * 86_400)
+    assert job.remind_expiring().done == 1
+    assert reminders(members) == [
+        ("c-soon", iso(now + 2 * DAY_MS)),
+        ("c-later", iso(now + 10 * DAY_MS)),
+        ("c-soon", iso(now + 32 * DAY_MS)),
+    ]
+    ids = [e.event_id for e in members.events]
+    assert len(set(ids)) == len(ids)
+
+
+def test_the_reminder_setting_moves_the_window_and_zero_turns_it_off():
+    job, members, _, clock = setup(remind_days=7)
+    now = clock.now_ms()
+    members.put(member("c-1", now + 6 * DAY_MS))
+    assert job.remind_expiring().done == 1
+    off, members_off, _, clock_off = setup(remind_days=0)
+    members_off.put(member("c-1", clock_off.now_ms() + HOUR_MS))
+    assert off.remind_expiring().done == 0
+
+
+def test_derived_events_are_the_same_on_a_redelivered_record():
+    before = member("c-1", 1_767_225_600_000)
+    after = replace(before, status=EXPIRED, expired_for_ms=before.until_ms, version=2)
+    first, again = announced(before, after), announced(before, after)
+    assert [e.to_message() for e in first] == [e.to_message() for e in again]
+    assert [e.type for e in first] == [EventType.MEMBERSHIP_EXPIRED]
+    assert first[0].occurred_at == iso(before.until_ms)
+    assert announced(None, before) == []  # an INSERT announces nothing
+    assert announced(before, replace(before, version=2)) == []  # a change that is neither
