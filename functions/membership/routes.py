@@ -67,7 +67,13 @@ def members_with_tag() -> Response:
 
 @bp.route("/admin/reports/membership", methods=["GET"], roles=[Role.MERCHANT_ADMIN])
 def membership_report() -> Response:
-    return ok(bootstrap.membership_report().by_store())
+    from functions.membership.report_params import paid_days
+
+    days = paid_days(query_str("from"), query_str("to"))  # 400 before anything is read
+    report = bootstrap.membership_report().by_store()
+    if days is not None:
+        report["paid_membership"] = bootstrap.paid_membership_report().for_days(*days)
+    return ok(report)
 
 
 @bp.route("/admin/segment-issues/{job_id}", methods=["PUT"], roles=[Role.MERCHANT_ADMIN])

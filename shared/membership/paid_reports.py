@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Protocol
 
 from shared.kernel.clock import iso
@@ -174,13 +175,22 @@ class PaidMembershipReport:
         rules: RulesStore,
         page_size: int = 500,
         max_pages: int = 400,
+        utc_offset_min: int = 0,
     ) -> None:
+        self._utc_offset_min = utc_offset_min  # the merchant's calendar, as the sales report's
         self._terms = terms
         self._roster = roster
         self._members = members
         self._rules = rules
         self._page_size = page_size
         self._max_pages = max_pages  # per read: 200,000 items at 500 a page
+
+    def for_days(self, first: date, last: date) -> dict[str, Any]:
+        """From the start of `first` to the end of `last` in the merchant's calendar."""
+        return self.for_period(Period(self._start_ms(first), self._start_ms(last + timedelta(days=1))))
+
+    def _start_ms(self, day: date) -> int:
+        return int(datetime.combine(day, time(0), UTC).timestamp() * 1000) - self._utc_offset_min * 60_000
 
     def for_period(self, period: Period) -> dict[str, Any]:
         terms, complete = self._all(lambda c: self._terms.page(period.from_ms, self._page_size, c))

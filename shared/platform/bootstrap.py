@@ -823,8 +823,14 @@ def paid_membership_report() -> PaidMembershipReport:
     from shared.data.stores.paid_reports import DynamoGuideRoster, DynamoTermsEnding
     from shared.membership.paid_reports import PaidMembershipReport
 
-    ready()
-    return PaidMembershipReport(DynamoTermsEnding(), DynamoGuideRoster(), DynamoMembers(), DynamoMembershipRules())
+    current = ready()
+    return PaidMembershipReport(
+        DynamoTermsEnding(),
+        DynamoGuideRoster(),
+        DynamoMembers(),
+        DynamoMembershipRules(),
+        utc_offset_min=current.report_utc_offset_minutes,
+    )
 
 
 def paid_expiry(clock: Clock | None = None) -> PaidExpiry:
