@@ -611,17 +611,19 @@ class Order:
             raise ValueError(f"order {self.order_id} has no line {sku}")
         return refund_amount(line, qty, self.refunded_qty.get(sku, 0))
 
-    def refund(self, units: dict[str, int], by: str, at: int, refund_id: str) -> tuple[Order, list[dict[str, Any]]]:
+    def refund(
+        self, units: dict[str, int], by: str, at: int, refund_id: str, priced: Mapping[str, int] | None = None
+    ) -> tuple[Order, list[dict[str, Any]]]:
         """The order after refunding `units` ({sku: qty}), and the refunded lines with their exact
         amounts. REFUNDED once every unit is refunded; a partial refund keeps the status. The units
-        come out of those a request held (`refund_requested_qty`) first."""
+        come out of those a request held (`refund_requested_qty`) first. `priced`: see `refund_lines`."""
         released = self._released(units)
         for sku, qty in units.items():
             line = self.line(sku)
             open_qty = 0 if line is None else line.qty - self.refunded_qty.get(sku, 0) - released.get(sku, 0)
             if line is None or qty > open_qty:
                 raise RuleViolation("more units than can still be refunded", sku=sku, refundable_qty=open_qty)
-        units, lines, charges = self.refund_lines(units, released)
+        units, lines, charges = self.refund_lines(units, released, priced)
         released = self._released(units)
         amount = sum(int(line["amount_fen"]) for line in lines)
         refunded_qty = {**self.refunded_qty}
@@ -640,14 +642,17 @@ class Order:
         return replace(self.note(by, at, note), **changes), lines
 
     def refund_lines(
-        self, units: dict[str, int], held: dict[str, int] | None = None
+        self, units: dict[str, int], held: dict[str, int] | None = None, priced: Mapping[str, int] | None = None
     ) -> tuple[dict[str, int], list[dict[str, Any]], Charges]:
         """The units a refund of `units` refunds and its lines with their exact amounts, if it were
         issued now, and the gift charges after it (docs/pricing.md, "Refunds below a threshold"):
         in an unshipped order (PAID) the gift units the lines left no longer earn come back with
         it (at most those neither refunded nor `held`, default: held by requests); otherwise those
         the customer keeps are paid for out of the refund, and gift units coming back pay back what
-        was deducted for them. RuleViolation `gift_must_be_returned` when the refund cannot pay."""
+        was deducted for them. RuleViolation `gift_must_be_returned` when the refund cannot pay.
+        `priced` ({sku: fen}): lines refunded by an amount a policy decided instead of by their
+        units (a paid membership's line: docs/membership.md, "Refunds"), never more than the line
+        has left and never below 0."""
         held = self.refund_requested_qty if held is None else held
         units = {sku: qty for sku, qty in units.items() if qty}
         shape = {line.sku: (line.qty, line.unit_price_fen) for line in self.lines}
@@ -658,6 +663,9 @@ class Order:
                 units[sku] = units.get(sku, 0) + qty
                 after[sku] += qty
         amounts = {sku: self.refund_amount(sku, qty) for sku, qty in units.items()}
+        for sku, fen in (priced or {}).items():
+            if sku in amounts:
+                amounts[sku] = max(0, min(fen, self.refund_amount(sku, units[sku])))
         if self.gifts:
             amounts, charges = settle_gifts(self.gifts, self.gift_charges, shape, after, amounts)
         else:

@@ -312,6 +312,23 @@ class NoCoupons:
 NO_COUPONS = NoCoupons()
 
 
+# -- lines a refund prices by a policy (shared.membership; docs/membership.md, "Refunds") ---------
+class RefundPricing(Protocol):
+    def amounts(self, order: Order, units: Mapping[str, int], now_ms: int) -> dict[str, int]:
+        """{sku: fen} for the lines of `units` that are refunded by a policy's amount instead of
+        by their units (a paid membership's line: the plan's refund policy); {} for none. The
+        order caps each at what the line has left (`Order.refund_lines`)."""
+        ...
+
+
+class ByUnits:
+    def amounts(self, order: Order, units: Mapping[str, int], now_ms: int) -> dict[str, int]:
+        return {}
+
+
+BY_UNITS = ByUnits()
+
+
 # -- the points an order spends (shared.membership; docs/membership.md, "Spending at checkout") ----
 class PointsReader(Protocol):
     def __call__(self, customer_sub: str, points: int) -> PointsOffer:

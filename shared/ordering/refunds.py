@@ -23,12 +23,14 @@ from shared.kernel.identity import Principal
 from shared.ordering.lifecycle import on_latest
 from shared.ordering.model import REFUNDABLE, Order, Status, refund_id_for
 from shared.ordering.ports import (
+    BY_UNITS,
     NO_COUPONS,
     CouponHolder,
     FlashUnitReleaser,
     OrderingUnitOfWorkFactory,
     OrderReads,
     Refund,
+    RefundPricing,
 )
 
 
@@ -41,6 +43,7 @@ class OrderRefunds:
         coupons: CouponHolder = NO_COUPONS,
         flash: FlashUnitReleaser | None = None,
         id_secret: bytes | None = None,
+        pricing: RefundPricing = BY_UNITS,
     ) -> None:
         """`id_secret` keys the refund ids derived from a request's Idempotency-Key (the
         placement's secret: `shared.kernel.idempotency.derived_id`)."""
@@ -50,6 +53,7 @@ class OrderRefunds:
         self._coupons = coupons
         self._flash = flash
         self._id_secret = id_secret
+        self._pricing = pricing  # lines refunded by a policy's amount (a paid membership's)
 
     def refunds_of(self, order_id: str) -> list[Refund]:
         return self._reads.refunds_of(order_id)
@@ -85,7 +89,7 @@ class OrderRefunds:
             order.request_refund(lines, who.sub, now, refund_id)  # RuleViolation: too many units
             # As if issued now: an unshipped order's gift units no longer earned come back with it,
             # a shipped one's kept are paid for (RuleViolation when the refund cannot pay for them).
-            units, amounts, _ = order.refund_lines(lines)
+            units, amounts, _ = order.refund_lines(lines, priced=self._pricing.amounts(order, lines, now))
             holding = order.request_refund(units, who.sub, now, refund_id)
             refund = {
                 "refund_id": refund_id,
@@ -140,7 +144,7 @@ class OrderRefunds:
                 return {**refund, "status": "REJECTED", "restock": "no"}
             if order.status not in REFUNDABLE:
                 raise _cannot_refund(order)
-            after, lines = order.refund(units, who.sub, now, refund_id)
+            after, lines = order.refund(units, who.sub, now, refund_id, self._pricing.amounts(order, units, now))
             amount = after.refunded_fen - order.refunded_fen
             uow.replace_order(order, after)
             # RefundIssued is the refund item's decision: it carries the order after the refund, and

@@ -242,11 +242,20 @@ def ordering(clock: Clock | None = None) -> OrderPlacement:
 
 def order_refunds(clock: Clock | None = None) -> OrderRefunds:
     from shared.data.stores.ordering_uow import unit_of_work
+    from shared.data.stores.paid_membership import DynamoPaidTerms
     from shared.kernel.clock import SYSTEM
+    from shared.membership.refund_pricing import MembershipRefundPricing
     from shared.ordering.refunds import OrderRefunds
 
     return OrderRefunds(
-        unit_of_work, orders(), clock or SYSTEM, order_coupons(), flash_unit_releaser(), id_secret=order_id_secret()
+        unit_of_work,
+        orders(),
+        clock or SYSTEM,
+        order_coupons(),
+        flash_unit_releaser(),
+        id_secret=order_id_secret(),
+        # A paid membership's line is refunded by the plan's policy, not by its unit (docs/membership.md).
+        pricing=MembershipRefundPricing(DynamoPaidTerms(), coupons, orders()),
     )
 
 
@@ -693,9 +702,9 @@ if TYPE_CHECKING:
     from shared.membership.earning import PointsEarning
     from shared.membership.expiry import PointsExpiry
     from shared.membership.paid import MembershipPlans
+    from shared.membership.paid_activation import MembershipConsumer
     from shared.membership.paid_expiry import PaidExpiry
     from shared.membership.paid_reports import PaidMembershipReport
-    from shared.membership.paid_activation import MembershipConsumer
     from shared.membership.ports import PointsHolds
     from shared.membership.purchase import MembershipPurchase
     from shared.membership.release import PointsRelease

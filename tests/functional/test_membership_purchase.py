@@ -16,7 +16,16 @@ from shared.kernel.events import DomainEvent
 from shared.membership.paid_activation import PaidMembershipEvents
 from shared.platform import bootstrap
 from tests.conftest import bearer
-from tests.functional.commission_support import DELIVERY, call, drain, given_shop, my_ledger, ordered_and_paid, pay
+from tests.functional.commission_support import (
+    DELIVERY,
+    call,
+    drain,
+    given_shop,
+    my_ledger,
+    ordered_and_paid,
+    pay,
+    refund_approved,
+)
 from tests.functional.coupons_support import coupons_of, create_template, get, post
 from tests.functional.events_support import Queue, announced
 
@@ -30,6 +39,7 @@ GOLD = {
     "refund_full_within_days": 7,
     "version": 0,
 }
+LINE = {"sku": "MEMBERSHIP-gold", "qty": 1}
 
 
 @pytest.fixture
@@ -124,3 +134,51 @@ def test_an_ordinary_order_activates_nothing(shop: Client, tokens: dict):
     ordered_and_paid(shop, tokens["customer"])
     state = DynamoPaidTerms().read("c-1")
     assert state.terms == () and state.member is None
+
+
+def bought_and_paid(shop: Client, tokens: dict, welcome: list[str]) -> dict:
+    given_plan(shop, tokens, welcome_coupon_template_ids=welcome)
+    customer = tokens["customer"]
+    assert shop.http.post("/guides/G001/bind", headers=bearer(customer)).status_code == 200
+    order = buy(shop, customer, {"plan_id": "gold", "store_id": "S001"}).json_body
+    pay(shop, order)
+    drain()
+    return order
+
+
+def test_a_refund_in_the_window_gives_all_back_ends_the_membership_revokes_the_pack_claws_the_rebate(
+    shop: Client, tokens: dict
+):
+    welcome = [create_template(shop, tokens, total=10, per_user_limit=1) for _ in range(2)]
+    order = bought_and_paid(shop, tokens, welcome)
+    customer = tokens["customer"]
+    assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 2_000
+    asked = refund_approved(shop, customer, tokens["merchant_admin"], order["order_id"], [LINE])
+    assert asked["amount_fen"] == 19_900  # in the window, no benefit used: all of it
+    assert shop.http.get(f"/orders/{order['order_id']}", headers=bearer(customer)).json_body["status"] == "REFUNDED"
+    state = DynamoPaidTerms().read("c-1")
+    assert state.terms[0].status.value == "REFUNDED" and state.member.status.value == "EXPIRED"
+    assert quote_total(shop, customer) == 4_000  # no member discount any more
+    assert {c["status"] for c in get(shop, "/me/coupons", customer).json_body["items"]} <= {"EXPIRED"}
+    assert all(c.status == "EXPIRED" for t in welcome for c in coupons_of(t))
+    assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 0  # the rebate clawed back
+    # RefundIssued handled again past the consumer's mark: nothing changes
+    issued = next(e for e in announced() if e["aggregate_id"] == order["order_id"] and e["type"] == "RefundIssued")
+    PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons).on_refund(DomainEvent.from_message(issued))
+    assert DynamoPaidTerms().read("c-1") == state
+
+
+def test_a_refund_after_a_benefit_was_used_is_pro_rata_of_the_unused_days(shop: Client, tokens: dict):
+    order = bought_and_paid(shop, tokens, [])
+    customer = tokens["customer"]
+    ordered_and_paid(shop, customer, qty=1)  # an order at the member's discount: a benefit used
+    asked = refund_approved(shop, customer, tokens["merchant_admin"], order["order_id"], [LINE])
+    assert asked["amount_fen"] == 19_900 * 364 // 365  # one day begun of 365
+    refunded = shop.http.get(f"/orders/{order['order_id']}", headers=bearer(customer)).json_body
+    assert refunded["refunded_fen"] == 19_900 * 364 // 365 and refunded["status"] == "REFUNDED"
+    # the rebate back pro rata: 2,000 x 19,845 // 19,900 = 1,994 clawed back, 6 kept
+    ledger = my_ledger(shop, tokens["guide"])
+    rebate = 2_000 - 2_000 * (19_900 * 364 // 365) // 19_900
+    membership = [i for i in ledger["items"] if i["sku"] == "MEMBERSHIP-gold"]
+    assert sum(i["amount_fen"] for i in membership) == rebate, membership
+    assert DynamoPaidTerms().read("c-1").member.status.value == "EXPIRED"
