@@ -3,8 +3,12 @@
 API on http://127.0.0.1:8000 (`chalice local --stage local`), the serialised moto server on
 http://127.0.0.1:5100, the event runner in this process. Prints a signed demo token per role.
 
-`--payment-provider wechatpay` runs the local WeChat Pay beside it (infra/local/wechatpay_server.py, keys
-in build/local/wechatpay/) and makes it the local stage's payment provider; the HMAC webhook stays.
+The local WeChat Pay runs beside it (infra/local/wechatpay_server.py on http://127.0.0.1:5300, fresh keys
+in build/local/wechatpay/) and is the local stage's payment provider: `POST /orders/{id}/payments` prepays
+through it and `POST /dev/pay/{id}` makes it pay the order (its signed, encrypted callback applies the
+payment). The HMAC webhook `POST /payments/notify` stays live beside it. `--payment-provider hmac` runs
+without the local WeChat Pay: the HMAC webhook is then the only provider, and `/dev/pay` signs its
+notification. `--setting WECHATPAY_PROFIT_SHARING=0` turns profit sharing off (on by default here).
 
 `--fault-rate 0.1 [--fault-partitions FLASH#,ORDER#]` runs the API under the fault harness instead
 (infra/local/api_with_faults.py): that share of its DynamoDB calls is throttled, conflicts or times
@@ -62,8 +66,9 @@ def main() -> int:
     wechatpay.add_argument(
         "--payment-provider",
         choices=("hmac", "wechatpay"),
-        default="hmac",
-        help="wechatpay: run the local WeChat Pay (fresh keys) and take payments through it (default hmac)",
+        default="wechatpay",
+        help="wechatpay (default): run the local WeChat Pay (fresh keys) and take payments through it; "
+        "hmac: only the HMAC webhook",
     )
     wechatpay.add_argument("--wechatpay-port", type=int, default=5300)
     wechatpay.add_argument("--wechatpay-keys", type=Path, default=None, help="default build/local/wechatpay")

@@ -57,8 +57,10 @@ STANDING_PROMOTION = Promotion(
 
 # The organisation (docs/commission.md): a dealer owning both stores, a guide per store, and two
 # distributors, the second recruited by the first (so an order through its link pays two levels).
-DEALER = ("D001", "华东经销商", "wxpay:1900000109")
-STORE_ACCOUNTS = {"S001": "bank:6222020200000000001", "S002": "bank:6222020200000000002"}
+# Payout accounts as WeChat Pay profit sharing receives them (docs/payments.md): the dealer and the
+# stores by their own merchant ids, the guides and distributors by their openid under our AppID.
+DEALER = ("D001", "华东经销商", "wechatpay:merchant:1900000109")
+STORE_ACCOUNTS = {"S001": "wechatpay:merchant:1900000301", "S002": "wechatpay:merchant:1900000302"}
 GUIDES = [("G001", "导购 王芳", "S001"), ("G002", "导购 李明", "S002")]
 DISTRIBUTORS = [("m-li", "分销员 李娜", None), ("m-zhou", "分销员 周杰", "m-li")]
 
@@ -135,9 +137,13 @@ def _seed_organisation() -> None:
         if kind == "store":
             org.put_store(Store(loc_id, name, dealer_id=DEALER[0], payout_account=STORE_ACCOUNTS[loc_id]))
     for guide_id, name, store_id in GUIDES:
-        org.put_guide(Guide(guide_id=guide_id, name=name, store_id=store_id, payout_account=f"wxpay:{guide_id}"))
+        org.put_guide(
+            Guide(
+                guide_id=guide_id, name=name, store_id=store_id, payout_account=f"wechatpay:openid:o_{guide_id}_local"
+            )
+        )
     for member_id, name, parent_id in DISTRIBUTORS:
-        org.put_distributor(member_id, name, parent_id, f"wxpay:{member_id}")
+        org.put_distributor(member_id, name, parent_id, f"wechatpay:openid:o_{member_id}_local")
 
 
 def _seed_stock() -> int:

@@ -102,8 +102,9 @@ class LocalStack:
     # The fault harness (infra/local/api_with_faults.py) on the plan's targets: the API process,
     # and/or this process's DynamoDB client, the one the event runner's consumers and schedules use.
     faults: FaultPlan | None = None
-    # "wechatpay": the local WeChat Pay (infra/local/wechatpay_server.py) runs too, with fresh keys written
-    # to `wechatpay_keys`, and the local stage's payment provider is WeChat Pay, pointed at it.
+    # "wechatpay" (what `make dev` runs): the local WeChat Pay (infra/local/wechatpay_server.py) runs too,
+    # with fresh keys written to `wechatpay_keys`, and the local stage's payment provider is WeChat Pay,
+    # pointed at it, profit sharing on. "hmac": the HMAC webhook only (the HMAC route is live in both).
     payment_provider: str = "hmac"
     wechatpay_port: int = 5300
     wechatpay_keys: Path | None = None
@@ -142,7 +143,7 @@ class LocalStack:
 
         self.env = {**local_environment(self.moto_endpoint, self.region, self.stage), **self.overrides}
         if self.payment_provider == "wechatpay":
-            self.env.update(self._start_wechatpay())
+            self.env.update({**self._start_wechatpay(), **self.overrides})
         os.environ.update(self.env)
         self._spawn([sys.executable, "-m", "infra.local.moto_server", "--host", HOST, "--port", str(self.moto_port)])
         resources.wait_for(self.moto_endpoint)
@@ -189,10 +190,13 @@ class LocalStack:
         self._spawn([sys.executable, "-m", "infra.local.wechatpay_server", "serve", *argv])
         _wait_for_port(self.wechatpay_port, "the local WeChat Pay")
         notify_url = f"{self.api_url}/payments/wechatpay/notify"
-        # A refund no notification settled is asked about after 5 s here, not 10 minutes (docs/payments.md).
+        # A refund no notification settled is asked about after 5 s here, not 10 minutes, and profit
+        # sharing is on as in a deployed stage that pays commissions through WeChat Pay (docs/payments.md);
+        # an override (`--setting WECHATPAY_PROFIT_SHARING=0`) wins.
         return {
             **keys.api_settings(self.wechatpay_url, notify_url, self.wechatpay_mode),
             "WECHATPAY_REFUND_QUERY_AFTER_S": "5",
+            "WECHATPAY_PROFIT_SHARING": "1",
         }
 
     def _api_command(self) -> list[str]:

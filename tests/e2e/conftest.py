@@ -48,6 +48,12 @@ class RunningStack:
     moto_port: int
     log: Path
     environment: dict[str, str]  # the local stage's variables, as the app sees them
+    wechatpay_port: int  # the local WeChat Pay, the stage's payment provider as under `make dev`
+    wechatpay_keys: Path  # its fresh keys (infra/local/wechatpay_server.py WeChatPayKeys)
+
+    @property
+    def wechatpay_url(self) -> str:
+        return f"http://127.0.0.1:{self.wechatpay_port}"
 
     @property
     def api_url(self) -> str:
@@ -83,12 +89,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 @contextlib.contextmanager
 def local_stack(log: Path, *options: str) -> Iterator[RunningStack]:
     """`python -m infra.local.dev` on free ports with this tier's schedule and payment window, and
-    `options` for it (e.g. "--fault-rate", "0.1"); stopped, with nothing of it left running, on exit.
-    Its whole output, including what it prints while stopping, is in `log`."""
-    running = RunningStack(free_port(), free_port(), log, stage_environment("local"))
+    `options` for it (e.g. "--fault-rate", "0.1"; "--payment-provider", "hmac" for a stack without the
+    local WeChat Pay); stopped, with nothing of it left running, on exit. Its whole output, including
+    what it prints while stopping, is in `log`; the local WeChat Pay's keys are beside it."""
+    keys = log.parent / f"{log.stem}-wechatpay-keys"
+    running = RunningStack(free_port(), free_port(), log, stage_environment("local"), free_port(), keys)
     argv = [
         sys.executable, "-m", "infra.local.dev",
         "--api-port", str(running.api_port), "--moto-port", str(running.moto_port),
+        "--wechatpay-port", str(running.wechatpay_port), "--wechatpay-keys", str(keys),
         "--schedule-every", str(SCHEDULE_EVERY_S),
         "--payment-window", str(PAYMENT_WINDOW_S),
         *options,

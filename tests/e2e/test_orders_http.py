@@ -112,7 +112,14 @@ def test_expiry_releases_stock(api, stack, tokens, sku):
     )
     assert expired["cancel_reason"] == "expired"
     assert stock(api, tokens, sku) == (10, 0, 10)
-    late = api.post(f"/dev/pay/{order['order_id']}").json()
+    # And a payment the provider notifies after the window is recorded for refund (the HMAC webhook:
+    # WeChat Pay, the stage's provider, no longer takes money for an order it never prepaid)
+    notice = {
+        "order_id": order["order_id"],
+        "transaction_id": f"late-{order['order_id']}",
+        "paid_at": "2026-12-03T08:00:00Z",
+    }
+    late = notify(api, stack, {**notice, "amount_fen": order["total_fen"]}).json()
     assert late["outcome"] == "needs_refund"
 
 

@@ -1,5 +1,5 @@
-"""Issue 13 end to end: a stack with `--payment-provider wechatpay` (the local WeChat Pay beside `make dev`,
-fresh keys), over HTTP. Place an order, get the prepay parameters (paySign verifies with the merchant
+"""Issue 13 end to end: the `make dev` stack (the local WeChat Pay, fresh keys, is its payment provider),
+over HTTP. Place an order, get the prepay parameters (paySign verifies with the merchant
 public key), let the local WeChat Pay pay it: paid once although the callback comes five times and once
 six minutes old (refused, then accepted on WeChat Pay's retry); a callback signed with another key, with
 its ciphertext altered or for 1 fen less changes nothing and is answered 4xx. Refunds: a full and a
@@ -12,18 +12,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from infra.local.stack import free_port
 from infra.local.wechatpay_server import WeChatPayKeys
 from shared.payments import wechatpay_crypto as crypto
 from shared.payments.hmac_webhook import sign
-from tests.conftest import role_tokens
-from tests.e2e.conftest import RunningStack, local_stack
+from tests.e2e.conftest import RunningStack
 from tests.e2e.http_api import HttpApi, eventually
 
 DELIVERY = {
@@ -59,31 +56,9 @@ class WeChatPayStack:
 
 
 @pytest.fixture(scope="module")
-def wechatpay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WeChatPayStack]:
-    where = tmp_path_factory.mktemp("e2e-wechatpay")
-    port = free_port()
-    options = (
-        "--payment-provider",
-        "wechatpay",
-        "--wechatpay-port",
-        str(port),
-        "--wechatpay-keys",
-        str(where / "keys"),
-    )
-    with local_stack(where / "stack.log", *options) as running:
-        yield WeChatPayStack(running, port, where / "keys")
-
-
-@pytest.fixture(scope="module")
-def api(wechatpay: WeChatPayStack) -> Iterator[HttpApi]:
-    client = HttpApi(wechatpay.running.api_url)
-    yield client
-    client.session.close()
-
-
-@pytest.fixture(scope="module")
-def tokens(wechatpay: WeChatPayStack) -> dict[str, str]:
-    return role_tokens(wechatpay.running.environment["JWT_SECRET"])
+def wechatpay(stack: RunningStack) -> WeChatPayStack:
+    # `make dev` runs the local WeChat Pay as the stage's provider: the tier's stack is one already.
+    return WeChatPayStack(stack, stack.wechatpay_port, stack.wechatpay_keys)
 
 
 def place_order(api: HttpApi, tokens: dict[str, str]) -> dict:

@@ -24,6 +24,9 @@ def test_19_ctrl_c_stops_the_stack_without_a_traceback(tmp_path: Path):
     api_port, moto_port = free_port(), free_port()
     argv = [sys.executable, "-m", "infra.local.dev", "--api-port", str(api_port), "--moto-port", str(moto_port)]
     argv += ["--schedule-every", "0.3"]  # the runner polls busily, as when Ctrl-C comes mid-work
+    # With the local WeChat Pay, as `make dev` runs it: Ctrl-C stops it too
+    wechatpay_port = free_port()
+    argv += ["--wechatpay-port", str(wechatpay_port), "--wechatpay-keys", str(tmp_path / "wechatpay")]
     environment = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR", "USER"}}
     environment["PYTHONPATH"] = str(ROOT)
     with log.open("wb") as out:
@@ -60,3 +63,6 @@ def test_19_ctrl_c_stops_the_stack_without_a_traceback(tmp_path: Path):
     with contextlib.suppress(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{api_port}/products", timeout=2)
         raise AssertionError("the API still answers after Ctrl-C")
+    with contextlib.suppress(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{wechatpay_port}/local/refunds", timeout=2)
+        raise AssertionError("the local WeChat Pay still answers after Ctrl-C")

@@ -201,13 +201,85 @@ def test_a_live_stage_cannot_omit_the_providers_appid_and_needs_their_secrets_in
             assert load_settings(environment, fetch=api_only).notification_provider == "sink"
 
 
+# WeChat Pay's public settings (docs/payments.md, "Keys and settings"), each a template parameter; its
+# two secrets are SecureStrings under SecretsPath, needed only where PaymentProvider is wechatpay.
+WECHATPAY_PARAMETERS = {
+    "PAYMENT_PROVIDER": "PaymentProvider",
+    "WECHATPAY_APPID": "WechatAppId",
+    "WECHATPAY_MCHID": "WechatPayMchId",
+    "WECHATPAY_MERCHANT_SERIAL": "WechatPayMerchantSerial",
+    "WECHATPAY_PUBLIC_KEY_ID": "WechatPayPublicKeyId",
+    "WECHATPAY_PUBLIC_KEY": "WechatPayPublicKey",
+    "WECHATPAY_PLATFORM_CERTIFICATES": "WechatPayPlatformCertificates",
+    "WECHATPAY_NOTIFY_URL": "WechatPayNotifyUrl",
+    "WECHATPAY_PROFIT_SHARING": "WechatPayProfitSharing",
+}
+WECHATPAY_SECRETS = {"WECHATPAY_PRIVATE_KEY": "wechatpay-private-key", "WECHATPAY_APIV3_KEY": "wechatpay-apiv3-key"}
+
+
+def test_a_stage_takes_wechat_pay_from_parameters_and_its_two_secrets_from_ssm(
+    packaged: Package, merged_template: dict
+):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from shared.payments import wechatpay_crypto as crypto
+
+    # Given the merged template: the public WeChat Pay settings come from parameters
+    variables = global_variables(merged_template)
+    for variable, parameter in WECHATPAY_PARAMETERS.items():
+        assert variables[variable] == {"Ref": parameter}, variable
+    api = API_SECRETS | (LIVE_SECRETS if packaged.stage == "prod" else {})
+    # And by default the stage takes payments by the HMAC webhook alone, without WeChat Pay's secrets
+    for environment in function_environments(merged_template).values():
+        assert load_settings(environment, fetch=ssm_holding(ssm_for(merged_template, api))).payment_provider == "hmac"
+    # When a deployer switches it to WeChat Pay with the public settings as parameters
+    platform_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    notify_url = "https://api.example.com/payments/wechatpay/notify"
+    wechatpay = required_parameters(merged_template) | {
+        "WechatAppId": "wx8888888888888888",
+        "PaymentProvider": "wechatpay",
+        "WechatPayMchId": "1900000109",
+        "WechatPayMerchantSerial": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+        "WechatPayPublicKeyId": "PUB_KEY_ID_0114232134912410000000000000",
+        "WechatPayPublicKey": crypto.public_pem(platform_key),
+        "WechatPayNotifyUrl": notify_url,
+        "WechatPayProfitSharing": "1",
+    }
+    environments = function_environments(merged_template, wechatpay)
+    # Then every function passes a deployed stage's settings with WeChat Pay, its secrets read from SSM
+    store = ssm_holding(ssm_for(merged_template, api | WECHATPAY_SECRETS))
+    for name, environment in environments.items():
+        settings = load_settings(environment, fetch=store)
+        assert settings.payment_provider == "wechatpay" and settings.wechatpay_profit_sharing, name
+        assert (settings.wechatpay_appid, settings.wechatpay_mchid) == ("wx8888888888888888", "1900000109"), name
+        assert settings.wechatpay_notify_url == notify_url and settings.wechatpay_public_key, name
+        # But not without either WeChat Pay secret in SSM: the cold start names it
+        for variable, parameter in WECHATPAY_SECRETS.items():
+            fewer = ssm_holding(
+                ssm_for(merged_template, api | {k: v for k, v in WECHATPAY_SECRETS.items() if k != variable})
+            )
+            with pytest.raises(SecretsUnavailable, match=f"{variable} \\(SSM parameter .*/{parameter}\\)"):
+                load_settings(environment, fetch=fewer)
+    # And CloudFormation refuses a provider it does not know, a callback not on https, a malformed id
+    refused = {
+        "PaymentProvider": "alipay",
+        "WechatPayNotifyUrl": "http://api.example.com/payments/wechatpay/notify",
+        "WechatPayMchId": "19000001x9",
+        "WechatPayPublicKeyId": "0114232134912410000000000000",
+        "WechatPayProfitSharing": "yes",
+    }
+    for parameter, value in refused.items():
+        with pytest.raises(DeployRefused, match=parameter):
+            function_environments(merged_template, wechatpay | {parameter: value})
+
+
 def test_no_variable_the_stack_sets_is_a_literal_anywhere(merged_template: dict):
     # Given the variables the template takes from its parameters (the secrets' names among them)
     parameters = set(merged_template["Parameters"])
     from_parameters = {
         variable for variable, value in global_variables(merged_template).items() if refs(value) & parameters
     }
-    assert {f"{v}_PARAM" for v in SECRET_VARIABLES} | {"WECHAT_APP_ID"} <= from_parameters
+    assert {f"{v}_PARAM" for v in SECRET_VARIABLES} | {"WECHAT_APP_ID", *WECHATPAY_PARAMETERS} <= from_parameters
     # Then no function sets one itself (SAM would let its literal win over the parameter)
     for name, own in own_variables(merged_template).items():
         assert not from_parameters & own.keys(), name
