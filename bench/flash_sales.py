@@ -453,6 +453,8 @@ def _start_stack() -> tuple[subprocess.Popen, int, Path]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "USER")}
     env["PYTHONPATH"] = str(ROOT)
     argv = [sys.executable, "-m", "infra.local.dev", "--api-port", str(api_port), "--moto-port", str(moto_port)]
+    # Nothing is paid here: no local WeChat Pay (it would take port 5300 beside a `make dev`)
+    argv += ["--payment-provider", "hmac"]
     with log.open("wb") as out:
         stack = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 120
