@@ -110,8 +110,8 @@ class PaidExpiry:
 
     def remind_expiring(self, page_size: int = PAGE) -> RunResult:
         """The reminder for every ACTIVE membership ending within `remind_days` and not yet reminded
-        for that end. A membership whose whole term was shorter than that is reminded as soon as it
-        is in the index (the member knew when buying; a reminder is harmless)."""
+        for that end. An end set less than `remind_days` ahead (a plan shorter than that, an end a
+        refund moved back) may land below the checkpoint and get none: the member knew it."""
         if self._remind_ms <= 0:
             return RunResult(0, 0, "reminders off")
         now = self._clock.now_ms()
