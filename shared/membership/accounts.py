@@ -9,14 +9,16 @@ from typing import Any
 
 from shared.kernel.clock import Clock, iso
 from shared.membership.model import Member, PointsBalance
+from shared.membership.paid_terms import MemberStatus, PaidMember, PaidTermsStore
 from shared.membership.ports import Cursor, MemberStore, RulesStore
 
 
 class MemberAccounts:
-    def __init__(self, store: MemberStore, rules: RulesStore, clock: Clock) -> None:
+    def __init__(self, store: MemberStore, rules: RulesStore, clock: Clock, paid: PaidTermsStore | None = None) -> None:
         self._store = store
         self._rules = rules
         self._clock = clock
+        self._paid = paid
 
     def me(self, customer_sub: str) -> dict[str, Any]:
         member = self._store.state(customer_sub, None)
@@ -31,11 +33,23 @@ class MemberAccounts:
             "level": level.view(),
             "growth_fen": found.growth_fen,
             "next_level": None if upcoming is None else upcoming.view(),
-            # Paid membership (issue 14, item 3) is not built yet: never bought, so no end.
-            "paid_membership": None,
-            "paid_membership_ends_at": None,
+            **self._paid_view(customer_sub),
             "points": balance.view(),
         }
+
+    def _paid_view(self, customer_sub: str) -> dict[str, Any]:
+        """The paid membership running now (docs/membership.md, "Paid membership"): null when none
+        was bought, it has ended or was refunded."""
+        paid: PaidMember | None = self._paid.read(customer_sub).member if self._paid is not None else None
+        if paid is None or paid.status is not MemberStatus.ACTIVE or paid.until_ms <= self._clock.now_ms():
+            return {"paid_membership": None, "paid_membership_ends_at": None}
+        view = {
+            "tier": paid.tier,
+            "rank": paid.rank,
+            "member_price": paid.member_price,
+            "discount_bp": paid.discount_bp,
+        }
+        return {"paid_membership": view, "paid_membership_ends_at": iso(paid.until_ms)}
 
     def points_ledger(self, customer_sub: str, limit: int, cursor: Cursor) -> tuple[list[dict[str, Any]], Cursor]:
         entries, next_cursor = self._store.ledger(customer_sub, limit, cursor)

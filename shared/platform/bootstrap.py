@@ -752,11 +752,12 @@ def membership_purchase(clock: Clock | None = None) -> MembershipPurchase:
 def member_accounts(clock: Clock | None = None) -> MemberAccounts:
     """`GET /me/member` (enrols on the first ask) and `GET /me/points`."""
     from shared.data.stores.membership import DynamoMembers, DynamoMembershipRules
+    from shared.data.stores.paid_membership import DynamoPaidTerms
     from shared.kernel.clock import SYSTEM
     from shared.membership.accounts import MemberAccounts
 
     ready()
-    return MemberAccounts(DynamoMembers(), DynamoMembershipRules(), clock or SYSTEM)
+    return MemberAccounts(DynamoMembers(), DynamoMembershipRules(), clock or SYSTEM, DynamoPaidTerms())
 
 
 def points_earning() -> PointsEarning:

@@ -107,6 +107,8 @@ def test_a_bound_customer_buys_pays_gets_the_benefits_and_a_refund_in_the_window
     eventually(lambda: quoted(api, customer, sku) == 3_800)
     eventually(lambda: sorted(c["template_id"] for c in wallet(api, customer)) == sorted(welcome))
     assert {c["status"] for c in wallet(api, customer)} == {"AVAILABLE"}
+    me = api.get("/me/member", token=customer).json()
+    assert me["paid_membership"]["tier"] == "金卡" and me["paid_membership_ends_at"] is not None
     # And the guide's ledger holds the 20 yuan rebate of the membership line
     eventually(lambda: guide_ledger(api, guide)["summary"]["pending_fen"] == 2_000)
     items = guide_ledger(api, guide)["items"]
@@ -130,3 +132,4 @@ def test_a_bound_customer_buys_pays_gets_the_benefits_and_a_refund_in_the_window
     clawed = [i for i in guide_ledger(api, guide)["items"] if i["sku"] == f"MEMBERSHIP-{plan_id}"]
     assert sum(i["amount_fen"] for i in clawed) == 0 and len(clawed) >= 1, clawed
     assert api.get(f"/orders/{order['order_id']}", token=customer).json()["status"] == "REFUNDED"
+    assert api.get("/me/member", token=customer).json()["paid_membership"] is None

@@ -12,6 +12,7 @@ import pytest
 from chalice.test import Client
 
 from shared.data.stores.paid_membership import DynamoPaidTerms
+from shared.kernel.clock import iso
 from shared.kernel.events import DomainEvent
 from shared.membership.paid_activation import PaidMembershipEvents
 from shared.platform import bootstrap
@@ -115,6 +116,9 @@ def test_paid_it_activates_once_the_member_discount_and_the_welcome_pack(shop: C
     assert state.member is not None and state.member.tier == "金卡" and state.member.until_ms == term.term.end_ms
     wallet = get(shop, "/me/coupons", customer).json_body["items"]
     assert sorted(c["template_id"] for c in wallet) == sorted(welcome)
+    me = get(shop, "/me/member", customer).json_body
+    assert me["paid_membership"] == {"tier": "金卡", "rank": 2, "member_price": True, "discount_bp": 500}
+    assert me["paid_membership_ends_at"] == iso(term.term.end_ms)
     # OrderPaid delivered again: nothing more (no second term, no more coupons)
     Queue.of(table, "MembershipQueue").send(json.dumps(paid_event(order["order_id"])))
     drain()
@@ -159,6 +163,7 @@ def test_a_refund_in_the_window_gives_all_back_ends_the_membership_revokes_the_p
     state = DynamoPaidTerms().read("c-1")
     assert state.terms[0].status.value == "REFUNDED" and state.member.status.value == "EXPIRED"
     assert quote_total(shop, customer) == 4_000  # no member discount any more
+    assert get(shop, "/me/member", customer).json_body["paid_membership"] is None
     assert {c["status"] for c in get(shop, "/me/coupons", customer).json_body["items"]} <= {"EXPIRED"}
     assert all(c.status == "EXPIRED" for t in welcome for c in coupons_of(t))
     assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 0  # the rebate clawed back
