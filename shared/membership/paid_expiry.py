@@ -130,29 +130,37 @@ class PaidExpiry:
     ) -> RunResult:
         """Walk (checkpoint - RE_READ_MS, high_ms] a page at a time; the checkpoint moves after each
         page to the last position finished. `floor`: never read below it (the reminder has no use
-        for memberships already ended)."""
+        for memberships already ended). A busy database (a read, a write, the checkpoint) stops the
+        run where it is: the next run goes on from the checkpoint."""
+        counts = [0, 0]  # done, read
+        try:
+            self._walk(job, edge(high_ms), due, act, now, page_size, floor, counts)
+        except TemporarilyUnavailable:
+            return RunResult(counts[0], counts[1], "busy")
+        return RunResult(counts[0], counts[1])
+
+    def _walk(
+        self, job: str, high: str, due: Decide, act: Act, now: int, page_size: int, floor: str, counts: list[int]
+    ) -> None:
         checkpoint = self._checkpoints.through(job)
         low = max(floor, _less(checkpoint, RE_READ_MS) if checkpoint else "")
-        high = edge(high_ms)
-        done = read = 0
         while low < high:
             found, more = self._members.page(low, high, page_size)
-            read += len(found)
+            counts[1] += len(found)
             finished = low
             for ending in found:
                 try:
-                    done += self._handle(ending, now, due, act)
+                    counts[0] += self._handle(ending, now, due, act)
                 except TemporarilyUnavailable:
-                    self._advance(job, checkpoint, finished)
-                    return RunResult(done, read, "busy")
+                    self._advance(job, checkpoint, finished)  # not past the one not done
+                    raise
                 finished = ending.position
             finished = finished if more else high
             self._advance(job, checkpoint, finished)
             checkpoint = max(checkpoint or "", finished)
             if not more:
-                break
+                return
             low = finished
-        return RunResult(done, read)
 
     def _handle(self, ending: Ending, now: int, due: Decide, act: Act) -> int:
         """1 if this run changed the membership; a refused write reads it again and decides again once

@@ -19,6 +19,7 @@ class MemoryEndingMembers:
         self.busy_for: set[str] = set()  # writes for these members answer TemporarilyUnavailable
         self.before_write: dict[str, object] = {}  # customer -> callable run before its next write
         self.queries = 0
+        self.busy_queries = 0  # the next this many Queries answer TemporarilyUnavailable
 
     # what p1's purchase / refund would write (the tests' stand-in)
     def put(self, ending: Ending) -> Ending:
@@ -35,6 +36,9 @@ class MemoryEndingMembers:
 
     def page(self, low: str, high: str, limit: int) -> tuple[list[Ending], bool]:
         self.queries += 1
+        if self.busy_queries:
+            self.busy_queries -= 1
+            raise TemporarilyUnavailable("busy")
         in_range = sorted((m for m in self.members.values() if low < m.position <= high), key=lambda m: m.position)
         return in_range[:limit], len(in_range) > limit
 

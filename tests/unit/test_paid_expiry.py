@@ -93,6 +93,31 @@ def test_a_run_stopped_by_a_busy_database_resumes_where_it_stopped():
     assert len(expired_events(members)) == 6  # each once
 
 
+def test_a_busy_index_read_stops_the_run_without_an_error_and_the_next_resumes():
+    job, members, _, clock = setup()
+    now = clock.now_ms()
+    for n in range(4):
+        members.put(member(f"c-{n}", now - DAY_MS + n * HOUR_MS))
+    job.expire_due(page_size=2)  # nothing was due in its range but these: all 4 expire
+    for n in range(4, 8):
+        members.put(member(f"c-{n}", now + n * HOUR_MS))
+    clock.advance(8 * 3_600)
+    members.busy_queries = 1
+    assert job.expire_due(page_size=2).stopped == "busy"
+    assert job.expire_due(page_size=2).done == 4
+    assert len(expired_events(members)) == 8
+
+
+def test_two_reminder_runs_at_once_remind_once():
+    job, members, _, clock = setup()
+    other = PaidExpiry(members, MemoryCheckpoints(), clock, 3)
+    members.put(member("c-1", clock.now_ms() + DAY_MS))
+    # The other run reminds c-1 between this run's index read and its write
+    members.before_write["c-1"] = lambda: other.remind_expiring()
+    assert job.remind_expiring().done == 0
+    assert len(reminders(members)) == 1
+
+
 def test_a_renewal_racing_the_expiry_wins():
     job, members, _, clock = setup()
     now = clock.now_ms()
