@@ -2,6 +2,7 @@
 whose commissions became settleable shares them out of its own transaction, once.
 
     share_order(order)  ledger entries all SETTLEABLE/SETTLED? -> receivers (net per payee, under the ratio)
+                        (none at all, long after the payment: nobody was credited -> nothing to share)
                         store the share PENDING (the first one stands)
                         POST /v3/profitsharing/receivers/add for each receiver (WeChat Pay keeps them; idempotent;
                         a merchant's name encrypted with WeChat Pay's key, Wechatpay-Serial naming it)
@@ -34,6 +35,11 @@ from shared.platform.observability import count, logger
 RETRYABLE = frozenset({"FREQUENCY_LIMITED", "SYSTEM_ERROR", "SYSTEMERROR", "NOT_ENOUGH"})
 QUERY_AFTER_MS = 60 * 1000
 CLAIM_ATTEMPTS = 4
+# A paid order whose ledger still has no entry ten first checks (and at least ten minutes) after its
+# payment credited nobody (the commission consumer writes an order's entries at OrderPaid): its money is
+# unfrozen to the merchant, not held frozen at WeChat Pay. An entry written later stays unclaimed: its
+# statement pays it.
+UNCREDITED_AFTER_WAITS, UNCREDITED_AFTER_MS = 10, 10 * 60 * 1000
 
 
 class CommissionOwed(Protocol):
@@ -152,7 +158,9 @@ class ProfitSharing:
             return self._advance(waiting)
         now = self._clock.now_ms()
         entries = self._owed.entries(waiting.order_id)
-        if not ps.settleable(entries):
+        credited_by = max(UNCREDITED_AFTER_WAITS * self._wait_min_ms, UNCREDITED_AFTER_MS)
+        uncredited = not entries and now - waiting.created_at_ms >= credited_by
+        if not ps.settleable(entries) and not uncredited:
             return self._write(waiting, lambda current: current.still_waiting(now, self._wait_min_ms))
         owed, apart = ps.open_to_share(entries, waiting.out_order_no)
         accounts = {(e.role, e.payee_id): self._accounts.account(e.role, e.payee_id) for e in owed}

@@ -219,6 +219,28 @@ def test_an_order_with_nothing_owed_is_unfrozen_whole(world):
     assert world.sharing.share_order(paid.order_id) == share
 
 
+def test_an_order_that_credited_nobody_is_unfrozen_whole_after_ten_waits_and_a_late_entry_is_left_unclaimed(world):
+    # Given a paid order (flagged for sharing) whose ledger has no entry: nobody was credited
+    paid = world.paid_order(10_000, [])
+    assert world.sharing.watch(paid.order_id).status == ps.WAITING
+    # When the job looks at it before ten first waits have passed, Then it keeps waiting (the
+    # commission consumer may not have written the order's entries yet)
+    world.clock.advance(9 * 60)
+    assert world.sharing.settle_due()["still_open"] == 1
+    assert posts(world, UNFREEZE) == [] and posts(world, ORDERS) == []
+    # When it looks again after ten
+    world.clock.advance(10 * 60)
+    assert world.sharing.settle_due() == {"checked": 1, "finished": 1, "still_open": 0, "unavailable": 0}
+    # Then its money is unfrozen to the merchant, nothing shared, nothing claimed
+    share = world.shares.get(paid.order_id, ps.out_order_no_of(paid.order_id))
+    assert share.status == ps.FINISHED and share.unfrozen and share.receivers == () and not share.claimed_entries
+    assert len(posts(world, UNFREEZE)) == 1 and posts(world, ORDERS) == []
+    # And an entry the ledger writes after that stays unclaimed, for its statement
+    world.owed.by_order[paid.order_id] = earnings(dealer=300)
+    assert world.sharing.share_order(paid.order_id) == share
+    assert [e.payout for e in world.owed.entries(paid.order_id)] == [None]
+
+
 def test_over_the_ratio_nothing_is_asked_and_finance_sees_it(world):
     paid = world.paid_order(1_000, earnings(dealer=301))
     share = world.sharing.share_order(paid.order_id)
