@@ -46,6 +46,8 @@ INDEX_SETTLE_MS = 60_000
 # INDEX_SETTLE_MS. What it re-reads was handled and is skipped (EXPIRED, or reminded).
 RE_READ_MS = 10 * 60_000
 PAGE = 200
+MAX_PAGES = 100  # a run's budget (20,000 memberships): the rest is the next run's, from the checkpoint
+MARGIN_PAGES = 5  # of the re-read below the checkpoint, at most
 EXPIRY_JOB, REMINDER_JOB = "expiry", "reminder"
 START = "0"  # a position before every membership (a key condition cannot name the empty string)
 
@@ -93,6 +95,17 @@ Decide = Callable[[Ending, int], bool]
 Act = Callable[[Ending], None]
 
 
+@dataclass
+class _Run:
+    job: str
+    due: Decide
+    act: Act
+    now: int
+    page_size: int
+    done: int = 0
+    read: int = 0
+
+
 class PaidExpiry:
     def __init__(self, members: EndingMembers, checkpoints: Checkpoints, clock: Clock, remind_days: int = 3) -> None:
         self._members = members
@@ -100,15 +113,17 @@ class PaidExpiry:
         self._clock = clock
         self._remind_ms = remind_days * DAY_MS
 
-    def expire_due(self, page_size: int = PAGE) -> RunResult:
+    def expire_due(self, page_size: int = PAGE, max_pages: int = MAX_PAGES) -> RunResult:
         """EXPIRED for every ACTIVE membership whose until has passed (up to INDEX_SETTLE_MS ago)."""
         now = self._clock.now_ms()
-        result = self._sweep(EXPIRY_JOB, now - INDEX_SETTLE_MS, _expired_due, self._members.expire, now, page_size)
+        result = self._sweep(
+            EXPIRY_JOB, now - INDEX_SETTLE_MS, _expired_due, self._members.expire, now, (page_size, max_pages)
+        )
         if result.done:
             count("PaidMembershipsExpired", result.done)
         return result
 
-    def remind_expiring(self, page_size: int = PAGE) -> RunResult:
+    def remind_expiring(self, page_size: int = PAGE, max_pages: int = MAX_PAGES) -> RunResult:
         """The reminder for every ACTIVE membership ending within `remind_days` and not yet reminded
         for that end. An end set less than `remind_days` ahead (a plan shorter than that, an end a
         refund moved back) may land below the checkpoint and get none: the member knew it."""
@@ -120,47 +135,54 @@ class PaidExpiry:
         def due(ending: Ending, at_ms: int) -> bool:
             return _reminder_due(ending, at_ms, self._remind_ms)
 
-        result = self._sweep(REMINDER_JOB, high, due, self._members.remind, now, page_size, floor=edge(now))
+        result = self._sweep(REMINDER_JOB, high, due, self._members.remind, now, (page_size, max_pages), edge(now))
         if result.done:
             count("PaidMembershipRemindersSent", result.done)
         return result
 
     def _sweep(
-        self, job: str, high_ms: int, due: Decide, act: Act, now: int, page_size: int, floor: str = START
+        self, job: str, high_ms: int, due: Decide, act: Act, now: int, pages: tuple[int, int], floor: str = START
     ) -> RunResult:
-        """Walk (checkpoint - RE_READ_MS, high_ms] a page at a time; the checkpoint moves after each
-        page to the last position finished. `floor`: never read below it (the reminder has no use
-        for memberships already ended). A busy database (a read, a write, the checkpoint) stops the
-        run where it is: the next run goes on from the checkpoint."""
-        counts = [0, 0]  # done, read
+        """Walk up to `high_ms` from the checkpoint a page at a time, the checkpoint moved after each
+        page to the last position finished; first the RE_READ_MS below the checkpoint, at most
+        MARGIN_PAGES of it, the checkpoint left where it is (so a crowd of memberships ending in
+        one instant cannot hold the job in its margin). `floor`: never read below it (the reminder
+        has no use for memberships already ended). A busy database (a read, a write, the
+        checkpoint) stops the run where it is: the next run goes on from the checkpoint."""
+        run = _Run(job, due, act, now, pages[0])
         try:
-            self._walk(job, edge(high_ms), due, act, now, page_size, floor, counts)
+            checkpoint = self._checkpoints.through(job)
+            if checkpoint:
+                margin = max(floor, _less(checkpoint, RE_READ_MS))
+                self._pass(run, margin, min(checkpoint, edge(high_ms)), MARGIN_PAGES, None)
+            finished = self._pass(run, max(floor, checkpoint or START), edge(high_ms), pages[1], checkpoint or "")
         except TemporarilyUnavailable:
-            return RunResult(counts[0], counts[1], "busy")
-        return RunResult(counts[0], counts[1])
+            return RunResult(run.done, run.read, "busy")
+        return RunResult(run.done, run.read, None if finished else "budget")
 
-    def _walk(
-        self, job: str, high: str, due: Decide, act: Act, now: int, page_size: int, floor: str, counts: list[int]
-    ) -> None:
-        checkpoint = self._checkpoints.through(job)
-        low = max(floor, _less(checkpoint, RE_READ_MS) if checkpoint else "")
-        while low < high:
-            found, more = self._members.page(low, high, page_size)
-            counts[1] += len(found)
+    def _pass(self, run: _Run, low: str, high: str, max_pages: int, checkpoint: str | None) -> bool:
+        """Positions in (low, high], at most `max_pages`; True when `high` was reached. `checkpoint`
+        None: the margin pass, which moves no checkpoint."""
+        for _ in range(max_pages):
+            if low >= high:
+                return True
+            found, more = self._members.page(low, high, run.page_size)
+            run.read += len(found)
             finished = low
             for ending in found:
                 try:
-                    counts[0] += self._handle(ending, now, due, act)
+                    run.done += self._handle(ending, run.now, run.due, run.act)
                 except TemporarilyUnavailable:
-                    self._advance(job, checkpoint, finished)  # not past the one not done
+                    self._advance(run.job, checkpoint, finished)  # not past the one not done
                     raise
                 finished = ending.position
             finished = finished if more else high
-            self._advance(job, checkpoint, finished)
-            checkpoint = max(checkpoint or "", finished)
+            self._advance(run.job, checkpoint, finished)
+            checkpoint = None if checkpoint is None else max(checkpoint, finished)
             if not more:
-                return
+                return True
             low = finished
+        return low >= high
 
     def _handle(self, ending: Ending, now: int, due: Decide, act: Act) -> int:
         """1 if this run changed the membership; a refused write reads it again and decides again once
@@ -181,7 +203,7 @@ class PaidExpiry:
         return 0
 
     def _advance(self, job: str, checkpoint: str | None, through: str) -> None:
-        if through and through > (checkpoint or ""):
+        if checkpoint is not None and through > checkpoint:
             self._checkpoints.advance(job, through)
 
 

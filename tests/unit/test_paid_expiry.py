@@ -71,8 +71,8 @@ def test_a_run_reads_from_its_checkpoint_not_from_the_beginning_of_time():
     assert checkpoints.through(EXPIRY_JOB) is not None
     clock.advance(300)
     job.expire_due(page_size=10)
-    # Only the re-read margin below the checkpoint and what is new: one page, not five again
-    assert members.queries - queries == 1
+    # Only the re-read margin below the checkpoint and what is new: a page each, not five again
+    assert members.queries - queries == 2
 
 
 def test_a_run_stopped_by_a_busy_database_resumes_where_it_stopped():
@@ -91,6 +91,29 @@ def test_a_run_stopped_by_a_busy_database_resumes_where_it_stopped():
     assert (resumed.done, resumed.stopped) == (3, None)
     assert all(m.status == EXPIRED for m in members.members.values())
     assert len(expired_events(members)) == 6  # each once
+
+
+def test_a_run_stops_at_its_page_budget_and_the_next_goes_on():
+    job, members, _, clock = setup()
+    now = clock.now_ms()
+    for n in range(7):
+        members.put(member(f"c-{n}", now - DAY_MS + n))
+    first = job.expire_due(page_size=2, max_pages=2)
+    assert (first.done, first.stopped) == (4, "budget")
+    second = job.expire_due(page_size=2, max_pages=2)
+    assert (second.done, second.stopped) == (3, None)
+    assert len(expired_events(members)) == 7
+
+
+def test_a_crowd_ending_at_once_does_not_hold_the_job_in_its_margin():
+    job, members, _, clock = setup()
+    now = clock.now_ms()
+    for n in range(30):  # every one ending in the same instant: all within the re-read margin
+        members.put(member(f"c-{n:02d}", now - HOUR_MS))
+    assert job.expire_due(page_size=2, max_pages=3).done == 6
+    for _ in range(5):
+        job.expire_due(page_size=2, max_pages=3)
+    assert len(expired_events(members)) == 30
 
 
 def test_a_busy_index_read_stops_the_run_without_an_error_and_the_next_resumes():
