@@ -29,6 +29,7 @@ from tests.functional.commission_support import (
 )
 from tests.functional.coupons_support import coupons_of, create_template, get, post
 from tests.functional.events_support import Queue, announced
+from tests.functional.stock_support import given_product, given_stock
 
 GOLD = {
     "tier": "金卡",
@@ -187,3 +188,16 @@ def test_a_refund_after_a_benefit_was_used_is_pro_rata_of_the_unused_days(shop: 
     membership = [i for i in ledger["items"] if i["sku"] == "MEMBERSHIP-gold"]
     assert sum(i["amount_fen"] for i in membership) == rebate, membership
     assert DynamoPaidTerms().read("c-1").member.status.value == "EXPIRED"
+
+
+def test_a_discount_only_plan_gives_its_discount_and_not_the_member_prices(shop: Client, tokens: dict):
+    admin, customer = tokens["merchant_admin"], tokens["customer"]
+    given_product(shop, admin, "MP-1", 4_000, member_price_fen=3_000)
+    given_stock(shop, admin, "MP-1", WH=5)
+    given_plan(shop, tokens, member_price=False)
+    order = buy(shop, customer, {"plan_id": "gold"}).json_body
+    pay(shop, order)
+    drain()
+    body = {"lines": [{"sku": "MP-1", "qty": 1}], "fulfilment": DELIVERY}
+    quote = call(shop, "post", "/checkout/quote", customer, body).json_body
+    assert quote["total_fen"] - quote["shipping_fen"] == 3_800  # 5% off 4,000; with member prices 2,850

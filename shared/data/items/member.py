@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
 
 from shared.data.table import BaseItem
 
@@ -11,7 +11,8 @@ class MemberItem(BaseItem, discriminator="Member"):
     BatchGetItem as the cart.
 
     Paid membership (docs/membership.md) writes it: `discount_bp` (optional, 0..10,000, null = 0)
-    is a discount off the merchandise in basis points on top of member prices; `until` (optional,
+    is a discount off the merchandise in basis points on top of member prices; `member_price`
+    (optional, null = true: seed data) false for a plan that gives only the discount; `until` (optional,
     epoch ms, null = no end) is when the membership ends: at or after it the item means nothing
     (no member price, no discount), as if absent. The level's benefits (the membership rules) and
     this item's combine as the best of each: docs/pricing.md, "Member benefits"."""
@@ -19,6 +20,7 @@ class MemberItem(BaseItem, discriminator="Member"):
     customer_sub = UnicodeAttribute()
     tier = UnicodeAttribute(null=True)
     discount_bp = NumberAttribute(null=True)
+    member_price = BooleanAttribute(null=True)
     until = NumberAttribute(null=True)
 
     @staticmethod

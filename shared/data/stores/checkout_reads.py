@@ -100,7 +100,7 @@ def _member_benefits(found: Iterable[object], now_ms: int) -> Benefits:
     rules, level = DEFAULT_RULES, 0
     for item in found:
         if isinstance(item, MemberItem) and (item.until is None or now_ms < int(item.until)):
-            paid = Benefits(member_price=True, discount_bp=int(item.discount_bp or 0))
+            paid = Benefits(member_price=item.member_price is not False, discount_bp=int(item.discount_bp or 0))
         elif isinstance(item, MembershipRulesItem):
             rules = MembershipRules.of(item.body, int(item.version))
         elif isinstance(item, MemberProfileItem):

@@ -167,13 +167,14 @@ class DynamoPaidTerms:
             actions += [PaidMemberItem.version.set(read.version + 1)]
             condition = PaidMemberItem.version == read.version
             tx.update(PaidMemberItem, PaidMemberItem.key(member.customer_id), actions, "paid member", condition)
-        # Checkout's item: member prices (and the discount) while `until` has not passed.
-        # `member_price` False (a discount-only plan) is not expressible there yet: docs/membership.md.
+        # Checkout's item: member prices (unless the plan gives only its discount) and the discount
+        # while `until` has not passed.
         member_actions: list[Action] = [
             MemberItem.customer_sub.set(member.customer_id),
             MemberItem.tier.set(member.tier),
             MemberItem.until.set(member.until_ms),
             MemberItem.discount_bp.set(member.discount_bp),
+            MemberItem.member_price.set(member.member_price),
             MemberItem.entity.set(MemberItem),  # the discriminator serializes the class
         ]
         tx.update(MemberItem, MemberItem.key(member.customer_id), member_actions, "member item")
