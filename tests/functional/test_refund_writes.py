@@ -12,13 +12,14 @@ import json
 import pytest
 
 from bench._write_units import KB, item_size
+from shared.data.stores.ordering_uow import unit_of_work
 from shared.data.stream import decode
 from shared.kernel.clock import iso
 from shared.kernel.errors import IdempotencyKeyReused, RuleViolation
-from shared.kernel.idempotency import IdempotentRequest
+from shared.kernel.idempotency import IdempotentRequest, StoredResponse
 from shared.kernel.identity import Principal, Role
 from shared.ordering import announcements
-from shared.ordering.model import Order
+from shared.ordering.model import Order, refund_id_for
 from shared.payments.hmac_webhook import PaymentNotice
 from shared.platform import bootstrap
 from tests.functional.events_support import announced, stream_records
@@ -164,3 +165,37 @@ def test_a_payment_for_a_cancelled_order_derives_payment_needs_refund_from_its_r
     payments = [r for r in stream_records() if r["dynamodb"]["Keys"]["pk"]["S"].startswith("PAYMENT#")]
     assert [e for r in payments for e in decode(r).forwarded] == [e for r in payments for e in decode(r).forwarded]
     assert sum(1 for r in payments for _ in decode(r).forwarded) == 2  # the applied payment announces nothing
+
+
+def test_a_replay_after_the_issue_changed_the_lines_and_a_concurrent_twin_get_the_first_answer(table):
+    # Given a refund asked for under a key, issued with other amounts than asked (a gift's deduction)
+    request = refund_request("o-1", "k-g", {"TEA-1": 1})
+    refund_id = refund_id_for(request, None)
+    asked = {
+        "refund_id": refund_id,
+        "order_id": "o-1",
+        "customer_id": "c-1",
+        "status": "REQUESTED",
+        "lines": [{"sku": "TEA-1", "qty": 1, "amount_fen": 9000}],
+        "amount_fen": 9000,
+        "reason": "broken",
+    }
+    first = unit_of_work()
+    first.add_refund(asked, 1_764_000_000_000, carrying=request)
+    assert first.commit_once(request, StoredResponse(201, asked)).body == asked
+    issued = {**asked, "lines": [{"sku": "TEA-1", "qty": 1, "amount_fen": 5667}], "amount_fen": 5667, "restock": "no"}
+    decision = unit_of_work()
+    announced = {"order_part": {"order_id": "o-1"}, "decided_at_ms": 1_764_000_000_001}
+    decision.decide_refund({**issued, **announced, "asked_lines": asked["lines"]}, "ISSUED", False)
+    decision.commit()
+    # When the request is replayed, it is answered what it was answered first
+    replayed = bootstrap.orders().replay_refund("o-1", refund_id, request)
+    assert replayed is not None and replayed.replayed
+    assert json.dumps(replayed.body) == json.dumps(asked)
+    # And a twin whose look-up missed it (sent at the same time) is answered from the refused put
+    twin = unit_of_work()
+    twin.add_refund(asked, 1_764_000_000_002, carrying=request)
+    answered = twin.commit_once(request, StoredResponse(201, asked))
+    assert answered.replayed and json.dumps(answered.body) == json.dumps(asked)
+    # And the refund listed keeps what was issued
+    assert [r["amount_fen"] for r in bootstrap.orders().refunds_of("o-1")] == [5667]
