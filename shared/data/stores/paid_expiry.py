@@ -37,11 +37,14 @@ def ending_of_image(image: dict[str, Any]) -> Ending:
 class DynamoEndingMembers:
     def page(self, low: str, high: str, limit: int) -> tuple[list[Ending], bool]:
         with translated():
-            # BETWEEN is inclusive: the membership at `low` itself was handled by the page before.
-            result = PaidMemberItem.gsi2.query(MEMBERS_ENDING, PaidMemberItem.gsi2sk.between(low, high), limit=limit)
+            # BETWEEN is inclusive: the membership at `low` itself was handled by the page before, so
+            # one more is asked for (a page of `limit` new ones, never an empty page that says "more").
+            result = PaidMemberItem.gsi2.query(
+                MEMBERS_ENDING, PaidMemberItem.gsi2sk.between(low, high), limit=limit + 1
+            )
             items = [item for item in result if isinstance(item, PaidMemberItem) and item.gsi2sk != low]
-            more = result.last_evaluated_key is not None
-        return [ending_of(item) for item in items], more
+            more = result.last_evaluated_key is not None or len(items) > limit
+        return [ending_of(item) for item in items[:limit]], more
 
     def get(self, customer_id: str) -> Ending | None:
         with translated():
