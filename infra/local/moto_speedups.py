@@ -45,6 +45,7 @@ from infra.local import moto_index
 from infra.local.moto_pin import require_pinned_moto
 
 try:
+    from moto.core.parse import BaseJSONParser
     from moto.core.serialize import BaseJSONSerializer
     from moto.dynamodb.comparisons import ConditionExpressionParser
     from moto.dynamodb.exceptions import ItemSizeTooLarge
@@ -77,6 +78,7 @@ _MOTO = {
     (Validator, "__init__"): Validator.__dict__["__init__"],
     (Validator, "validate"): Validator.__dict__["validate"],
     (BaseJSONSerializer, "_serialize_type_structure"): BaseJSONSerializer.__dict__["_serialize_type_structure"],
+    (BaseJSONParser, "_parse_structure"): BaseJSONParser.__dict__["_parse_structure"],
     **{where: moto_own for where, (moto_own, _) in moto_index.WRITE_PATHS.items()},
 }
 _moto_parse_condition = _MOTO[ConditionExpressionParser, "parse"]
@@ -127,13 +129,35 @@ def make_update(cls: type[UpdateExpressionParser], expression: str) -> Any:
     return known
 
 
+def attribute_value(value: Any) -> DynamoType:
+    """DynamoType(value) for a request's attribute value ({type: value}, one key): the same object
+    moto builds (its type, its value, lists and maps built element by element the same way),
+    without moto's two list() copies of the dict per value. Anything else is moto's constructor."""
+    if type(value) is not dict or len(value) != 1:
+        return DynamoType(value)
+    ((kind, inner),) = value.items()
+    built = _new_dynamo_type(DynamoType)
+    built.type = kind
+    if kind == "L":
+        built.value = [attribute_value(element) for element in inner]
+    elif kind == "M":
+        built.value = {name: attribute_value(element) for name, element in inner.items()}
+    else:
+        built.value = inner
+    return built
+
+
+_new_dynamo_type = object.__new__
+
+
 def build_item(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
-    """Item.__init__ with one size check at the end instead of one per attribute."""
+    """Item.__init__ with one size check at the end instead of one per attribute, each attribute
+    built by `attribute_value`."""
     self.hash_key = hash_key
     self.range_key = range_key
     built = LimitedSizeDict()
     for key, value in attrs.items():
-        dict.__setitem__(built, key, DynamoType(value))
+        dict.__setitem__(built, key, attribute_value(value))
     self.attrs = built
     if self.size() > ITEM_SIZE_LIMIT:
         raise ItemSizeTooLarge
@@ -306,6 +330,47 @@ def serialize_structure(self: Any, serialized: Any, value: Any, shape: Any, key:
         self._default_serialize(serialized, wrapper, shape, key)
 
 
+_moto_parse_structure = _MOTO[BaseJSONParser, "_parse_structure"]
+# id(structure shape) -> (the shape, {name on the wire: member name}, or None when two members share
+# a wire name): the shape is kept so that a reused id is never taken for it.
+_wire_names: dict[int, tuple[Any, dict[str, str] | None]] = {}
+
+
+def _members_by_wire_name(shape: Any) -> dict[str, str] | None:
+    names: dict[str, str] = {}
+    for member_name, member_shape in shape.members.items():
+        wire = member_shape.serialization.get("name", member_name)
+        if wire in names:
+            return None
+        names[wire] = member_name
+    return names
+
+
+def parse_structure(self: Any, shape: Any, value: Any) -> Any:
+    """BaseJSONParser._parse_structure, for a request's structure that has one member (every
+    attribute value: {"S": ...}; a transaction's part: {"Put": ...}), looking up that member only:
+    moto asks the input for each member of the shape (ten for an AttributeValue), and the absent
+    ones give None and are left out. A flash order's transaction has 27 attribute values. The
+    answer is the dict moto builds: the member present, parsed, unless it is null. Anything else
+    (several keys, no dict, a document) is moto's."""
+    if type(value) is not dict or len(value) != 1 or shape.is_document_type:
+        return _moto_parse_structure(self, shape, value)
+    known = _wire_names.get(id(shape))
+    if known is None or known[0] is not shape:
+        if len(_wire_names) >= CACHE_ENTRIES:
+            _wire_names.clear()
+        known = _wire_names[id(shape)] = (shape, _members_by_wire_name(shape))
+    names = known[1]
+    if names is None:
+        return _moto_parse_structure(self, shape, value)
+    ((wire, raw),) = value.items()
+    parsed = self.MAP_TYPE()
+    member_name = names.get(wire)
+    if member_name is not None and raw is not None:
+        parsed[member_name] = self._parse_shape(shape.members[member_name], raw)
+    return parsed
+
+
 _OURS = {
     (ConditionExpressionParser, "parse"): parse_condition,
     (UpdateExpressionParser, "make"): classmethod(make_update),
@@ -315,6 +380,7 @@ _OURS = {
     (Validator, "__init__"): validator_init,
     (Validator, "validate"): validate,
     (BaseJSONSerializer, "_serialize_type_structure"): serialize_structure,
+    (BaseJSONParser, "_parse_structure"): parse_structure,
     **{where: ours for where, (_, ours) in moto_index.WRITE_PATHS.items()},
 }
 
@@ -340,4 +406,5 @@ def uninstall() -> None:
     _passed.clear()
     _node_types.clear()
     _handlers.clear()
+    _wire_names.clear()
     moto_index.forget()

@@ -344,3 +344,120 @@ def test_a_cached_condition_is_judged_against_each_item_as_it_is_now(dynamodb, m
     # Then three succeed and the fourth is refused: nothing about the item is cached
     assert results == ["ok", "ok", "ok", "error"]
     assert dynamodb.get_item(TableName=name, Key=_key("S"))["Item"]["n"] == {"N": "0"}
+
+
+# Attribute values as a request may carry them, odd ones included: every type, nested; a null
+# member; no member; two members; a member DynamoDB does not have; not a dict at all.
+ODD_VALUES: list[Any] = [
+    {"S": "文字"},
+    {"N": "-1.5"},
+    {"B": "AP8="},
+    {"SS": ["a", "b"]},
+    {"NS": ["1", "2"]},
+    {"BS": ["AQ==", "Ag=="]},
+    {"NULL": True},
+    {"BOOL": False},
+    {"M": {"inner": {"L": [{"S": "x"}, {"M": {"deep": {"BOOL": True}}}, {"B": "Aw=="}, {"L": []}]}}},
+    {"L": []},
+    {"S": None},
+    {},
+    {"S": "a", "N": "1"},
+    {"Q": "x"},
+    {"M": {"k": {}, "j": {"S": None, "N": "2"}}},
+]
+
+
+def _parsed(operation: str, body: dict[str, Any]) -> tuple:
+    """What moto's request parser makes of `body` for `operation` (or the error it raises)."""
+    from moto.core.parse import JSONParser
+    from moto.core.utils import get_service_model
+
+    parser = JSONParser(get_service_model("dynamodb").operation_model(operation))
+    try:
+        return ("ok", parser.parse({"body": json.dumps(body).encode(), "headers": {}}))
+    except Exception as failed:  # the same refusal either way, by type and message
+        return ("error", type(failed).__name__, str(failed))
+
+
+def _parser_requests() -> list[tuple[str, dict[str, Any]]]:
+    key = {"pk": {"S": "P"}, "sk": {"S": "X"}}
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("PutItem", {"TableName": "t", "Item": {**key, f"a{n}": value}}) for n, value in enumerate(ODD_VALUES)
+    ]
+    requests += [
+        ("PutItem", {"TableName": "t", "Item": {**key, "bad": "not a map"}}),
+        ("PutItem", {"TableName": "t", "Item": {**key, "bad": ["a list"]}}),
+        (
+            "UpdateItem",
+            {
+                "TableName": "t",
+                "Key": key,
+                "UpdateExpression": "SET a = :v",
+                "ExpressionAttributeValues": {":v": {"M": {"x": {"N": "1"}}}},
+                "ReturnValues": "ALL_NEW",
+            },
+        ),
+        (
+            "TransactWriteItems",
+            {
+                "TransactItems": [
+                    {"Put": {"TableName": "t", "Item": {**key, "n": {"N": "1"}}}},
+                    {"Update": {"TableName": "t", "Key": key, "UpdateExpression": "SET n = :v"}},
+                    {"Put": {"TableName": "t", "Item": key}, "Delete": {"TableName": "t", "Key": key}},
+                    {},
+                    {"Unknown": {"TableName": "t"}},
+                    {"ConditionCheck": None},
+                ],
+                "ClientRequestToken": "token",
+            },
+        ),
+        ("Query", {"TableName": "t", "ExclusiveStartKey": {"pk": {"S": "P"}}, "Limit": 2}),
+    ]
+    return requests
+
+
+def test_the_request_parser_reads_each_request_as_moto_does(moto_as_shipped):
+    # Given requests whose structures have one member (every attribute value, a transaction's
+    # parts) and odd ones (null members, none, two, unknown ones, values that are not maps)
+    requests = _parser_requests()
+    # When moto as shipped and moto with the shortcut parse them
+    moto_as_shipped(True)
+    shipped = [_parsed(operation, body) for operation, body in requests]
+    moto_as_shipped(False)
+    shortcut = [_parsed(operation, body) for operation, body in requests]
+    # Then each parses to the same request, or fails the same way
+    assert shortcut == shipped
+    assert sum(1 for kind, *_ in shipped if kind == "error") >= 2, shipped  # the non-maps are refused
+    # And the parse is really the shortcut's (a structure of one member is read without moto's loop)
+    assert moto_speedups._wire_names
+
+
+def _built(value: Any, build: Callable[[Any], Any]) -> tuple:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    def shape(built: Any) -> Any:  # the object tree, class by class
+        if isinstance(built, DynamoType):
+            assert vars(built).keys() == {"type", "value"}
+            return ("DynamoType", built.type, shape(built.value))
+        if isinstance(built, list):
+            return [shape(v) for v in built]
+        if isinstance(built, dict):
+            return {k: shape(v) for k, v in built.items()}
+        return (type(built).__name__, built)
+
+    try:
+        built = build(value)
+        return ("ok", shape(built), built.size(), repr(built.to_json()))
+    except Exception as failed:
+        return ("error", type(failed).__name__, str(failed))
+
+
+def test_an_attribute_value_is_built_as_moto_builds_it():
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    # Given attribute values of every type, nested, and malformed ones
+    values = [*ODD_VALUES, {"L": 5}, {"M": "x"}, {"L": [{"S": "a"}, "not a map"]}, DynamoType({"L": [{"N": "1"}]})]
+    # When each is built by moto's DynamoType and by the shortcut
+    # Then the same tree of objects comes out (types, values, their classes), or the same error
+    for value in values:
+        assert _built(value, moto_speedups.attribute_value) == _built(value, DynamoType), value
