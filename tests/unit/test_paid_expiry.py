@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from shared.kernel.clock import FakeClock, iso
 from shared.kernel.events import EventType
 from shared.membership.paid_end import ACTIVE, EXPIRED, Ending, announced
@@ -223,3 +226,45 @@ def test_derived_events_are_the_same_on_a_redelivered_record():
     assert first[0].occurred_at == iso(before.until_ms)
     assert announced(None, before) == []  # an INSERT announces nothing
     assert announced(before, replace(before, version=2)) == []  # a change that is neither
+
+
+# -- a property over random purchases, renewals, time and runs ---------------------------------------
+REMIND_DAYS = 3
+Buy = st.tuples(st.just("buy"), st.integers(0, 4), st.integers(REMIND_DAYS + 1, 20))  # member, days
+Step = st.one_of(
+    Buy,
+    st.tuples(st.just("wait"), st.integers(1, 10 * 24), st.just(0)),  # hours
+    st.tuples(st.just("expire"), st.integers(1, 4), st.just(0)),  # page size
+    st.tuples(st.just("remind"), st.integers(1, 4), st.just(0)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(first=st.lists(Buy, min_size=2, max_size=8), steps=st.lists(Step, max_size=40))
+def test_random_purchases_time_and_runs_expire_and_remind_each_end_once(first, steps):
+    job, members, _, clock = setup(REMIND_DAYS)
+    remind_ms = REMIND_DAYS * DAY_MS
+    for kind, a, b in first + steps:
+        now = clock.now_ms()
+        if kind == "buy":  # a purchase as p1's store leaves it: renewal from the end, else from now
+            sub, read = f"c-{a}", members.members.get(f"c-{a}")
+            running = read is not None and read.status == ACTIVE and read.until_ms > now
+            until = (read.until_ms if running and read else now) + b * DAY_MS
+            members.put(replace(read, status=ACTIVE, until_ms=until) if read else member(sub, until))
+        elif kind == "wait":
+            clock.advance(a * 3_600)
+        elif kind == "expire":
+            assert job.expire_due(page_size=a).stopped is None
+            for m in members.members.values():  # every end passed (a minute ago) is expired
+                assert m.status == EXPIRED or m.until_ms > now - INDEX_SETTLE_MS
+        else:
+            assert job.remind_expiring(page_size=a).stopped is None
+            for m in members.members.values():  # every ACTIVE end within the window is reminded
+                if m.status == ACTIVE and now < m.until_ms <= now + remind_ms - INDEX_SETTLE_MS:
+                    assert m.reminded_for_ms == m.until_ms
+    # Each (member, end) announced at most once of each kind, and only ends that were reached
+    announced_ = [(e.type, e.aggregate_id, e.payload["until"]) for e in members.events]
+    assert len(announced_) == len(set(announced_))
+    for kind, _, until in announced_:
+        if kind is EventType.MEMBERSHIP_EXPIRED:
+            assert until <= iso(clock.now_ms())
