@@ -20,8 +20,8 @@ def _day(name: str, value: str) -> date:
         day = date.fromisoformat(value)
     except ValueError as exc:
         raise MalformedRequest(f"?{name}= is not a date", param=name) from exc
-    if day.year < 1971:
-        raise MalformedRequest(f"?{name}= must be in 1971 or later", param=name)
+    if not 1971 <= day.year <= 9998:  # instants on either side of the merchant's day stay representable
+        raise MalformedRequest(f"?{name}= must be a year from 1971 to 9998", param=name)
     return day
 
 

@@ -106,7 +106,8 @@ def test_the_ratios_per_store_and_guide_by_hand(client, tokens, given_members):
 @pytest.mark.parametrize(
     "query",
     ["from=2026-11-01", "to=2026-11-30", "from=2026-11-31&to=2026-12-01", "from=2026-12-01&to=2026-11-01",
-     "from=2025-01-01&to=2026-01-02", "from=11/01/2026&to=2026-11-30"],
+     "from=2025-01-01&to=2026-01-02", "from=11/01/2026&to=2026-11-30", "from=9999-12-31&to=9999-12-31",
+     "from=0001-01-01&to=0001-01-01"],
 )  # fmt: skip
 def test_a_period_that_is_not_one_is_400(client, tokens, table, query):
     response = client.http.get(f"/admin/reports/membership?{query}", headers=bearer(tokens["merchant_admin"]))
