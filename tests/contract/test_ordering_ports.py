@@ -6,7 +6,7 @@ cannot drift from the stores: the same conditions, all or nothing, the same doma
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -225,6 +225,41 @@ class TestOrderingPorts:
         # Then the first decision holds, and the second moved nothing
         assert ordering.reads.get_refund("o-1", "r-1") == {**stored, "status": "ISSUED", "restock": "yes"}
         assert ordering.stock_of("CUP-1", "WH") == (6, 0, 6)
+
+    def test_an_issued_refund_and_a_flagged_payment_announce_their_events_and_nothing_else_does(
+        self, ordering: Ordering
+    ):
+        # Given an order, two refund requests on it and two payments for it
+        order = placed(ordering, new_order({"TEA-1": 2}))
+        issued = {
+            "refund_id": "r-1",
+            "order_id": order.order_id,
+            "customer_id": "alice",
+            "status": "REQUESTED",
+            "lines": [{"sku": "TEA-1", "qty": 1, "amount_fen": 10000}],
+            "amount_fen": 10000,
+            "reason": "broken",
+        }
+        rejected = {**issued, "refund_id": "r-2"}
+        uow = ordering.units()
+        uow.add_refund(issued, NOW)
+        uow.add_refund(rejected, NOW)
+        uow.commit()
+        # When one is issued carrying the order's part and the other rejected
+        issue = ordering.units()
+        issue.decide_refund({**issued, "order_part": order.event_payload(), "decided_at_ms": NOW + 1}, "ISSUED", False)
+        issue.commit()
+        reject = ordering.units()
+        reject.decide_refund(rejected, "REJECTED", restock=False)
+        reject.commit()
+        # And one payment is recorded for refund with the order's part, the other applied
+        pay = ordering.units()
+        flagged = replace(payment("wx-late", order.order_id, "NEEDS_REFUND"), order_part=order.event_payload())
+        pay.record_payment(flagged)
+        pay.record_payment(payment("wx-ok", order.order_id))
+        pay.commit()
+        # Then the issue and the flagged payment announce, once each; the rest announce nothing
+        assert ordering.events_of(order.order_id) == ["OrderPlaced", "PaymentNeedsRefund", "RefundIssued"]
 
     def test_a_refund_request_holds_its_units_on_the_order_and_a_second_one_on_the_same_read_is_refused(
         self, ordering: Ordering
