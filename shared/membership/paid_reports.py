@@ -198,19 +198,25 @@ class PaidMembershipReport:
         found, active_complete = self._all(lambda c: page(self._members, tag_range, self._page_size, c))
         active = {a.customer_sub: a.store_id for a in found}
         bound: dict[str, set[str]] = {}
+        budget = [self._max_pages]  # the guides' rosters share one budget (a Query per page)
         for guide in sorted({t.term.guide_id for t in terms if t.term.guide_id}):
             customers, guide_complete = self._all(
-                lambda c, g=guide: self._roster.bound(g, period.to_ms, self._page_size, c)  # type: ignore[misc]
+                lambda c, g=guide: self._roster.bound(g, period.to_ms, self._page_size, c),  # type: ignore[misc]
+                budget,
             )
-            bound[guide] = set(customers)
+            if guide_complete:
+                bound[guide] = set(customers)  # a guide read in part: no penetration or conversion row
             complete = complete and guide_complete
         return {**ratios(terms, active, bound, period), "complete": complete and active_complete}
 
-    def _all(self, read: Any) -> tuple[list[Any], bool]:
-        """Every page of one read, at most the budget: (what was read, whether it reached the end)."""
+    def _all(self, read: Any, budget: list[int] | None = None) -> tuple[list[Any], bool]:
+        """Every page of one read, at most the budget (its own, or `budget[0]` pages shared and
+        spent): (what was read, whether it reached the end)."""
+        budget = budget if budget is not None else [self._max_pages]
         found: list[Any] = []
         cursor: Cursor = None
-        for _ in range(self._max_pages):
+        while budget[0] > 0:
+            budget[0] -= 1
             more, cursor = read(cursor)
             found += more
             if cursor is None:

@@ -99,8 +99,16 @@ class Terms:
 
 
 class Roster:
+    def __init__(self, page: int = 100) -> None:
+        self.size = page
+        self.queries = 0
+
     def bound(self, guide_id: str, at_ms: int, limit: int, cursor):
-        return sorted(BOUND.get(guide_id, set())), None
+        self.queries += 1
+        customers = sorted(BOUND.get(guide_id, set()))
+        start = 0 if cursor is None else cursor["at"]
+        end = start + min(limit, self.size)
+        return customers[start:end], ({"at": end} if end < len(customers) else None)
 
 
 def seeded_members() -> MemoryMembers:
@@ -117,3 +125,15 @@ def test_the_report_reads_pages_and_marks_an_exhausted_budget():
     assert full["totals"] == ratios(TERMS, ACTIVE, BOUND, PERIOD)["totals"]
     short = PaidMembershipReport(Terms(TERMS, 2), Roster(), members, rules, page_size=2, max_pages=2)
     assert short.for_period(PERIOD)["complete"] is False
+
+
+def test_the_guides_rosters_share_one_budget():
+    members, rules = seeded_members(), MemoryMembershipRules()
+    roster = Roster(page=1)  # g1 has 4 bound customers: 4 pages; g2 2 pages
+    report = PaidMembershipReport(Terms(TERMS, 100), roster, members, rules, page_size=3, max_pages=5)
+    read = report.for_period(PERIOD)
+    assert roster.queries == 5 and read["complete"] is False
+    guides = {row["guide_id"]: row for row in read["guides"]}
+    assert guides["g1"]["penetration"] == r(2, 4)  # read whole
+    assert guides["g2"]["penetration"] == r(0, 0)  # not read whole: no denominator claimed
+    assert guides["g2"]["renewal"] == r(0, 1)  # the terms were read whole
