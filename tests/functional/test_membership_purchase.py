@@ -11,6 +11,7 @@ import json
 import pytest
 from chalice.test import Client
 
+from shared.data.items import PaidTermItem
 from shared.data.stores.paid_membership import DynamoPaidTerms
 from shared.kernel.clock import iso
 from shared.kernel.events import DomainEvent
@@ -201,3 +202,31 @@ def test_a_discount_only_plan_gives_its_discount_and_not_the_member_prices(shop:
     body = {"lines": [{"sku": "MP-1", "qty": 1}], "fulfilment": DELIVERY}
     quote = call(shop, "post", "/checkout/quote", customer, body).json_body
     assert quote["total_fen"] - quote["shipping_fen"] == 3_800  # 5% off 4,000; with member prices 2,850
+
+
+def test_an_upgrade_moves_the_lower_term_after_it_and_refunding_it_brings_the_lower_back(shop: Client, tokens: dict):
+    customer, admin = tokens["customer"], tokens["merchant_admin"]
+    given_plan(shop, tokens, "silver", tier="银卡", rank=1, price_fen=9_900, days=30, discount_bp=200)
+    given_plan(shop, tokens, "gold", days=60)
+    silver = buy(shop, customer, {"plan_id": "silver"}, key="s1").json_body
+    pay(shop, silver)
+    drain()
+    gold = buy(shop, customer, {"plan_id": "gold"}, key="g1").json_body
+    pay(shop, gold)
+    drain()
+    state = DynamoPaidTerms().read("c-1")
+    low, high = state.term(silver["order_id"]), state.term(gold["order_id"])
+    assert high.term.kind.value == "upgrade" and len(low.term.segments) == 2 and low.version == 2
+    assert low.term.segments[1][0] == high.term.end_ms  # the silver days left follow the gold term
+    assert state.member.tier == "金卡" and state.member.until_ms == low.term.end_ms
+    item = PaidTermItem.get(*PaidTermItem.key("c-1", silver["order_id"]))
+    assert item.gsi1sk == f"{iso(low.term.end_ms)}#{silver['order_id']}"  # its end moved in the index
+    assert quote_total(shop, customer) == 3_800  # gold's 5%, not silver's 2%
+
+    refund_approved(shop, customer, admin, gold["order_id"], [LINE])
+    after = DynamoPaidTerms().read("c-1")
+    assert after.term(gold["order_id"]).status.value == "REFUNDED"
+    back = after.term(silver["order_id"])
+    assert back.term.length_ms == 30 * 86_400_000 and after.member.tier == "银卡"
+    assert after.member.until_ms == back.term.end_ms < low.term.end_ms
+    assert quote_total(shop, customer) == 3_920  # silver's 2% again
