@@ -13,7 +13,6 @@ ONE unit of work conditional on the order read; rejecting gives the held units b
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from shared.kernel.clock import Clock
@@ -73,10 +72,9 @@ class OrderRefunds:
         if stored is not None:
             return stored
         now = self._clock.now_ms()
-        if request.client_supplied:
-            refund_id = refund_id_for(request, self._id_secret)
-        else:
-            refund_id = f"r{now:012x}{secrets.token_hex(6)}"
+        # Without a key the request has a server-made one: a random id then, and a botocore retry
+        # of a write that had applied is answered by the refund it wrote, as a replay is.
+        refund_id = refund_id_for(request, self._id_secret)
 
         def step(order: Order) -> StoredResponse:
             if order.customer_id != who.sub:
@@ -102,7 +100,7 @@ class OrderRefunds:
             }
             uow = self._uow()
             uow.replace_order(order, holding)
-            uow.add_refund(refund, now, carrying=request if request.client_supplied else None)
+            uow.add_refund(refund, now, carrying=request)
             return uow.commit_once(request, StoredResponse(201, refund))
 
         try:

@@ -127,8 +127,10 @@ def test_a_refund_replay_answers_the_first_answer_and_a_reused_key_is_refused(pa
     assert order_of(paid_order).refund_requested_qty == {}
     # And a request without a key is a new refund each time, as before: the second asks for a cup
     # the first holds
-    one = ask(paid_order, None, {"CUP-1": 1})
+    with counting() as unkeyed:
+        one = ask(paid_order, None, {"CUP-1": 1})
     assert one.status == 201 and not one.replayed
+    assert kinds(unkeyed) == ["ORDER", "ORDER"]  # it carries its server-made key: no record either
     with pytest.raises(RuleViolation):
         ask(paid_order, None, {"CUP-1": 1})
 
