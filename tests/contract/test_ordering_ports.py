@@ -226,6 +226,23 @@ class TestOrderingPorts:
         assert ordering.reads.get_refund("o-1", "r-1") == {**stored, "status": "ISSUED", "restock": "yes"}
         assert ordering.stock_of("CUP-1", "WH") == (6, 0, 6)
 
+    def test_an_orders_refunds_are_listed_oldest_first_whatever_their_ids(self, ordering: Ordering):
+        # Ids derived from a key do not sort by time: the later refund has the smaller id here
+        first = {
+            "refund_id": "r-zzz",
+            "order_id": "o-1",
+            "customer_id": "alice",
+            "status": "REQUESTED",
+            "lines": [{"sku": "CUP-1", "qty": 1, "amount_fen": 3333}],
+            "amount_fen": 3333,
+            "reason": "broken",
+        }
+        uow = ordering.units()
+        uow.add_refund(first, NOW + 5)
+        uow.add_refund({**first, "refund_id": "r-aaa"}, NOW + 9)
+        uow.commit()
+        assert [r["refund_id"] for r in ordering.reads.refunds_of("o-1")] == ["r-zzz", "r-aaa"]
+
     def test_an_issued_refund_and_a_flagged_payment_announce_their_events_and_nothing_else_does(
         self, ordering: Ordering
     ):

@@ -123,7 +123,7 @@ class MemoryOrderReads:
     def refunds_of(self, order_id: str) -> list[Refund]:
         with self.tables.lock:
             found = [dict(refund) for (oid, _), refund in self.tables.refunds.items() if oid == order_id]
-        return sorted(found, key=lambda refund: refund["refund_id"])
+        return sorted(found, key=lambda refund: (refund["created_at"], refund["refund_id"]))  # as the store
 
     def get_refund(self, order_id: str, refund_id: str) -> Refund | None:
         refund = self.tables.refunds.get((order_id, refund_id))

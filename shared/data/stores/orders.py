@@ -465,13 +465,13 @@ class DynamoOrders:
             return found, result.last_evaluated_key
 
     def refunds_of(self, order_id: str) -> list[Refund]:
+        """Oldest first: by the time asked for (ids derived from a key do not sort by it)."""
         with translated():
-            return [
-                _refund_dict(item)
-                for item in RefundItem.query(
-                    f"ORDER#{order_id}", RefundItem.sk.startswith("REFUND#"), consistent_read=True
-                )
-            ]
+            items = list(
+                RefundItem.query(f"ORDER#{order_id}", RefundItem.sk.startswith("REFUND#"), consistent_read=True)
+            )
+        items.sort(key=lambda item: (int(item.created_at or 0), item.refund_id))
+        return [_refund_dict(item) for item in items]
 
     def get_refund(self, order_id: str, refund_id: str) -> Refund | None:
         pk, sk = RefundItem.key(order_id, refund_id)
