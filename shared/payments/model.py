@@ -175,8 +175,9 @@ QUERY_BACKOFF_CAP_MS = 3600 * 1000
 
 
 def out_refund_no_of_refund(refund_id: str) -> str:
-    """An order refund's out_refund_no is its refund id (`r` + 24 hex digits: inside WeChat Pay's
-    1-64 of [0-9A-Za-z_|*@-]), so every retry of one refund names the same WeChat Pay refund."""
+    """An order refund's out_refund_no is its refund id (`r` + 32 hex digits, derived from the
+    request's key; `r` + 24 for refunds asked for before: inside WeChat Pay's 1-64 of
+    [0-9A-Za-z_|*@-]), so every retry of one refund names the same WeChat Pay refund."""
     if not _OUT_REFUND_NO.fullmatch(refund_id):
         raise RuleViolation("this refund id cannot be a WeChat Pay out_refund_no", refund_id=refund_id)
     return refund_id
