@@ -170,6 +170,22 @@ def test_a_renewal_after_the_expiry_is_a_new_membership_end():
     assert [until for _, until in expired_events(members)] == [iso(now - HOUR_MS), iso(now + 30 * DAY_MS)]
 
 
+def test_an_end_moved_back_by_a_refund_expires_at_the_new_end():
+    job, members, _, clock = setup()
+    now = clock.now_ms()
+    read = members.put(member("c-1", now + 60 * DAY_MS))  # a term and a queued renewal
+    job.expire_due()
+    clock.advance(5 * 86_400)
+    job.expire_due()  # the checkpoint is now 5 days on
+    # The renewal is refunded: the end moves back 40 days, still after the refund's time
+    members.put(replace(read, until_ms=now + 20 * DAY_MS))
+    clock.advance(10 * 86_400)
+    assert job.expire_due().done == 0
+    clock.advance(6 * 86_400)
+    assert job.expire_due().done == 1
+    assert expired_events(members) == [("c-1", iso(now + 20 * DAY_MS))]
+
+
 def test_a_refund_that_ends_the_membership_announces_no_expiry():
     _, members, _, clock = setup()
     now = clock.now_ms()
