@@ -115,6 +115,9 @@ class PayableOrder:
     status: str
     total_fen: int
     expires_at_ms: int
+    # Whether the order may pay commission (it credits someone, or its credit is decided at payment):
+    # only then is its WeChat Pay transaction flagged for profit sharing (docs/payments.md).
+    may_credit: bool = True
 
     def require_payable_by(self, customer_id: str, now_ms: int) -> None:
         """NotFound for another customer's order (ids of others' orders leak nothing); OrderNotPayable

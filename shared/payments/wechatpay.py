@@ -293,9 +293,14 @@ class WeChatPayments:
             "amount": {"total": order.total_fen, "currency": "CNY"},
             "payer": {"openid": openid},
         }
-        if merchant.profit_sharing:
+        if self.shares_profit(order):
             body["settle_info"] = {"profit_sharing": True}
         return body
+
+    def shares_profit(self, order: PayableOrder) -> bool:
+        """Whether the order's transaction is flagged for profit sharing (WeChat Pay then freezes its money
+        until it is shared or unfrozen): with profit sharing on, for an order that may pay commission."""
+        return self._merchant.profit_sharing and order.may_credit
 
     def payment_parameters(self, prepay: Prepay) -> dict[str, str]:
         merchant = self._merchant
@@ -323,9 +328,12 @@ class WeChatPayments:
         notice = self.notifications.payment(notification)
         self._apply(notice)
         if self._on_paid is not None and self._merchant.profit_sharing:
-            # After the payment path (a late or duplicate payment is not the order's: no share). A failure
-            # here answers 5xx: WeChat Pay calls back again, the payment applies once, the watch is retried.
-            self._on_paid(notice.order_id)
+            # After the payment path (a late or duplicate payment is not the order's: no share), for an
+            # order whose prepay was flagged (the same rule, on the same order). A failure here answers
+            # 5xx: WeChat Pay calls back again, the payment applies once, the watch is retried.
+            order = self._orders.get(notice.order_id)
+            if order is not None and self.shares_profit(order):
+                self._on_paid(notice.order_id)
         return "applied"
 
 

@@ -645,7 +645,11 @@ class OrderPayables:
         order = self._reads.get(order_id)
         if order is None:
             return None
-        return PayableOrder(order.order_id, order.customer_id, order.status.value, order.total_fen, order.expires_at_ms)
+        # `credited` is {} when placement credited nobody, None when the ledger credits at payment (flash)
+        may_credit = order.credited != {}
+        return PayableOrder(
+            order.order_id, order.customer_id, order.status.value, order.total_fen, order.expires_at_ms, may_credit
+        )
 
 
 if TYPE_CHECKING:

@@ -121,6 +121,7 @@ class WeChatPayWorld:
             status=str(changes.get("status", "PENDING_PAYMENT")),
             total_fen=total_fen,
             expires_at_ms=int(changes.get("expires_at_ms", self.clock.now_ms() + 900_000)),  # type: ignore[call-overload]
+            may_credit=bool(changes.get("may_credit", True)),
         )
         self.payables.orders[order_id] = order
         return order

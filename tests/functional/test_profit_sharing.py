@@ -132,3 +132,20 @@ def test_a_settled_order_is_shared_once_under_the_ratio_and_confirmed(client, to
     assert wechatpay.unshared_fen(trade) == order["total_fen"] - after["refunded_fen"] - held  # the merchant's
     shown = client.http.get(f"/finance/orders/{oid}/profit-sharing", headers=bearer(tokens["finance"])).json_body
     assert shown["returned_fen"] == 1040 and shown["shared_fen"] - shown["returned_fen"] == held
+
+
+def test_an_order_that_credits_nobody_is_not_flagged_for_profit_sharing_nor_watched(client, tokens, wechatpay):
+    # Given a customer bound to no guide: the order placed credits nobody (credited {})
+    customer = tokens["customer2"]
+    placed = call(client, "post", "/orders", customer, {"lines": [{"sku": "TEA-1", "qty": 1}], "fulfilment": DELIVERY})
+    assert placed.status_code == 201, placed.json_body
+    order_id = placed.json_body["order_id"]
+    # When it is prepaid and paid through WeChat Pay with profit sharing on
+    prepay = call(client, "post", f"/orders/{order_id}/payments", customer, {"openid": OPENID})
+    assert prepay.status_code == 200, prepay.json_body
+    # Then its transaction is not flagged (WeChat Pay does not freeze its money) and no share waits for it
+    assert "settle_info" not in wechatpay.transactions[order_id[1:]].params
+    assert wechatpay.pay(order_id[1:]) == [204]
+    drain()
+    assert client.http.get(f"/orders/{order_id}", headers=bearer(customer)).json_body["status"] == "PAID"
+    assert bootstrap.profit_sharing().share_of(order_id) is None

@@ -408,7 +408,7 @@ def test_a_share_reads_back_as_stored():
     assert ps.share_from_dict(ps.share_to_dict(share)) == share
 
 
-def test_the_payment_callback_starts_the_share_only_with_profit_sharing_on(world):
+def test_only_an_order_that_may_pay_commission_is_flagged_and_watched_with_profit_sharing_on(world):
     from dataclasses import replace as replaced
 
     from shared.payments.wechatpay import WeChatPayments
@@ -416,17 +416,21 @@ def test_the_payment_callback_starts_the_share_only_with_profit_sharing_on(world
 
     watched: list[str] = []
     base = world.base
-    for sharing_on in (False, True):
+    # (profit sharing on, the order may pay commission): only an order that may, with the setting on
+    cases = {"1": (False, True), "2": (True, True), "3": (True, False), "4": (False, False)}
+    for digit, (sharing_on, may_credit) in cases.items():
         the_merchant = replaced(merchant(), profit_sharing=sharing_on)
         client = world.sharing._client
         base.payments = WeChatPayments(
             the_merchant, client, base.payables, base.prepays, base.applied, base.clock, None, watched.append
         )
         base.wechatpay.post = base.deliver
-        order = base.order("o" + ("1" if sharing_on else "2") * 32, total_fen=500)
+        order = base.order("o" + digit * 32, total_fen=500, may_credit=may_credit)
         base.payments.prepay(order.order_id, "c-1", "oOPENID")
+        flagged = base.wechatpay.transactions[order.order_id[1:]].params.get("settle_info")
+        assert flagged == ({"profit_sharing": True} if sharing_on and may_credit else None), digit
         assert base.wechatpay.pay(order.order_id[1:], retry=False) == [204]
-    assert watched == ["o" + "1" * 32]
+    assert watched == ["o" + "2" * 32]
 
 
 # -- one payout channel per ledger entry: profit sharing and settlement runs ------------------------------
