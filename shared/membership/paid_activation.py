@@ -75,9 +75,16 @@ def bought_term(payload: Mapping[str, Any], at_ms: int) -> StoredTerm | None:
 
 
 class PaidMembershipEvents:
-    def __init__(self, terms: PaidTermsStore, coupons: Callable[[], CouponPorts]) -> None:
+    def __init__(
+        self,
+        terms: PaidTermsStore,
+        coupons: Callable[[], CouponPorts],
+        running: Callable[[str], object] | None = None,
+    ) -> None:
+        """`running(order_id)`: tells the ordering the membership runs (its order completes)."""
         self._terms = terms
         self._coupons = coupons
+        self._running = running
 
     def on_paid(self, event: DomainEvent) -> None:
         at = epoch_ms(event.occurred_at)
@@ -92,6 +99,8 @@ class PaidMembershipEvents:
             logger.warning(
                 "welcome coupons refused", extra={"order_id": bought.order_id, "refused": list(pack.refused)}
             )
+        if self._running is not None:
+            self._running(bought.order_id)  # PAID -> COMPLETED; unchanged when done before
         count("PaidMembershipsActivated")
 
     def on_refund(self, event: DomainEvent) -> None:

@@ -84,6 +84,8 @@ def transitioned(order: Order) -> list[DomainEvent]:
         return [_announcement(order, EventType.ORDER_COMPLETED, how="picked_up")]
     if order.status is Status.COMPLETED and action == Action.COMPLETE:
         return [_announcement(order, EventType.ORDER_COMPLETED, how="delivered")]
+    if order.status is Status.COMPLETED and action == Action.ACTIVATE:
+        return [_announcement(order, EventType.ORDER_COMPLETED, how="activated")]
     return []
 
 

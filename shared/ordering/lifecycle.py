@@ -379,6 +379,23 @@ class OrderLifecycle:
 
         return on_latest(self._reads, order_id, step)
 
+    def complete_membership(self, order_id: str) -> Order:
+        """A paid-membership order is complete once its membership runs (the membership consumer
+        calls this after activating it): PAID -> COMPLETED, announced as OrderCompleted
+        (`how: activated`), so its commission (the guide's rebate) is frozen for the after-sale
+        window and then settled like any order's. Any other order, or one no longer PAID (already
+        completed, refunded): unchanged, so a redelivered activation changes nothing."""
+        now = self._clock.now_ms()
+
+        def step(order: Order) -> Order:
+            if order.membership is None or order.status is not Status.PAID:
+                return order
+            done = order.transition(Action.ACTIVATE, "membership", now)
+            self._write(order, done)
+            return done
+
+        return on_latest(self._reads, order_id, step)
+
     def _write(self, before: Order, after: Order) -> None:
         """The order's change alone: the relay derives what a transition announces from it
         (OrderFulfilled, OrderCompleted: `shared.ordering.announcements`)."""

@@ -361,6 +361,7 @@ class Action(StrEnum):
     READY_FOR_PICKUP = "ready_for_pickup"
     HAND_OVER = "hand_over"
     COMPLETE = "complete"
+    ACTIVATE = "activate"  # a paid membership's order: its membership runs, nothing to deliver
     REFUND_ALL = "refund_all"
 
 
@@ -372,6 +373,7 @@ TRANSITIONS: dict[tuple[Status, Action], Status] = {
     (Status.PAID, Action.READY_FOR_PICKUP): Status.FULFILLING,
     (Status.FULFILLING, Action.HAND_OVER): Status.COMPLETED,
     (Status.FULFILLING, Action.COMPLETE): Status.COMPLETED,
+    (Status.PAID, Action.ACTIVATE): Status.COMPLETED,
     (Status.PAID, Action.REFUND_ALL): Status.REFUNDED,
     (Status.FULFILLING, Action.REFUND_ALL): Status.REFUNDED,
     (Status.COMPLETED, Action.REFUND_ALL): Status.REFUNDED,

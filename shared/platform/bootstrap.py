@@ -780,7 +780,9 @@ def membership_consumer() -> MembershipConsumer:
     from shared.data.stores.paid_membership import DynamoPaidTerms
     from shared.membership.paid_activation import MembershipConsumer, PaidMembershipEvents
 
-    return MembershipConsumer(points_earning(), PaidMembershipEvents(DynamoPaidTerms(), coupons))
+    # Once its membership runs, the order completes (its rebate then frozen and settled as any).
+    paid = PaidMembershipEvents(DynamoPaidTerms(), coupons, lambda order: order_lifecycle().complete_membership(order))
+    return MembershipConsumer(points_earning(), paid)
 
 
 def points_release(clock: Clock | None = None) -> PointsRelease:

@@ -13,7 +13,7 @@ from chalice.test import Client
 
 from shared.data.items import PaidTermItem
 from shared.data.stores.paid_membership import DynamoPaidTerms
-from shared.kernel.clock import iso
+from shared.kernel.clock import FakeClock, iso, now_ms
 from shared.kernel.events import DomainEvent
 from shared.membership.paid_activation import PaidMembershipEvents
 from shared.platform import bootstrap
@@ -88,6 +88,11 @@ def test_paid_it_credits_the_bound_guide_its_rebate(shop: Client, tokens: dict):
     drain()
     ledger = my_ledger(shop, tokens["guide"])
     assert [(i["sku"], i["role"], i["amount_fen"]) for i in ledger["items"]] == [("MEMBERSHIP-gold", "guide", 2_000)]
+    # the order completed when the membership began to run: after the after-sale window the rebate
+    # is settleable like any commission
+    assert ledger["summary"]["frozen_fen"] == 2_000
+    assert bootstrap.commission_release(FakeClock(now_ms() + 7 * 86_400_000 + 1_000)).release_due() == 1
+    assert my_ledger(shop, tokens["guide"])["summary"]["settleable_fen"] == 2_000
 
 
 def quote_total(shop: Client, token: str) -> int:
@@ -158,7 +163,9 @@ def test_a_refund_in_the_window_gives_all_back_ends_the_membership_revokes_the_p
     welcome = [create_template(shop, tokens, total=10, per_user_limit=1) for _ in range(2)]
     order = bought_and_paid(shop, tokens, welcome)
     customer = tokens["customer"]
-    assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 2_000
+    # the membership runs, so its order is complete and the rebate frozen for the after-sale window
+    assert shop.http.get(f"/orders/{order['order_id']}", headers=bearer(customer)).json_body["status"] == "COMPLETED"
+    assert my_ledger(shop, tokens["guide"])["summary"]["frozen_fen"] == 2_000
     asked = refund_approved(shop, customer, tokens["merchant_admin"], order["order_id"], [LINE])
     assert asked["amount_fen"] == 19_900  # in the window, no benefit used: all of it
     assert shop.http.get(f"/orders/{order['order_id']}", headers=bearer(customer)).json_body["status"] == "REFUNDED"
@@ -168,7 +175,8 @@ def test_a_refund_in_the_window_gives_all_back_ends_the_membership_revokes_the_p
     assert get(shop, "/me/member", customer).json_body["paid_membership"] is None
     assert {c["status"] for c in get(shop, "/me/coupons", customer).json_body["items"]} <= {"EXPIRED"}
     assert all(c.status == "EXPIRED" for t in welcome for c in coupons_of(t))
-    assert my_ledger(shop, tokens["guide"])["summary"]["pending_fen"] == 0  # the rebate clawed back
+    summary = my_ledger(shop, tokens["guide"])["summary"]
+    assert summary["pending_fen"] == summary["frozen_fen"] == 0  # the rebate clawed back
     # RefundIssued handled again past the consumer's mark: nothing changes
     issued = next(e for e in announced() if e["aggregate_id"] == order["order_id"] and e["type"] == "RefundIssued")
     PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons).on_refund(DomainEvent.from_message(issued))

@@ -172,3 +172,16 @@ def test_a_wrong_pickup_code_and_a_refund_announce_nothing_from_the_order():
     paid = paid_order()
     refunded, _ = paid.refund({"TEA-1": 2}, "admin", NOW + 20, "r-1")  # REFUNDED: RefundIssued is the refund's
     assert decode(record("MODIFY", refunded, before=paid)).derived == ()
+
+
+def test_a_paid_membership_order_activated_announces_order_completed_with_its_terms():
+    # Given a membership order (its plan's terms on it), paid, then activated by the membership consumer
+    paid = replace(new_order(), membership={"plan_id": "gold", "referral_rebate_fen": 100}).transition(
+        Action.PAY, "payment", NOW + 5, paid_at_ms=NOW + 5
+    )
+    done = paid.transition(Action.ACTIVATE, "membership", NOW + 9)
+    [event] = decode(record("MODIFY", done, before=paid)).derived
+    # Then the PAID -> COMPLETED change is OrderCompleted, how=activated, with the terms in its payload
+    message = json.loads(event.body)
+    assert event.event_type == "OrderCompleted" and message["payload"]["how"] == "activated"
+    assert message["payload"]["membership"]["plan_id"] == "gold" and message["occurred_at"] == iso(NOW + 9)
