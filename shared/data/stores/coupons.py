@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action as UpdateAction
 
@@ -47,6 +46,7 @@ from shared.coupons.ports import (
 from shared.coupons.wrong_codes import WrongCodeCounter
 from shared.data import outbox
 from shared.data.batch_get import get_items
+from shared.data.checkpoints import advance_checkpoint
 from shared.data.item_mapping import product_of
 from shared.data.items.catalog import ProductItem
 from shared.data.items.coupons import (
@@ -73,7 +73,7 @@ from shared.data.stores.locations import DynamoLocations
 from shared.data.stores.membership import DynamoMembershipRules
 from shared.data.stores.ordering_uow import DynamoOrderingUnitOfWork
 from shared.data.stores.orders import carried_answer, short_fingerprint
-from shared.data.transactions import Transaction, TransactionCancelled, condition_failed, translated
+from shared.data.transactions import Transaction, TransactionCancelled, translated
 from shared.kernel.errors import AlreadyReversed, ConcurrentUpdate, CouponInUse, LimitReached
 from shared.kernel.events import DomainEvent, EventType
 from shared.kernel.idempotency import IdempotentRequest, StoredResponse
@@ -442,20 +442,7 @@ class DynamoExpiryReminders:
         return ReminderPage(coupons, items[-1].gsi2sk if items else low, True)
 
     def advance(self, partition: int, through: str) -> None:
-        item = CouponReminderCheckpointItem(*CouponReminderCheckpointItem.key(partition))
-        ahead = CouponReminderCheckpointItem.through.does_not_exist() | (CouponReminderCheckpointItem.through < through)
-        try:
-            with translated():
-                item.update(
-                    actions=[
-                        CouponReminderCheckpointItem.through.set(through),
-                        CouponReminderCheckpointItem.entity.set(CouponReminderCheckpointItem),
-                    ],
-                    condition=ahead,
-                )
-        except UpdateError as exc:
-            if not condition_failed(exc):
-                raise  # a failure that is not "another run is ahead" (translated() let it through)
+        advance_checkpoint(CouponReminderCheckpointItem, CouponReminderCheckpointItem.key(partition), through)
 
 
 class DynamoGuideMembers:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
+from shared.data.checkpoints import advance_checkpoint
 from shared.data.items.paid_expiry import PaidExpiryCheckpointItem
 from shared.data.items.paid_membership import MEMBERS_ENDING, PaidMemberItem
 from shared.data.transactions import condition_failed, translated
@@ -95,17 +96,4 @@ class DynamoJobCheckpoints:
         return str(item.through)
 
     def advance(self, job: str, through: str) -> None:
-        item = PaidExpiryCheckpointItem(*PaidExpiryCheckpointItem.key(job))
-        ahead = PaidExpiryCheckpointItem.through.does_not_exist() | (PaidExpiryCheckpointItem.through < through)
-        try:
-            with translated():
-                item.update(
-                    actions=[
-                        PaidExpiryCheckpointItem.through.set(through),
-                        PaidExpiryCheckpointItem.entity.set(PaidExpiryCheckpointItem),
-                    ],
-                    condition=ahead,
-                )
-        except UpdateError as exc:
-            if not condition_failed(exc):
-                raise  # a failure that is not "another run is ahead" (translated() let it through)
+        advance_checkpoint(PaidExpiryCheckpointItem, PaidExpiryCheckpointItem.key(job), through)
