@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from shared.kernel.clock import Clock
+from shared.kernel.clock import Clock, iso
 from shared.kernel.errors import ConcurrentUpdate, TemporarilyUnavailable
 from shared.membership.paid_end import ACTIVE, AlreadyReminded, Ending, edge
 from shared.platform.observability import count
@@ -48,7 +48,12 @@ RE_READ_MS = 10 * 60_000
 PAGE = 200
 MAX_PAGES = 100  # a run's budget (20,000 memberships): the rest is the next run's, from the checkpoint
 MARGIN_PAGES = 5  # of the re-read below the checkpoint, at most
-EXPIRY_JOB, REMINDER_JOB = "expiry", "reminder"
+# The reminder also re-reads the part of its window it has already passed (from now up to the margin),
+# at most this many pages a run, in laps (a run goes on where the last stopped): an end set less than
+# N days ahead (a plan shorter than that, an end a refund moved back) lands there, below the checkpoint.
+WINDOW_PAGES = 25
+EXPIRY_JOB, REMINDER_JOB, WINDOW_JOB = "expiry", "reminder", "reminder-window"
+LAP_DONE = "~"  # the window's mark `<lap>|~`: that lap reached the margin (sorts after any position)
 START = "0"  # a position before every membership (a key condition cannot name the empty string)
 
 
@@ -91,6 +96,15 @@ class RunResult:
     stopped: str | None = None  # why the run stopped before its range's end (it resumes next run)
 
 
+@dataclass
+class _Mark:
+    """Where a pass records how far it got: `job`'s checkpoint, `prefix` + the last position finished."""
+
+    job: str
+    at: str  # the last position recorded (or where the pass started)
+    prefix: str = ""
+
+
 Decide = Callable[[Ending, int], bool]
 Act = Callable[[Ending], None]
 
@@ -126,7 +140,8 @@ class PaidExpiry:
     def remind_expiring(self, page_size: int = PAGE, max_pages: int = MAX_PAGES) -> RunResult:
         """The reminder for every ACTIVE membership ending within `remind_days` and not yet reminded
         for that end. An end set less than `remind_days` ahead (a plan shorter than that, an end a
-        refund moved back) may land below the checkpoint and get none: the member knew it."""
+        refund moved back) lands below the checkpoint: the run's first pass re-reads the window it has
+        passed (now up to the checkpoint's margin, at most WINDOW_PAGES), so the next run reminds it."""
         if self._remind_ms <= 0:
             return RunResult(0, 0, "reminders off")
         now = self._clock.now_ms()
@@ -135,34 +150,61 @@ class PaidExpiry:
         def due(ending: Ending, at_ms: int) -> bool:
             return _reminder_due(ending, at_ms, self._remind_ms)
 
-        result = self._sweep(REMINDER_JOB, high, due, self._members.remind, now, (page_size, max_pages), edge(now))
+        pages = (page_size, max_pages)
+        result = self._sweep(REMINDER_JOB, high, due, self._members.remind, now, pages, edge(now), WINDOW_PAGES)
         if result.done:
             count("PaidMembershipRemindersSent", result.done)
         return result
 
     def _sweep(
-        self, job: str, high_ms: int, due: Decide, act: Act, now: int, pages: tuple[int, int], floor: str = START
+        self,
+        job: str,
+        high_ms: int,
+        due: Decide,
+        act: Act,
+        now: int,
+        pages: tuple[int, int],
+        floor: str = START,
+        window_pages: int = 0,
     ) -> RunResult:
         """Walk up to `high_ms` from the checkpoint a page at a time, the checkpoint moved after each
         page to the last position finished; first the RE_READ_MS below the checkpoint, at most
         MARGIN_PAGES of it, the checkpoint left where it is (so a crowd of memberships ending in
         one instant cannot hold the job in its margin). `floor`: never read below it (the reminder
-        has no use for memberships already ended). A busy database (a read, a write, the
-        checkpoint) stops the run where it is: the next run goes on from the checkpoint."""
+        has no use for memberships already ended). `window_pages`: before the margin, re-read
+        (`floor`, margin] too, at most that many pages (the reminder: ends set inside its window
+        after it passed them). A busy database (a read, a write, the checkpoint) stops the run
+        where it is: the next run goes on from the checkpoint."""
         run = _Run(job, due, act, now, pages[0])
         try:
             checkpoint = self._checkpoints.through(job)
             if checkpoint:
                 margin = max(floor, _less(checkpoint, RE_READ_MS))
+                if window_pages:
+                    self._window(run, floor, min(margin, edge(high_ms)), window_pages)
                 self._pass(run, margin, min(checkpoint, edge(high_ms)), MARGIN_PAGES, None)
-            finished = self._pass(run, max(floor, checkpoint or START), edge(high_ms), pages[1], checkpoint or "")
+            mark = _Mark(job, checkpoint or "")
+            finished = self._pass(run, max(floor, checkpoint or START), edge(high_ms), pages[1], mark)
         except TemporarilyUnavailable:
             return RunResult(run.done, run.read, "busy")
         return RunResult(run.done, run.read, None if finished else "budget")
 
-    def _pass(self, run: _Run, low: str, high: str, max_pages: int, checkpoint: str | None) -> bool:
-        """Positions in (low, high], at most `max_pages`; True when `high` was reached. `checkpoint`
-        None: the margin pass, which moves no checkpoint."""
+    def _window(self, run: _Run, floor: str, high: str, max_pages: int) -> None:
+        """The reminder's re-read of (`floor`, `high`], the window it has passed, in laps: a run goes on
+        from where the last one stopped (WINDOW_JOB's mark `<lap>|<position>`), a lap that reaches
+        `high` is marked `<lap>|~`, and the next run starts a new lap from `floor`. The lap (the time
+        it started) leads the mark, so the mark only moves forward like any checkpoint; a window
+        larger than `max_pages` is read over several runs, each end at least once a lap."""
+        lap, _, at = (self._checkpoints.through(WINDOW_JOB) or "").partition("|")
+        if not lap or at == LAP_DONE:
+            lap, at = iso(run.now), floor
+        low = max(floor, at)
+        if self._pass(run, low, high, max_pages, _Mark(WINDOW_JOB, low, f"{lap}|")):
+            self._checkpoints.advance(WINDOW_JOB, f"{lap}|{LAP_DONE}")
+
+    def _pass(self, run: _Run, low: str, high: str, max_pages: int, mark: _Mark | None) -> bool:
+        """Positions in (low, high], at most `max_pages`; True when `high` was reached. The progress
+        is recorded in `mark` after each page; None: the margin pass, which records none."""
         for _ in range(max_pages):
             if low >= high:
                 return True
@@ -173,12 +215,11 @@ class PaidExpiry:
                 try:
                     run.done += self._handle(ending, run.now, run.due, run.act)
                 except TemporarilyUnavailable:
-                    self._advance(run.job, checkpoint, finished)  # not past the one not done
+                    self._advance(mark, finished)  # not past the one not done
                     raise
                 finished = ending.position
             finished = finished if more else high
-            self._advance(run.job, checkpoint, finished)
-            checkpoint = None if checkpoint is None else max(checkpoint, finished)
+            self._advance(mark, finished)
             if not more:
                 return True
             low = finished
@@ -202,9 +243,10 @@ class PaidExpiry:
             raise TemporarilyUnavailable("the membership keeps changing", customer_id=ending.customer_id)
         return 0
 
-    def _advance(self, job: str, checkpoint: str | None, through: str) -> None:
-        if checkpoint is not None and through > checkpoint:
-            self._checkpoints.advance(job, through)
+    def _advance(self, mark: _Mark | None, through: str) -> None:
+        if mark is not None and through > mark.at:
+            self._checkpoints.advance(mark.job, mark.prefix + through)
+            mark.at = through
 
 
 def _expired_due(ending: Ending, now_ms: int) -> bool:

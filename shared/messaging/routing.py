@@ -24,6 +24,7 @@ SUBSCRIPTIONS: dict[str, frozenset[EventType]] = {
             EventType.LOW_STOCK,
             EventType.COUPON_EXPIRING,  # a day before a claimed coupon's window ends (docs/coupons.md)
             EventType.MEMBERSHIP_EXPIRING,  # N days before a paid membership ends (docs/membership.md)
+            EventType.MEMBERSHIP_EXPIRED,  # a paid membership ran to its end: "renew" (docs/membership.md)
         }
     ),
     # The commission ledger (docs/commission.md): what earns, starts the after-sale window, claws back.

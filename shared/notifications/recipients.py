@@ -11,6 +11,7 @@
 | LowStock | | LowStock, if the location is a store | LowStock |
 | CouponExpiring | CouponExpiring | | |
 | MembershipExpiring | MembershipExpiring | | |
+| MembershipExpired | MembershipExpired | | |
 | OrderCompleted | (nothing: not routed here) | | |
 
 "The fulfilling store" is the order's `store_id` (the location holding its stock): a store for
@@ -48,6 +49,7 @@ _CUSTOMER_TEMPLATES = {
     EventType.PAYMENT_NEEDS_REFUND: "PaymentNeedsRefund",
     EventType.COUPON_EXPIRING: "CouponExpiring",
     EventType.MEMBERSHIP_EXPIRING: "MembershipExpiring",
+    EventType.MEMBERSHIP_EXPIRED: "MembershipExpired",
 }
 
 

@@ -276,6 +276,22 @@ TEMPLATES: dict[str, Template] = {
             ),
         ),
         _t(
+            "MembershipExpired",
+            wechat="wx-membership-expired",
+            fields="thing1=tier time2=ends",
+            page="pages/membership/index",
+            zh=(
+                "您的{tier}会员已于{ends}到期，续费即可恢复会员价和会员折扣。",
+                "付费会员已到期",
+                "您的{tier}会员已于{ends}（北京时间）到期，会员价和会员折扣已停止。续费即可恢复。",
+            ),
+            en=(
+                "Your {tier} membership ended {ends}. Renew now.",
+                "Your membership has ended",
+                "Your {tier} membership ended on {ends} (China time). Renew to get member prices back.",
+            ),
+        ),
+        _t(
             "Birthday",
             wechat="wx-birthday",
             fields="thing1=greeting",

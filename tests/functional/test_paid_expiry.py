@@ -6,7 +6,9 @@ notifications consumer: one message per channel per member and end)."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -19,7 +21,7 @@ from shared.kernel.clock import FakeClock, iso, now_ms
 from shared.kernel.errors import TemporarilyUnavailable
 from shared.membership.paid import DAY_MS, Term, TermKind
 from shared.membership.paid_expiry import PaidExpiry
-from shared.membership.paid_terms import StoredTerm, purchased
+from shared.membership.paid_terms import StoredTerm, purchased, refunded
 from shared.platform import bootstrap
 from tests.functional.coupons_support import customer_token
 from tests.functional.events_support import Queue, announced, fast_runtime
@@ -142,6 +144,82 @@ def test_the_reminder_is_sent_once_per_member_and_end_and_again_after_a_renewal(
     assert Counter(e["aggregate_id"] for e in reminders)["pr-0"] == 2
     assert len({e["event_id"] for e in reminders}) == len(reminders)
     assert Counter(recipient for _, _, recipient, _ in provider.sent)["pr-0"] == 6
+
+
+def test_an_ended_membership_is_told_once_and_a_renewal_before_the_expiry_is_told_nothing(client, table):
+    now = now_ms()
+    # Given 3 members reachable on every channel whose memberships ended, and a fourth that renews
+    # between the job's index read and its write
+    customers = [f"pe-{n}" for n in range(3)]
+    for n, customer in enumerate([*customers, "pe-racer"]):
+        register(client, customer_token(customer), **everyone(phone=f"1391000{n:04d}"))
+        consent(client, customer_token(customer), "MembershipExpired")
+    for customer in customers:
+        buy(customer, f"o-{customer}", now - 31 * DAY_MS)
+    buy("pe-racer", "o-pe-racer", now - 31 * DAY_MS)
+    members = DynamoEndingMembers()
+    real_expire = members.expire
+
+    def expire_after_a_renewal(ending):
+        if ending.customer_id == "pe-racer":
+            buy("pe-racer", "o-pe-racer-2", now)
+        real_expire(ending)
+
+    members.expire = expire_after_a_renewal  # type: ignore[method-assign]
+
+    # When the expiry runs and its events are relayed to the notifications consumer
+    assert PaidExpiry(members, DynamoJobCheckpoints(), FakeClock(now), 3).expire_due().done == 3
+    EventRunner(quiet=True).drain(sources=["stream"])
+    queue = Queue.of(table, "NotificationsQueue")
+    bodies = [m["Body"] for m in queue.peek()]
+    assert sorted(json.loads(b)["aggregate_id"] for b in bodies) == customers
+    provider = RecordingProvider()
+    queue.deliver_all(notifier(provider), fast_runtime())
+    # Then each ended member is told once per channel that it ended, naming the tier and the end
+    assert Counter(recipient for _, _, recipient, _ in provider.sent) == dict.fromkeys(customers, 3)
+    ended = _china(now - 31 * DAY_MS + 30 * DAY_MS)
+    sms = [text for _, channel, _, text in provider.sent if channel == "sms"]
+    assert sms == [f"【云店】您的金卡会员已于{ended}到期，续费即可恢复会员价和会员折扣。"] * 3, sms
+
+    # When every event is delivered again (SQS at least once, a replayed stream record)
+    for body in bodies:
+        queue.send(body)
+    queue.deliver_all(notifier(provider), fast_runtime())
+    # Then nothing is sent twice
+    assert len(provider.sent) == 9
+
+
+def test_an_end_set_inside_the_window_the_reminder_passed_is_reminded_once_by_its_next_run(client, table):
+    now = now_ms()
+    # Given a member whose membership ends in a day with a 30-day renewal queued after it
+    for n, customer in enumerate(["pw-refund", "pw-short"]):
+        register(client, customer_token(customer), **everyone(phone=f"1392000{n:04d}"))
+        consent(client, customer_token(customer), "MembershipExpiring")
+    buy("pw-refund", "o-pw-first", now - 29 * DAY_MS)
+    buy("pw-refund", "o-pw-renewal", now - DAY_MS)
+    job = bootstrap.paid_expiry(FakeClock(now))
+    assert job.remind_expiring().done == 0  # it ends in 31 days; the reminder has passed now + 3 days
+    # When the renewal is refunded (the end moves back to a day from now) and a 2-day plan is bought
+    store = DynamoPaidTerms()
+    read = store.read("pw-refund")
+    store.write(read, refunded(read, "o-pw-renewal", now + 60_000))
+    assert int(PaidMemberItem.get(*PaidMemberItem.key("pw-refund")).until_ms) == now + DAY_MS
+    buy("pw-short", "o-pw-short", now + 60_000, days=2)
+
+    # Then the reminder's next run reminds both, once, of the end they have now
+    later = bootstrap.paid_expiry(FakeClock(now + 3_600_000))
+    assert later.remind_expiring().done == 2
+    assert bootstrap.paid_expiry(FakeClock(now + 7_200_000)).remind_expiring().done == 0
+    EventRunner(quiet=True).drain(sources=["stream"])
+    reminders = {e["aggregate_id"]: e["payload"]["until"] for e in events_of("MembershipExpiring")}
+    assert reminders == {"pw-refund": iso(now + DAY_MS), "pw-short": iso(now + 60_000 + 2 * DAY_MS)}
+    provider = RecordingProvider()
+    Queue.of(table, "NotificationsQueue").deliver_all(notifier(provider), fast_runtime())
+    assert Counter(recipient for _, _, recipient, _ in provider.sent) == {"pw-refund": 3, "pw-short": 3}
+
+
+def _china(at_ms: int) -> str:
+    return datetime.fromtimestamp(at_ms / 1000, timezone(timedelta(hours=8))).strftime("%m-%d %H:%M")
 
 
 @pytest.fixture(autouse=True)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shared.kernel.clock import FakeClock, iso
 from shared.kernel.events import EventType
 from shared.membership.paid_end import ACTIVE, EXPIRED, Ending, announced
-from shared.membership.paid_expiry import DAY_MS, EXPIRY_JOB, INDEX_SETTLE_MS, PaidExpiry
+from shared.membership.paid_expiry import DAY_MS, EXPIRY_JOB, INDEX_SETTLE_MS, REMINDER_JOB, WINDOW_JOB, PaidExpiry
 from tests.fakes.paid_expiry import MemoryCheckpoints, MemoryEndingMembers
 
 HOUR_MS = 3_600_000
@@ -223,6 +223,74 @@ def test_reminder_once_per_member_and_end_and_again_after_a_renewal():
     assert len(set(ids)) == len(ids)
 
 
+def test_an_end_set_inside_the_window_already_passed_is_reminded_by_the_next_run_once():
+    job, members, checkpoints, clock = setup(remind_days=3)
+    now = clock.now_ms()
+    members.put(member("c-long", now + 10 * DAY_MS))
+    assert job.remind_expiring().done == 0
+    assert checkpoints.positions  # the reminder has passed now + 3 days
+    clock.advance(3_600)
+    now = clock.now_ms()
+    # A 2-day plan bought now, and a refund moving c-long's end back to a day from now (a queued
+    # renewal refunded): both ends are below the checkpoint
+    members.put(member("c-short", now + 2 * DAY_MS))
+    members.put(replace(members.members["c-long"], until_ms=now + DAY_MS))
+
+    assert job.remind_expiring().done == 2
+    assert sorted(reminders(members)) == [("c-long", iso(now + DAY_MS)), ("c-short", iso(now + 2 * DAY_MS))]
+    clock.advance(3_600)
+    assert job.remind_expiring().done == 0  # once per (member, end)
+    assert len(reminders(members)) == 2
+
+
+def test_the_window_re_read_is_bounded_goes_on_where_it_stopped_and_starts_again():
+    job, members, checkpoints, clock = setup(remind_days=3)
+    now = clock.now_ms()
+    assert job.remind_expiring().done == 0
+    through = checkpoints.positions[REMINDER_JOB]
+    for n in range(30):  # ends set inside the passed window: more than its 25 pages of 1
+        members.put(member(f"c-{n:02d}", now + HOUR_MS + n * 60_000))
+
+    first = job.remind_expiring(page_size=1)
+    assert first.done == 25 and checkpoints.positions[REMINDER_JOB] == through  # soonest first
+    clock.advance(60)
+    assert job.remind_expiring(page_size=1).done == 5  # the next run goes on: the rest, lap done
+    assert checkpoints.positions[WINDOW_JOB].endswith("|~")
+    # An end set now near the window's start: the next run starts a new lap from now, and finds it
+    members.put(member("c-new", clock.now_ms() + HOUR_MS // 2))
+    clock.advance(60)
+    assert job.remind_expiring(page_size=1).done == 1
+    assert reminders(members)[-1] == ("c-new", iso(now + 60_000 + HOUR_MS // 2))
+    assert len(reminders(members)) == 31
+
+
+def test_an_ended_membership_reaches_the_member_as_membership_expired():
+    from shared.messaging.routing import queues_for
+    from shared.notifications.model import Channel, Locale
+    from shared.notifications.recipients import Addressee, Audience, plan
+    from shared.notifications.templates import params_of, render
+
+    ending = member("c-1", 1_796_227_200_000, tier="金卡")  # 2026-12-02T16:00Z, 12-03 00:00 in China
+    event = announced(ending, replace(ending, status=EXPIRED, expired_for_ms=ending.until_ms, version=1))[0]
+    assert plan(event) == [Addressee(Audience.CUSTOMER, "c-1", "MembershipExpired")]
+    zh = render("MembershipExpired", Channel.SMS, Locale.ZH, params_of(event.payload, Locale.ZH)).text
+    assert zh == "【云店】您的金卡会员已于12-03 00:00到期，续费即可恢复会员价和会员折扣。"
+    wechat = render("MembershipExpired", Channel.WECHAT, Locale.EN, params_of(event.payload, Locale.EN))
+    assert wechat.data == {"thing1": {"value": "金卡"}, "time2": {"value": "12-03 00:00"}}
+    assert queues_for(str(event.type)) == ["NotificationsQueue"]  # the relay routes it there
+
+
+@given(tier=st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=60))
+def test_the_ended_sms_fits_70_characters_whatever_the_tiers_name(tier):
+    from shared.notifications.model import Channel, Locale
+    from shared.notifications.templates import SMS_LIMIT, params_of, render
+
+    payload = {"customer_id": "c-1", "tier": tier, "until": "2026-12-02T16:00:00.000Z"}
+    for locale in Locale:
+        sms = render("MembershipExpired", Channel.SMS, locale, params_of(payload, locale)).text
+        assert len(sms) <= SMS_LIMIT and "12-03 00:00" in sms  # the tier may be cut, never the end
+
+
 def test_the_reminder_setting_moves_the_window_and_zero_turns_it_off():
     job, members, _, clock = setup(remind_days=7)
     now = clock.now_ms()
@@ -246,7 +314,7 @@ def test_derived_events_are_the_same_on_a_redelivered_record():
 
 # -- a property over random purchases, renewals, time and runs ---------------------------------------
 REMIND_DAYS = 3
-Buy = st.tuples(st.just("buy"), st.integers(0, 4), st.integers(REMIND_DAYS + 1, 20))  # member, days
+Buy = st.tuples(st.just("buy"), st.integers(0, 4), st.integers(1, 20))  # member, days (some shorter than N)
 Step = st.one_of(
     Buy,
     st.tuples(st.just("wait"), st.integers(1, 10 * 24), st.just(0)),  # hours
@@ -257,6 +325,7 @@ Step = st.one_of(
 
 @settings(max_examples=150, deadline=None)
 @given(first=st.lists(Buy, min_size=2, max_size=8), steps=st.lists(Step, max_size=40))
+@example(first=[("buy", 0, 10), ("buy", 1, 10)], steps=[("remind", 1, 0), ("buy", 2, 1), ("remind", 1, 0)])
 def test_random_purchases_time_and_runs_expire_and_remind_each_end_once(first, steps):
     job, members, _, clock = setup(REMIND_DAYS)
     remind_ms = REMIND_DAYS * DAY_MS

@@ -11,7 +11,8 @@ from shared.data.table import BaseItem
 class PaidExpiryCheckpointItem(BaseItem, discriminator="PaidExpiryCheckpoint"):
     """pk `PAIDMEMBER_JOB#<expiry|reminder>`, sk `CHECKPOINT`: how far the job has gone through gsi2
     `PAIDMEMBER#END` (`through`, a gsi2sk: every membership up to it was expired / reminded or
-    skipped). Only ever moved forward (`through < :new`)."""
+    skipped). Only ever moved forward (`through < :new`). `PAIDMEMBER_JOB#reminder-window`: the
+    reminder's re-read of the window it passed, `through` = `<lap start iso>|<gsi2sk or ~>`."""
 
     through = UnicodeAttribute()
 
