@@ -1,8 +1,9 @@
 """The paid-membership expiry and the reminder before it, on moto: memberships bought through the
 paid terms' store (shared/data/stores/paid_membership.py), the jobs walking the real gsi2
 `PAIDMEMBER#END` from their checkpoints, under faults, with a renewal racing the expiry, and the
-events derived from the real stream (MembershipExpired; MembershipExpiring relayed to the
-notifications consumer: one message per channel per member and end)."""
+events derived from the real stream (MembershipExpired and MembershipExpiring relayed to the
+notifications consumer: one message per channel per member and end, nothing twice on redelivery, none
+for a renewal that won the race; ends set inside the window the reminder passed reminded by its next run)."""
 
 from __future__ import annotations
 
