@@ -13,6 +13,8 @@ item 3; docs/membership.md, "Activation and refunds"). Heard by the membership c
   refund's time (`paid.shortened`: later terms move forward), REFUNDED, the paid member and
   checkout's item follow, in one conditional transaction; the unused welcome coupons are revoked
   (`paid_refunds.undo_welcome_pack`). A term already REFUNDED is left as it is (redelivery).
+  Heard before its OrderPaid (a standard queue: a retried or redriven OrderPaid comes late), it
+  stores the term REFUNDED and empty, so the late OrderPaid activates nothing and issues no pack.
 - An ordinary order's events change nothing here.
 
 Each step is idempotent on its own (the term's existence or status, the coupons' keys and status),
@@ -22,6 +24,7 @@ so the event handled again after a crash between them completes what is missing 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -91,9 +94,12 @@ class PaidMembershipEvents:
         bought = bought_term(event.payload, at)
         if bought is None:
             return
-        self._change(
+        state = self._change(
             bought.customer_id, lambda state: state if state.term(bought.order_id) else purchased(state, bought, at)
         )
+        term = state.term(bought.order_id)
+        if term is not None and term.status is TermStatus.REFUNDED:
+            return  # refunded already (its RefundIssued may be heard first): no pack, nothing to complete
         pack = welcome_on_paid(event.payload, self._coupons())
         if pack.refused:
             logger.warning(
@@ -111,7 +117,17 @@ class PaidMembershipEvents:
 
         def ended(state: PaidState) -> PaidState:
             term = state.term(order_id)
-            if term is None or term.status is TermStatus.REFUNDED:
+            if term is None:
+                # Heard before its OrderPaid (a standard queue; a retried or redriven OrderPaid):
+                # the term is stored REFUNDED, ended when it would begin, so the late OrderPaid
+                # finds it and activates nothing.
+                bought = bought_term(payload, at)
+                if bought is None:
+                    return state
+                ended_term = replace(bought.term, segments=((at, at),), revoked_at_ms=at)
+                gone = replace(bought, term=ended_term, status=TermStatus.REFUNDED, refunded_at_ms=at)
+                return PaidState(state.customer_id, (*state.terms, gone), state.member)
+            if term.status is TermStatus.REFUNDED:
                 return state
             return refunded(state, order_id, at)
 
@@ -119,18 +135,20 @@ class PaidMembershipEvents:
         undo_welcome_pack(payload, None, self._coupons())
         count("PaidMembershipsRefunded")
 
-    def _change(self, customer_id: str, change: Callable[[PaidState], PaidState]) -> None:
+    def _change(self, customer_id: str, change: Callable[[PaidState], PaidState]) -> PaidState:
+        """The state after `change`, written (or as read when it changes nothing)."""
         for attempt in range(ATTEMPTS):
             state = self._terms.read(customer_id)
             after = change(state)
             if after == state:
-                return
+                return state
             try:
                 self._terms.write(state, after)
-                return
+                return after
             except ConcurrentUpdate:
                 if attempt == ATTEMPTS - 1:
                     raise
+        raise AssertionError("unreachable")
 
 
 class MembershipConsumer:

@@ -238,3 +238,28 @@ def test_an_upgrade_moves_the_lower_term_after_it_and_refunding_it_brings_the_lo
     assert back.term.length_ms == 30 * 86_400_000 and after.member.tier == "银卡"
     assert after.member.until_ms == back.term.end_ms < low.term.end_ms
     assert quote_total(shop, customer) == 3_920  # silver's 2% again
+
+
+def test_a_refund_heard_before_its_order_paid_leaves_nothing_for_the_late_order_paid(shop: Client, tokens: dict):
+    # The MembershipQueue is a standard queue and a failed OrderPaid is retried (or redriven from
+    # the DLQ) later: its RefundIssued can be handled first. The late OrderPaid must not activate
+    # a membership (nor issue its welcome pack) the customer was refunded for.
+    welcome = [create_template(shop, tokens, total=10, per_user_limit=1)]
+    order = bought_and_paid(shop, tokens, welcome)
+    refund_approved(shop, tokens["customer"], tokens["merchant_admin"], order["order_id"], [LINE])
+    issued = next(e for e in announced() if e["aggregate_id"] == order["order_id"] and e["type"] == "RefundIssued")
+    paid = paid_event(order["order_id"])
+
+    def as_another(message: dict) -> DomainEvent:  # the same order, for a customer it never reached
+        body = {**message["payload"], "order_id": "o-late", "customer_id": "c-late"}
+        return DomainEvent.from_message({**message, "aggregate_id": "o-late", "payload": body})
+
+    events = PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons)
+    events.on_refund(as_another(issued))
+    events.on_paid(as_another(paid))
+    state = DynamoPaidTerms().read("c-late")
+    assert state.member is None or state.member.status.value == "EXPIRED", state.member
+    assert [t.status.value for t in state.terms] in ([], ["REFUNDED"])
+    assert all(c.customer_id != "c-late" or c.status == "EXPIRED" for t in welcome for c in coupons_of(t))
+    events.on_paid(as_another(paid))  # and again: still nothing
+    assert DynamoPaidTerms().read("c-late") == state
