@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.kernel.clock import Clock, iso
 from shared.membership.model import Member, PointsBalance
-from shared.membership.paid_terms import MemberStatus, PaidMember, PaidTermsStore
+from shared.membership.paid_terms import PaidMember, PaidTermsStore
 from shared.membership.ports import Cursor, MemberStore, RulesStore
 
 
@@ -41,13 +41,14 @@ class MemberAccounts:
         """The paid membership running now (docs/membership.md, "Paid membership"): null when none
         was bought, it has ended or was refunded."""
         paid: PaidMember | None = self._paid.read(customer_sub).member if self._paid is not None else None
-        if paid is None or paid.status is not MemberStatus.ACTIVE or paid.until_ms <= self._clock.now_ms():
+        running = paid.benefit_at(self._clock.now_ms()) if paid is not None else None
+        if paid is None or running is None:
             return {"paid_membership": None, "paid_membership_ends_at": None}
         view = {
-            "tier": paid.tier,
-            "rank": paid.rank,
-            "member_price": paid.member_price,
-            "discount_bp": paid.discount_bp,
+            "tier": running.tier,
+            "rank": running.rank,
+            "member_price": running.member_price,
+            "discount_bp": running.discount_bp,
         }
         return {"paid_membership": view, "paid_membership_ends_at": iso(paid.until_ms)}
 

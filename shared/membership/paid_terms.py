@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.membership import paid
 from shared.membership.paid import Term
@@ -47,6 +47,49 @@ class StoredTerm:
 
 
 @dataclass(frozen=True)
+class Benefit:
+    """One segment of the benefit schedule: from `start_ms` to `end_ms` (exclusive) the member has
+    this tier's benefits. The segments of every ACTIVE term, sorted, not overlapping."""
+
+    start_ms: int
+    end_ms: int
+    tier: str
+    rank: int
+    discount_bp: int
+    member_price: bool
+
+    def row(self) -> list[Any]:
+        """As stored on `PAIDMEMBER` and checkout's `MEMBER` item: [start, end, tier, rank, bp, member_price]."""
+        return [self.start_ms, self.end_ms, self.tier, self.rank, self.discount_bp, self.member_price]
+
+    @classmethod
+    def of_row(cls, row: Sequence[Any]) -> Benefit:
+        start, end, tier, rank, discount_bp, member_price = row
+        return cls(int(start), int(end), str(tier), int(rank), int(discount_bp), bool(member_price))
+
+
+def benefit_schedule(terms: Sequence[Term]) -> tuple[Benefit, ...]:
+    """The benefit schedule of `terms` (the ACTIVE ones): each non-empty segment with its term's benefits."""
+    found = (
+        Benefit(start, end, t.tier, t.rank, t.discount_bp, t.member_price)
+        for t in terms
+        for start, end in t.segments
+        if end > start
+    )
+    return tuple(sorted(found, key=lambda b: (b.start_ms, b.end_ms)))
+
+
+def benefit_at(schedule: Sequence[Benefit], now_ms: int) -> Benefit | None:
+    """The segment in force at `now_ms` (None: no paid benefit now)."""
+    return next((b for b in schedule if b.start_ms <= now_ms < b.end_ms), None)
+
+
+def schedule_of(rows: Sequence[Sequence[Any]] | None) -> tuple[Benefit, ...] | None:
+    """A stored schedule (None: an item written before schedules, or seed data)."""
+    return None if rows is None else tuple(Benefit.of_row(row) for row in rows)
+
+
+@dataclass(frozen=True)
 class PaidMember:
     customer_id: str
     tier: str
@@ -61,6 +104,17 @@ class PaidMember:
     # membership sets it (nothing to announce); None here leaves what is stored as it is.
     expired_for_ms: int | None = None
     version: int = 0  # 0: not stored yet
+    # Which tier's benefits apply when (`benefit_schedule`): tier/discount_bp/member_price above
+    # are those of the moment of the last write; readers pick the segment covering their now.
+    schedule: tuple[Benefit, ...] = ()
+
+    def benefit_at(self, now_ms: int) -> Benefit | None:
+        """The paid benefits in force at `now_ms` (None: none, ended or EXPIRED)."""
+        if self.status is not MemberStatus.ACTIVE or self.until_ms <= now_ms:
+            return None
+        if not self.schedule:  # stored before schedules: the tier of its last write, to its end
+            return Benefit(0, self.until_ms, self.tier, self.rank, self.discount_bp, self.member_price)
+        return benefit_at(self.schedule, now_ms)
 
 
 @dataclass(frozen=True)
@@ -98,7 +152,9 @@ def _summary(state: PaidState, terms: tuple[StoredTerm, ...], now_ms: int, last:
         if before is None:
             return None
         ended = now_ms if until is None else min(until, now_ms)
-        return replace(before, until_ms=ended, status=MemberStatus.EXPIRED, expired_for_ms=ended, version=version)
+        return replace(
+            before, until_ms=ended, status=MemberStatus.EXPIRED, expired_for_ms=ended, version=version, schedule=()
+        )
     shown = paid.running(active, now_ms) or min(active, key=lambda t: t.start_ms)
     return PaidMember(
         customer_id=state.customer_id,
@@ -112,6 +168,7 @@ def _summary(state: PaidState, terms: tuple[StoredTerm, ...], now_ms: int, last:
         status=MemberStatus.ACTIVE,
         expired_for_ms=None,
         version=version,
+        schedule=benefit_schedule(active),
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 from chalice.test import Client
 
 from shared.data.items import PaidTermItem
+from shared.data.stores import checkout_reads
 from shared.data.stores.paid_membership import DynamoPaidTerms
 from shared.kernel.clock import FakeClock, iso, now_ms
 from shared.kernel.events import DomainEvent
@@ -238,6 +239,30 @@ def test_an_upgrade_moves_the_lower_term_after_it_and_refunding_it_brings_the_lo
     assert back.term.length_ms == 30 * 86_400_000 and after.member.tier == "银卡"
     assert after.member.until_ms == back.term.end_ms < low.term.end_ms
     assert quote_total(shop, customer) == 3_920  # silver's 2% again
+
+
+def test_a_lower_plan_queued_after_a_higher_one_gives_its_own_benefits_when_its_term_runs(
+    shop: Client, tokens: dict, monkeypatch: pytest.MonkeyPatch
+):
+    # gold (30 days, 5%) running, silver (30 days, 2%) bought as a renewal: days 30..60 are silver's
+    customer = tokens["customer"]
+    given_plan(shop, tokens, "silver", tier="银卡", rank=1, price_fen=9_900, days=30, discount_bp=200)
+    given_plan(shop, tokens, "gold", days=30)
+    for plan, key in (("gold", "g1"), ("silver", "s1")):
+        order = buy(shop, customer, {"plan_id": plan}, key=key).json_body
+        pay(shop, order)
+        drain()
+    state = DynamoPaidTerms().read("c-1")
+    start = min(t.term.start_ms for t in state.terms)
+    assert state.member.until_ms == start + 60 * 86_400_000
+    assert quote_total(shop, customer) == 3_800  # gold's 5% now
+    accounts = bootstrap.member_accounts  # GET /me/member's service, at the same moments
+    for day, total, tier in ((10, 3_800, "金卡"), (45, 3_920, "银卡"), (61, 4_000, None)):
+        clock = FakeClock(start + day * 86_400_000)
+        monkeypatch.setattr(checkout_reads, "SYSTEM", clock)
+        assert quote_total(shop, customer) == total, day
+        paid = accounts(clock).me("c-1")["paid_membership"]
+        assert (paid and paid["tier"]) == tier, (day, paid)
 
 
 def test_a_refund_heard_before_its_order_paid_leaves_nothing_for_the_late_order_paid(shop: Client, tokens: dict):

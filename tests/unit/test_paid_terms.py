@@ -3,8 +3,18 @@ purchase and after a refund, pure rules on the terms read."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from shared.membership.paid import DAY_MS, Term, TermKind
-from shared.membership.paid_terms import MemberStatus, PaidState, StoredTerm, TermStatus, purchased, refunded
+from shared.membership.paid_terms import (
+    Benefit,
+    MemberStatus,
+    PaidState,
+    StoredTerm,
+    TermStatus,
+    purchased,
+    refunded,
+)
 
 NOW = 1_767_225_600_000
 
@@ -54,3 +64,36 @@ def test_refunding_the_only_term_expires_the_membership_now():
     # a purchase after it makes the member active again, from now
     again = purchased(after, bought("o3"), at + DAY_MS)
     assert again.term("o3").term.kind is TermKind.NEW and again.member.status is MemberStatus.ACTIVE
+
+
+def test_a_lower_plan_queued_after_a_higher_one_gives_its_own_benefits_when_its_term_runs():
+    # gold 30 days at 5% running, silver 30 days at 2% bought as a renewal: days 30..60 are silver's
+    gold = purchased(PaidState("c1"), bought("g", rank=2, tier="金卡", discount_bp=500), NOW)
+    both = purchased(gold, bought("s", rank=1, discount_bp=200), NOW + DAY_MS)
+    member = both.member
+    assert member.until_ms == NOW + 60 * DAY_MS
+    assert member.benefit_at(NOW + 10 * DAY_MS).tier == "金卡"
+    assert member.benefit_at(NOW + 10 * DAY_MS).discount_bp == 500
+    later = member.benefit_at(NOW + 45 * DAY_MS)
+    assert later is not None and (later.tier, later.rank, later.discount_bp) == ("银卡", 1, 200)
+    assert member.benefit_at(NOW + 60 * DAY_MS) is None  # ended
+    assert [Benefit.of_row(b.row()) for b in member.schedule] == list(member.schedule)  # as stored
+
+
+def test_after_an_upgrade_ends_the_lower_terms_rest_resumes_with_its_benefits():
+    silver = purchased(PaidState("c1"), bought("s", rank=1, discount_bp=200), NOW)
+    at = NOW + 10 * DAY_MS
+    up = purchased(silver, bought("g", rank=2, days=5, tier="金卡", discount_bp=500), at)
+    member = up.member
+    assert member.benefit_at(at + DAY_MS).discount_bp == 500
+    assert member.benefit_at(at + 6 * DAY_MS).discount_bp == 200  # silver's 20 days left, after gold's 5
+    assert member.benefit_at(NOW + 5 * DAY_MS).discount_bp == 200  # silver's first 10 days, before
+
+
+def test_a_discount_only_plan_ahead_does_not_take_member_prices_from_the_plan_after_it():
+    first = bought("d", rank=2, tier="金卡", discount_bp=800)
+    first = replace(first, term=replace(first.term, member_price=False))
+    one = purchased(PaidState("c1"), first, NOW)
+    two = purchased(one, bought("s", rank=1, discount_bp=200), NOW + DAY_MS)
+    assert two.member.benefit_at(NOW + DAY_MS).member_price is False
+    assert two.member.benefit_at(NOW + 31 * DAY_MS).member_price is True

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import BooleanAttribute, JSONAttribute, NumberAttribute, UnicodeAttribute
 
 from shared.data.table import BaseItem
 
@@ -22,6 +22,10 @@ class MemberItem(BaseItem, discriminator="Member"):
     discount_bp = NumberAttribute(null=True)
     member_price = BooleanAttribute(null=True)
     until = NumberAttribute(null=True)
+    # The paid benefit schedule (optional; null = `tier`/`discount_bp`/`member_price` until `until`):
+    # [[start_ms, end_ms, tier, rank, discount_bp, member_price], ...] from every ACTIVE term;
+    # checkout applies the segment covering now, none: no paid benefit.
+    schedule = JSONAttribute(null=True)
 
     @staticmethod
     def key(customer_sub: str) -> tuple[str, str]:

@@ -61,6 +61,9 @@ class PaidMemberItem(BaseItem, discriminator="PaidMember"):
     status = UnicodeAttribute()  # ACTIVE | EXPIRED
     reminded_for_ms = NumberAttribute(null=True)  # the expiry job's marks
     expired_for_ms = NumberAttribute(null=True)
+    # which tier's benefits when: [[start_ms, end_ms, tier, rank, discount_bp, member_price], ...]
+    # (paid_terms.benefit_schedule; null: written before schedules)
+    schedule = JSONAttribute(null=True)
     version = NumberAttribute()
 
     @staticmethod

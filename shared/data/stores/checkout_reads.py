@@ -30,6 +30,7 @@ from shared.inventory.locations import Location
 from shared.kernel.clock import SYSTEM
 from shared.kernel.credited import Credited, CreditFacts
 from shared.membership.model import DEFAULT_RULES, Benefits, MembershipRules, checkout_benefits
+from shared.membership.paid_terms import benefit_at, schedule_of
 from shared.ordering.model import OrderCoupon
 from shared.ordering.ports import CheckoutData
 
@@ -95,12 +96,17 @@ def load_for_checkout(
 
 def _member_benefits(found: Iterable[object], now_ms: int) -> Benefits:
     """The best of the member's level (its profile under the rules; none: level 0) and its paid
-    membership (the `MEMBER` item, unless `until` has passed), as checkout applies them."""
+    membership (the `MEMBER` item, unless `until` has passed: its schedule's segment covering now,
+    none: no paid benefit), as checkout applies them."""
     paid: Benefits | None = None
     rules, level = DEFAULT_RULES, 0
     for item in found:
         if isinstance(item, MemberItem) and (item.until is None or now_ms < int(item.until)):
-            paid = Benefits(member_price=item.member_price is not False, discount_bp=int(item.discount_bp or 0))
+            schedule = schedule_of(item.schedule)
+            if schedule is None:  # seed data, or written before schedules: one tier to `until`
+                paid = Benefits(member_price=item.member_price is not False, discount_bp=int(item.discount_bp or 0))
+            elif (running := benefit_at(schedule, now_ms)) is not None:
+                paid = Benefits(member_price=running.member_price, discount_bp=running.discount_bp)
         elif isinstance(item, MembershipRulesItem):
             rules = MembershipRules.of(item.body, int(item.version))
         elif isinstance(item, MemberProfileItem):

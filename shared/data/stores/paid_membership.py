@@ -27,7 +27,15 @@ from shared.data.transactions import Transaction, TransactionCancelled, translat
 from shared.kernel.clock import iso
 from shared.kernel.errors import ConcurrentUpdate
 from shared.membership.paid import Term, TermKind
-from shared.membership.paid_terms import MemberStatus, PaidMember, PaidState, StoredTerm, TermStatus, changed_terms
+from shared.membership.paid_terms import (
+    MemberStatus,
+    PaidMember,
+    PaidState,
+    StoredTerm,
+    TermStatus,
+    changed_terms,
+    schedule_of,
+)
 
 
 def term_item(term: StoredTerm, version: int) -> PaidTermItem:
@@ -102,6 +110,7 @@ def member_of(item: PaidMemberItem) -> PaidMember:
         status=MemberStatus(item.status),
         expired_for_ms=int(item.expired_for_ms) if item.expired_for_ms is not None else None,
         version=int(item.version),
+        schedule=schedule_of(item.schedule) or (),
     )
 
 
@@ -115,6 +124,7 @@ def _member_values(member: PaidMember) -> dict[str, Any]:
         "store_id": member.store_id,
         "guide_id": member.guide_id,
         "status": member.status.value,
+        "schedule": [b.row() for b in member.schedule],
         "gsi2pk": MEMBERS_ENDING,
         "gsi2sk": f"{iso(member.until_ms)}#{member.customer_id}",
     }
@@ -168,13 +178,14 @@ class DynamoPaidTerms:
             condition = PaidMemberItem.version == read.version
             tx.update(PaidMemberItem, PaidMemberItem.key(member.customer_id), actions, "paid member", condition)
         # Checkout's item: member prices (unless the plan gives only its discount) and the discount
-        # while `until` has not passed.
+        # of the schedule's segment covering now, while `until` has not passed.
         member_actions: list[Action] = [
             MemberItem.customer_sub.set(member.customer_id),
             MemberItem.tier.set(member.tier),
             MemberItem.until.set(member.until_ms),
             MemberItem.discount_bp.set(member.discount_bp),
             MemberItem.member_price.set(member.member_price),
+            MemberItem.schedule.set([b.row() for b in member.schedule]),
             MemberItem.entity.set(MemberItem),  # the discriminator serializes the class
         ]
         tx.update(MemberItem, MemberItem.key(member.customer_id), member_actions, "member item")
