@@ -9,7 +9,7 @@ item 3; docs/membership.md, "Activation and refunds"). Heard by the membership c
   conditional on the versions read (`PaidTermsStore.write`). The term's own item is put only if it
   does not exist, so a redelivered OrderPaid finds it and writes nothing. Then the plan's welcome
   coupons are issued (`welcome.welcome_on_paid`: once per order and template, by their keys).
-- **RefundIssued of the membership line** (sku `MEMBERSHIP-*`, amount > 0): the term ends at the
+- **RefundIssued of the membership line** (sku `MEMBERSHIP-*`, its unit refunded, even for 0 fen): the term ends at the
   refund's time (`paid.shortened`: later terms move forward), REFUNDED, the paid member and
   checkout's item follow, in one conditional transaction; the unused welcome coupons are revoked
   (`paid_refunds.undo_welcome_pack`). A term already REFUNDED is left as it is (redelivery).

@@ -131,12 +131,15 @@ MEMBERSHIP_SKU_PREFIX = "MEMBERSHIP-"  # the order line of a membership purchase
 
 
 def refunded_membership_lines(payload: Mapping[str, Any]) -> list[str]:
-    """The membership SKUs a RefundIssued payload refunds (an ordinary order's refund: none)."""
+    """The membership SKUs a RefundIssued payload refunds (an ordinary order's refund: none): a
+    membership line whose unit is refunded, whatever the amount (a pro-rata refund that rounds to
+    0 fen ends the term all the same), or refunded an amount."""
     lines = payload.get("refund_lines") or []
     return [
         str(line["sku"])
         for line in lines
-        if str(line.get("sku", "")).startswith(MEMBERSHIP_SKU_PREFIX) and int(line.get("amount_fen", 0)) > 0
+        if str(line.get("sku", "")).startswith(MEMBERSHIP_SKU_PREFIX)
+        and (int(line.get("qty", 0)) > 0 or int(line.get("amount_fen", 0)) > 0)
     ]
 
 

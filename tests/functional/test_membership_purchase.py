@@ -288,3 +288,23 @@ def test_a_refund_heard_before_its_order_paid_leaves_nothing_for_the_late_order_
     assert all(c.customer_id != "c-late" or c.status == "EXPIRED" for t in welcome for c in coupons_of(t))
     events.on_paid(as_another(paid))  # and again: still nothing
     assert DynamoPaidTerms().read("c-late") == state
+
+
+def test_a_membership_line_refunded_for_0_fen_ends_the_term(shop: Client, tokens: dict):
+    # a pro-rata refund of the last day rounds to 0 fen: the order is REFUNDED, so the term ends too
+    welcome = [create_template(shop, tokens, total=10, per_user_limit=1)]
+    order = bought_and_paid(shop, tokens, welcome)
+    paid = paid_event(order["order_id"])
+    lines = [{"sku": "MEMBERSHIP-gold", "qty": 1, "amount_fen": 0}]
+    issued = {
+        **paid,
+        "type": "RefundIssued",
+        "event_id": "refund-0-fen",
+        "payload": {**paid["payload"], "refund_lines": lines},
+    }
+    PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons).on_refund(DomainEvent.from_message(issued))
+    state = DynamoPaidTerms().read("c-1")
+    assert state.term(order["order_id"]).status.value == "REFUNDED"
+    assert state.member.status.value == "EXPIRED"
+    assert quote_total(shop, tokens["customer"]) == 4_000  # no member discount left
+    assert all(c.status != "AVAILABLE" for t in welcome for c in coupons_of(t))  # the unused pack revoked

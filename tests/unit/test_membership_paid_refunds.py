@@ -16,6 +16,7 @@ from shared.membership.paid_refunds import (
     benefit_used,
     refund_due,
     refund_for_segments,
+    refunded_membership_lines,
     revoke_unused,
     undo_welcome_pack,
 )
@@ -167,3 +168,12 @@ def test_the_order_events_carry_the_pack_an_ordinary_order_has_none():
     assert welcome_on_paid(paid, ports) == pack and len(tables.coupons) == 1
     refunded = {**paid, "refund_lines": [line]}
     assert undo_welcome_pack(refunded, None, ports).revoked == pack.coupon_ids
+
+
+def test_a_membership_line_refunded_for_0_fen_is_refunded_all_the_same():
+    # a pro-rata refund that rounds to 0 fen still refunds the line's unit: the term ends
+    zero = {"refund_lines": [{"sku": "MEMBERSHIP-gold", "qty": 1, "amount_fen": 0}]}
+    assert refunded_membership_lines(zero) == ["MEMBERSHIP-gold"]
+    untouched = {"refund_lines": [{"sku": "MEMBERSHIP-gold", "qty": 0, "amount_fen": 0}, {"sku": "TEA", "qty": 1}]}
+    assert refunded_membership_lines(untouched) == []
+    assert refunded_membership_lines({"refund_lines": [{"sku": "TEA", "qty": 1, "amount_fen": 0}]}) == []
