@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.coupons.ports import CouponPorts
+from shared.kernel.clock import SYSTEM, Clock
 from shared.kernel.errors import ConcurrentUpdate
 from shared.kernel.events import DomainEvent, EventType
 from shared.membership.paid import PLAN_SKU_PREFIX, Term, TermKind
@@ -83,9 +84,13 @@ class PaidMembershipEvents:
         terms: PaidTermsStore,
         coupons: Callable[[], CouponPorts],
         running: Callable[[str], object] | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
-        """`running(order_id)`: tells the ordering the membership runs (its order completes)."""
+        """`running(order_id)`: tells the ordering the membership runs (its order completes).
+        `clock`: when an event is handled (later than it happened when retried or redriven: a
+        membership it leaves ended is EXPIRED by the same write, `paid_terms._ran_out`)."""
         self._terms = terms
+        self._clock = clock
         self._coupons = coupons
         self._running = running
 
@@ -95,7 +100,8 @@ class PaidMembershipEvents:
         if bought is None:
             return
         state = self._change(
-            bought.customer_id, lambda state: state if state.term(bought.order_id) else purchased(state, bought, at)
+            bought.customer_id,
+            lambda state: state if state.term(bought.order_id) else purchased(state, bought, at, self._clock.now_ms()),
         )
         term = state.term(bought.order_id)
         if term is not None and term.status is TermStatus.REFUNDED:
@@ -129,7 +135,7 @@ class PaidMembershipEvents:
                 return PaidState(state.customer_id, (*state.terms, gone), state.member)
             if term.status is TermStatus.REFUNDED:
                 return state
-            return refunded(state, order_id, at)
+            return refunded(state, order_id, at, self._clock.now_ms())
 
         self._change(customer, ended)
         undo_welcome_pack(payload, None, self._coupons())

@@ -56,14 +56,17 @@ def announced(before: Ending | None, after: Ending) -> list[DomainEvent]:
     """What a change of the PAIDMEMBER item announces:
 
     - ACTIVE -> EXPIRED with `until_ms` unchanged (the membership ran to its end): MembershipExpired.
-      A refund that ends the membership moves `until_ms` to the refund's time in the same write; it
-      announces nothing here (RefundIssued says it).
+      A refund that ends the membership moves `until_ms` to the refund's time in the same write and
+      marks `expired_for_ms`; it announces nothing here (RefundIssued says it). A late write (a
+      retried or redriven event) whose membership had already run out moves `until_ms` to that
+      end and leaves `expired_for_ms` unset: MembershipExpired, as the job's (the same id for that end).
     - `reminded_for_ms` set to a new value that is the current `until_ms`: MembershipExpiring.
     An INSERT (no before) announces neither."""
     if before is None:
         return []
     events = []
-    if before.status == ACTIVE and after.status == EXPIRED and before.until_ms == after.until_ms:
+    ran_out = before.until_ms == after.until_ms or after.expired_for_ms is None
+    if before.status == ACTIVE and after.status == EXPIRED and ran_out:
         events.append(expired_event(after))
     if after.reminded_for_ms != before.reminded_for_ms and after.reminded_for_ms == after.until_ms:
         events.append(expiring_event(after))

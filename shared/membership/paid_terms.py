@@ -101,7 +101,8 @@ class PaidMember:
     guide_id: str | None
     status: MemberStatus = MemberStatus.ACTIVE
     # The expiry job's mark (p2): the `until_ms` whose expiry was handled. A refund that ends the
-    # membership sets it (nothing to announce); None here leaves what is stored as it is.
+    # membership sets it (nothing to announce); None here leaves what is stored as it is, but on an
+    # EXPIRED member removes it (expired by a late write, to be announced: `_ran_out`).
     expired_for_ms: int | None = None
     version: int = 0  # 0: not stored yet
     # Which tier's benefits apply when (`benefit_schedule`): tier/discount_bp/member_price above
@@ -140,10 +141,13 @@ class PaidTermsStore(Protocol):
         ...
 
 
-def _summary(state: PaidState, terms: tuple[StoredTerm, ...], now_ms: int, last: StoredTerm) -> PaidMember | None:
+def _summary(
+    state: PaidState, terms: tuple[StoredTerm, ...], now_ms: int, last: StoredTerm, handled_at_ms: int | None
+) -> PaidMember | None:
     """The paid member after `terms` change at `now_ms`: the tier running now (or, if none runs
     now, the next to start), until = the end of every ACTIVE term's last segment. None if nothing
-    was ever stored and nothing is active."""
+    was ever stored and nothing is active. `handled_at_ms`: when the change is written (the event's
+    time is `now_ms`); an end already passed then is EXPIRED by this write (`_ran_out`)."""
     active = [t.term for t in terms if t.status is TermStatus.ACTIVE and t.term.length_ms > 0]
     before = state.member
     version = before.version if before is not None else 0
@@ -155,7 +159,22 @@ def _summary(state: PaidState, terms: tuple[StoredTerm, ...], now_ms: int, last:
         return replace(
             before, until_ms=ended, status=MemberStatus.EXPIRED, expired_for_ms=ended, version=version, schedule=()
         )
+    if handled_at_ms is not None and until <= handled_at_ms:
+        return _ran_out(state, active, until, last, version)
     shown = paid.running(active, now_ms) or min(active, key=lambda t: t.start_ms)
+    return _member(state, shown, until, last, version, MemberStatus.ACTIVE, benefit_schedule(active))
+
+
+def _member(
+    state: PaidState,
+    shown: Term,
+    until: int,
+    last: StoredTerm,
+    version: int,
+    status: MemberStatus,
+    schedule: tuple[Benefit, ...],
+) -> PaidMember:
+    """The paid member showing `shown`'s tier, to `until`, credited to `last`'s store and guide."""
     return PaidMember(
         customer_id=state.customer_id,
         tier=shown.tier,
@@ -165,28 +184,42 @@ def _summary(state: PaidState, terms: tuple[StoredTerm, ...], now_ms: int, last:
         until_ms=until,
         store_id=last.term.store_id,
         guide_id=last.term.guide_id,
-        status=MemberStatus.ACTIVE,
+        status=status,
         expired_for_ms=None,
         version=version,
-        schedule=benefit_schedule(active),
+        schedule=schedule,
     )
 
 
-def purchased(state: PaidState, bought: StoredTerm, now_ms: int) -> PaidState:
+def _ran_out(state: PaidState, active: list[Term], until: int, last: StoredTerm, version: int) -> PaidMember | None:
+    """A change handled late (a retried or redriven event) whose membership has ended by the time
+    it is written: EXPIRED at `until`, by this write. `until` may lie below the expiry job's
+    checkpoint (it re-reads only a margin), so the job would never see it ACTIVE. `expired_for_ms`
+    None (removed): the expiry was not announced, so the stream derives MembershipExpired from the
+    ACTIVE -> EXPIRED change (`paid_end.announced`), with the tier that ran last."""
+    if state.member is None:
+        return None  # a first purchase wholly in the past: nothing to announce
+    ended = max(active, key=lambda t: t.end_ms)
+    return _member(state, ended, until, last, version, MemberStatus.EXPIRED, ())
+
+
+def purchased(state: PaidState, bought: StoredTerm, now_ms: int, handled_at_ms: int | None = None) -> PaidState:
     """The state after `bought` (its term's days, rank; segments and kind decided here) is paid at
-    `now_ms`: `paid.after_purchase` over the ACTIVE terms (a refunded term takes no more days)."""
+    `now_ms`: `paid.after_purchase` over the ACTIVE terms (a refunded term takes no more days).
+    `handled_at_ms`: when it is written (the consumer's clock), if later than the payment."""
     active = [t for t in state.terms if t.status is TermStatus.ACTIVE]
     moved, placed = paid.after_purchase([t.term for t in active], bought.term, now_ms)
     by_order = {t.order_id: t for t in moved}
     terms = tuple(replace(t, term=by_order[t.order_id]) if t.order_id in by_order else t for t in state.terms)
     new = replace(bought, term=placed, version=0)
     terms = (*terms, new)
-    return PaidState(state.customer_id, terms, _summary(state, terms, now_ms, new))
+    return PaidState(state.customer_id, terms, _summary(state, terms, now_ms, new, handled_at_ms))
 
 
-def refunded(state: PaidState, order_id: str, now_ms: int) -> PaidState:
+def refunded(state: PaidState, order_id: str, now_ms: int, handled_at_ms: int | None = None) -> PaidState:
     """The state after the membership bought by `order_id` is refunded at `now_ms`: its term ends
-    now (`paid.shortened`: what it has not run is removed, later terms move forward), REFUNDED."""
+    now (`paid.shortened`: what it has not run is removed, later terms move forward), REFUNDED.
+    `handled_at_ms`: when it is written, if later than the refund (a late event)."""
     target = state.term(order_id)
     if target is None or target.status is TermStatus.REFUNDED:
         return state
@@ -197,7 +230,7 @@ def refunded(state: PaidState, order_id: str, now_ms: int) -> PaidState:
         replace(t, status=TermStatus.REFUNDED, refunded_at_ms=now_ms) if t.order_id == order_id else t for t in terms
     )
     last = max(terms, key=lambda t: t.term.bought_at_ms)
-    return PaidState(state.customer_id, terms, _summary(state, terms, now_ms, last))
+    return PaidState(state.customer_id, terms, _summary(state, terms, now_ms, last, handled_at_ms))
 
 
 def changed_terms(before: PaidState, after: PaidState) -> list[tuple[StoredTerm | None, StoredTerm]]:

@@ -29,7 +29,10 @@ class MemoryEndingMembers:
             stored = replace(
                 stored,
                 reminded_for_ms=before.reminded_for_ms if ending.reminded_for_ms is None else ending.reminded_for_ms,
-                expired_for_ms=before.expired_for_ms if ending.expired_for_ms is None else ending.expired_for_ms,
+                # None leaves the mark, but on an EXPIRED write removes it (expired late, to announce)
+                expired_for_ms=ending.expired_for_ms
+                if ending.expired_for_ms is not None or ending.status == EXPIRED
+                else before.expired_for_ms,
             )
         self._apply(before, stored)
         return stored

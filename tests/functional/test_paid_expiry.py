@@ -20,7 +20,9 @@ from shared.data.stores.paid_expiry import DynamoEndingMembers, DynamoJobCheckpo
 from shared.data.stores.paid_membership import DynamoPaidTerms
 from shared.kernel.clock import FakeClock, iso, now_ms
 from shared.kernel.errors import TemporarilyUnavailable
+from shared.kernel.events import DomainEvent, EventType
 from shared.membership.paid import DAY_MS, Term, TermKind
+from shared.membership.paid_activation import PaidMembershipEvents
 from shared.membership.paid_expiry import PaidExpiry
 from shared.membership.paid_terms import StoredTerm, purchased, refunded
 from shared.platform import bootstrap
@@ -231,3 +233,34 @@ def _settings_fresh(monkeypatch):
     reset_settings()
     yield
     reset_settings()
+
+
+def test_a_refund_handled_late_expires_a_membership_it_leaves_ended_and_it_is_announced_once(table):
+    now = now_ms()
+    # Given a membership that ended 60 days ago (expired by the job: its mark stays on the item),
+    # then two 30-day terms bought back to back 50 days ago: the membership runs to now + 10 days
+    start = now - 50 * DAY_MS
+    buy("late", "o-late-0", start - 90 * DAY_MS)
+    job = PaidExpiry(DynamoEndingMembers(), DynamoJobCheckpoints(), FakeClock(start), 3)
+    run_until_done(job, lambda j: j.expire_due())
+    buy("late", "o-late-1", start)
+    buy("late", "o-late-2", start + DAY_MS)
+    job = PaidExpiry(DynamoEndingMembers(), DynamoJobCheckpoints(), FakeClock(now), 3)
+    run_until_done(job, lambda j: j.expire_due())  # the checkpoint is now past every end below now
+    # When the first term's refund, issued on day 1, is handled only now (retries, a DLQ redrive)
+    refund = {
+        "customer_id": "late",
+        "order_id": "o-late-1",
+        "refund_lines": [{"sku": "MEMBERSHIP-gold-30", "qty": 1, "amount_fen": 9_000}],
+    }
+    event = DomainEvent(EventType.REFUND_ISSUED, "o-late-1", refund, "late-refund", iso(start + DAY_MS))
+    PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons, clock=FakeClock(now)).on_refund(event)
+    # Then the second term moved forward ends on day 31, already passed: EXPIRED by that write
+    member = PaidMemberItem.get(*PaidMemberItem.key("late"))
+    ended = start + 31 * DAY_MS
+    assert (member.status, int(member.until_ms)) == ("EXPIRED", ended)
+    # and MembershipExpired is derived once from its ACTIVE -> EXPIRED change, for that end
+    run_until_done(job, lambda j: j.expire_due())
+    expired = [e for e in events_of("MembershipExpired") if e["aggregate_id"] == "late"]
+    assert [e["payload"]["until"] for e in expired] == [iso(start - 60 * DAY_MS), iso(ended)], expired
+    assert expired[1]["payload"]["tier"] == "金卡"

@@ -195,6 +195,17 @@ def test_a_refund_that_ends_the_membership_announces_no_expiry():
     assert expired_events(members) == []
 
 
+def test_a_late_write_that_leaves_the_membership_ended_announces_its_expiry_once():
+    _, members, _, clock = setup()
+    now = clock.now_ms()
+    read = members.put(member("c-1", now + 20 * DAY_MS))
+    expired = members.put(replace(read, until_ms=now, status=EXPIRED, expired_for_ms=now))  # a mark stays
+    again = members.put(replace(expired, until_ms=now + 40 * DAY_MS, status=ACTIVE))  # bought again
+    # a refund handled late: the rest ended 5 days ago, EXPIRED by that write, unmarked
+    members.put(replace(again, until_ms=now - 5 * DAY_MS, status=EXPIRED, expired_for_ms=None))
+    assert expired_events(members) == [("c-1", iso(now - 5 * DAY_MS))]
+
+
 def test_reminder_once_per_member_and_end_and_again_after_a_renewal():
     job, members, checkpoints, clock = setup(remind_days=3)
     now = clock.now_ms()

@@ -97,3 +97,17 @@ def test_a_discount_only_plan_ahead_does_not_take_member_prices_from_the_plan_af
     two = purchased(one, bought("s", rank=1, discount_bp=200), NOW + DAY_MS)
     assert two.member.benefit_at(NOW + DAY_MS).member_price is False
     assert two.member.benefit_at(NOW + 31 * DAY_MS).member_price is True
+
+
+def test_a_refund_handled_after_the_membership_it_leaves_has_ended_expires_it_unannounced():
+    gold = purchased(PaidState("c1"), bought("g", rank=2, tier="金卡", discount_bp=500), NOW)
+    both = purchased(gold, bought("s", rank=1, discount_bp=200), NOW + DAY_MS)
+    # the refund of gold on day 1, handled on day 40: silver, moved forward, ended on day 31
+    late = refunded(both, "g", NOW + DAY_MS, handled_at_ms=NOW + 40 * DAY_MS)
+    member = late.member
+    assert (member.status, member.until_ms) == (MemberStatus.EXPIRED, NOW + 31 * DAY_MS)
+    assert member.expired_for_ms is None and member.tier == "银卡"  # to be announced, the tier that ran last
+    assert member.benefit_at(NOW + 10 * DAY_MS) is None
+    # handled in time it stays ACTIVE to its end
+    on_time = refunded(both, "g", NOW + DAY_MS, handled_at_ms=NOW + DAY_MS)
+    assert on_time.member.status is MemberStatus.ACTIVE and on_time.member.until_ms == NOW + 31 * DAY_MS

@@ -174,6 +174,8 @@ class DynamoPaidTerms:
             tx.put(item, "paid member", PaidMemberItem.pk.does_not_exist())
         else:
             actions = [getattr(PaidMemberItem, name).set(value) for name, value in values.items()]
+            if member.status is MemberStatus.EXPIRED and member.expired_for_ms is None:
+                actions.append(PaidMemberItem.expired_for_ms.remove())  # expired late: to announce
             actions += [PaidMemberItem.version.set(read.version + 1)]
             condition = PaidMemberItem.version == read.version
             tx.update(PaidMemberItem, PaidMemberItem.key(member.customer_id), actions, "paid member", condition)
