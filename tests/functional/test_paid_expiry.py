@@ -31,10 +31,18 @@ from tests.functional.events_support import Queue, announced, fast_runtime
 from tests.functional.notifications_support import RecordingProvider, consent, everyone, notifier, register
 
 
-def buy(customer: str, order_id: str, at_ms: int, days: int = 30, guide: str | None = "g-1") -> None:
+def buy(
+    customer: str,
+    order_id: str,
+    at_ms: int,
+    days: int = 30,
+    guide: str | None = "g-1",
+    tier: str = "金卡",
+    rank: int = 1,
+) -> None:
     store = DynamoPaidTerms()
     read = store.read(customer)
-    term = Term(order_id, "gold-30", "金卡", 1, days, at_ms, TermKind.NEW, (), store_id="S001", guide_id=guide)
+    term = Term(order_id, f"{rank}-30", tier, rank, days, at_ms, TermKind.NEW, (), store_id="S001", guide_id=guide)
     store.write(read, purchased(read, StoredTerm(customer, term, paid_fen=9_900), at_ms))
 
 
@@ -251,7 +259,7 @@ def test_a_refund_handled_late_expires_a_membership_it_leaves_ended_and_it_is_an
     refund = {
         "customer_id": "late",
         "order_id": "o-late-1",
-        "refund_lines": [{"sku": "MEMBERSHIP-gold-30", "qty": 1, "amount_fen": 9_000}],
+        "refund_lines": [{"sku": "MEMBERSHIP-1-30", "qty": 1, "amount_fen": 9_000}],
     }
     event = DomainEvent(EventType.REFUND_ISSUED, "o-late-1", refund, "late-refund", iso(start + DAY_MS))
     PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons, clock=FakeClock(now)).on_refund(event)
@@ -264,3 +272,17 @@ def test_a_refund_handled_late_expires_a_membership_it_leaves_ended_and_it_is_an
     expired = [e for e in events_of("MembershipExpired") if e["aggregate_id"] == "late"]
     assert [e["payload"]["until"] for e in expired] == [iso(start - 60 * DAY_MS), iso(ended)], expired
     assert expired[1]["payload"]["tier"] == "金卡"
+
+
+def test_the_expiry_names_the_tier_that_ran_last(table):
+    now = now_ms()
+    # Given gold (rank 2) and then silver bought as a renewal behind it, both ended 10 days ago
+    buy("tiers", "o-tiers-1", now - 70 * DAY_MS, tier="金卡", rank=2)
+    buy("tiers", "o-tiers-2", now - 69 * DAY_MS, tier="银卡", rank=1)
+    assert PaidMemberItem.get(*PaidMemberItem.key("tiers")).tier == "金卡"  # the tier at the last write
+    # When the job expires it, the end it announces is silver's
+    run_until_done(
+        PaidExpiry(DynamoEndingMembers(), DynamoJobCheckpoints(), FakeClock(now), 3), lambda j: j.expire_due()
+    )
+    (expired,) = [e for e in events_of("MembershipExpired") if e["aggregate_id"] == "tiers"]
+    assert expired["payload"]["tier"] == "银卡" and expired["payload"]["until"] == iso(now - 10 * DAY_MS)

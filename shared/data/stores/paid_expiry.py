@@ -14,12 +14,17 @@ from shared.data.items.paid_membership import MEMBERS_ENDING, PaidMemberItem
 from shared.data.transactions import condition_failed, translated
 from shared.kernel.errors import ConcurrentUpdate
 from shared.membership.paid_end import ACTIVE, EXPIRED, AlreadyReminded, Ending
+from shared.membership.paid_terms import schedule_of
 
 
 def ending_of(item: PaidMemberItem) -> Ending:
+    """`tier`: the one that runs last (its schedule's last segment; the reminder and the expiry
+    name the tier that ends, not a higher one that ran before it)."""
+    schedule = schedule_of(item.schedule)
+    last = max(schedule, key=lambda b: b.end_ms) if schedule else None
     return Ending(
         customer_id=item.customer_sub,
-        tier=item.tier,
+        tier=item.tier if last is None else last.tier,
         until_ms=int(item.until_ms),
         status=item.status,
         version=int(item.version),
