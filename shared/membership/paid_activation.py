@@ -33,9 +33,9 @@ from shared.kernel.clock import SYSTEM, Clock
 from shared.kernel.errors import ConcurrentUpdate
 from shared.kernel.events import DomainEvent, EventType
 from shared.membership.paid import PLAN_SKU_PREFIX, Term, TermKind
-from shared.membership.paid_refunds import refunded_membership_lines, undo_welcome_pack
+from shared.membership.paid_refunds import refunded_membership_lines, revoke_unused, undo_welcome_pack
 from shared.membership.paid_terms import PaidState, PaidTermsStore, StoredTerm, TermStatus, purchased, refunded
-from shared.membership.welcome import welcome_on_paid
+from shared.membership.welcome import templates_of, welcome_coupon_ids, welcome_on_paid
 from shared.messaging.ports import ClaimingConsumer, HeldClaim
 from shared.platform.observability import count, logger
 
@@ -111,6 +111,15 @@ class PaidMembershipEvents:
             logger.warning(
                 "welcome coupons refused", extra={"order_id": bought.order_id, "refused": list(pack.refused)}
             )
+        after = self._terms.read(bought.customer_id).term(bought.order_id)
+        if after is not None and after.status is TermStatus.REFUNDED:
+            # A RefundIssued handled between the write above and these claims revoked only the
+            # coupons that existed then: what was issued after it is revoked here, so in either
+            # order of the two consumers no welcome coupon of a refunded membership stays usable.
+            revoke_unused(
+                welcome_coupon_ids(bought.order_id, templates_of(event.payload), self._coupons()), self._coupons()
+            )
+            return
         if self._running is not None:
             self._running(bought.order_id)  # PAID -> COMPLETED; unchanged when done before
         count("PaidMembershipsActivated")

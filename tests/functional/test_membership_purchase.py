@@ -16,6 +16,7 @@ from shared.data.stores import checkout_reads
 from shared.data.stores.paid_membership import DynamoPaidTerms
 from shared.kernel.clock import FakeClock, iso, now_ms
 from shared.kernel.events import DomainEvent
+from shared.membership import paid_activation
 from shared.membership.paid_activation import PaidMembershipEvents
 from shared.platform import bootstrap
 from tests.conftest import bearer
@@ -288,6 +289,36 @@ def test_a_refund_heard_before_its_order_paid_leaves_nothing_for_the_late_order_
     assert all(c.customer_id != "c-late" or c.status == "EXPIRED" for t in welcome for c in coupons_of(t))
     events.on_paid(as_another(paid))  # and again: still nothing
     assert DynamoPaidTerms().read("c-late") == state
+
+
+def test_a_refund_heard_while_the_pack_is_issued_leaves_no_usable_welcome_coupon(
+    shop: Client, tokens: dict, monkeypatch
+):
+    # The refund consumer runs between the activation's term write and its welcome-pack claims: it
+    # revokes the coupons that exist then (none); the activation must revoke what it issues after.
+    welcome = [create_template(shop, tokens, total=10, per_user_limit=1)]
+    order = bought_and_paid(shop, tokens, welcome)
+    refund_approved(shop, tokens["customer"], tokens["merchant_admin"], order["order_id"], [LINE])
+    issued = next(e for e in announced() if e["aggregate_id"] == order["order_id"] and e["type"] == "RefundIssued")
+    paid = paid_event(order["order_id"])
+
+    def as_another(message: dict) -> DomainEvent:  # the same order, for a customer it never reached
+        body = {**message["payload"], "order_id": "o-mid", "customer_id": "c-mid"}
+        return DomainEvent.from_message({**message, "aggregate_id": "o-mid", "payload": body})
+
+    events = PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons)
+    issuing = paid_activation.welcome_on_paid
+
+    def refunded_meanwhile(payload, ports):
+        events.on_refund(as_another(issued))
+        return issuing(payload, ports)
+
+    monkeypatch.setattr(paid_activation, "welcome_on_paid", refunded_meanwhile)
+    events.on_paid(as_another(paid))
+    state = DynamoPaidTerms().read("c-mid")
+    assert [t.status.value for t in state.terms] == ["REFUNDED"]
+    mine = [c for t in welcome for c in coupons_of(t) if c.customer_id == "c-mid"]
+    assert mine and all(c.status == "EXPIRED" for c in mine), [c.status for c in mine]
 
 
 def test_a_membership_line_refunded_for_0_fen_ends_the_term(shop: Client, tokens: dict):
