@@ -266,28 +266,36 @@ def test_a_lower_plan_queued_after_a_higher_one_gives_its_own_benefits_when_its_
         assert (paid and paid["tier"]) == tier, (day, paid)
 
 
-def test_a_refund_heard_before_its_order_paid_leaves_nothing_for_the_late_order_paid(shop: Client, tokens: dict):
-    # The MembershipQueue is a standard queue and a failed OrderPaid is retried (or redriven from
-    # the DLQ) later: its RefundIssued can be handled first. The late OrderPaid must not activate
-    # a membership (nor issue its welcome pack) the customer was refunded for.
+def refunded_for_another(
+    shop: Client, tokens: dict, order_id: str, customer_id: str
+) -> tuple[list, DomainEvent, DomainEvent]:
+    """A membership bought, paid and refunded over the routes; its OrderPaid and RefundIssued given
+    again as if for another order and customer they never reached, to hand to the consumer in any order."""
     welcome = [create_template(shop, tokens, total=10, per_user_limit=1)]
     order = bought_and_paid(shop, tokens, welcome)
     refund_approved(shop, tokens["customer"], tokens["merchant_admin"], order["order_id"], [LINE])
     issued = next(e for e in announced() if e["aggregate_id"] == order["order_id"] and e["type"] == "RefundIssued")
-    paid = paid_event(order["order_id"])
 
-    def as_another(message: dict) -> DomainEvent:  # the same order, for a customer it never reached
-        body = {**message["payload"], "order_id": "o-late", "customer_id": "c-late"}
-        return DomainEvent.from_message({**message, "aggregate_id": "o-late", "payload": body})
+    def as_another(message: dict) -> DomainEvent:
+        body = {**message["payload"], "order_id": order_id, "customer_id": customer_id}
+        return DomainEvent.from_message({**message, "aggregate_id": order_id, "payload": body})
 
+    return welcome, as_another(paid_event(order["order_id"])), as_another(issued)
+
+
+def test_a_refund_heard_before_its_order_paid_leaves_nothing_for_the_late_order_paid(shop: Client, tokens: dict):
+    # The MembershipQueue is a standard queue and a failed OrderPaid is retried (or redriven from
+    # the DLQ) later: its RefundIssued can be handled first. The late OrderPaid must not activate
+    # a membership (nor issue its welcome pack) the customer was refunded for.
+    welcome, paid, issued = refunded_for_another(shop, tokens, "o-late", "c-late")
     events = PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons)
-    events.on_refund(as_another(issued))
-    events.on_paid(as_another(paid))
+    events.on_refund(issued)
+    events.on_paid(paid)
     state = DynamoPaidTerms().read("c-late")
     assert state.member is None or state.member.status.value == "EXPIRED", state.member
     assert [t.status.value for t in state.terms] in ([], ["REFUNDED"])
     assert all(c.customer_id != "c-late" or c.status == "EXPIRED" for t in welcome for c in coupons_of(t))
-    events.on_paid(as_another(paid))  # and again: still nothing
+    events.on_paid(paid)  # and again: still nothing
     assert DynamoPaidTerms().read("c-late") == state
 
 
@@ -296,25 +304,16 @@ def test_a_refund_heard_while_the_pack_is_issued_leaves_no_usable_welcome_coupon
 ):
     # The refund consumer runs between the activation's term write and its welcome-pack claims: it
     # revokes the coupons that exist then (none); the activation must revoke what it issues after.
-    welcome = [create_template(shop, tokens, total=10, per_user_limit=1)]
-    order = bought_and_paid(shop, tokens, welcome)
-    refund_approved(shop, tokens["customer"], tokens["merchant_admin"], order["order_id"], [LINE])
-    issued = next(e for e in announced() if e["aggregate_id"] == order["order_id"] and e["type"] == "RefundIssued")
-    paid = paid_event(order["order_id"])
-
-    def as_another(message: dict) -> DomainEvent:  # the same order, for a customer it never reached
-        body = {**message["payload"], "order_id": "o-mid", "customer_id": "c-mid"}
-        return DomainEvent.from_message({**message, "aggregate_id": "o-mid", "payload": body})
-
+    welcome, paid, issued = refunded_for_another(shop, tokens, "o-mid", "c-mid")
     events = PaidMembershipEvents(DynamoPaidTerms(), bootstrap.coupons)
     issuing = paid_activation.welcome_on_paid
 
     def refunded_meanwhile(payload, ports):
-        events.on_refund(as_another(issued))
+        events.on_refund(issued)
         return issuing(payload, ports)
 
     monkeypatch.setattr(paid_activation, "welcome_on_paid", refunded_meanwhile)
-    events.on_paid(as_another(paid))
+    events.on_paid(paid)
     state = DynamoPaidTerms().read("c-mid")
     assert [t.status.value for t in state.terms] == ["REFUNDED"]
     mine = [c for t in welcome for c in coupons_of(t) if c.customer_id == "c-mid"]
