@@ -300,17 +300,45 @@ def _queries(db: Any, table: str) -> list[tuple]:
     ]
 
 
+def _stream_records(moto_endpoint: str, stream_arn: str) -> list[dict]:
+    """Every record of the table's stream, as a reader gets them (GetRecords), less the random event id."""
+    streams = boto3.client("dynamodbstreams", endpoint_url=moto_endpoint, region_name="us-east-1")
+    (shard,) = streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(
+        StreamArn=stream_arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    records = streams.get_records(ShardIterator=iterator, Limit=1000)["Records"]
+    for record in records:
+        record.pop("eventID")
+    return records
+
+
 def _run_on_fresh_table(db: Any, moto_endpoint: str) -> list[tuple]:
     name = f"t-{uuid.uuid4().hex[:12]}"
-    resources.create_all(moto_endpoint, "us-east-1", name, name)
+    created = resources.create_all(moto_endpoint, "us-east-1", name, name)
     answers = _script(db, name)
     answers[-1][1]["Items"].sort(key=lambda item: item["pk"]["S"])
+    # a delete, so the stream holds a REMOVE (keys and old image, no new one)
+    answers.append(_outcome(db.delete_item, TableName=name, Key=_key("Q8"), ReturnValues="ALL_OLD"))
+    answers.append(("stream", _stream_records(moto_endpoint, created["stream_arn"])))
     # answers name their table; binary values (bytes) compare by their repr
     return json.loads(json.dumps(answers, default=repr).replace(name, "<table>"))
 
 
+@pytest.fixture
+def stopped_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stream records carry their time, which is in the size moto gives them: one instant for both runs."""
+    import datetime
+
+    from moto.dynamodb.models import table as moto_table
+
+    instant = datetime.datetime(2026, 12, 3, 15, 4, 5, 123456)
+    monkeypatch.setattr(moto_table, "utcnow", lambda: instant)
+    monkeypatch.setattr(moto_speedups, "utcnow", lambda: instant)
+
+
 def test_with_and_without_the_shortcuts_every_answer_and_the_table_are_the_same(
-    dynamodb, moto_endpoint, moto_as_shipped
+    dynamodb, moto_endpoint, moto_as_shipped, stopped_clock
 ):
     # Given the same script of requests
     # When it runs on moto as shipped and on moto with the shortcuts, each on a fresh table
@@ -318,8 +346,12 @@ def test_with_and_without_the_shortcuts_every_answer_and_the_table_are_the_same(
     shipped = _run_on_fresh_table(dynamodb, moto_endpoint)
     moto_as_shipped(False)
     shortcut = _run_on_fresh_table(dynamodb, moto_endpoint)
-    # Then every answer (errors, returned items, cancellation reasons) and the final table agree
+    # Then every answer (errors, returned items, cancellation reasons), the final table and the
+    # stream's records (images, keys, event names, sequence numbers, sizes) agree
     assert shortcut == shipped
+    stream = shipped[-1][1]
+    assert len(stream) >= 10 and {r["eventName"] for r in stream} == {"INSERT", "MODIFY", "REMOVE"}, stream
+    assert all(r["dynamodb"]["SizeBytes"] > 100 for r in stream), stream  # measured, not moto's placeholder
     # And the script really exercised failures, not only successes
     assert [kind for kind, *_ in shipped].count("error") >= 8, shipped
     # And the queries found items, in the index and in the table
