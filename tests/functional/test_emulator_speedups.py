@@ -6,6 +6,7 @@ and with moto as shipped."""
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from infra.local import moto_speedups, resources
 
@@ -493,3 +496,46 @@ def test_an_attribute_value_is_built_as_moto_builds_it():
     # Then the same tree of objects comes out (types, values, their classes), or the same error
     for value in values:
         assert _built(value, moto_speedups.attribute_value) == _built(value, DynamoType), value
+
+
+def _size(value: Any, measure: Callable[[Any], int]) -> tuple:
+    try:
+        return ("ok", measure(value))
+    except Exception as exc:  # the same failure, whatever moto raises for a malformed value
+        return ("error", type(exc).__name__)
+
+
+_ATTRIBUTE_VALUES = st.recursive(
+    st.one_of(
+        st.text(max_size=6).map(lambda s: {"S": s}),
+        st.integers(-(10**6), 10**6).map(lambda n: {"N": str(n)}),
+        st.binary(max_size=4).map(lambda b: {"B": base64.b64encode(b).decode()}),
+        st.booleans().map(lambda b: {"BOOL": b}),
+        st.just({"NULL": True}),
+        st.lists(st.text(max_size=3), min_size=1, max_size=3, unique=True).map(lambda s: {"SS": s}),
+        st.lists(st.integers(0, 99).map(str), min_size=1, max_size=3, unique=True).map(lambda s: {"NS": s}),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(lambda values: {"L": values}),
+        st.dictionaries(st.text(max_size=4), inner, max_size=3).map(lambda values: {"M": values}),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_ATTRIBUTE_VALUES)
+def test_an_item_is_sized_as_moto_sizes_it(value):
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    # Given any attribute value, nested (and, below, the malformed ones)
+    # When its size is read off the request and measured by moto's DynamoType
+    # Then both give the same number of bytes
+    assert _size(value, moto_speedups._value_size) == _size(value, lambda v: DynamoType(v).size())
+
+
+def test_a_malformed_value_is_sized_or_refused_as_moto_does():
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    for value in [*ODD_VALUES, {"L": 5}, {"M": "x"}, {"L": [{"S": "a"}, "not a map"]}, {"S": 5}, {"SS": "ab"}]:
+        assert _size(value, moto_speedups._value_size) == _size(value, lambda v: DynamoType(v).size()), value
