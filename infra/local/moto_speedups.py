@@ -51,7 +51,7 @@ from infra.local import moto_index
 from infra.local.moto_pin import require_pinned_moto
 
 try:
-    from moto.core.parse import BaseJSONParser
+    from moto.core.parse import BaseJSONParser, RequestParser
     from moto.core.serialize import BaseJSONSerializer
     from moto.core.utils import utcnow
     from moto.dynamodb.comparisons import ConditionExpressionParser
@@ -88,6 +88,7 @@ _MOTO = {
     (Validator, "validate"): Validator.__dict__["validate"],
     (BaseJSONSerializer, "_serialize_type_structure"): BaseJSONSerializer.__dict__["_serialize_type_structure"],
     (BaseJSONParser, "_parse_structure"): BaseJSONParser.__dict__["_parse_structure"],
+    (RequestParser, "_parse_map"): RequestParser.__dict__["_parse_map"],
     (StreamRecord, "__init__"): StreamRecord.__dict__["__init__"],
     (StreamRecord, "to_json"): StreamRecord.__dict__["to_json"],
     **{where: moto_own for where, (moto_own, _) in moto_index.WRITE_PATHS.items()},
@@ -403,7 +404,41 @@ def parse_structure(self: Any, shape: Any, value: Any) -> Any:
     parsed = self.MAP_TYPE()
     member_name = names.get(wire)
     if member_name is not None and raw is not None:
-        parsed[member_name] = self._parse_shape(shape.members[member_name], raw)
+        member_shape = shape.members[member_name]
+        parsed[member_name] = raw if _as_sent(self, member_shape) else self._parse_shape(member_shape, raw)
+    return parsed
+
+
+# (parser class, shape type) -> whether moto's _parse_shape gives the value back unchanged
+_unchanged: dict[tuple[type, str], bool] = {}
+
+
+def _as_sent(parser: Any, shape: Any) -> bool:
+    """True when moto's `_parse_shape` would hand `shape`'s value back as it came: the parser's
+    class has no `_parse_<type>` for it (JSON has none for strings and booleans: every S, N, BOOL
+    and NULL value, every map key), so moto falls to `_default_handle`, which returns the value."""
+    kind = (type(parser), shape.type_name)
+    known = _unchanged.get(kind)
+    if known is None:
+        cls = type(parser)
+        known = _unchanged[kind] = (
+            getattr(cls, f"_parse_{shape.type_name}", None) is None
+            and cls._parse_shape is RequestParser._parse_shape
+            and cls._default_handle is RequestParser._default_handle
+        )
+    return known
+
+
+def parse_map(self: Any, shape: Any, value: Any) -> Any:
+    """RequestParser._parse_map, keys and values that moto would give back unchanged (`_as_sent`)
+    taken as they are: an item's attribute names, a request's expression names. The same dict in
+    the same order; the key is parsed before its value, as moto does, so the same error comes first."""
+    parsed = self.MAP_TYPE()
+    key_shape, value_shape = shape.key, shape.value
+    keys_as_sent, values_as_sent = _as_sent(self, key_shape), _as_sent(self, value_shape)
+    for key, val in value.items():
+        actual_key = key if keys_as_sent else self._parse_shape(key_shape, key)
+        parsed[actual_key] = val if values_as_sent else self._parse_shape(value_shape, val)
     return parsed
 
 
@@ -459,6 +494,7 @@ _OURS = {
     (Validator, "validate"): validate,
     (BaseJSONSerializer, "_serialize_type_structure"): serialize_structure,
     (BaseJSONParser, "_parse_structure"): parse_structure,
+    (RequestParser, "_parse_map"): parse_map,
     (StreamRecord, "__init__"): stream_record,
     (StreamRecord, "to_json"): stream_record_json,
     **{where: ours for where, (_, ours) in moto_index.WRITE_PATHS.items()},
@@ -487,4 +523,5 @@ def uninstall() -> None:
     _node_types.clear()
     _handlers.clear()
     _wire_names.clear()
+    _unchanged.clear()
     moto_index.forget()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,8 +82,12 @@ class Transaction:
         label: str,
         condition: Condition | None = None,
     ) -> None:
-        kwargs = _class_kwargs(item_cls, key, condition, actions=actions, return_values_on_condition_failure="ALL_OLD")
-        self._add("Update", kwargs, label)
+        self._add("Update", update_part(item_cls, key, actions, condition), label)
+
+    def add_update(self, part: dict[str, Any], label: str) -> None:
+        """An Update part built before by `update_part` (the same part again, e.g. a shard's
+        decrement by the same quantity on every purchase); the part itself is not changed."""
+        self._add("Update", dict(part), label)
 
     def delete(
         self, item_cls: type[BaseItem], key: tuple[str, str], label: str, condition: Condition | None = None
@@ -146,6 +150,13 @@ class Transaction:
                 # ValidationError and friends: a bug in how we built the transaction, not a conflict.
                 raise RuntimeError(f"transaction part {label} rejected: {code}: {reason.message if reason else ''}")
         return TransactionCancelled(failed, reasons, items)
+
+
+def update_part(
+    item_cls: type[BaseItem], key: tuple[str, str], actions: Sequence[Action], condition: Condition | None = None
+) -> dict[str, Any]:
+    """An Update part's arguments as PynamoDB builds them (its expressions, names and values)."""
+    return _class_kwargs(item_cls, key, condition, actions=actions, return_values_on_condition_failure="ALL_OLD")
 
 
 def _class_kwargs(item_cls: type[BaseItem], key: tuple[str, str], condition: Condition | None, **extra: Any) -> dict:

@@ -452,6 +452,8 @@ def _parser_requests() -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_the_request_parser_reads_each_request_as_moto_does(moto_as_shipped):
+    from moto.core.parse import JSONParser
+
     # Given requests whose structures have one member (every attribute value, a transaction's
     # parts) and odd ones (null members, none, two, unknown ones, values that are not maps)
     requests = _parser_requests()
@@ -463,8 +465,14 @@ def test_the_request_parser_reads_each_request_as_moto_does(moto_as_shipped):
     # Then each parses to the same request, or fails the same way
     assert shortcut == shipped
     assert sum(1 for kind, *_ in shipped if kind == "error") >= 2, shipped  # the non-maps are refused
-    # And the parse is really the shortcut's (a structure of one member is read without moto's loop)
+    # And the parse is really the shortcut's (a structure of one member is read without moto's
+    # loop, a string member and a map's string keys taken as sent)
     assert moto_speedups._wire_names
+    assert {kind for kind, as_sent in moto_speedups._unchanged.items() if as_sent} >= {
+        (JSONParser, "string"),
+        (JSONParser, "boolean"),
+    }
+    assert not moto_speedups._unchanged[JSONParser, "blob"]  # base64, decoded by moto's own handler
 
 
 def _built(value: Any, build: Callable[[Any], Any]) -> tuple:
@@ -539,3 +547,24 @@ def test_a_malformed_value_is_sized_or_refused_as_moto_does():
 
     for value in [*ODD_VALUES, {"L": 5}, {"M": "x"}, {"L": [{"S": "a"}, "not a map"]}, {"S": 5}, {"SS": "ab"}]:
         assert _size(value, moto_speedups._value_size) == _size(value, lambda v: DynamoType(v).size()), value
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=_ATTRIBUTE_VALUES, names=st.dictionaries(st.text(max_size=3).map(lambda s: "#" + s), st.text(max_size=3)))
+def test_a_generated_request_is_parsed_as_moto_parses_it(value, names):
+    # Given a request with any attribute value, nested, and any expression names
+    body = {
+        "TableName": "t",
+        "Item": {"pk": {"S": "P"}, "sk": {"S": "X"}, "a": value},
+        "ConditionExpression": "attribute_not_exists(pk)",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": {":v": value},
+    }
+    # When moto as shipped and moto with the shortcuts parse it
+    moto_speedups.uninstall()
+    try:
+        shipped = _parsed("PutItem", body)
+    finally:
+        moto_speedups.install()
+    # Then both make the same request of it
+    assert _parsed("PutItem", body) == shipped
