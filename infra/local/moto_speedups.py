@@ -30,7 +30,11 @@ single-item UpdateItem 0.48 ms, much of it spent re-doing work whose result neve
   dumping the whole record (both images) to JSON: 0.48 ms of a flash order's 0.66 ms of stream
   work, for a figure only a reader of the stream sees. The record is measured on its first read
   instead, from the same dict (nothing changes a record once it is built), so readers get the
-  same number (`stream_record`).
+  same number (`stream_record`);
+- the JSON request parser walks every structure's members and dispatches every value by its
+  shape's type name, to give strings and booleans back unchanged: a one-member structure (every
+  attribute value) is read by its member (`parse_structure`), and values and map keys that moto
+  would give back unchanged are taken as sent (`_as_sent`, `parse_map`).
 
 Results are the same objects moto would compute (errors are never cached: an invalid expression
 raises every time), so the emulator's answers do not change: tests/functional/test_emulator_speedups.py
