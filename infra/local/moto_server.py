@@ -100,8 +100,8 @@ def collect_less() -> None:
     bodies, items, responses) is freed by reference counting as soon as it is dropped. Now what is
     loaded at start (about 60,000 objects) is frozen out of every pass, young objects are collected
     every 20,000 allocations and a full pass waits for 100 middle ones. A flash order cost the
-    emulator 2.79-2.86 ms of CPU with the defaults and 2.61-2.67 ms with this (docs/benchmarks.md,
-    "The flash-order rate ratio")."""
+    emulator 2.73-2.86 ms of CPU with the defaults and 2.61-2.67 ms with this (docs/benchmarks.md,
+    "The flash-order rate ratio on a quiet machine")."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)

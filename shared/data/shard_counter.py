@@ -32,12 +32,12 @@ from shared.data.transactions import TRANSIENT_CODES, Transaction, TransactionCa
 from shared.kernel.errors import TemporarilyUnavailable
 from shared.kernel.shards import split
 
-# (table, shard item class, key, qty, id of the owner's condition) -> (that condition, the part). A flash
-# sale's purchases take the same quantity off the same few shards all day, and PynamoDB building
-# the same expressions again was a sixth of the service's own CPU per flash order
-# (docs/benchmarks.md, "The flash-order rate ratio"). The condition is kept beside its part, so a
-# new condition that reuses a dropped one's id is never given the old part; owners build theirs
-# once (the flash sale's OPEN).
+# (table, shard item class, key, qty, id of the owner's condition) -> (that condition, the part).
+# A flash sale's purchases take the same quantity off the same few shards all day, and PynamoDB
+# building the same expressions again was a sixth of the service's own CPU per flash order
+# (docs/benchmarks.md, "The flash-order rate ratio on a quiet machine"). The condition is kept
+# beside its part, so a new condition that reuses a dropped one's id is never given the old part;
+# owners build theirs once (the flash sale's OPEN).
 _TAKE_IN_PARTS: dict[tuple[Any, ...], tuple[Condition | None, dict[str, Any]]] = {}
 TAKE_IN_PARTS_KEPT = 4096
 
