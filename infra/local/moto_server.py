@@ -96,12 +96,12 @@ def collect_less() -> None:
     """The emulator's process, once it has built the app: the cyclic collector runs far less often.
     With the defaults (700, 10, 10) it ran a few full passes per thousand requests, each walking
     the whole heap (moto, werkzeug and botocore's service models: about 130,000 tracked objects,
-    36-50 ms a pass) and a young pass every 700 allocations, while what a request allocates (parsed
-    bodies, items, responses) is freed by reference counting as soon as it is dropped. Now what is
-    loaded at start (about 60,000 objects) is frozen out of every pass, young objects are collected
-    every 20,000 allocations and a full pass waits for 100 middle ones. A flash order cost the
-    emulator 2.73-2.86 ms of CPU with the defaults and 2.61-2.67 ms with this (docs/benchmarks.md,
-    "The flash-order rate ratio on a quiet machine")."""
+    36 ms a pass measured alone, 36-54 ms under cProfile), and a young pass every 700 allocations,
+    while what a request allocates (parsed bodies, items, responses) is freed by reference counting
+    as soon as it is dropped. Now what is loaded at start (about 60,000 objects) is frozen out of
+    every pass, young objects are collected every 20,000 allocations and a full pass waits for 100
+    middle ones. A flash order cost the emulator 2.73-2.86 ms of CPU with the defaults and
+    2.61-2.67 ms with this (docs/benchmarks.md, "The flash-order rate ratio on a quiet machine")."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)

@@ -28,7 +28,7 @@ single-item UpdateItem 0.48 ms, much of it spent re-doing work whose result neve
   hash key may match (`query` below);
 - every write to a table with a stream builds a stream record and measures its SizeBytes by
   dumping the whole record (both images) to JSON: 0.48 ms of a flash order's 0.66 ms of stream
-  work, for a figure only a reader of the stream sees. The record is measured on its first read
+  work under cProfile, for a figure only a reader of the stream sees. The record is measured on its first read
   instead, from the same dict (nothing changes a record once it is built), so readers get the
   same number (`stream_record`);
 - the JSON request parser walks every structure's members and dispatches every value by its
