@@ -165,6 +165,12 @@ def small_reads(ops: int = 1000, threads: int = THREADS) -> None:
 
 
 def raw_decrement_rate(ops: int = BASELINE_OPS, threads: int = THREADS) -> float:
+    return ops / raw_decrements(ops, threads)[0]
+
+
+def raw_decrements(ops: int, threads: int = THREADS, cpu: EmulatorCpu | None = None) -> tuple[float, float | None]:
+    """Seconds, and the emulator's CPU seconds, of `ops` raw decrements from `threads` threads,
+    after the item's put and a warm-up that neither counts."""
     from shared.data.connection import connection, table_name
 
     client = connection().client
@@ -182,9 +188,12 @@ def raw_decrement_rate(ops: int = BASELINE_OPS, threads: int = THREADS) -> float
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(decrement, range(threads * 5)))  # warm the connection pool
+        cpu_from = cpu.seconds() if cpu else None
         started = time.perf_counter()
         list(pool.map(decrement, range(ops)))
-        return ops / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        cpu_to = cpu.seconds() if cpu else None
+    return elapsed, None if cpu_from is None or cpu_to is None else cpu_to - cpu_from
 
 
 # -- 2. the service layer -------------------------------------------------------------------------
@@ -343,9 +352,7 @@ def alternating_rounds(cpu: EmulatorCpu) -> list[dict[str, Any]]:
     ops = BASELINE_OPS // ROUNDS
     rounds = []
     for index in range(ROUNDS):
-        before = cpu.seconds()
-        rate = raw_decrement_rate(ops)
-        after = cpu.seconds()
+        decrement_s, decrement_cpu_s = raw_decrements(ops, cpu=cpu)
         sale_id = create_sale(UNITS, peak=4000)
         sold_from = cpu.seconds()
         sale = buy_until_sold_out(sale_id, THREADS, f"t{index}")
@@ -353,8 +360,8 @@ def alternating_rounds(cpu: EmulatorCpu) -> list[dict[str, Any]]:
         rounds.append(
             {
                 "decrements": ops,
-                "decrement_s": ops / rate,
-                "decrement_cpu_s": None if before is None or after is None else after - before,
+                "decrement_s": decrement_s,
+                "decrement_cpu_s": decrement_cpu_s,
                 "sale_id": sale_id,
                 "sale": sale,
                 "sale_cpu_s": None if sold_from is None or sold_to is None else sold_to - sold_from,
