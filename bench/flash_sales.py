@@ -352,11 +352,13 @@ def alternating_rounds(cpu: EmulatorCpu) -> list[dict[str, Any]]:
     ops = BASELINE_OPS // ROUNDS
     rounds = []
     for index in range(ROUNDS):
+        client_from = time.process_time()
         decrement_s, decrement_cpu_s = raw_decrements(ops, cpu=cpu)
+        client_decrement_s = time.process_time() - client_from  # the item's put and the warm-up too
         sale_id = create_sale(UNITS, peak=4000)
-        sold_from = cpu.seconds()
+        sold_from, client_from = cpu.seconds(), time.process_time()
         sale = buy_until_sold_out(sale_id, THREADS, f"t{index}")
-        sold_to = cpu.seconds()
+        sold_to, client_sale_s = cpu.seconds(), time.process_time() - client_from
         rounds.append(
             {
                 "decrements": ops,
@@ -365,6 +367,8 @@ def alternating_rounds(cpu: EmulatorCpu) -> list[dict[str, Any]]:
                 "sale_id": sale_id,
                 "sale": sale,
                 "sale_cpu_s": None if sold_from is None or sold_to is None else sold_to - sold_from,
+                "client_decrement_cpu_s": client_decrement_s,
+                "client_sale_cpu_s": client_sale_s,
             }
         )
     return rounds
@@ -412,6 +416,13 @@ def service_layer() -> dict[str, Any]:
             figures["emulator CPU ms: a flash order (1 process runs, incl. their sold-out answers)"] = f"{order_ms:.2f}"
             figures["emulator CPU ratio (raw decrement / flash order): the ceiling of the rate ratio"] = (
                 f"{raw_ms / order_ms:.2f}"
+            )
+            # Close to the emulator's, the bench's own CPU per order is what a busy machine turns
+            # into the bottleneck first (docs/benchmarks.md, "alternating rounds").
+            decrements = sum(r["decrements"] + THREADS * 5 for r in rounds)
+            figures["bench process CPU ms (16 buyer threads): a raw decrement / a flash order"] = (
+                f"{sum(r['client_decrement_cpu_s'] for r in rounds) / decrements * 1000:.2f} / "
+                f"{sum(r['client_sale_cpu_s'] for r in rounds) / len(one['latencies_ms']) * 1000:.2f}"
             )
             figures["emulator CPU ratio, round by round"] = ", ".join(
                 f"{r['decrement_cpu_s'] / r['decrements'] / (r['sale_cpu_s'] / len(r['sale']['latencies_ms'])):.2f}"
