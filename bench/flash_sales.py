@@ -417,10 +417,11 @@ def service_layer() -> dict[str, Any]:
             figures["emulator CPU ratio (raw decrement / flash order): the ceiling of the rate ratio"] = (
                 f"{raw_ms / order_ms:.2f}"
             )
-            # Close to the emulator's, the bench's own CPU per order is what a busy machine turns
-            # into the bottleneck first (docs/benchmarks.md, "alternating rounds").
+            # A flash order's client work is nearer its emulator work than a decrement's is, so it
+            # has less headroom when the machine takes time from this process (docs/benchmarks.md,
+            # "The flash-order rate ratio in alternating rounds").
             decrements = sum(r["decrements"] + THREADS * 5 for r in rounds)
-            figures["bench process CPU ms (16 buyer threads): a raw decrement / a flash order"] = (
+            figures[f"bench process CPU ms ({THREADS} buyer threads): a raw decrement / a flash order"] = (
                 f"{sum(r['client_decrement_cpu_s'] for r in rounds) / decrements * 1000:.2f} / "
                 f"{sum(r['client_sale_cpu_s'] for r in rounds) / len(one['latencies_ms']) * 1000:.2f}"
             )
