@@ -71,8 +71,12 @@ class Transaction:
     retry_conflicts: bool = True
 
     def put(self, item: BaseItem, label: str, condition: Condition | None = None) -> None:
-        kwargs = item.get_save_kwargs_from_instance(condition=condition, return_values_on_condition_failure="ALL_OLD")
-        self._add("Put", kwargs, label)
+        self._add("Put", put_part(item, condition), label)
+
+    def add_put(self, part: dict[str, Any], label: str) -> None:
+        """A Put part built before by `put_part` (or a copy of one with another key); the part
+        itself is not changed."""
+        self._add("Put", dict(part), label)
 
     def update(
         self,
@@ -150,6 +154,13 @@ class Transaction:
                 # ValidationError and friends: a bug in how we built the transaction, not a conflict.
                 raise RuntimeError(f"transaction part {label} rejected: {code}: {reason.message if reason else ''}")
         return TransactionCancelled(failed, reasons, items)
+
+
+def put_part(item: BaseItem, condition: Condition | None = None) -> dict[str, Any]:
+    """A Put part's arguments as PynamoDB builds them (the item, its condition's names and values)."""
+    part = item.get_save_kwargs_from_instance(condition=condition, return_values_on_condition_failure="ALL_OLD")
+    part.pop("ReturnValues", None)
+    return part
 
 
 def update_part(
