@@ -31,6 +31,11 @@ single-item UpdateItem 0.48 ms, much of it spent re-doing work whose result neve
   work under cProfile, for a figure only a reader of the stream sees. The record is measured on its first read
   instead, from the same dict (nothing changes a record once it is built), so readers get the
   same number (`stream_record`);
+- the dispatcher asks, for every request, whether the host names one of moto's service modules
+  by listing moto's package directory and testing each entry with `stat` until it finds it: 0.3-0.45
+  ms of CPU per request, about a sixth of a raw decrement's. The modules are the directories of the
+  installed package, which do not change while the process runs, so they are listed once
+  (`moto_modules`);
 - the JSON request parser walks every structure's members and dispatches every value by its
   shape's type name, to give strings and booleans back unchanged: a one-member structure (every
   attribute value) is read by its member (`parse_structure`), and values and map keys that moto
@@ -55,6 +60,7 @@ from infra.local import moto_index
 from infra.local.moto_pin import require_pinned_moto
 
 try:
+    from moto import backends
     from moto.core.parse import BaseJSONParser, RequestParser
     from moto.core.serialize import BaseJSONSerializer
     from moto.core.utils import utcnow
@@ -95,6 +101,8 @@ _MOTO = {
     (RequestParser, "_parse_map"): RequestParser.__dict__["_parse_map"],
     (StreamRecord, "__init__"): StreamRecord.__dict__["__init__"],
     (StreamRecord, "to_json"): StreamRecord.__dict__["to_json"],
+    # A function of the module, which the dispatcher calls by its name there.
+    (backends, "list_of_moto_modules"): backends.__dict__["list_of_moto_modules"],
     **{where: moto_own for where, (moto_own, _) in moto_index.WRITE_PATHS.items()},
 }
 _moto_parse_condition = _MOTO[ConditionExpressionParser, "parse"]
@@ -482,6 +490,17 @@ def stream_record(
     self.unsized = True
 
 
+_moto_modules: tuple[str, ...] = ()
+
+
+def moto_modules() -> tuple[str, ...]:
+    """moto.backends.list_of_moto_modules, listed once: the same names in the same order."""
+    global _moto_modules
+    if not _moto_modules:
+        _moto_modules = tuple(_MOTO[backends, "list_of_moto_modules"]())
+    return _moto_modules
+
+
 def stream_record_json(self: StreamRecord) -> dict[str, Any]:
     """StreamRecord.to_json, the record's SizeBytes measured on its first read as moto measures it."""
     if self.__dict__.pop("unsized", False):
@@ -502,6 +521,7 @@ _OURS = {
     (RequestParser, "_parse_map"): parse_map,
     (StreamRecord, "__init__"): stream_record,
     (StreamRecord, "to_json"): stream_record_json,
+    (backends, "list_of_moto_modules"): moto_modules,
     **{where: ours for where, (_, ours) in moto_index.WRITE_PATHS.items()},
 }
 

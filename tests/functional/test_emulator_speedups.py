@@ -568,3 +568,16 @@ def test_a_generated_request_is_parsed_as_moto_parses_it(value, names):
         moto_speedups.install()
     # Then both make the same request of it
     assert _parsed("PutItem", body) == shipped
+
+
+def test_moto_s_modules_are_listed_once_as_moto_lists_them(moto_as_shipped):
+    from moto import backends
+
+    listed_by_moto = list(moto_speedups._MOTO[backends, "list_of_moto_modules"]())
+    assert {"dynamodb", "dynamodbstreams", "sqs"} <= set(listed_by_moto)
+    # Installed, the dispatcher's question gets the names moto lists, in its order, every time
+    assert backends.list_of_moto_modules is moto_speedups.moto_modules
+    assert list(backends.list_of_moto_modules()) == list(backends.list_of_moto_modules()) == listed_by_moto
+    # Uninstalled, moto's own function is back
+    moto_as_shipped(True)
+    assert backends.list_of_moto_modules is moto_speedups._MOTO[backends, "list_of_moto_modules"]
