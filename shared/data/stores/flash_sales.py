@@ -354,7 +354,7 @@ class _PartsOfOneOrder:
 # buyer. Every purchase of a sale with a limit of 1 writes this part and only the buyer's key
 # differs: PynamoDB building the item and its condition took 35 us of the service's CPU per flash
 # order, copying the part with the buyer's key 1.9 us (docs/benchmarks.md, "The flash-order rate
-# ratio in alternating rounds").
+# ratio: where the emulator's time goes").
 _FIRST_COUNT_PARTS: dict[tuple[str, str, int], dict[str, Any]] = {}
 FIRST_COUNT_PARTS_KEPT = 4096
 
